@@ -1,0 +1,22 @@
+//! The pure core of Bihuan (闭环): workflow definitions, the interpreter, guards, the working-day
+//! calendar and deadline arithmetic.
+//!
+//! This crate does no IO: no tokio, no database, no HTTP, no clock. Time and ids come in as arguments,
+//! effects go out as values.
+
+pub mod calendar;
+pub mod chain;
+mod engine;
+pub mod interpreter;
+pub mod rating;
+mod role;
+pub mod workflow;
+
+pub use calendar::{Deadline, DeadlineBasis, WorkingCalendar};
+pub use engine::{Engine, NEGATIVE_RATING, Source, WORK_PLAN_TASK};
+pub use interpreter::{
+    ActionError, Actor, Decision, Notification, PausedClock, Subject, Timer, Timing,
+    available_actions, decide, open,
+};
+pub use role::{Role, UnknownRole};
+pub use workflow::{WorkflowDefinition, load};

@@ -1,0 +1,312 @@
+//! Ratings (评价): levels, channels and the checked rating of one handled item.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// The satisfaction level (评价等级), by meaning; numeric code sets are mapped at the boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    /// 非常满意.
+    VerySatisfied,
+    /// 满意.
+    Satisfied,
+    /// 基本满意.
+    BasicallySatisfied,
+    /// 不满意.
+    Dissatisfied,
+    /// 非常不满意.
+    VeryDissatisfied,
+}
+
+impl Level {
+    /// Every level with its identifier and Chinese name, best first.
+    pub const ALL: [(Level, &'static str, &'static str); 5] = [
+        (Level::VerySatisfied, "very_satisfied", "非常满意"),
+        (Level::Satisfied, "satisfied", "满意"),
+        (Level::BasicallySatisfied, "basically_satisfied", "基本满意"),
+        (Level::Dissatisfied, "dissatisfied", "不满意"),
+        (Level::VeryDissatisfied, "very_dissatisfied", "非常不满意"),
+    ];
+
+    /// The identifier used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(l, _, _)| *l == self)
+            .map_or("", |(_, s, _)| s)
+    }
+
+    /// The Chinese name.
+    pub fn label(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(l, _, _)| *l == self)
+            .map_or("", |(_, _, z)| z)
+    }
+
+    /// 差评: 不满意 and 非常不满意.
+    pub fn is_negative(self) -> bool {
+        matches!(self, Level::Dissatisfied | Level::VeryDissatisfied)
+    }
+
+    /// 好评: 非常满意 and 满意.
+    pub fn is_positive(self) -> bool {
+        matches!(self, Level::VerySatisfied | Level::Satisfied)
+    }
+}
+
+/// The channel a rating came through (评价渠道).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// PC端.
+    Pc,
+    /// 移动服务端 (渝快办 APP).
+    Mobile,
+    /// 二维码.
+    Qr,
+    /// 政务大厅平板电脑.
+    HallPad,
+    /// 政务大厅其他终端.
+    HallOther,
+    /// 电话 / 12345.
+    Phone,
+    /// 短信.
+    Sms,
+    /// 系统默认评价: counts in totals, never opens a case, not an active rating.
+    Default,
+}
+
+impl Channel {
+    /// Every channel with its identifier and Chinese name.
+    pub const ALL: [(Channel, &'static str, &'static str); 8] = [
+        (Channel::Pc, "pc", "PC端"),
+        (Channel::Mobile, "mobile", "移动服务端"),
+        (Channel::Qr, "qr", "二维码"),
+        (Channel::HallPad, "hall_pad", "政务大厅平板电脑"),
+        (Channel::HallOther, "hall_other", "政务大厅其他终端"),
+        (Channel::Phone, "phone", "电话"),
+        (Channel::Sms, "sms", "短信"),
+        (Channel::Default, "default", "系统默认评价"),
+    ];
+
+    /// The identifier used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map_or("", |(_, s, _)| s)
+    }
+
+    /// The Chinese name.
+    pub fn label(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map_or("", |(_, _, z)| z)
+    }
+}
+
+/// A value that is not one of the names of an enumeration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("“{value}”不是有效的{what}")]
+pub struct UnknownName {
+    /// What was being parsed.
+    pub what: &'static str,
+    /// The value given.
+    pub value: String,
+}
+
+impl FromStr for Level {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Self::ALL
+            .iter()
+            .find(|(_, id, zh)| *id == s || *zh == s)
+            .map(|(l, _, _)| *l)
+            .ok_or_else(|| UnknownName {
+                what: "评价等级",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl FromStr for Channel {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Self::ALL
+            .iter()
+            .find(|(_, id, zh)| *id == s || *zh == s)
+            .map(|(c, _, _)| *c)
+            .ok_or_else(|| UnknownName {
+                what: "评价渠道",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Individual (个人) or legal person (法人).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RaterType {
+    /// 个人.
+    Individual,
+    /// 法人.
+    LegalPerson,
+}
+
+impl RaterType {
+    /// The identifier used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaterType::Individual => "individual",
+            RaterType::LegalPerson => "legal_person",
+        }
+    }
+}
+
+/// Who rated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rater {
+    /// 个人 or 法人.
+    pub kind: RaterType,
+    /// 实名 (true) or 匿名.
+    pub real_name: bool,
+    /// Name, when given.
+    pub name: Option<String>,
+    /// Contact phone, when given (personal information: show masked).
+    pub phone: Option<String>,
+    /// Contact email, when given (personal information: show masked).
+    pub email: Option<String>,
+}
+
+/// A checked rating of one handled item (办件). Immutable once stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rating {
+    /// The sending system, e.g. `yukuaiban`.
+    pub source: String,
+    /// The sending system's own id; (source, source_id) is unique.
+    pub source_id: String,
+    /// 办件编号.
+    pub project_no: String,
+    /// 事项编码.
+    pub service_code: String,
+    /// 事项名称.
+    pub service_name: String,
+    /// The code of the unit that handled the item.
+    pub unit_code: String,
+    /// 行政区划代码.
+    pub region_code: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The level.
+    pub level: Level,
+    /// When the rating was given.
+    pub rated_at: DateTime<Utc>,
+    /// 1 = first rating, 2 = 追评.
+    pub assess_number: u8,
+    /// Who rated.
+    pub rater: Rater,
+    /// The window staff rated, when named.
+    pub staff: Vec<String>,
+    /// Indicator scores (整体满意度, 办事效率 …) as sent.
+    pub indicators: serde_json::Map<String, Value>,
+    /// Free-text comment.
+    pub comment: Option<String>,
+}
+
+impl Rating {
+    /// Every non-default 差评 opens exactly one case.
+    pub fn opens_case(&self) -> bool {
+        self.level.is_negative() && self.channel != Channel::Default
+    }
+}
+
+/// Masks personal data for roles that do not call raters: 13800001234 → 138****1234.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+/// Masks an email address: zhangsan@example.com → z***@example.com.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// Masks a name: 张三 → 张*, 欧阳娜娜 → 欧***.
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => format!("{first}{}", "*".repeat(chars.count().max(1))),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_channels_parse_by_english_or_chinese_name() {
+        for (level, id, zh) in Level::ALL {
+            assert_eq!(id.parse::<Level>().unwrap(), level);
+            assert_eq!(zh.parse::<Level>().unwrap(), level);
+        }
+        for (channel, id, zh) in Channel::ALL {
+            assert_eq!(id.parse::<Channel>().unwrap(), channel);
+            assert_eq!(zh.parse::<Channel>().unwrap(), channel);
+        }
+        assert!(
+            "3".parse::<Level>().is_err(),
+            "a numeric code is never guessed"
+        );
+        assert!("fax".parse::<Channel>().is_err());
+    }
+
+    #[test]
+    fn only_the_two_lowest_levels_are_negative() {
+        let negative: Vec<&str> = Level::ALL
+            .iter()
+            .filter(|l| l.0.is_negative())
+            .map(|l| l.1)
+            .collect();
+        assert_eq!(negative, ["dissatisfied", "very_dissatisfied"]);
+    }
+
+    #[test]
+    fn personal_data_is_masked() {
+        assert_eq!(mask_phone("13800001234"), "138****1234");
+        assert_eq!(mask_phone("12345"), "*****");
+        assert_eq!(mask_email("zhangsan@example.com"), "z***@example.com");
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧***");
+    }
+}

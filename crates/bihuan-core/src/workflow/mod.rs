@@ -1,0 +1,273 @@
+//! Workflow definitions (流程定义): states, actions, fields, guards, as checked data.
+//!
+//! Files in `workflows/*.toml` are parsed by [`load`] into a [`WorkflowDefinition`]; after that the
+//! types guarantee what was checked (every state an action names exists, every timer names an action
+//! leaving its state, every state can reach a terminal one).
+
+mod load;
+
+pub use load::{Problem, load};
+
+use crate::Role;
+
+/// A checked workflow definition.
+#[derive(Debug, Clone)]
+pub struct WorkflowDefinition {
+    /// Stable identifier, e.g. `negative-rating`.
+    pub id: String,
+    /// Version of the definition; cases remember the version they were opened under.
+    pub version: u32,
+    /// Chinese name.
+    pub label: String,
+    /// English name.
+    pub label_en: String,
+    /// The state a new case or item starts in.
+    pub initial: String,
+    /// Deployment settings (reopen limit, reminders).
+    pub settings: Settings,
+    /// Every state, in file order.
+    pub states: Vec<StateDef>,
+    /// Every action, in file order.
+    pub actions: Vec<ActionDef>,
+}
+
+/// Per-deployment settings of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// How many times the rater may reopen a case before it is escalated (default 1).
+    pub reopen_limit: u32,
+    /// "Due soon" reminders go out this many working days before a deadline (default 1).
+    pub due_soon_working_days: u32,
+    /// An overdue case is escalated (督办) after this many further working days (default 1).
+    pub escalate_after_working_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            reopen_limit: 1,
+            due_soon_working_days: 1,
+            escalate_after_working_days: 1,
+        }
+    }
+}
+
+/// One state (状态).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDef {
+    /// Stable identifier, e.g. `rectifying`.
+    pub id: String,
+    /// Chinese label, e.g. 核实整改中.
+    pub label: String,
+    /// English label.
+    pub label_en: String,
+    /// The time limit in working days, `None` when the state has none.
+    pub time_limit_days: Option<u32>,
+    /// The most working days extensions may bring the limit to.
+    pub max_time_limit_days: Option<u32>,
+    /// Whether a case in this state has ended (it may still be reopened by an action).
+    pub terminal: bool,
+    /// The state whose clock stops while a case is here, resuming with the time that was left.
+    pub pauses: Option<String>,
+    /// The action the scheduler takes when this state's time runs out.
+    pub on_timeout: Option<String>,
+}
+
+/// One action (操作).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDef {
+    /// Stable identifier, e.g. `transfer`.
+    pub id: String,
+    /// Chinese label, e.g. 转办.
+    pub label: String,
+    /// English label.
+    pub label_en: String,
+    /// The states it may be taken from.
+    pub from: Vec<String>,
+    /// The state it leads to.
+    pub to: String,
+    /// The roles allowed to take it.
+    pub roles: Vec<Role>,
+    /// The fields it records.
+    pub fields: Vec<FieldDef>,
+    /// Conditions that must hold.
+    pub guards: Vec<Guard>,
+    /// What else it changes on the case.
+    pub effects: Vec<EffectDef>,
+    /// Metric marks (e.g. `rectified`) the metrics count.
+    pub marks: Vec<Mark>,
+    /// Notifications it queues.
+    pub notify: Vec<NotifyDef>,
+}
+
+impl ActionDef {
+    /// The field of this name, if the action has one.
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// One field an action records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDef {
+    /// The name in the API's `fields` object.
+    pub name: String,
+    /// Chinese label for forms.
+    pub label: String,
+    /// Whether it must be given.
+    pub required: bool,
+    /// Its type.
+    pub kind: FieldKind,
+}
+
+/// The type of a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Free text, trimmed, not empty when given, at most `max_chars` characters.
+    Text { max_chars: usize },
+    /// One of a fixed set of values.
+    Enum { options: Vec<EnumOption> },
+    /// A whole number in a range.
+    Integer { min: i64, max: i64 },
+    /// The code of a unit of the organization.
+    Unit,
+    /// An instant in RFC 3339; when `default_now`, a missing value records the action's time.
+    DateTime { default_now: bool },
+}
+
+/// One allowed value of an enum field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnumOption {
+    /// The value sent in the API.
+    pub value: String,
+    /// The Chinese label.
+    pub label: String,
+}
+
+/// A condition an action needs besides its state and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// At least `count` `action` events since the case entered its current state.
+    MinActionsInState { action: String, count: u32 },
+    /// The reopen count is still under the workflow's reopen limit.
+    ReopenCountBelowLimit,
+}
+
+impl Guard {
+    /// The guard's identifier, named in errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Guard::MinActionsInState { .. } => "min_actions_in_state",
+            Guard::ReopenCountBelowLimit => "reopen_count_below_limit",
+        }
+    }
+}
+
+/// A change an action makes besides moving the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffectDef {
+    /// The unit named in the field becomes the responsible unit (承办单位).
+    SetResponsibleUnit { field: String },
+    /// The case goes back to the center: it has no responsible unit any more.
+    ClearResponsibleUnit,
+    /// The field's working days are added to the current deadline, within the state's maximum.
+    ExtendDeadline { field: String },
+    /// The reopen count rises; past the reopen limit the case is escalated to supervisors.
+    Reopen,
+}
+
+/// What an action counts as in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mark {
+    /// 已整改: counts in 差评整改率.
+    Rectified,
+    /// 已回访: counts in 回访率.
+    ReturnVisited,
+    /// 评议满意.
+    ReviewSatisfied,
+    /// 评议不满意.
+    ReviewUnsatisfied,
+    /// 评议超时.
+    ReviewTimedOut,
+    /// 申诉成立: the case leaves the denominators.
+    AppealUpheld,
+    /// 审核不通过.
+    AuditFailed,
+}
+
+impl Mark {
+    /// Every mark with its identifier.
+    pub const ALL: [(Mark, &'static str); 7] = [
+        (Mark::Rectified, "rectified"),
+        (Mark::ReturnVisited, "return_visited"),
+        (Mark::ReviewSatisfied, "review_satisfied"),
+        (Mark::ReviewUnsatisfied, "review_unsatisfied"),
+        (Mark::ReviewTimedOut, "review_timed_out"),
+        (Mark::AppealUpheld, "appeal_upheld"),
+        (Mark::AuditFailed, "audit_failed"),
+    ];
+
+    /// The identifier used in files.
+    pub fn as_str(self) -> &'static str {
+        Mark::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map_or("", |(_, s)| s)
+    }
+}
+
+/// A notification an action queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyDef {
+    /// The notification's kind, e.g. `case_assigned`; mail templates are chosen by it.
+    pub kind: String,
+    /// Who receives it.
+    pub audience: Audience,
+}
+
+/// Who a notification goes to; the store resolves it to addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// The responsible units and their unit staff.
+    ResponsibleUnit,
+    /// The center staff of the organization the case belongs to.
+    Center,
+    /// The supervisors of the responsible unit's ancestors.
+    Supervisors,
+}
+
+impl Audience {
+    /// Every audience with its identifier.
+    pub const ALL: [(Audience, &'static str); 3] = [
+        (Audience::ResponsibleUnit, "responsible_unit"),
+        (Audience::Center, "center"),
+        (Audience::Supervisors, "supervisors"),
+    ];
+
+    /// The identifier used in files and outbox rows.
+    pub fn as_str(self) -> &'static str {
+        Audience::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or("", |(_, s)| s)
+    }
+}
+
+impl WorkflowDefinition {
+    /// The state of this id.
+    pub fn state(&self, id: &str) -> Option<&StateDef> {
+        self.states.iter().find(|s| s.id == id)
+    }
+
+    /// The action of this id.
+    pub fn action(&self, id: &str) -> Option<&ActionDef> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+
+    /// The actions that may be taken from a state, in file order.
+    pub fn actions_from<'a>(&'a self, state: &'a str) -> impl Iterator<Item = &'a ActionDef> + 'a {
+        self.actions
+            .iter()
+            .filter(move |a| a.from.iter().any(|f| f == state))
+    }
+}
