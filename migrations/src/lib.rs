@@ -1,1 +1,17 @@
-//! placeholder
+//! The database migrations of Bihuan, append-only: a landed migration never changes; a change to the
+//! schema is a new file `mYYYYMMDD_HHMMSS_name.rs` with a real `down`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_engine_tables;
+
+/// Applies the migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_create_engine_tables::Migration)]
+    }
+}

@@ -1,1 +1,155 @@
-//! placeholder
+//! Persistence of Bihuan on sea-orm, SQLite or PostgreSQL: organization, ratings, cases with their
+//! transactional actions and hash-chained event log, and the outbox.
+//!
+//! Every write that belongs together happens in one transaction. On SQLite writes take the write lock
+//! at `BEGIN` (`BEGIN IMMEDIATE`), so one writer at a time, across processes too; on PostgreSQL rows are
+//! guarded by the case's `version`.
+
+mod cases;
+mod chain;
+mod clock;
+pub mod entity;
+mod error;
+mod org;
+mod outbox;
+mod ratings;
+mod workflows;
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use cases::{ActionRequest, CaseDetail};
+pub use chain::{BrokenEvent, ChainReport};
+pub use clock::{Clock, truncate_to_micros};
+pub use error::{Result, StoreError};
+pub use org::{NewUnit, NewUser, verify_password};
+pub use ratings::RecordedRating;
+pub use workflows::load_dir;
+
+/// The database behind Bihuan.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `sqlite:…` or `postgres://…`. SQLite runs in WAL mode with a busy timeout.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let shown = redact(url);
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            options.max_connections(4).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(15))
+                    .foreign_keys(true)
+            });
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            options.max_connections(16);
+        } else {
+            return Err(StoreError::BadUrl { url: shown });
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: shown.clone(),
+                message: one_line(&e.to_string()),
+            })?;
+        db.ping().await.map_err(|e| StoreError::Connect {
+            url: shown,
+            message: one_line(&e.to_string()),
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize> {
+        let pending = bihuan_migration::Migrator::get_pending_migrations(&self.db)
+            .await?
+            .len();
+        bihuan_migration::Migrator::up(&self.db, None).await?;
+        Ok(pending)
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// The underlying connection, for tests and for the other crates' own queries in this crate's
+    /// modules only; handlers never use it.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<()> {
+        Ok(self.db.close().await?)
+    }
+
+    /// Begins a write transaction: on SQLite it takes the write lock at once, so two writers never
+    /// both read and then fail to write; on PostgreSQL a plain `BEGIN`.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let txn = match self.backend() {
+            DatabaseBackend::Sqlite => {
+                self.db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        };
+        Ok(txn)
+    }
+}
+
+/// Hides the password of a database URL in messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("sqlite://bihuan.db?mode=rwc"),
+            "sqlite://bihuan.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Cases: reading them, and taking an action as one transaction.
+
+use std::collections::BTreeMap;
+
+use bihuan_core::chain::{ChainedEvent, canonical_json, event_hash};
+use bihuan_core::{
+    Actor, Deadline, DeadlineBasis, Decision, Engine, PausedClock, Subject, Timing,
+    WorkflowDefinition,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::clock::truncate_to_micros;
+use crate::entity::{case, event, rating, unit};
+use crate::{Result, Store, StoreError, outbox};
+
+/// An action asked of a case.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionRequest<'a> {
+    /// The case.
+    pub case_id: Uuid,
+    /// The version the caller saw; a different current version is a conflict.
+    pub version: i32,
+    /// The action's id.
+    pub action: &'a str,
+    /// The submitted fields.
+    pub fields: &'a Map<String, Value>,
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// A case with its rating and its events.
+#[derive(Debug, Clone)]
+pub struct CaseDetail {
+    /// The case row.
+    pub case: case::Model,
+    /// The rating that opened it.
+    pub rating: rating::Model,
+    /// Its events in order.
+    pub events: Vec<event::Model>,
+}
+
+impl CaseDetail {
+    /// The case as the interpreter sees it.
+    pub fn subject(&self) -> Subject {
+        subject_of(&self.case, &self.events)
+    }
+}
+
+impl Store {
+    /// A case with its rating and events.
+    pub async fn case(&self, id: Uuid) -> Result<CaseDetail> {
+        let case = case::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let rating = rating::Entity::find_by_id(case.rating_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("case {id} has no rating")))?;
+        let events = events_of(&self.db, id).await?;
+        Ok(CaseDetail {
+            case,
+            rating,
+            events,
+        })
+    }
+
+    /// Takes an action: reads the case, lets the core decide, updates the case only if its version is
+    /// unchanged, appends the hash-chained event and queues the notifications, all in one transaction.
+    pub async fn apply_action(
+        &self,
+        engine: &Engine,
+        req: &ActionRequest<'_>,
+    ) -> Result<case::Model> {
+        let now = truncate_to_micros(req.now);
+        let txn = self.begin_write().await?;
+        let current = case::Entity::find_by_id(req.case_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| not_found(req.case_id))?;
+        if current.version != req.version {
+            return Err(StoreError::Conflict {
+                expected: req.version,
+                actual: current.version,
+            });
+        }
+        let def = workflow_of(engine, &current)?;
+        let events = events_of(&txn, current.id).await?;
+        let subject = subject_of(&current, &events);
+        let decision = bihuan_core::decide(
+            def,
+            engine.calendar(),
+            &subject,
+            req.actor,
+            req.action,
+            req.fields,
+            now,
+        )?;
+        for code in decision
+            .responsible_units
+            .iter()
+            .filter(|u| !subject.responsible_units.contains(u))
+        {
+            if unit::Entity::find_by_id(code.clone())
+                .one(&txn)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::Invalid {
+                    field: "unit".into(),
+                    message: format!("单位 {code} 不存在"),
+                });
+            }
+        }
+
+        let seq = current.event_count + 1;
+        let fields_value = Value::Object(decision.fields.clone());
+        let hash = event_hash(
+            &current.head_hash,
+            &ChainedEvent {
+                subject_id: &current.id.to_string(),
+                seq,
+                action: &decision.action,
+                from: decision.from.as_deref(),
+                to: &decision.to,
+                actor: &req.actor.name,
+                at: now,
+                fields: &decision.fields,
+            },
+        );
+        let updated = updated_case(&current, def, &decision, seq, &hash, now);
+        let result = case::Entity::update_many()
+            .set(updated.clone())
+            .filter(case::Column::Id.eq(current.id))
+            .filter(case::Column::Version.eq(req.version))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            let actual = case::Entity::find_by_id(current.id)
+                .one(&txn)
+                .await?
+                .map_or(current.version, |c| c.version);
+            return Err(StoreError::Conflict {
+                expected: req.version,
+                actual,
+            });
+        }
+        event::ActiveModel {
+            case_id: Set(current.id),
+            seq: Set(seq),
+            action: Set(decision.action.clone()),
+            from_state: Set(decision.from.clone()),
+            to_state: Set(decision.to.clone()),
+            actor: Set(req.actor.name.clone()),
+            at: Set(now),
+            fields: Set(canonical_json(&fields_value)),
+            prev_hash: Set(current.head_hash.clone()),
+            hash: Set(hash),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let after = case::Entity::find_by_id(current.id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| not_found(current.id))?;
+        outbox::queue_notifications(&txn, def, &after, &decision, seq, now).await?;
+        txn.commit().await?;
+        if after.deadline_provisional {
+            tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
+        }
+        Ok(after)
+    }
+}
+
+fn not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        what: "案件",
+        id: id.to_string(),
+    }
+}
+
+pub(crate) fn workflow_of<'a>(
+    engine: &'a Engine,
+    case: &case::Model,
+) -> Result<&'a WorkflowDefinition> {
+    engine.workflow(&case.workflow_id).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "case {} runs workflow {} which is not loaded",
+            case.id, case.workflow_id
+        ))
+    })
+}
+
+pub(crate) async fn events_of(
+    db: &impl ConnectionTrait,
+    case_id: Uuid,
+) -> Result<Vec<event::Model>> {
+    Ok(event::Entity::find()
+        .filter(event::Column::CaseId.eq(case_id))
+        .order_by_asc(event::Column::Seq)
+        .all(db)
+        .await?)
+}
+
+/// The case as the interpreter sees it: its row plus the action counts since it entered its state.
+pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject {
+    let mut actions_in_state: BTreeMap<String, u32> = BTreeMap::new();
+    for e in events {
+        if e.from_state.as_deref() == Some(e.to_state.as_str()) {
+            *actions_in_state.entry(e.action.clone()).or_default() += 1;
+        } else {
+            actions_in_state.clear();
+        }
+    }
+    let basis = case
+        .deadline_start
+        .zip(case.deadline_days)
+        .map(|(start, days)| DeadlineBasis {
+            start,
+            working_days: u32::try_from(days).unwrap_or(0),
+        });
+    Subject {
+        state: case.state.clone(),
+        responsible_units: case.unit_code.iter().cloned().collect(),
+        reopen_count: u32::try_from(case.reopen_count).unwrap_or(0),
+        escalated: case.escalated,
+        extension_days: u32::try_from(case.extension_days).unwrap_or(0),
+        timing: Timing {
+            basis,
+            deadline: case.deadline.map(|at| Deadline {
+                at,
+                provisional: case.deadline_provisional,
+            }),
+            paused: case
+                .paused_state
+                .clone()
+                .zip(case.paused_remaining_days)
+                .map(|(state, days)| PausedClock {
+                    state,
+                    remaining_days: u32::try_from(days).unwrap_or(0),
+                }),
+        },
+        actions_in_state,
+    }
+}
+
+fn updated_case(
+    current: &case::Model,
+    def: &WorkflowDefinition,
+    d: &Decision,
+    seq: i64,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> case::ActiveModel {
+    let entered = d.from.as_deref() != Some(d.to.as_str());
+    let terminal = def.state(&d.to).is_some_and(|s| s.terminal);
+    let deadline_changed = d.timing.deadline.map(|x| x.at) != current.deadline;
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    case::ActiveModel {
+        state: Set(d.to.clone()),
+        version: Set(current.version + 1),
+        unit_code: Set(d.responsible_units.first().cloned()),
+        state_entered_at: Set(if entered {
+            now
+        } else {
+            current.state_entered_at
+        }),
+        deadline: Set(d.timing.deadline.map(|x| x.at)),
+        deadline_start: Set(d.timing.basis.map(|b| b.start)),
+        deadline_days: Set(d.timing.basis.map(|b| to_i32(b.working_days))),
+        deadline_provisional: Set(d.timing.deadline.is_some_and(|x| x.provisional)),
+        paused_state: Set(d.timing.paused.as_ref().map(|p| p.state.clone())),
+        paused_remaining_days: Set(d.timing.paused.as_ref().map(|p| to_i32(p.remaining_days))),
+        extension_days: Set(to_i32(d.extension_days)),
+        reopen_count: Set(to_i32(d.reopen_count)),
+        escalated: Set(d.escalated),
+        overdue: Set(if deadline_changed || entered {
+            false
+        } else {
+            current.overdue
+        }),
+        timer_action: Set(d.timer.as_ref().map(|t| t.action.clone())),
+        timer_at: Set(d.timer.as_ref().map(|t| t.at)),
+        event_count: Set(seq),
+        head_hash: Set(hash.to_owned()),
+        closed_at: Set(if terminal {
+            Some(if entered {
+                now
+            } else {
+                current.closed_at.unwrap_or(now)
+            })
+        } else {
+            None
+        }),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}

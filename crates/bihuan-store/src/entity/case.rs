@@ -1,0 +1,45 @@
+//! A negative-rating case (差评整改工单).
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `cases`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "cases")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub rating_id: Uuid,
+    pub workflow_id: String,
+    pub workflow_version: i32,
+    pub state: String,
+    /// Optimistic concurrency: every action bumps it and checks it.
+    pub version: i32,
+    /// The responsible unit (承办单位), `None` before transfer.
+    pub unit_code: Option<String>,
+    /// The unit that handled the rated item; the case belongs to its organization.
+    pub origin_unit: String,
+    pub state_entered_at: DateTimeUtc,
+    pub deadline: Option<DateTimeUtc>,
+    pub deadline_start: Option<DateTimeUtc>,
+    pub deadline_days: Option<i32>,
+    pub deadline_provisional: bool,
+    pub paused_state: Option<String>,
+    pub paused_remaining_days: Option<i32>,
+    pub extension_days: i32,
+    pub reopen_count: i32,
+    pub escalated: bool,
+    pub overdue: bool,
+    pub timer_action: Option<String>,
+    pub timer_at: Option<DateTimeUtc>,
+    pub event_count: i64,
+    pub head_hash: String,
+    pub opened_at: DateTimeUtc,
+    pub closed_at: Option<DateTimeUtc>,
+    pub updated_at: DateTimeUtc,
+}
+
+/// No declared relations: queries join explicitly.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,33 @@
+//! A notification waiting to be sent (发件箱).
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `outbox`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub audience: String,
+    /// Email addresses, as a JSON array.
+    pub recipients: Json,
+    pub subject: String,
+    pub body: String,
+    /// One notification per key, however many passes or processes try to create it.
+    pub unique_key: String,
+    /// `pending`, `sent` or `dead`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTimeUtc,
+    pub last_error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub sent_at: Option<DateTimeUtc>,
+}
+
+/// No declared relations: queries join explicitly.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

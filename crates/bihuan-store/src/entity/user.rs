@@ -1,0 +1,24 @@
+//! A user account (用户).
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `users`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub username: String,
+    pub role: String,
+    pub unit_code: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTimeUtc,
+}
+
+/// No declared relations: queries join explicitly.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

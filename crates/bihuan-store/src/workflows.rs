@@ -1,0 +1,51 @@
+//! Reading the workflow and calendar files of a directory into a checked [`Engine`].
+
+use std::path::Path;
+
+use bihuan_core::{Engine, Source};
+use chrono_tz::Tz;
+
+/// Reads `DIR/*.toml` (workflows) and `DIR/calendars/*.toml` (calendars), and checks them.
+/// Every problem is returned, one a line, naming the file.
+pub fn load_dir(dir: &Path, tz: Tz) -> Result<Engine, Vec<String>> {
+    let workflows = read_toml_files(dir)?;
+    let calendars = read_toml_files(&dir.join("calendars"))?;
+    if workflows.is_empty() {
+        return Err(vec![format!(
+            "{}: no workflow files (*.toml) found",
+            dir.display()
+        )]);
+    }
+    if calendars.is_empty() {
+        return Err(vec![format!(
+            "{}: no calendar files (*.toml) found",
+            dir.join("calendars").display()
+        )]);
+    }
+    Engine::build(&workflows, &calendars, tz)
+}
+
+fn read_toml_files(dir: &Path) -> Result<Vec<Source>, Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut sources = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sources.push(Source {
+                name: path.display().to_string(),
+                text,
+            }),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,935 @@
+//! The store's conformance suite: every scenario runs against SQLite (a temporary file) and against
+//! PostgreSQL (a fresh database under `BIHUAN_TEST_PG_URL`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use std::path::Path;
+
+use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
+use bihuan_core::{Actor, Engine, Role};
+use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// A database for one test, removed when the test passes.
+struct TestDb {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            store,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A fresh database on the server of `BIHUAN_TEST_PG_URL`; `None` only when it is not set.
+    async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("BIHUAN_TEST_PG_URL") else {
+            eprintln!("BIHUAN_TEST_PG_URL is not set: this PostgreSQL test did not run");
+            return None;
+        };
+        let name = format!("bihuan_t_{}", Uuid::new_v4().simple());
+        let admin = Store::connect(&admin_url)
+            .await
+            .expect("BIHUAN_TEST_PG_URL must be reachable");
+        admin
+            .connection()
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let url = with_database(&admin_url, &name);
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Some(Self {
+            store,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    async fn finish(self) {
+        self.store.close().await.unwrap();
+        if let Cleanup::Postgres { admin_url, name } = self.cleanup {
+            let admin = Store::connect(&admin_url).await.unwrap();
+            admin
+                .connection()
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+    }
+}
+
+/// The same server URL with another database name.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").unwrap() + 3;
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else { return };
+                    super::$name(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_full_loop_closes_the_case_and_the_chain_verifies,
+    ratings_are_idempotent_and_only_non_default_negative_ones_open_cases,
+    two_concurrent_actions_on_the_same_version_exactly_one_wins,
+    a_stale_version_is_a_conflict_and_writes_nothing,
+    a_refused_action_writes_nothing,
+    a_failure_after_the_event_insert_leaves_neither_event_nor_state_change,
+    an_event_edited_afterwards_is_found_by_verify_chain,
+    a_deleted_event_is_found_by_verify_chain,
+    units_and_users_are_checked_and_passwords_hashed,
+    migrations_go_down_and_up_again,
+);
+
+fn engine() -> Engine {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    bihuan_store::load_dir(&dir, chrono_tz::Asia::Shanghai).unwrap()
+}
+
+fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2021, 5, day, hour, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn rating(source_id: &str, level: Level, channel: Channel) -> Rating {
+    Rating {
+        source: "yukuaiban".into(),
+        source_id: source_id.into(),
+        project_no: format!("500114-2021-{source_id}"),
+        service_code: "11500114MB1234567X4000117001".into(),
+        service_name: "城乡居民基本养老保险参保登记".into(),
+        unit_code: "shaba-center".into(),
+        region_code: "500114112".into(),
+        channel,
+        level,
+        rated_at: at(6, 10),
+        assess_number: 1,
+        rater: Rater {
+            kind: RaterType::Individual,
+            real_name: true,
+            name: Some("张三".into()),
+            phone: Some("13800001234".into()),
+            email: None,
+        },
+        staff: vec!["李四".into()],
+        indicators: json!({"overall": 2}).as_object().cloned().unwrap(),
+        comment: Some("材料要求反复变化".into()),
+    }
+}
+
+async fn seed_org(store: &Store) {
+    let now = at(1, 9);
+    for (code, name, parent, email) in [
+        ("shaba", "沙坝镇人民政府", None, None),
+        (
+            "shaba-center",
+            "沙坝镇便民服务中心",
+            Some("shaba"),
+            Some("center@shaba.example"),
+        ),
+        (
+            "shaba-social",
+            "沙坝镇社会保障服务所",
+            Some("shaba"),
+            Some("social@shaba.example"),
+        ),
+    ] {
+        store
+            .add_unit(
+                &NewUnit {
+                    code: code.into(),
+                    name: name.into(),
+                    parent: parent.map(Into::into),
+                    email: email.map(Into::into),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    for (username, role, unit, email) in [
+        (
+            "zhang",
+            Role::CenterStaff,
+            "shaba-center",
+            "zhang@shaba.example",
+        ),
+        ("li", Role::UnitStaff, "shaba-social", "li@shaba.example"),
+        ("wang", Role::Supervisor, "shaba", "wang@shaba.example"),
+    ] {
+        store
+            .add_user(
+                &NewUser {
+                    username: username.into(),
+                    role,
+                    unit: Some(unit.into()),
+                    email: Some(email.into()),
+                },
+                "correct horse",
+                now,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn actor(name: &str) -> Actor {
+    let (role, unit) = match name {
+        "zhang" => (Role::CenterStaff, "shaba-center"),
+        "li" => (Role::UnitStaff, "shaba-social"),
+        "wang" => (Role::Supervisor, "shaba"),
+        other => panic!("{other}"),
+    };
+    Actor {
+        name: name.into(),
+        role,
+        unit: Some(unit.into()),
+    }
+}
+
+fn fields(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+async fn open_case(store: &Store, engine: &Engine, source_id: &str) -> Uuid {
+    store
+        .record_rating(
+            engine,
+            &rating(source_id, Level::Dissatisfied, Channel::Mobile),
+            at(6, 10),
+        )
+        .await
+        .unwrap()
+        .case_id
+        .unwrap()
+}
+
+/// Takes an action at the case's current version.
+async fn act(
+    store: &Store,
+    engine: &Engine,
+    case_id: Uuid,
+    who: &str,
+    action: &str,
+    f: Value,
+    now: DateTime<Utc>,
+) -> Result<entity::case::Model, StoreError> {
+    let version = store.case(case_id).await.unwrap().case.version;
+    let actor = actor(who);
+    let fields = fields(f);
+    store
+        .apply_action(
+            engine,
+            &ActionRequest {
+                case_id,
+                version,
+                action,
+                fields: &fields,
+                actor: &actor,
+                now,
+            },
+        )
+        .await
+}
+
+async fn count<E>(store: &Store) -> u64
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    E::find().count(store.connection()).await.unwrap()
+}
+
+async fn a_full_loop_closes_the_case_and_the_chain_verifies(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let id = open_case(store, &engine, "0001").await;
+    let opened = store.case(id).await.unwrap();
+    assert_eq!(opened.case.state, "received");
+    assert_eq!(opened.events.len(), 1);
+    assert_eq!(opened.events[0].action, "open");
+    // Opened Thursday 2021-05-06 with 1 working day: ends at 24:00 on Friday 05-07.
+    assert_eq!(opened.case.deadline, Some(at(8, 0)));
+
+    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    let c = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-social"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.unit_code.as_deref(), c.version),
+        ("rectifying", Some("shaba-social"), 3)
+    );
+    // Thursday 05-06 + 5 working days: 07, 08 (make-up Saturday), 10, 11, 12.
+    assert_eq!(c.deadline, Some(at(13, 0)));
+    let mail = entity::outbox::Entity::find()
+        .all(store.connection())
+        .await
+        .unwrap();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].kind, "case_assigned");
+    assert_eq!(
+        mail[0].recipients,
+        json!(["li@shaba.example", "social@shaba.example"])
+    );
+    assert!(mail[0].subject.contains("城乡居民基本养老保险参保登记"));
+
+    act(
+        store,
+        &engine,
+        id,
+        "li",
+        "rectify",
+        json!({"finding": "partly_true", "measures": "一次性告知", "outcome": "rectified"}),
+        at(7, 9),
+    )
+    .await
+    .unwrap();
+    act(
+        store,
+        &engine,
+        id,
+        "li",
+        "feedback",
+        json!({"method": "phone", "summary": "已电话回访"}),
+        at(7, 10),
+    )
+    .await
+    .unwrap();
+    let c = store.case(id).await.unwrap().case;
+    assert_eq!(
+        (c.timer_action.as_deref(), c.timer_at),
+        (Some("review_timeout"), c.deadline)
+    );
+    let c = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "review_satisfied",
+        json!({"level": "satisfied"}),
+        at(8, 9),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.state, "closed");
+    assert_eq!(c.closed_at, Some(at(8, 9)));
+    assert_eq!((c.deadline, c.timer_at), (None, None));
+
+    let detail = store.case(id).await.unwrap();
+    let actions: Vec<&str> = detail.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "open",
+            "accept",
+            "transfer",
+            "rectify",
+            "feedback",
+            "review_satisfied"
+        ]
+    );
+    assert_eq!(
+        detail.events[3].fields,
+        r#"{"finding":"partly_true","measures":"一次性告知","outcome":"rectified"}"#
+    );
+    assert_eq!(detail.events[4].actor, "li");
+    let report = store.verify_chain().await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.events_checked, 6);
+}
+
+async fn ratings_are_idempotent_and_only_non_default_negative_ones_open_cases(store: &Store) {
+    let engine = engine();
+    let first = store
+        .record_rating(
+            &engine,
+            &rating("A1", Level::VeryDissatisfied, Channel::Qr),
+            at(6, 10),
+        )
+        .await
+        .unwrap();
+    assert!(!first.duplicate && first.case_id.is_some());
+    let again = store
+        .record_rating(
+            &engine,
+            &rating("A1", Level::VeryDissatisfied, Channel::Qr),
+            at(6, 11),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.rating_id, again.case_id, again.duplicate),
+        (first.rating_id, first.case_id, true)
+    );
+    let default = store
+        .record_rating(
+            &engine,
+            &rating("A2", Level::Dissatisfied, Channel::Default),
+            at(6, 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        default.case_id, None,
+        "a system default rating never opens a case"
+    );
+    let good = store
+        .record_rating(
+            &engine,
+            &rating("A3", Level::Satisfied, Channel::Pc),
+            at(6, 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(good.case_id, None);
+    assert_eq!(count::<entity::rating::Entity>(store).await, 3);
+    assert_eq!(count::<entity::case::Entity>(store).await, 1);
+    assert_eq!(count::<entity::event::Entity>(store).await, 1);
+    let stored = entity::rating::Entity::find_by_id(first.rating_id)
+        .one(store.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            stored.level.as_str(),
+            stored.channel.as_str(),
+            stored.negative
+        ),
+        ("very_dissatisfied", "qr", true)
+    );
+    assert_eq!(stored.rated_at, at(6, 10));
+    assert_eq!(stored.indicators, json!({"overall": 2}));
+    assert_eq!(stored.rater_phone.as_deref(), Some("13800001234"));
+}
+
+async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let id = open_case(store, &engine, "C1").await;
+    let empty = Map::new();
+    let zhang = actor("zhang");
+    let request = ActionRequest {
+        case_id: id,
+        version: 1,
+        action: "accept",
+        fields: &empty,
+        actor: &zhang,
+        now: at(6, 11),
+    };
+    let (a, b) = tokio::join!(
+        store.apply_action(&engine, &request),
+        store.apply_action(&engine, &request)
+    );
+    let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    let conflicts = [&a, &b]
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(StoreError::Conflict {
+                    expected: 1,
+                    actual: 2
+                })
+            )
+        })
+        .count();
+    assert_eq!((wins, conflicts), (1, 1), "{a:?} {b:?}");
+    let detail = store.case(id).await.unwrap();
+    assert_eq!(
+        (
+            detail.case.version,
+            detail.case.event_count,
+            detail.events.len()
+        ),
+        (2, 2, 2)
+    );
+    assert!(store.verify_chain().await.unwrap().ok);
+
+    // Many racers in separate tasks: still exactly one winner per version.
+    let engine = std::sync::Arc::new(engine);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, engine) = (store.clone(), engine.clone());
+        tasks.spawn(async move {
+            let unit = fields(json!({"unit": "shaba-social"}));
+            let zhang = actor("zhang");
+            let request = ActionRequest {
+                case_id: id,
+                version: 2,
+                action: "transfer",
+                fields: &unit,
+                actor: &zhang,
+                now: at(6, 12),
+            };
+            store.apply_action(&engine, &request).await
+        });
+    }
+    let results = tasks.join_all().await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict { .. }))),
+        "{results:?}"
+    );
+    assert_eq!(store.case(id).await.unwrap().events.len(), 3);
+}
+
+async fn a_stale_version_is_a_conflict_and_writes_nothing(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let id = open_case(store, &engine, "S1").await;
+    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    let empty = fields(json!({"unit": "shaba-social"}));
+    let zhang = actor("zhang");
+    let stale = ActionRequest {
+        case_id: id,
+        version: 1,
+        action: "transfer",
+        fields: &empty,
+        actor: &zhang,
+        now: at(6, 12),
+    };
+    let err = store.apply_action(&engine, &stale).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2
+            }
+        ),
+        "{err:?}"
+    );
+    let detail = store.case(id).await.unwrap();
+    assert_eq!(
+        (detail.case.state.as_str(), detail.events.len()),
+        ("accepted", 2)
+    );
+    let missing = ActionRequest {
+        case_id: Uuid::now_v7(),
+        version: 1,
+        ..stale
+    };
+    assert!(matches!(
+        store.apply_action(&engine, &missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn a_refused_action_writes_nothing(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let id = open_case(store, &engine, "R1").await;
+    let err = act(
+        store,
+        &engine,
+        id,
+        "li",
+        "rectify",
+        json!({"finding": "true", "measures": "x", "outcome": "rectified"}),
+        at(6, 11),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rejected(ref e) if e.code() == "action_not_allowed_in_state"),
+        "{err:?}"
+    );
+    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    let err = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "nowhere"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { ref field, .. } if field == "unit"),
+        "{err:?}"
+    );
+    let err = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({}),
+        at(6, 12),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rejected(ref e) if e.field() == Some("unit")),
+        "{err:?}"
+    );
+    let detail = store.case(id).await.unwrap();
+    assert_eq!(
+        (
+            detail.case.state.as_str(),
+            detail.case.version,
+            detail.events.len()
+        ),
+        ("accepted", 2, 2)
+    );
+    assert_eq!(count::<entity::outbox::Entity>(store).await, 0);
+}
+
+async fn a_failure_after_the_event_insert_leaves_neither_event_nor_state_change(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let id = open_case(store, &engine, "F1").await;
+    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    // The outbox row is written after the case update and the event: make that write fail.
+    let (install, remove) = match store.backend() {
+        DatabaseBackend::Sqlite => (
+            vec![
+                "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ],
+            "DROP TRIGGER fail_outbox",
+        ),
+        _ => (
+            vec![
+                "CREATE FUNCTION fail_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END; $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()",
+            ],
+            "DROP TRIGGER fail_outbox ON outbox",
+        ),
+    };
+    for sql in install {
+        store.connection().execute_unprepared(sql).await.unwrap();
+    }
+    let err = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-social"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    let detail = store.case(id).await.unwrap();
+    assert_eq!(
+        (
+            detail.case.state.as_str(),
+            detail.case.version,
+            detail.case.unit_code.clone()
+        ),
+        ("accepted", 2, None)
+    );
+    assert_eq!(detail.events.len(), 2, "the event insert was rolled back");
+    assert_eq!(count::<entity::event::Entity>(store).await, 2);
+    assert_eq!(count::<entity::outbox::Entity>(store).await, 0);
+    assert!(store.verify_chain().await.unwrap().ok);
+
+    store.connection().execute_unprepared(remove).await.unwrap();
+    let c = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-social"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap();
+    assert_eq!((c.state.as_str(), c.version), ("rectifying", 3));
+    assert!(store.verify_chain().await.unwrap().ok);
+}
+
+async fn an_event_edited_afterwards_is_found_by_verify_chain(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let clean = open_case(store, &engine, "E0").await;
+    let id = open_case(store, &engine, "E1").await;
+    for (who, action, f) in [
+        ("zhang", "accept", json!({})),
+        ("zhang", "transfer", json!({"unit": "shaba-social"})),
+        (
+            "li",
+            "appeal",
+            json!({"category": "malicious", "reason": "恶意差评"}),
+        ),
+    ] {
+        act(store, &engine, id, who, action, f, at(6, 12))
+            .await
+            .unwrap();
+    }
+    act(
+        store,
+        &engine,
+        clean,
+        "zhang",
+        "accept",
+        json!({}),
+        at(6, 12),
+    )
+    .await
+    .unwrap();
+    assert!(store.verify_chain().await.unwrap().ok);
+    let appeal = store.case(id).await.unwrap().events[3].clone();
+    assert_eq!(appeal.action, "appeal");
+    store
+        .connection()
+        .execute_unprepared(&format!(
+            "UPDATE events SET fields = '{{\"category\":\"mistaken\",\"reason\":\"恶意差评\"}}' WHERE id = {}",
+            appeal.id
+        ))
+        .await
+        .unwrap();
+    let report = store.verify_chain().await.unwrap();
+    assert!(!report.ok);
+    let broken = report.first_broken.unwrap();
+    assert_eq!((broken.case_id, broken.seq), (id, 4));
+    assert!(
+        broken.reason.contains("does not match its hash"),
+        "{}",
+        broken.reason
+    );
+
+    // Changing the actor or the time is found just the same.
+    store
+        .connection()
+        .execute_unprepared(&format!(
+            "UPDATE events SET fields = '{}' WHERE id = {}",
+            appeal.fields, appeal.id
+        ))
+        .await
+        .unwrap();
+    assert!(store.verify_chain().await.unwrap().ok);
+    store
+        .connection()
+        .execute_unprepared(&format!(
+            "UPDATE events SET actor = 'zhao' WHERE id = {}",
+            appeal.id
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .verify_chain()
+            .await
+            .unwrap()
+            .first_broken
+            .unwrap()
+            .seq,
+        4
+    );
+}
+
+async fn a_deleted_event_is_found_by_verify_chain(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    let id = open_case(store, &engine, "D1").await;
+    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-social"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap();
+    let last = store.case(id).await.unwrap().events[2].id;
+    store
+        .connection()
+        .execute_unprepared(&format!("DELETE FROM events WHERE id = {last}"))
+        .await
+        .unwrap();
+    let report = store.verify_chain().await.unwrap();
+    let broken = report.first_broken.unwrap();
+    assert_eq!((broken.case_id, broken.seq), (id, 3));
+    let middle = store.case(id).await.unwrap().events[1].id;
+    store
+        .connection()
+        .execute_unprepared(&format!("DELETE FROM events WHERE id = {middle}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .verify_chain()
+            .await
+            .unwrap()
+            .first_broken
+            .unwrap()
+            .seq,
+        2
+    );
+}
+
+async fn units_and_users_are_checked_and_passwords_hashed(store: &Store) {
+    seed_org(store).await;
+    let now = at(1, 9);
+    let unit = |code: &str, parent: Option<&str>| NewUnit {
+        code: code.into(),
+        name: "某单位".into(),
+        parent: parent.map(Into::into),
+        email: None,
+    };
+    assert!(
+        matches!(store.add_unit(&unit("x", Some("nowhere")), now).await, Err(StoreError::Invalid { ref field, .. }) if field == "parent")
+    );
+    assert!(matches!(
+        store.add_unit(&unit("shaba", None), now).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(
+        matches!(store.add_unit(&unit("有空格 的", None), now).await, Err(StoreError::Invalid { ref field, .. }) if field == "code")
+    );
+    let bad_mail = NewUnit {
+        email: Some("not-an-address".into()),
+        ..unit("y", None)
+    };
+    assert!(
+        matches!(store.add_unit(&bad_mail, now).await, Err(StoreError::Invalid { ref field, .. }) if field == "email")
+    );
+
+    let user = |name: &str, role: Role, unit: Option<&str>| NewUser {
+        username: name.into(),
+        role,
+        unit: unit.map(Into::into),
+        email: None,
+    };
+    assert!(matches!(
+        store
+            .add_user(&user("zhang", Role::Viewer, None), "long enough", now)
+            .await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(
+        matches!(store.add_user(&user("a", Role::UnitStaff, None), "long enough", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "unit")
+    );
+    assert!(
+        matches!(store.add_user(&user("b", Role::UnitStaff, Some("nowhere")), "long enough", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "unit")
+    );
+    assert!(
+        matches!(store.add_user(&user("c", Role::Rater, None), "long enough", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "role")
+    );
+    assert!(
+        matches!(store.add_user(&user("d", Role::Viewer, None), "short", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "password")
+    );
+    let admin = store
+        .add_user(&user("admin", Role::Admin, None), "s3cret-passphrase", now)
+        .await
+        .unwrap();
+    assert!(admin.password_hash.starts_with("$argon2id$"));
+    assert!(!admin.password_hash.contains("s3cret"));
+    assert!(bihuan_store::verify_password(
+        &admin.password_hash,
+        "s3cret-passphrase"
+    ));
+    assert!(!bihuan_store::verify_password(
+        &admin.password_hash,
+        "wrong"
+    ));
+    assert_eq!(
+        store.user_by_name("admin").await.unwrap().unwrap().role,
+        "admin"
+    );
+}
+
+async fn migrations_go_down_and_up_again(store: &Store) {
+    use sea_orm_migration::MigratorTrait;
+    bihuan_migration::Migrator::down(store.connection(), None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .connection()
+            .execute_unprepared("SELECT 1 FROM cases")
+            .await
+            .is_err()
+    );
+    bihuan_migration::Migrator::up(store.connection(), None)
+        .await
+        .unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 0, "nothing left to apply");
+    let engine = engine();
+    seed_org(store).await;
+    open_case(store, &engine, "M1").await;
+}
