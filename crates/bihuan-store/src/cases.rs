@@ -180,6 +180,61 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Recomputes the deadlines that were provisional (their year had no calendar data) with the
+    /// calendar as it is now; returns how many changed. Run at start-up, so adding a year's data and
+    /// restarting is enough.
+    pub async fn recompute_provisional_deadlines(
+        &self,
+        engine: &Engine,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let txn = self.begin_write().await?;
+        let provisional = case::Entity::find()
+            .filter(case::Column::DeadlineProvisional.eq(true))
+            .all(&txn)
+            .await?;
+        let mut changed = 0;
+        for c in provisional {
+            let Some(basis) =
+                c.deadline_start
+                    .zip(c.deadline_days)
+                    .map(|(start, days)| DeadlineBasis {
+                        start,
+                        working_days: u32::try_from(days).unwrap_or(0),
+                    })
+            else {
+                continue;
+            };
+            let fresh = engine.calendar().deadline(basis);
+            if Some(fresh.at) == c.deadline && fresh.provisional {
+                continue;
+            }
+            let update = case::ActiveModel {
+                version: Set(c.version + 1),
+                deadline: Set(Some(fresh.at)),
+                deadline_provisional: Set(fresh.provisional),
+                timer_at: Set(c.timer_action.as_ref().map(|_| fresh.at)),
+                overdue: Set(c.overdue && fresh.at <= now),
+                updated_at: Set(now),
+                ..Default::default()
+            };
+            let result = case::Entity::update_many()
+                .set(update)
+                .filter(case::Column::Id.eq(c.id))
+                .filter(case::Column::Version.eq(c.version))
+                .exec(&txn)
+                .await?;
+            if result.rows_affected == 1 {
+                tracing::info!(case = %c.id, old = ?c.deadline, new = %fresh.at, provisional = fresh.provisional, "provisional deadline recomputed");
+                changed += 1;
+            }
+        }
+        txn.commit().await?;
+        Ok(changed)
+    }
+}
+
 fn not_found(id: Uuid) -> StoreError {
     StoreError::NotFound {
         what: "案件",

@@ -13,6 +13,7 @@ mod error;
 mod org;
 mod outbox;
 mod ratings;
+pub mod testing;
 mod workflows;
 
 use std::time::Duration;
@@ -54,6 +55,7 @@ impl Store {
             });
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             options.max_connections(16);
+            probe_postgres(url, &shown).await?;
         } else {
             return Err(StoreError::BadUrl { url: shown });
         }
@@ -116,6 +118,24 @@ impl Store {
         };
         Ok(txn)
     }
+}
+
+/// One direct connection before the pool, so an unreachable server answers at once with its real
+/// reason instead of the pool's time-out.
+async fn probe_postgres(url: &str, shown: &str) -> Result<()> {
+    use sea_orm::sqlx::Connection;
+    let failed = |message: String| StoreError::Connect {
+        url: shown.to_owned(),
+        message,
+    };
+    let attempt = sea_orm::sqlx::PgConnection::connect(url);
+    let conn = tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .map_err(|_| failed("10 秒内无应答".to_owned()))?
+        .map_err(|e| failed(one_line(&e.to_string())))?;
+    conn.close()
+        .await
+        .map_err(|e| failed(one_line(&e.to_string())))
 }
 
 /// Hides the password of a database URL in messages.

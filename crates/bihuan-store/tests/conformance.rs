@@ -13,94 +13,15 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-/// A database for one test, removed when the test passes.
-struct TestDb {
-    store: Store,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
-}
-
-impl TestDb {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        Self {
-            store,
-            cleanup: Cleanup::Sqlite(dir),
-        }
-    }
-
-    /// A fresh database on the server of `BIHUAN_TEST_PG_URL`; `None` only when it is not set.
-    async fn postgres() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("BIHUAN_TEST_PG_URL") else {
-            eprintln!("BIHUAN_TEST_PG_URL is not set: this PostgreSQL test did not run");
-            return None;
-        };
-        let name = format!("bihuan_t_{}", Uuid::new_v4().simple());
-        let admin = Store::connect(&admin_url)
-            .await
-            .expect("BIHUAN_TEST_PG_URL must be reachable");
-        admin
-            .connection()
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let url = with_database(&admin_url, &name);
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        Some(Self {
-            store,
-            cleanup: Cleanup::Postgres { admin_url, name },
-        })
-    }
-
-    async fn finish(self) {
-        self.store.close().await.unwrap();
-        if let Cleanup::Postgres { admin_url, name } = self.cleanup {
-            let admin = Store::connect(&admin_url).await.unwrap();
-            admin
-                .connection()
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-        }
-    }
-}
-
-/// The same server URL with another database name.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").unwrap() + 3;
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = super::TestDb::sqlite().await;
+                    let db = bihuan_store::testing::TestDb::sqlite().await.unwrap();
                     super::$name(&db.store).await;
-                    db.finish().await;
+                    db.finish().await.unwrap();
                 }
             )*
         }
@@ -108,9 +29,9 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else { return };
+                    let Some(db) = bihuan_store::testing::TestDb::postgres().await.unwrap() else { return };
                     super::$name(&db.store).await;
-                    db.finish().await;
+                    db.finish().await.unwrap();
                 }
             )*
         }
@@ -128,6 +49,7 @@ conformance!(
     a_deleted_event_is_found_by_verify_chain,
     units_and_users_are_checked_and_passwords_hashed,
     migrations_go_down_and_up_again,
+    provisional_deadlines_are_recomputed_when_the_year_is_added,
 );
 
 fn engine() -> Engine {
@@ -932,4 +854,99 @@ async fn migrations_go_down_and_up_again(store: &Store) {
     let engine = engine();
     seed_org(store).await;
     open_case(store, &engine, "M1").await;
+}
+
+async fn provisional_deadlines_are_recomputed_when_the_year_is_added(store: &Store) {
+    let engine = engine();
+    seed_org(store).await;
+    // Opened Thursday 2027-02-04 10:00, a year the shipped calendar does not know yet.
+    let opened_at = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2027, 2, 4, 10, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut r = rating("P1", Level::Dissatisfied, Channel::Pc);
+    r.rated_at = opened_at;
+    let id = store
+        .record_rating(&engine, &r, opened_at)
+        .await
+        .unwrap()
+        .case_id
+        .unwrap();
+    let version = store.case(id).await.unwrap().case.version;
+    act(store, &engine, id, "zhang", "accept", json!({}), opened_at)
+        .await
+        .unwrap();
+    let c = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-social"}),
+        opened_at,
+    )
+    .await
+    .unwrap();
+    // Provisionally Mon-Fri: 02-05, 08, 09, 10, 11.
+    let provisional_end = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2027, 2, 12, 0, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(
+        (c.deadline, c.deadline_provisional),
+        (Some(provisional_end), true)
+    );
+    assert_eq!(
+        store
+            .recompute_provisional_deadlines(&engine, opened_at)
+            .await
+            .unwrap(),
+        0,
+        "nothing changes without new data"
+    );
+
+    // The State Council publishes 2027 (a made-up schedule for the test): 02-06..02-12 off, Sunday 02-07 worked.
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    std::fs::create_dir(dir.path().join("calendars")).unwrap();
+    for f in ["negative-rating.toml", "work-plan-task.toml"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::copy(
+        src.join("calendars/cn-mainland-2021-2026.toml"),
+        dir.path().join("calendars/a.toml"),
+    )
+    .unwrap();
+    let holidays: Vec<String> = (6..=12)
+        .filter(|d| *d != 7)
+        .map(|d| format!("{{ date = 2027-02-{d:02}, name = \"春节\" }}"))
+        .collect();
+    std::fs::write(
+        dir.path().join("calendars/b.toml"),
+        format!("[years.2027]\nholidays = [{}]\nworkdays = [{{ date = 2027-02-07, name = \"春节调休上班\" }}]\n", holidays.join(", ")),
+    )
+    .unwrap();
+    let updated = bihuan_store::load_dir(dir.path(), chrono_tz::Asia::Shanghai).unwrap();
+    assert_eq!(
+        store
+            .recompute_provisional_deadlines(&updated, opened_at)
+            .await
+            .unwrap(),
+        1
+    );
+    let c = store.case(id).await.unwrap().case;
+    // 02-05 (Fri), 02-07 (make-up Sunday), then 02-15, 16, 17.
+    let official_end = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2027, 2, 18, 0, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(
+        (c.deadline, c.deadline_provisional),
+        (Some(official_end), false)
+    );
+    assert_eq!(
+        c.version,
+        version + 3,
+        "the recomputation is a change like any other"
+    );
 }

@@ -1,1 +1,82 @@
-fn main() {}
+//! The `bihuan` binary: see `bihuan --help` and API.md.
+
+mod cli;
+mod commands;
+mod config;
+mod demo;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{AuditCommand, Cli, Command, UnitCommand, UserCommand, WorkflowsCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
+            }),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("错误：无法启动运行时：{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line (or one line per problem), never a backtrace.
+            eprintln!("错误：{}", format!("{e:#}").replace(": \n", "：\n"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Every command honours (and so checks) the clock and the time zone first.
+    let clock = config::clock()?;
+    let tz = config::time_zone()?;
+    match cli.command {
+        Command::Serve {
+            listen,
+            db,
+            workflows,
+            demo,
+        } => commands::serve(clock, tz, listen, &db.url, workflows.as_deref(), demo).await,
+        Command::Migrate { db } => commands::migrate(&db.url).await,
+        Command::Workflows {
+            command: WorkflowsCommand::Check { dir },
+        } => commands::workflows_check(clock, tz, dir),
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    unit,
+                    email,
+                    password_stdin: _,
+                    db,
+                },
+        } => commands::user_add(clock, &db.url, username, &role, unit, email).await,
+        Command::Unit {
+            command:
+                UnitCommand::Add {
+                    code,
+                    name,
+                    parent,
+                    email,
+                    db,
+                },
+        } => commands::unit_add(clock, &db.url, code, name, parent, email).await,
+        Command::Audit {
+            command: AuditCommand::Verify { db },
+        } => commands::audit_verify(&db.url).await,
+    }
+}

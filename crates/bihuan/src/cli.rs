@@ -1,0 +1,127 @@
+//! The command line of `bihuan` (API.md, "The binary").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Bihuan (闭环): drives every negative rating of a government service through its closed loop.
+#[derive(Debug, Parser)]
+#[command(name = "bihuan", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER@HOST/DB.
+    #[arg(
+        long = "db",
+        env = "BIHUAN_DATABASE_URL",
+        default_value = "sqlite://bihuan.db?mode=rwc"
+    )]
+    pub url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database, load the workflows and serve the API and the pages.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        db: DbArgs,
+        /// The folder of workflow files (default: ./workflows, else the built-in copies).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+        /// Fill an empty database with a demo organization, users and ratings, and print the logins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending migrations.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Work with workflow files.
+    Workflows {
+        #[command(subcommand)]
+        command: WorkflowsCommand,
+    },
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage the units of the organization.
+    Unit {
+        #[command(subcommand)]
+        command: UnitCommand,
+    },
+    /// The tamper-evident event log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Validate the workflow and calendar files; exit 1 naming each problem.
+    Check {
+        /// The folder (default: ./workflows).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// admin, supervisor, center_staff, unit_staff or viewer.
+        #[arg(long)]
+        role: String,
+        /// The code of the user's unit.
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UnitCommand {
+    /// Add one unit of the organization tree.
+    Add {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// The code of the parent unit.
+        #[arg(long)]
+        parent: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the event hash chain; exit 1 naming the first broken event.
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}

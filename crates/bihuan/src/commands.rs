@@ -1,0 +1,233 @@
+//! One function per command; each returns what went wrong as one error.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use bihuan_core::{Engine, Role};
+use bihuan_store::{Clock, NewUnit, NewUser};
+use bihuan_web::AppState;
+use chrono_tz::Tz;
+
+use crate::config;
+
+/// `bihuan serve`.
+pub async fn serve(
+    clock: Clock,
+    tz: Tz,
+    listen: SocketAddr,
+    db: &str,
+    workflows: Option<&Path>,
+    demo: bool,
+) -> anyhow::Result<ExitCode> {
+    if clock.is_fake() {
+        tracing::warn!(now = %clock.now(), "BIHUAN_FAKE_NOW is set: the clock starts at that instant and runs on");
+    }
+    let (engine, from) = config::engine(workflows, tz)?;
+    tracing::info!(workflows = %from, "workflows loaded");
+    warn_missing_years(&engine, &clock);
+    let store = config::connect(db).await?;
+    let applied = store.migrate().await?;
+    tracing::info!(applied, "database migrated");
+    let recomputed = store
+        .recompute_provisional_deadlines(&engine, clock.now())
+        .await?;
+    if recomputed > 0 {
+        tracing::info!(
+            recomputed,
+            "provisional deadlines recomputed with the calendar data now present"
+        );
+    }
+    if demo {
+        crate::demo::fill(&store, &engine, &clock).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let app = bihuan_web::app(AppState {
+        store,
+        engine: Arc::new(engine),
+        clock,
+    });
+    println!("Bihuan 已启动：http://{addr}");
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn warn_missing_years(engine: &Engine, clock: &Clock) {
+    let today = engine.calendar().local_date(clock.now());
+    for year in engine.calendar().missing_years_around(today) {
+        tracing::warn!(
+            year,
+            "no official holiday data for this year: its deadlines are provisional (weekends and 元旦 only) until the data is added"
+        );
+    }
+}
+
+/// `bihuan migrate`.
+pub async fn migrate(db: &str) -> anyhow::Result<ExitCode> {
+    let store = config::connect(db).await?;
+    let applied = store.migrate().await?;
+    println!("数据库迁移完成：本次应用 {applied} 个迁移");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan workflows check [DIR]`.
+pub fn workflows_check(clock: Clock, tz: Tz, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from("workflows"));
+    match bihuan_store::load_dir(&dir, tz) {
+        Ok(engine) => {
+            for def in engine.workflows() {
+                println!(
+                    "✓ {} v{}（{}）：{} 个状态，{} 个操作",
+                    def.id,
+                    def.version,
+                    def.label,
+                    def.states.len(),
+                    def.actions.len()
+                );
+            }
+            let years: Vec<String> = engine.calendar().years().map(|y| y.to_string()).collect();
+            println!("✓ 工作日历：{} 年", years.join("、"));
+            let today = engine.calendar().local_date(clock.now());
+            for year in engine.calendar().missing_years_around(today) {
+                eprintln!(
+                    "警告：{}/calendars 中没有 {year} 年的节假日安排，该年期限将按周末和元旦临时计算（provisional），请在国务院办公厅通知发布后补录",
+                    dir.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{} 个问题", problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `bihuan user add`.
+pub async fn user_add(
+    clock: Clock,
+    db: &str,
+    username: String,
+    role: &str,
+    unit: Option<String>,
+    email: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let role: Role = role.parse()?;
+    let password = read_password()?;
+    let store = config::connect(db).await?;
+    let user = store
+        .add_user(
+            &NewUser {
+                username,
+                role,
+                unit,
+                email,
+            },
+            &password,
+            clock.now(),
+        )
+        .await?;
+    println!("已添加用户 {}（{}）", user.username, role.label());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("密码：");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input (--password-stdin reads its first line)");
+    }
+    Ok(password)
+}
+
+/// `bihuan unit add`.
+pub async fn unit_add(
+    clock: Clock,
+    db: &str,
+    code: String,
+    name: String,
+    parent: Option<String>,
+    email: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let store = config::connect(db).await?;
+    let unit = store
+        .add_unit(
+            &NewUnit {
+                code,
+                name,
+                parent,
+                email,
+            },
+            clock.now(),
+        )
+        .await?;
+    println!("已添加单位 {}（{}）", unit.code, unit.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan audit verify`.
+pub async fn audit_verify(db: &str) -> anyhow::Result<ExitCode> {
+    let store = config::connect(db).await?;
+    let report = store.verify_chain().await?;
+    match report.first_broken {
+        None => {
+            println!(
+                "✓ 留痕校验通过：{} 条事件的哈希链完整",
+                report.events_checked
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(broken) => {
+            eprintln!(
+                "✗ 留痕校验失败：案件 {} 的第 {} 条事件：{}（已校验 {} 条）",
+                broken.case_id, broken.seq, broken.reason, report.events_checked
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! `serve --demo`: fills an empty database with the organization of 沙坝镇, demo users and a few hundred
+//! ratings whose cases stand at every stage of the loop, then prints the logins.
+
+use anyhow::Context;
+use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
+use bihuan_core::{Actor, Engine, Role};
+use bihuan_store::{ActionRequest, Clock, NewUnit, NewUser, Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// The password of every demo account (printed; a demo is not a deployment).
+const DEMO_PASSWORD: &str = "bihuan-demo";
+const RATINGS: usize = 300;
+
+const UNITS: [(&str, &str, Option<&str>, Option<&str>); 8] = [
+    ("qianjiang", "黔江区人民政府", None, None),
+    (
+        "qianjiang-zzb",
+        "黔江区政府职能转变办公室",
+        Some("qianjiang"),
+        Some("zzb@qianjiang.example"),
+    ),
+    (
+        "shaba",
+        "黔江区沙坝镇人民政府",
+        Some("qianjiang"),
+        Some("office@shaba.example"),
+    ),
+    (
+        "shaba-center",
+        "沙坝镇便民服务中心",
+        Some("shaba"),
+        Some("center@shaba.example"),
+    ),
+    (
+        "shaba-social",
+        "沙坝镇社会保障服务所",
+        Some("shaba"),
+        Some("social@shaba.example"),
+    ),
+    (
+        "shaba-civil",
+        "沙坝镇民政办",
+        Some("shaba"),
+        Some("civil@shaba.example"),
+    ),
+    (
+        "shaba-agri",
+        "沙坝镇农业服务中心",
+        Some("shaba"),
+        Some("agri@shaba.example"),
+    ),
+    (
+        "shaba-planning",
+        "沙坝镇规划建设管理环保办",
+        Some("shaba"),
+        Some("planning@shaba.example"),
+    ),
+];
+
+const USERS: [(&str, Role, Option<&str>); 8] = [
+    ("admin", Role::Admin, None),
+    ("duban", Role::Supervisor, Some("shaba")),
+    ("quduban", Role::Supervisor, Some("qianjiang")),
+    ("zhongxin", Role::CenterStaff, Some("shaba-center")),
+    ("shebao", Role::UnitStaff, Some("shaba-social")),
+    ("minzheng", Role::UnitStaff, Some("shaba-civil")),
+    ("nongye", Role::UnitStaff, Some("shaba-agri")),
+    ("chakan", Role::Viewer, Some("shaba")),
+];
+
+/// (service code suffix, service name, responsible unit, its staff user).
+const SERVICES: [(&str, &str, &str, &str); 8] = [
+    (
+        "4000117001",
+        "城乡居民基本养老保险参保登记",
+        "shaba-social",
+        "shebao",
+    ),
+    (
+        "4000117002",
+        "城乡居民基本医疗保险参保登记",
+        "shaba-social",
+        "shebao",
+    ),
+    ("4000117003", "就业创业证申领", "shaba-social", "shebao"),
+    (
+        "4000121001",
+        "最低生活保障金给付",
+        "shaba-civil",
+        "minzheng",
+    ),
+    ("4000121002", "临时救助", "shaba-civil", "minzheng"),
+    (
+        "4000121003",
+        "残疾人两项补贴给付",
+        "shaba-civil",
+        "minzheng",
+    ),
+    ("4000133001", "耕地地力保护补贴", "shaba-agri", "nongye"),
+    (
+        "4000133002",
+        "农村土地承包经营权流转备案",
+        "shaba-agri",
+        "nongye",
+    ),
+];
+
+/// Fills the database when it has no units yet.
+pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Result<()> {
+    if !store.units().await?.is_empty() {
+        if store.user_by_name("admin").await?.is_some() && store.unit("shaba").await?.is_some() {
+            print_logins("演示数据已存在，未重复填充");
+        } else {
+            println!("数据库中已有数据，未填充演示数据");
+        }
+        return Ok(());
+    }
+    let now = clock.now();
+    for (code, name, parent, email) in UNITS {
+        store
+            .add_unit(
+                &NewUnit {
+                    code: code.into(),
+                    name: name.into(),
+                    parent: parent.map(Into::into),
+                    email: email.map(Into::into),
+                },
+                now,
+            )
+            .await
+            .with_context(|| format!("demo unit {code}"))?;
+    }
+    for (username, role, unit) in USERS {
+        store
+            .add_user(
+                &NewUser {
+                    username: username.into(),
+                    role,
+                    unit: unit.map(Into::into),
+                    email: Some(format!("{username}@shaba.example")),
+                },
+                DEMO_PASSWORD,
+                now,
+            )
+            .await
+            .with_context(|| format!("demo user {username}"))?;
+    }
+    let mut rng = SplitMix(0x5eed_b1a0_2021);
+    let mut cases = 0;
+    for i in 0..RATINGS {
+        let rated_at = now - Duration::minutes(rng.below(120 * 24 * 60) as i64 + 60);
+        let service = SERVICES[rng.below(SERVICES.len() as u64) as usize];
+        let rating = demo_rating(&mut rng, i, rated_at, service);
+        let recorded = store.record_rating(engine, &rating, rated_at).await?;
+        if let Some(case_id) = recorded.case_id {
+            cases += 1;
+            advance(store, engine, &mut rng, case_id, rated_at, now, service).await?;
+        }
+    }
+    println!(
+        "已填充演示数据：{} 个单位，{} 个用户，{RATINGS} 条评价，{cases} 件差评工单",
+        UNITS.len(),
+        USERS.len()
+    );
+    print_logins("演示账号");
+    Ok(())
+}
+
+fn print_logins(title: &str) {
+    println!("{title}（密码均为 {DEMO_PASSWORD}）：");
+    for (username, role, unit) in USERS {
+        println!(
+            "  {username:<10} {}{}",
+            role.label(),
+            unit.map(|u| format!("（{u}）")).unwrap_or_default()
+        );
+    }
+}
+
+fn demo_rating(
+    rng: &mut SplitMix,
+    i: usize,
+    rated_at: DateTime<Utc>,
+    service: (&str, &str, &str, &str),
+) -> Rating {
+    let roll = rng.below(100);
+    let level = match roll {
+        0..=49 => Level::VerySatisfied,
+        50..=74 => Level::Satisfied,
+        75..=84 => Level::BasicallySatisfied,
+        85..=94 => Level::Dissatisfied,
+        _ => Level::VeryDissatisfied,
+    };
+    let channels = [
+        Channel::Mobile,
+        Channel::Mobile,
+        Channel::Pc,
+        Channel::Qr,
+        Channel::HallPad,
+        Channel::HallOther,
+        Channel::Phone,
+        Channel::Sms,
+        Channel::Default,
+    ];
+    let channel = channels[rng.below(channels.len() as u64) as usize];
+    let real_name = rng.below(10) < 8;
+    let surnames = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄"];
+    let comments = [
+        "材料要求反复变化",
+        "等候时间太长",
+        "工作人员解释不清",
+        "网上办理系统卡顿",
+        "办理很快，态度很好",
+        "一次就办好了",
+    ];
+    Rating {
+        source: "demo".into(),
+        source_id: format!("DEMO-{i:05}"),
+        project_no: format!("500114-2021-{i:05}"),
+        service_code: format!("11500114MB1234567X{}", service.0),
+        service_name: service.1.into(),
+        unit_code: "shaba-center".into(),
+        region_code: "500114112".into(),
+        channel,
+        level,
+        rated_at,
+        assess_number: 1,
+        rater: Rater {
+            kind: if rng.below(10) == 0 {
+                RaterType::LegalPerson
+            } else {
+                RaterType::Individual
+            },
+            real_name,
+            name: real_name.then(|| {
+                format!(
+                    "{}某某",
+                    surnames[rng.below(surnames.len() as u64) as usize]
+                )
+            }),
+            phone: real_name.then(|| format!("138{:08}", rng.below(100_000_000))),
+            email: None,
+        },
+        staff: vec!["窗口工作人员".into()],
+        indicators: Map::new(),
+        comment: (level.is_negative() || rng.below(3) == 0).then(|| {
+            comments[if level.is_negative() {
+                rng.below(4)
+            } else {
+                4 + rng.below(2)
+            } as usize]
+                .to_owned()
+        }),
+    }
+}
+
+/// Takes a case through the loop, step by step, as far as its age allows and a die decides.
+async fn advance(
+    store: &Store,
+    engine: &Engine,
+    rng: &mut SplitMix,
+    case_id: Uuid,
+    opened: DateTime<Utc>,
+    now: DateTime<Utc>,
+    service: (&str, &str, &str, &str),
+) -> anyhow::Result<()> {
+    let (_, _, unit, unit_user) = service;
+    let stop_after = rng.below(10);
+    let steps: Vec<(&str, &str, Value)> = vec![
+        ("zhongxin", "accept", json!({})),
+        ("zhongxin", "transfer", json!({"unit": unit})),
+        (
+            unit_user,
+            "rectify",
+            json!({"finding": "partly_true", "measures": "已向办事群众说明办理要求，并优化一次性告知单", "outcome": "rectified"}),
+        ),
+        (
+            unit_user,
+            "feedback",
+            json!({"method": "phone", "summary": "已电话回访，告知整改结果"}),
+        ),
+        (
+            "zhongxin",
+            "review_satisfied",
+            json!({"level": "satisfied"}),
+        ),
+    ];
+    let mut at = opened;
+    for (i, (who, action, fields)) in steps.into_iter().enumerate() {
+        if i as u64 > stop_after {
+            break;
+        }
+        at += Duration::hours(2 + rng.below(30) as i64);
+        if at >= now {
+            break;
+        }
+        let detail = store.case(case_id).await?;
+        let actor = demo_actor(who);
+        let fields = fields.as_object().cloned().unwrap_or_default();
+        let request = ActionRequest {
+            case_id,
+            version: detail.case.version,
+            action,
+            fields: &fields,
+            actor: &actor,
+            now: at,
+        };
+        match store.apply_action(engine, &request).await {
+            Ok(_) => {}
+            Err(StoreError::Rejected(e)) => {
+                tracing::debug!(case = %case_id, error = %e, "demo step skipped");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn demo_actor(username: &str) -> Actor {
+    let (role, unit) = USERS
+        .iter()
+        .find(|(u, _, _)| *u == username)
+        .map_or((Role::Viewer, None), |(_, role, unit)| (*role, *unit));
+    Actor {
+        name: username.into(),
+        role,
+        unit: unit.map(Into::into),
+    }
+}
+
+/// A small deterministic generator (SplitMix64): the demo is the same every time.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
