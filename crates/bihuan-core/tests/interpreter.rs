@@ -1143,3 +1143,144 @@ fn available_actions_follow_state_role_unit_and_guards() {
     assert_eq!(ids(&s, "supervisor"), ["extend"]);
     assert!(ids(&s, "viewer").is_empty());
 }
+
+#[test]
+fn a_province_changes_limits_labels_roles_and_adds_a_state_in_the_file_alone() {
+    let text = include_str!("../../../workflows/negative-rating.toml")
+        .replacen("label = \"待受理\"", "label = \"待签收\"", 1)
+        .replacen(
+            "time_limit_days = 5\nmax_time_limit_days = 15",
+            "time_limit_days = 7\nmax_time_limit_days = 20",
+            1,
+        )
+        .replacen(
+            "from = \"received\"\nto = \"accepted\"\nroles = [\"center_staff\"]",
+            "from = \"received\"\nto = \"accepted\"\nroles = [\"center_staff\", \"supervisor\"]",
+            1,
+        )
+        + r#"
+[[states]]
+id = "supervised"
+label = "挂牌督办中"
+label_en = "Under supervision"
+time_limit_days = 2
+
+[[actions]]
+id = "supervise"
+label = "挂牌督办"
+label_en = "Put under supervision"
+from = "rectifying"
+to = "supervised"
+roles = ["supervisor"]
+notify = [{ kind = "case_supervised", to = "responsible_unit" }]
+
+[[actions]]
+id = "resume"
+label = "解除督办"
+label_en = "Lift supervision"
+from = "supervised"
+to = "rectifying"
+roles = ["supervisor"]
+[[actions.fields]]
+name = "reason"
+label = "理由"
+type = "text"
+"#;
+    let src = |name: &str, text: &str| Source {
+        name: name.into(),
+        text: text.into(),
+    };
+    let engine = Engine::build(
+        &[
+            src("negative-rating.toml", &text),
+            src(
+                "work-plan-task.toml",
+                include_str!("../../../workflows/work-plan-task.toml"),
+            ),
+        ],
+        &[src(
+            "cn.toml",
+            include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml"),
+        )],
+        chrono_tz::Asia::Shanghai,
+    )
+    .unwrap();
+    let def = engine.workflow("negative-rating").unwrap();
+    assert_eq!(def.state("received").unwrap().label, "待签收");
+    let cal = engine.calendar();
+
+    let s = subject(def, &engine, "received", &[]);
+    assert_eq!(
+        decide(
+            def,
+            cal,
+            &s,
+            &actor("supervisor"),
+            "accept",
+            &Map::new(),
+            now()
+        )
+        .unwrap()
+        .to,
+        "accepted"
+    );
+
+    let s = subject(def, &engine, "accepted", &[]);
+    let d = decide(
+        def,
+        cal,
+        &s,
+        &actor("center"),
+        "transfer",
+        &fields(json!({"unit": "unit-a"})),
+        now(),
+    )
+    .unwrap();
+    // Thursday 2021-05-06 + 7 working days: 07, 08 (make-up), 10, 11, 12, 13, 14.
+    assert_eq!(
+        cal.last_day(d.timing.deadline.unwrap().at),
+        "2021-05-14".parse::<NaiveDate>().unwrap()
+    );
+
+    let s = apply(&s, &d);
+    let d = decide(
+        def,
+        cal,
+        &s,
+        &actor("supervisor"),
+        "supervise",
+        &Map::new(),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        (d.to.as_str(), d.notifications[0].kind.as_str()),
+        ("supervised", "case_supervised")
+    );
+    let s = apply(&s, &d);
+    let err = decide(
+        def,
+        cal,
+        &s,
+        &actor("supervisor"),
+        "resume",
+        &Map::new(),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), Some("reason"));
+    assert_eq!(
+        decide(
+            def,
+            cal,
+            &s,
+            &actor("supervisor"),
+            "resume",
+            &fields(json!({"reason": "已整改到位"})),
+            now()
+        )
+        .unwrap()
+        .to,
+        "rectifying"
+    );
+}
