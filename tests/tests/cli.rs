@@ -9,33 +9,7 @@ use bihuan_tests::{Server, bihuan, root, run_with_input, text};
 use chrono::{TimeZone, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 
-/// Runs a scenario on a SQLite file and, when `BIHUAN_TEST_PG_URL` is set, on PostgreSQL.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = bihuan_store::testing::TestDb::sqlite().await.unwrap();
-                    super::$name(&db).await;
-                    db.finish().await.unwrap();
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = bihuan_store::testing::TestDb::postgres().await.unwrap() else { return };
-                    super::$name(&db).await;
-                    db.finish().await.unwrap();
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+bihuan_store::on_both_databases!(
     units_and_users_are_added_from_the_command_line,
     audit_verify_passes_then_names_the_first_edited_event,
     serve_migrates_fills_the_demo_once_and_answers_health_checks,

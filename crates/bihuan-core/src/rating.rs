@@ -33,18 +33,12 @@ impl Level {
 
     /// The identifier used in the API and the database.
     pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(l, _, _)| *l == self)
-            .map_or("", |(_, s, _)| s)
+        names(&Self::ALL, self).0
     }
 
     /// The Chinese name.
     pub fn label(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(l, _, _)| *l == self)
-            .map_or("", |(_, _, z)| z)
+        names(&Self::ALL, self).1
     }
 
     /// 差评: 不满意 and 非常不满意.
@@ -94,19 +88,41 @@ impl Channel {
 
     /// The identifier used in the API and the database.
     pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(c, _, _)| *c == self)
-            .map_or("", |(_, s, _)| s)
+        names(&Self::ALL, self).0
     }
 
     /// The Chinese name.
     pub fn label(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(c, _, _)| *c == self)
-            .map_or("", |(_, _, z)| z)
+        names(&Self::ALL, self).1
     }
+}
+
+/// The identifier and Chinese name of a value in a name table.
+fn names<T: PartialEq>(
+    table: &[(T, &'static str, &'static str)],
+    value: T,
+) -> (&'static str, &'static str) {
+    table
+        .iter()
+        .find(|(v, _, _)| *v == value)
+        .map_or(("", ""), |(_, id, zh)| (*id, *zh))
+}
+
+/// The value whose identifier or Chinese name is `s`.
+fn parse_name<T: Copy>(
+    table: &[(T, &'static str, &'static str)],
+    s: &str,
+    what: &'static str,
+) -> Result<T, UnknownName> {
+    let s = s.trim();
+    table
+        .iter()
+        .find(|(_, id, zh)| *id == s || *zh == s)
+        .map(|(v, _, _)| *v)
+        .ok_or_else(|| UnknownName {
+            what,
+            value: s.to_owned(),
+        })
 }
 
 /// A value that is not one of the names of an enumeration.
@@ -123,15 +139,7 @@ impl FromStr for Level {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        Self::ALL
-            .iter()
-            .find(|(_, id, zh)| *id == s || *zh == s)
-            .map(|(l, _, _)| *l)
-            .ok_or_else(|| UnknownName {
-                what: "评价等级",
-                value: s.to_owned(),
-            })
+        parse_name(&Self::ALL, s, "评价等级")
     }
 }
 
@@ -139,15 +147,7 @@ impl FromStr for Channel {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        Self::ALL
-            .iter()
-            .find(|(_, id, zh)| *id == s || *zh == s)
-            .map(|(c, _, _)| *c)
-            .ok_or_else(|| UnknownName {
-                what: "评价渠道",
-                value: s.to_owned(),
-            })
+        parse_name(&Self::ALL, s, "评价渠道")
     }
 }
 

@@ -96,6 +96,35 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// Declares `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per scenario; a scenario is
+/// an `async fn(&TestDb)` in the calling module. The PostgreSQL tests run whenever `BIHUAN_TEST_PG_URL`
+/// is set (failing if the server cannot be reached) and say so when it is not.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::testing::TestDb::sqlite().await.unwrap();
+                    super::$name(&db).await;
+                    db.finish().await.unwrap();
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::testing::TestDb::postgres().await.unwrap() else { return };
+                    super::$name(&db).await;
+                    db.finish().await.unwrap();
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

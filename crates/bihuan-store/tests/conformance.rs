@@ -7,38 +7,14 @@ use std::path::Path;
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
 use bihuan_core::{Actor, Engine, Role};
+use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = bihuan_store::testing::TestDb::sqlite().await.unwrap();
-                    super::$name(&db.store).await;
-                    db.finish().await.unwrap();
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = bihuan_store::testing::TestDb::postgres().await.unwrap() else { return };
-                    super::$name(&db.store).await;
-                    db.finish().await.unwrap();
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+bihuan_store::on_both_databases!(
     a_full_loop_closes_the_case_and_the_chain_verifies,
     ratings_are_idempotent_and_only_non_default_negative_ones_open_cases,
     two_concurrent_actions_on_the_same_version_exactly_one_wins,
@@ -213,7 +189,8 @@ where
     E::find().count(store.connection()).await.unwrap()
 }
 
-async fn a_full_loop_closes_the_case_and_the_chain_verifies(store: &Store) {
+async fn a_full_loop_closes_the_case_and_the_chain_verifies(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let id = open_case(store, &engine, "0001").await;
@@ -321,7 +298,8 @@ async fn a_full_loop_closes_the_case_and_the_chain_verifies(store: &Store) {
     assert_eq!(report.events_checked, 6);
 }
 
-async fn ratings_are_idempotent_and_only_non_default_negative_ones_open_cases(store: &Store) {
+async fn ratings_are_idempotent_and_only_non_default_negative_ones_open_cases(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     let first = store
         .record_rating(
@@ -386,7 +364,8 @@ async fn ratings_are_idempotent_and_only_non_default_negative_ones_open_cases(st
     assert_eq!(stored.rater_phone.as_deref(), Some("13800001234"));
 }
 
-async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(store: &Store) {
+async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let id = open_case(store, &engine, "C1").await;
@@ -463,7 +442,8 @@ async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(store: &Sto
     assert_eq!(store.case(id).await.unwrap().events.len(), 3);
 }
 
-async fn a_stale_version_is_a_conflict_and_writes_nothing(store: &Store) {
+async fn a_stale_version_is_a_conflict_and_writes_nothing(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let id = open_case(store, &engine, "S1").await;
@@ -507,7 +487,8 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(store: &Store) {
     ));
 }
 
-async fn a_refused_action_writes_nothing(store: &Store) {
+async fn a_refused_action_writes_nothing(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let id = open_case(store, &engine, "R1").await;
@@ -571,7 +552,8 @@ async fn a_refused_action_writes_nothing(store: &Store) {
     assert_eq!(count::<entity::outbox::Entity>(store).await, 0);
 }
 
-async fn a_failure_after_the_event_insert_leaves_neither_event_nor_state_change(store: &Store) {
+async fn a_failure_after_the_event_insert_leaves_neither_event_nor_state_change(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let id = open_case(store, &engine, "F1").await;
@@ -639,7 +621,8 @@ async fn a_failure_after_the_event_insert_leaves_neither_event_nor_state_change(
     assert!(store.verify_chain().await.unwrap().ok);
 }
 
-async fn an_event_edited_afterwards_is_found_by_verify_chain(store: &Store) {
+async fn an_event_edited_afterwards_is_found_by_verify_chain(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let clean = open_case(store, &engine, "E0").await;
@@ -719,7 +702,8 @@ async fn an_event_edited_afterwards_is_found_by_verify_chain(store: &Store) {
     );
 }
 
-async fn a_deleted_event_is_found_by_verify_chain(store: &Store) {
+async fn a_deleted_event_is_found_by_verify_chain(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     let id = open_case(store, &engine, "D1").await;
@@ -764,7 +748,8 @@ async fn a_deleted_event_is_found_by_verify_chain(store: &Store) {
     );
 }
 
-async fn units_and_users_are_checked_and_passwords_hashed(store: &Store) {
+async fn units_and_users_are_checked_and_passwords_hashed(db: &TestDb) {
+    let store = &db.store;
     seed_org(store).await;
     let now = at(1, 9);
     let unit = |code: &str, parent: Option<&str>| NewUnit {
@@ -835,7 +820,8 @@ async fn units_and_users_are_checked_and_passwords_hashed(store: &Store) {
     );
 }
 
-async fn migrations_go_down_and_up_again(store: &Store) {
+async fn migrations_go_down_and_up_again(db: &TestDb) {
+    let store = &db.store;
     use sea_orm_migration::MigratorTrait;
     bihuan_migration::Migrator::down(store.connection(), None)
         .await
@@ -856,7 +842,8 @@ async fn migrations_go_down_and_up_again(store: &Store) {
     open_case(store, &engine, "M1").await;
 }
 
-async fn provisional_deadlines_are_recomputed_when_the_year_is_added(store: &Store) {
+async fn provisional_deadlines_are_recomputed_when_the_year_is_added(db: &TestDb) {
+    let store = &db.store;
     let engine = engine();
     seed_org(store).await;
     // Opened Thursday 2027-02-04 10:00, a year the shipped calendar does not know yet.
