@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_engine_tables;
+mod m20261127_000002_create_access_tables;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -12,6 +13,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_engine_tables::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_engine_tables::Migration),
+            Box::new(m20261127_000002_create_access_tables::Migration),
+        ]
     }
 }

@@ -9,6 +9,7 @@ pub mod chain;
 mod engine;
 pub mod interpreter;
 pub mod rating;
+pub mod rating_input;
 mod role;
 pub mod workflow;
 

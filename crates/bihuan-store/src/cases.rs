@@ -9,7 +9,8 @@ use bihuan_core::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -79,105 +80,115 @@ impl Store {
         engine: &Engine,
         req: &ActionRequest<'_>,
     ) -> Result<case::Model> {
-        let now = truncate_to_micros(req.now);
         let txn = self.begin_write().await?;
-        let current = case::Entity::find_by_id(req.case_id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| not_found(req.case_id))?;
-        if current.version != req.version {
-            return Err(StoreError::Conflict {
-                expected: req.version,
-                actual: current.version,
-            });
-        }
-        let def = workflow_of(engine, &current)?;
-        let events = events_of(&txn, current.id).await?;
-        let subject = subject_of(&current, &events);
-        let decision = bihuan_core::decide(
-            def,
-            engine.calendar(),
-            &subject,
-            req.actor,
-            req.action,
-            req.fields,
-            now,
-        )?;
-        for code in decision
-            .responsible_units
-            .iter()
-            .filter(|u| !subject.responsible_units.contains(u))
-        {
-            if unit::Entity::find_by_id(code.clone())
-                .one(&txn)
-                .await?
-                .is_none()
-            {
-                return Err(StoreError::Invalid {
-                    field: "unit".into(),
-                    message: format!("单位 {code} 不存在"),
-                });
-            }
-        }
-
-        let seq = current.event_count + 1;
-        let fields_value = Value::Object(decision.fields.clone());
-        let hash = event_hash(
-            &current.head_hash,
-            &ChainedEvent {
-                subject_id: &current.id.to_string(),
-                seq,
-                action: &decision.action,
-                from: decision.from.as_deref(),
-                to: &decision.to,
-                actor: &req.actor.name,
-                at: now,
-                fields: &decision.fields,
-            },
-        );
-        let updated = updated_case(&current, def, &decision, seq, &hash, now);
-        let result = case::Entity::update_many()
-            .set(updated.clone())
-            .filter(case::Column::Id.eq(current.id))
-            .filter(case::Column::Version.eq(req.version))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 0 {
-            let actual = case::Entity::find_by_id(current.id)
-                .one(&txn)
-                .await?
-                .map_or(current.version, |c| c.version);
-            return Err(StoreError::Conflict {
-                expected: req.version,
-                actual,
-            });
-        }
-        event::ActiveModel {
-            case_id: Set(current.id),
-            seq: Set(seq),
-            action: Set(decision.action.clone()),
-            from_state: Set(decision.from.clone()),
-            to_state: Set(decision.to.clone()),
-            actor: Set(req.actor.name.clone()),
-            at: Set(now),
-            fields: Set(canonical_json(&fields_value)),
-            prev_hash: Set(current.head_hash.clone()),
-            hash: Set(hash),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        let after = case::Entity::find_by_id(current.id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| not_found(current.id))?;
-        outbox::queue_notifications(&txn, def, &after, &decision, seq, now).await?;
+        let after = apply_in(&txn, engine, req).await?;
         txn.commit().await?;
-        if after.deadline_provisional {
-            tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
-        }
         Ok(after)
     }
+}
+
+/// The body of [`Store::apply_action`], inside a transaction the caller commits.
+pub(crate) async fn apply_in(
+    txn: &DatabaseTransaction,
+    engine: &Engine,
+    req: &ActionRequest<'_>,
+) -> Result<case::Model> {
+    let now = truncate_to_micros(req.now);
+    let current = case::Entity::find_by_id(req.case_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| not_found(req.case_id))?;
+    if current.version != req.version {
+        return Err(StoreError::Conflict {
+            expected: req.version,
+            actual: current.version,
+        });
+    }
+    let def = workflow_of(engine, &current)?;
+    let events = events_of(txn, current.id).await?;
+    let subject = subject_of(&current, &events);
+    let decision = bihuan_core::decide(
+        def,
+        engine.calendar(),
+        &subject,
+        req.actor,
+        req.action,
+        req.fields,
+        now,
+    )?;
+    for code in decision
+        .responsible_units
+        .iter()
+        .filter(|u| !subject.responsible_units.contains(u))
+    {
+        if unit::Entity::find_by_id(code.clone())
+            .one(txn)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::Invalid {
+                field: "unit".into(),
+                message: format!("单位 {code} 不存在"),
+            });
+        }
+    }
+
+    let seq = current.event_count + 1;
+    let fields_value = Value::Object(decision.fields.clone());
+    let hash = event_hash(
+        &current.head_hash,
+        &ChainedEvent {
+            subject_id: &current.id.to_string(),
+            seq,
+            action: &decision.action,
+            from: decision.from.as_deref(),
+            to: &decision.to,
+            actor: &req.actor.name,
+            at: now,
+            fields: &decision.fields,
+        },
+    );
+    let updated = updated_case(&current, def, &decision, seq, &hash, now);
+    let result = case::Entity::update_many()
+        .set(updated.clone())
+        .filter(case::Column::Id.eq(current.id))
+        .filter(case::Column::Version.eq(req.version))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 0 {
+        let actual = case::Entity::find_by_id(current.id)
+            .one(txn)
+            .await?
+            .map_or(current.version, |c| c.version);
+        return Err(StoreError::Conflict {
+            expected: req.version,
+            actual,
+        });
+    }
+    event::ActiveModel {
+        case_id: Set(current.id),
+        seq: Set(seq),
+        action: Set(decision.action.clone()),
+        from_state: Set(decision.from.clone()),
+        to_state: Set(decision.to.clone()),
+        actor: Set(req.actor.name.clone()),
+        at: Set(now),
+        fields: Set(canonical_json(&fields_value)),
+        prev_hash: Set(current.head_hash.clone()),
+        hash: Set(hash),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    let after = case::Entity::find_by_id(current.id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| not_found(current.id))?;
+    outbox::queue_notifications(txn, def, &after, &decision, seq, now).await?;
+    if after.deadline_provisional {
+        tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
+    }
+    Ok(after)
 }
 
 impl Store {

@@ -5,6 +5,8 @@
 //! at `BEGIN` (`BEGIN IMMEDIATE`), so one writer at a time, across processes too; on PostgreSQL rows are
 //! guarded by the case's `version`.
 
+mod access;
+mod audits;
 mod cases;
 mod chain;
 mod clock;
@@ -13,6 +15,7 @@ mod error;
 mod org;
 mod outbox;
 mod ratings;
+mod scope;
 pub mod testing;
 mod workflows;
 
@@ -24,12 +27,15 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use access::{CHANNEL_PREFIX, SCOPE_RATINGS_WRITE, SESSION_PREFIX, token_hash};
+pub use audits::{AUDIT_FAIL_ACTION, Verdict};
 pub use cases::{ActionRequest, CaseDetail};
 pub use chain::{BrokenEvent, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
 pub use error::{Result, StoreError};
 pub use org::{NewUnit, NewUser, verify_password};
 pub use ratings::RecordedRating;
+pub use scope::{CaseFilter, CaseScope};
 pub use workflows::load_dir;
 
 /// The database behind Bihuan.

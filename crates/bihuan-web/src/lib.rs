@@ -1,17 +1,51 @@
-//! The axum front of Bihuan. For now: liveness and readiness; the JSON API and the pages build on
-//! [`app`].
+//! The axum front of Bihuan: the JSON API of API.md (pages come later).
+//!
+//! [`app`] builds the whole application from its state, so tests start it on port 0 with a fresh
+//! database. Handlers extract, call one store function, and map the result; every failure is an
+//! [`ApiError`] with a stable snake_case code.
+
+mod error;
+mod extract;
+mod routes;
+mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use bihuan_core::Engine;
 use bihuan_store::{Clock, Store};
-use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+
+/// Settings of the HTTP front.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// How long a sign-in token lives (default 12 hours).
+    pub session_ttl: chrono::Duration,
+    /// The largest request body accepted (default 16 MiB).
+    pub body_limit: usize,
+    /// How long one request may take (default 60 s).
+    pub request_timeout: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: chrono::Duration::hours(12),
+            body_limit: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -22,38 +56,83 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The clock (the system clock, or the fake one of `BIHUAN_FAKE_NOW`).
     pub clock: Clock,
+    /// Settings.
+    pub config: WebConfig,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The routers of every area, before layers: also what the OpenAPI check walks.
+fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::session::router())
+        .merge(routes::ratings::router())
+        .merge(routes::cases::router())
+        .merge(routes::audit::router())
+        .merge(routes::admin::router())
 }
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(health_router())
-        .layer(TraceLayer::new_for_http())
+    let body_limit = state.config.body_limit;
+    let timeout = state.config.request_timeout;
+    routes()
+        .fallback(|| async { ApiError::not_found("没有这个地址") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "此地址不支持该请求方法")
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(json_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "服务器内部错误，请稍后重试").into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                // The path only: queries may carry personal data.
+                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
-fn health_router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-}
-
-/// Liveness: the process answers.
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
-}
-
-/// Readiness: the database answers.
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "database_unavailable", "message": "数据库暂时无法访问", "details": {}})),
-            )
-                .into_response()
+/// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of
+/// the API with a code for its status.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "请求处理超时"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "请求内容过大"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "此地址不支持该请求方法"),
+        StatusCode::NOT_FOUND => ("not_found", "没有这个地址"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "不支持的请求内容类型"),
+        s if s.is_server_error() => ("internal_error", "服务器内部错误，请稍后重试"),
+        _ => ("bad_request", "请求无效"),
+    };
+    let mut fresh = ApiError::new(status, code, message).into_response();
+    for name in [REQUEST_ID, header::RETRY_AFTER] {
+        if let Some(v) = response.headers().get(&name) {
+            fresh.headers_mut().insert(name, v.clone());
         }
     }
+    fresh
 }

@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UnitCommand,
     },
+    /// Channels' API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// The tamper-evident event log.
     Audit {
         #[command(subcommand)]
@@ -112,6 +117,21 @@ pub enum UnitCommand {
         parent: Option<String>,
         #[arg(long)]
         email: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a channel token and print it once.
+    Add {
+        /// The channel, e.g. yukuaiban.
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, default_value = "ratings:write")]
+        scope: String,
         #[command(flatten)]
         db: DbArgs,
     },

@@ -52,13 +52,17 @@ pub async fn serve(
         store,
         engine: Arc::new(engine),
         clock,
+        config: config::web()?,
     });
     println!("Bihuan 已启动：http://{addr}");
     std::io::stdout().flush()?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server stopped")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the server stopped")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -207,6 +211,23 @@ pub async fn unit_add(
         )
         .await?;
     println!("已添加单位 {}（{}）", unit.code, unit.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan token add`.
+pub async fn token_add(
+    clock: Clock,
+    db: &str,
+    name: &str,
+    scope: &str,
+) -> anyhow::Result<ExitCode> {
+    let store = config::connect(db).await?;
+    let token = store.add_api_token(name, scope, clock.now()).await?;
+    eprintln!(
+        "已创建渠道令牌 {}（{scope}）。令牌只显示这一次，请妥善保存：",
+        name.trim()
+    );
+    println!("{token}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -88,6 +88,28 @@ fn problems(list: Vec<String>) -> anyhow::Error {
     anyhow!("the workflow files have problems:\n{}", list.join("\n"))
 }
 
+/// Settings of the HTTP front: `BIHUAN_SESSION_HOURS` (default 12), `BIHUAN_BODY_LIMIT_MB` (default 16).
+pub fn web() -> anyhow::Result<bihuan_web::WebConfig> {
+    let mut config = bihuan_web::WebConfig::default();
+    if let Some(hours) = number_var("BIHUAN_SESSION_HOURS")? {
+        config.session_ttl = chrono::Duration::hours(hours);
+    }
+    if let Some(mb) = number_var("BIHUAN_BODY_LIMIT_MB")? {
+        config.body_limit = usize::try_from(mb)?.saturating_mul(1024 * 1024);
+    }
+    Ok(config)
+}
+
+fn number_var(name: &str) -> anyhow::Result<Option<i64>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => bail!("{name}={v} should be a positive whole number"),
+        },
+        _ => Ok(None),
+    }
+}
+
 /// Connects to the database with one clear line on failure.
 pub async fn connect(url: &str) -> anyhow::Result<Store> {
     Ok(Store::connect(url).await?)

@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{AuditCommand, Cli, Command, UnitCommand, UserCommand, WorkflowsCommand};
+use cli::{AuditCommand, Cli, Command, TokenCommand, UnitCommand, UserCommand, WorkflowsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,6 +75,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     db,
                 },
         } => commands::unit_add(clock, &db.url, code, name, parent, email).await,
+        Command::Token {
+            command: TokenCommand::Add { name, scope, db },
+        } => commands::token_add(clock, &db.url, &name, &scope).await,
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => commands::audit_verify(&db.url).await,

@@ -1,8 +1,12 @@
 //! The sea-orm entities, one per table of `migrations/`.
 
+pub mod api_token;
+pub mod audit;
 pub mod case;
 pub mod event;
+pub mod login_failure;
 pub mod outbox;
 pub mod rating;
+pub mod session;
 pub mod unit;
 pub mod user;

@@ -1,0 +1,169 @@
+//! What a caller may see, and the case list with its filters.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+};
+use uuid::Uuid;
+
+use crate::entity::{audit, case, rating, unit};
+use crate::{Result, Store};
+
+/// The cases a caller may see (API.md, "Scope").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseScope {
+    /// Admins: everything.
+    All,
+    /// Supervisors, center staff and viewers: cases whose origin or responsible unit is in these units
+    /// (their own unit's subtree).
+    Units(BTreeSet<String>),
+    /// Unit staff: the cases transferred to this unit.
+    Responsible(String),
+}
+
+impl CaseScope {
+    /// Whether a case is visible.
+    pub fn contains(&self, case: &case::Model) -> bool {
+        match self {
+            CaseScope::All => true,
+            CaseScope::Units(units) => {
+                units.contains(&case.origin_unit)
+                    || case.unit_code.as_ref().is_some_and(|u| units.contains(u))
+            }
+            CaseScope::Responsible(unit) => case.unit_code.as_deref() == Some(unit.as_str()),
+        }
+    }
+
+    fn condition(&self) -> Condition {
+        match self {
+            CaseScope::All => Condition::all(),
+            CaseScope::Units(units) => Condition::any()
+                .add(case::Column::OriginUnit.is_in(units.iter().cloned()))
+                .add(case::Column::UnitCode.is_in(units.iter().cloned())),
+            CaseScope::Responsible(unit) => {
+                Condition::all().add(case::Column::UnitCode.eq(unit.clone()))
+            }
+        }
+    }
+}
+
+/// Filters of the case list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only cases in this state.
+    pub state: Option<String>,
+    /// Only cases of this unit's subtree (origin or responsible).
+    pub unit: Option<String>,
+    /// Only cases past (true) or within (false) their deadline.
+    pub overdue: Option<bool>,
+    /// Opened at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Opened before.
+    pub to: Option<DateTime<Utc>>,
+    /// 1-based page.
+    pub page: u64,
+    /// Rows per page.
+    pub per_page: u64,
+}
+
+impl Store {
+    /// The codes of a unit and every unit below it.
+    pub async fn subtree(&self, root: &str) -> Result<BTreeSet<String>> {
+        let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for u in unit::Entity::find().all(&self.db).await? {
+            if let Some(parent) = u.parent_code {
+                children.entry(parent).or_default().push(u.code);
+            }
+        }
+        let mut found = BTreeSet::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(code) = stack.pop() {
+            if found.insert(code.clone()) {
+                stack.extend(children.get(&code).cloned().unwrap_or_default());
+            }
+        }
+        Ok(found)
+    }
+
+    /// One page of the cases in scope that pass the filter, newest first, with their ratings, and the
+    /// total count.
+    pub async fn list_cases(
+        &self,
+        scope: &CaseScope,
+        filter: &CaseFilter,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<(case::Model, rating::Model)>, u64)> {
+        let mut cond = Condition::all().add(scope.condition());
+        if let Some(state) = &filter.state {
+            cond = cond.add(case::Column::State.eq(state.clone()));
+        }
+        if let Some(unit) = &filter.unit {
+            let units = self.subtree(unit).await?;
+            cond = cond.add(CaseScope::Units(units).condition());
+        }
+        match filter.overdue {
+            Some(true) => cond = cond.add(case::Column::Deadline.lte(now)),
+            Some(false) => {
+                cond = cond.add(
+                    Condition::any()
+                        .add(case::Column::Deadline.is_null())
+                        .add(case::Column::Deadline.gt(now)),
+                )
+            }
+            None => {}
+        }
+        if let Some(from) = filter.from {
+            cond = cond.add(case::Column::OpenedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            cond = cond.add(case::Column::OpenedAt.lt(to));
+        }
+        let query = case::Entity::find().filter(cond);
+        let total = query.clone().count(&self.db).await?;
+        let per_page = filter.per_page.clamp(1, 500);
+        let cases = query
+            .order_by_desc(case::Column::OpenedAt)
+            .order_by_desc(case::Column::Id)
+            .offset(filter.page.saturating_sub(1) * per_page)
+            .limit(per_page)
+            .all(&self.db)
+            .await?;
+        let ratings: BTreeMap<Uuid, rating::Model> = rating::Entity::find()
+            .filter(rating::Column::Id.is_in(cases.iter().map(|c| c.rating_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let rows = cases
+            .into_iter()
+            .filter_map(|c| ratings.get(&c.rating_id).cloned().map(|r| (c, r)))
+            .collect();
+        Ok((rows, total))
+    }
+
+    /// Up to `n` closed cases in scope that no one has audited yet, chosen at random.
+    pub async fn audit_sample(
+        &self,
+        scope: &CaseScope,
+        closed_state: &str,
+        n: u64,
+    ) -> Result<Vec<case::Model>> {
+        let audited = audit::Entity::find()
+            .select_only()
+            .column(audit::Column::CaseId)
+            .into_query();
+        Ok(case::Entity::find()
+            .filter(scope.condition())
+            .filter(case::Column::State.eq(closed_state))
+            .filter(case::Column::Id.not_in_subquery(audited))
+            .order_by(Expr::cust("RANDOM()"), sea_orm::Order::Asc)
+            .limit(n)
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,150 @@
+//! The one error type of the HTTP front: every failure becomes `{"error","message","details"}` with a
+//! fitting status. A 500 says nothing internal; its cause goes to the log with the request id.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bihuan_core::ActionError;
+use bihuan_store::StoreError;
+use serde_json::{Value, json};
+
+/// An error answer of the API.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An answer with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: json!({}),
+            retry_after: None,
+        }
+    }
+
+    /// Adds details (e.g. the field a validation error is about).
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no credentials, or bad ones.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: signed in, but not allowed.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 404: not found, or outside the caller's scope.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 422: well-formed but invalid, naming the field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+            .with_details(json!({ "field": field }))
+    }
+
+    /// 429: too many attempts; try again after `seconds`.
+    pub fn too_many_requests(message: impl Into<String>, seconds: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            .with_details(json!({ "retry_after_seconds": seconds }));
+        e.retry_after = Some(seconds);
+        e
+    }
+
+    /// 500: logs the cause and answers without it.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "服务器内部错误，请稍后重试",
+        )
+    }
+
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "message": self.message, "details": self.details });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        let status = match e {
+            ActionError::RoleNotAllowed { .. } | ActionError::NotResponsibleUnit { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let details = match &e {
+            ActionError::GuardFailed { guard, .. } => json!({ "guard": guard }),
+            ActionError::NotAllowedFromState { state, action, .. } => {
+                json!({ "state": state, "action": action })
+            }
+            ActionError::UnknownAction { action } => json!({ "action": action }),
+            other => other
+                .field()
+                .map_or_else(|| json!({}), |f| json!({ "field": f })),
+        };
+        Self::new(status, e.code(), e.to_string()).with_details(details)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => Self::not_found(e.to_string()),
+            StoreError::Conflict { expected, actual } => {
+                Self::new(StatusCode::CONFLICT, "version_conflict", e.to_string())
+                    .with_details(json!({ "expected": expected, "actual": actual }))
+            }
+            StoreError::Rejected(action) => action.into(),
+            StoreError::Invalid {
+                ref field,
+                ref message,
+            } => Self::invalid_field(field, message.clone()),
+            StoreError::Duplicate { .. } => {
+                Self::new(StatusCode::CONFLICT, "duplicate", e.to_string())
+            }
+            StoreError::BadUrl { .. }
+            | StoreError::Connect { .. }
+            | StoreError::Corrupt(_)
+            | StoreError::Password(_)
+            | StoreError::Db(_) => Self::internal(&e),
+        }
+    }
+}
+
+/// The result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

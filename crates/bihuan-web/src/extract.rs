@@ -1,0 +1,225 @@
+//! Extractors that answer with the API's JSON errors: the body, the path, the query, and who calls.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::{Json, http::header};
+use bihuan_core::{Actor, Role};
+use bihuan_store::entity::{api_token, user};
+use bihuan_store::{CHANNEL_PREFIX, CaseScope, SESSION_PREFIX};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON body; malformed JSON is 400, a wrong shape 422, a wrong content type 415, too large 413.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("请求内容不符合要求：{}", e.body_text()),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed_json",
+            format!("请求内容不是有效的 JSON：{}", e.body_text()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "请求须为 JSON（Content-Type: application/json）",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "请求内容过大",
+        ),
+        other => ApiError::bad_request(
+            "bad_request",
+            format!("无法读取请求内容：{}", other.body_text()),
+        ),
+    }
+}
+
+/// Path parameters; a value of the wrong shape is 400.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::bad_request(
+                "invalid_path",
+                format!("路径参数无效：{}", e.body_text()),
+            )),
+            Err(e) => Err(ApiError::bad_request("invalid_path", e.body_text())),
+        }
+    }
+}
+
+/// Query parameters; a value of the wrong shape is 400.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(
+                ApiError::bad_request("invalid_query", format!("查询参数无效：{}", e.body_text())),
+            ),
+            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
+        }
+    }
+}
+
+/// The bearer token of the request, if any.
+fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("Authorization 头无效"))?;
+    match value.strip_prefix("Bearer ").map(str::trim) {
+        Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
+        _ => Err(ApiError::unauthorized("Authorization 头应为 Bearer 令牌")),
+    }
+}
+
+/// A signed-in user, with the scope of cases they may see.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The account.
+    pub user: user::Model,
+    /// Their role.
+    pub role: Role,
+    /// What the workflow interpreter needs of them.
+    pub actor: Actor,
+    /// The cases they may see.
+    pub scope: CaseScope,
+    /// The session token they used.
+    pub token: String,
+}
+
+impl SignedIn {
+    /// Only admins pass.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "admin_only",
+                "只有系统管理员可以执行此操作",
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer(parts)? else {
+            return Err(ApiError::unauthorized(
+                "请先登录（Authorization: Bearer 令牌）",
+            ));
+        };
+        if token.starts_with(CHANNEL_PREFIX) {
+            return Err(ApiError::forbidden(
+                "channel_token_not_allowed",
+                "渠道令牌只能用于推送评价",
+            ));
+        }
+        if !token.starts_with(SESSION_PREFIX) {
+            return Err(ApiError::unauthorized("令牌无效或已过期"));
+        }
+        let user = state
+            .store
+            .session_user(&token, state.clock.now())
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("令牌无效或已过期"))?;
+        let role: Role = user
+            .role
+            .parse()
+            .map_err(|e: bihuan_core::UnknownRole| ApiError::internal(&e))?;
+        let scope = match (role, &user.unit_code) {
+            (Role::Admin, _) => CaseScope::All,
+            (Role::UnitStaff, Some(unit)) => CaseScope::Responsible(unit.clone()),
+            (_, Some(unit)) => CaseScope::Units(state.store.subtree(unit).await?),
+            (_, None) => CaseScope::Units(Default::default()),
+        };
+        let actor = Actor {
+            name: user.username.clone(),
+            role,
+            unit: user.unit_code.clone(),
+        };
+        Ok(Self {
+            user,
+            role,
+            actor,
+            scope,
+            token,
+        })
+    }
+}
+
+/// A channel pushing ratings with its API token.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// The token's record.
+    pub token: api_token::Model,
+}
+
+impl FromRequestParts<AppState> for Channel {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer(parts)? else {
+            return Err(ApiError::unauthorized(
+                "需要渠道令牌（Authorization: Bearer 令牌）",
+            ));
+        };
+        if token.starts_with(SESSION_PREFIX) {
+            return Err(ApiError::forbidden(
+                "channel_token_required",
+                "推送评价须使用渠道令牌",
+            ));
+        }
+        let token = state
+            .store
+            .api_token(&token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("令牌无效或已吊销"))?;
+        if token.scope != bihuan_store::SCOPE_RATINGS_WRITE {
+            return Err(ApiError::forbidden("scope_missing", "该令牌无权推送评价"));
+        }
+        Ok(Self { token })
+    }
+}

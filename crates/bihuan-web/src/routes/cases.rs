@@ -1,0 +1,165 @@
+//! The cases: the list, one case, and taking an action.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bihuan_store::{ActionRequest, CaseFilter};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, SignedIn};
+use crate::views::{CaseView, case_detail, case_summary};
+
+/// `/api/v1/cases…`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/cases", get(list))
+        .route("/api/v1/cases/{id}", get(show))
+        .route("/api/v1/cases/{id}/actions", post(act))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    unit: Option<String>,
+    overdue: Option<bool>,
+    from: Option<String>,
+    to: Option<String>,
+    page: Option<u64>,
+    per_page: Option<u64>,
+}
+
+/// A date (a whole day in the deployment's time zone) or an RFC 3339 instant.
+pub fn parse_bound(
+    field: &str,
+    value: Option<&str>,
+    tz: chrono_tz::Tz,
+    end_of_day: bool,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.to_utc()));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::invalid_field(
+            field,
+            format!("“{text}”应为日期 2021-05-06 或 RFC 3339 时间"),
+        )
+    })?;
+    let date = if end_of_day {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
+    Ok(tz
+        .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.to_utc()))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let tz = state.engine.calendar().tz();
+    let page = q.page.unwrap_or(1).max(1);
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::invalid_field(
+            "per_page",
+            "每页条数应在 1 到 500 之间",
+        ));
+    }
+    let filter = CaseFilter {
+        state: q.state.filter(|s| !s.is_empty()),
+        unit: q.unit.filter(|s| !s.is_empty()),
+        overdue: q.overdue,
+        from: parse_bound("from", q.from.as_deref(), tz, false)?,
+        to: parse_bound("to", q.to.as_deref(), tz, true)?,
+        page,
+        per_page,
+    };
+    let now = state.clock.now();
+    let (rows, total) = state.store.list_cases(&caller.scope, &filter, now).await?;
+    let items: Vec<CaseView> = rows
+        .iter()
+        .map(|(case, rating)| case_summary(&state.engine, case, rating, &caller, now))
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "total": total, "page": page, "per_page": per_page }),
+    ))
+}
+
+/// The case if it exists and the caller may see it; 404 otherwise.
+async fn visible_case(
+    state: &AppState,
+    caller: &SignedIn,
+    id: Uuid,
+) -> ApiResult<bihuan_store::CaseDetail> {
+    let detail = state.store.case(id).await?;
+    if caller.scope.contains(&detail.case) {
+        Ok(detail)
+    } else {
+        Err(ApiError::not_found(format!("案件 {id} 不存在")))
+    }
+}
+
+/// The full case JSON for the caller.
+pub async fn case_json(state: &AppState, caller: &SignedIn, id: Uuid) -> ApiResult<CaseView> {
+    let detail = visible_case(state, caller, id).await?;
+    let audits = state.store.audits_of(id).await?;
+    Ok(case_detail(
+        &state.engine,
+        &detail,
+        &audits,
+        caller,
+        state.clock.now(),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(case_json(&state, &caller, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionBody {
+    action: String,
+    version: i32,
+    #[serde(default)]
+    fields: Map<String, Value>,
+}
+
+async fn act(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ActionBody>,
+) -> ApiResult<Json<CaseView>> {
+    visible_case(&state, &caller, id).await?;
+    state
+        .store
+        .apply_action(
+            &state.engine,
+            &ActionRequest {
+                case_id: id,
+                version: body.version,
+                action: &body.action,
+                fields: &body.fields,
+                actor: &caller.actor,
+                now: state.clock.now(),
+            },
+        )
+        .await?;
+    Ok(Json(case_json(&state, &caller, id).await?))
+}

@@ -1,0 +1,8 @@
+//! One module per area; each exposes `router()`, merged in [`crate::app`].
+
+pub mod admin;
+pub mod audit;
+pub mod cases;
+pub mod health;
+pub mod ratings;
+pub mod session;

@@ -1,0 +1,114 @@
+//! Signing in and out: `POST /api/v1/session` issues a token, `DELETE` revokes it.
+//! Repeated failures for one username or address within ten minutes answer 429 for a while.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Duration;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, SignedIn};
+
+/// Failed sign-ins allowed per username or address within [`WINDOW_MINUTES`].
+pub const MAX_FAILURES: u64 = 5;
+/// The throttling window.
+pub const WINDOW_MINUTES: i64 = 10;
+
+/// `/api/v1/session`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/session", post(sign_in).delete(sign_out))
+}
+
+#[derive(Debug, Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// The caller's address, when the server knows it.
+#[derive(Debug)]
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> ApiResult<Json<Value>> {
+    let now = state.clock.now();
+    let username = credentials.username.trim().to_owned();
+    let mut keys = vec![format!("user:{username}")];
+    keys.extend(addr.map(|a| format!("addr:{}", a.ip())));
+    let since = now - Duration::minutes(WINDOW_MINUTES);
+    for key in &keys {
+        if state.store.login_failures_since(key, since).await? >= MAX_FAILURES {
+            tracing::warn!(key = %key.split(':').next().unwrap_or_default(), "sign-in throttled");
+            return Err(ApiError::too_many_requests(
+                format!("登录失败次数过多，请 {WINDOW_MINUTES} 分钟后再试"),
+                u64::try_from(WINDOW_MINUTES * 60).unwrap_or(600),
+            ));
+        }
+    }
+    let user = state.store.user_by_name(&username).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = credentials.password;
+    // Verifying is deliberately slow: keep it off the async workers, and do it even for an unknown
+    // user so the answer's timing does not tell which usernames exist.
+    let valid = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        bihuan_store::verify_password(&hash, &password)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    let user = match user {
+        Some(u) if valid && !u.disabled => u,
+        _ => {
+            state.store.record_login_failure(&keys, now).await?;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "用户名或密码错误",
+            ));
+        }
+    };
+    state.store.clear_login_failures(&keys[0]).await?;
+    let (token, expires_at) = state
+        .store
+        .create_session(user.id, now, state.config.session_ttl)
+        .await?;
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": expires_at,
+        "user": { "username": user.username, "role": user.role, "unit": user.unit_code },
+    })))
+}
+
+async fn sign_out(State(state): State<AppState>, caller: SignedIn) -> ApiResult<StatusCode> {
+    state
+        .store
+        .revoke_session(&caller.token, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An argon2id hash of a random password nobody knows, verified when the username is unknown.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$OnQ0SaJeFGZQ3U1Wq1DxGH0cR1zg5Im5F4u+8PvSDy8";

@@ -1,0 +1,276 @@
+//! The JSON shapes of API.md: a case with its rating, events, audits and the actions the caller may
+//! take now. Personal data of the rater is masked for those who do not call raters.
+
+use bihuan_core::rating::{mask_email, mask_name, mask_phone};
+use bihuan_core::workflow::{ActionDef, FieldKind};
+use bihuan_core::{Engine, Role};
+use bihuan_store::CaseDetail;
+use bihuan_store::entity::{audit, case, event, rating};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::extract::SignedIn;
+
+/// A case as API.md describes it.
+#[derive(Debug, Serialize)]
+pub struct CaseView {
+    pub id: Uuid,
+    pub workflow: String,
+    pub state: String,
+    pub state_label: String,
+    pub version: i32,
+    /// The responsible unit (承办单位), null before transfer.
+    pub unit: Option<String>,
+    /// The unit that handled the rated item.
+    pub origin_unit: String,
+    pub deadline: Option<DateTime<Utc>>,
+    /// True while the deadline's year has no official calendar data.
+    pub deadline_provisional: bool,
+    pub overdue: bool,
+    pub reopen_count: i32,
+    pub escalated: bool,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub rating: RatingView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<ActionView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audits: Option<Vec<AuditView>>,
+}
+
+/// A rating, masked as the caller's role requires.
+#[derive(Debug, Serialize)]
+pub struct RatingView {
+    pub id: Uuid,
+    pub source: String,
+    pub source_id: String,
+    pub project_no: String,
+    pub service_code: String,
+    pub service_name: String,
+    pub unit_code: String,
+    pub region_code: String,
+    pub channel: String,
+    pub level: String,
+    pub rated_at: DateTime<Utc>,
+    pub assess_number: i16,
+    pub rater: RaterView,
+    pub staff: Value,
+    pub indicators: Value,
+    pub comment: Option<String>,
+}
+
+/// Who rated.
+#[derive(Debug, Serialize)]
+pub struct RaterView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub real_name: bool,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// Whether name, phone and email are masked for this caller.
+    pub masked: bool,
+}
+
+/// One event of the case's log.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub seq: i64,
+    pub action: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub fields: Value,
+    pub hash: String,
+}
+
+/// An action the caller may take now, with the fields it records.
+#[derive(Debug, Serialize)]
+pub struct ActionView {
+    pub id: String,
+    pub label: String,
+    pub to: String,
+    pub fields: Vec<FieldView>,
+}
+
+/// A field of an action.
+#[derive(Debug, Serialize)]
+pub struct FieldView {
+    pub name: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub required: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<Value>,
+}
+
+/// An audit of the closed loop.
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    pub id: Uuid,
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub auditor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Whether the caller may see the rater's personal data on this case.
+pub fn may_call_rater(caller: &SignedIn, case: &case::Model) -> bool {
+    match caller.role {
+        Role::Viewer => false,
+        Role::UnitStaff => case.unit_code.is_some() && case.unit_code == caller.user.unit_code,
+        _ => true,
+    }
+}
+
+/// A case without its events (for lists).
+pub fn case_summary(
+    engine: &Engine,
+    case: &case::Model,
+    rating: &rating::Model,
+    caller: &SignedIn,
+    now: DateTime<Utc>,
+) -> CaseView {
+    let def = engine.workflow(&case.workflow_id);
+    CaseView {
+        id: case.id,
+        workflow: case.workflow_id.clone(),
+        state: case.state.clone(),
+        state_label: def
+            .and_then(|d| d.state(&case.state))
+            .map_or_else(|| case.state.clone(), |s| s.label.clone()),
+        version: case.version,
+        unit: case.unit_code.clone(),
+        origin_unit: case.origin_unit.clone(),
+        deadline: case.deadline,
+        deadline_provisional: case.deadline_provisional,
+        overdue: case.overdue || case.deadline.is_some_and(|d| d <= now),
+        reopen_count: case.reopen_count,
+        escalated: case.escalated,
+        opened_at: case.opened_at,
+        closed_at: case.closed_at,
+        rating: rating_view(rating, !may_call_rater(caller, case)),
+        events: None,
+        actions: None,
+        audits: None,
+    }
+}
+
+/// A case with its events, the caller's actions and its audits.
+pub fn case_detail(
+    engine: &Engine,
+    detail: &CaseDetail,
+    audits: &[audit::Model],
+    caller: &SignedIn,
+    now: DateTime<Utc>,
+) -> CaseView {
+    let mut view = case_summary(engine, &detail.case, &detail.rating, caller, now);
+    view.events = Some(detail.events.iter().map(event_view).collect());
+    view.actions = Some(match engine.workflow(&detail.case.workflow_id) {
+        Some(def) => bihuan_core::available_actions(def, &detail.subject(), &caller.actor)
+            .into_iter()
+            .map(action_view)
+            .collect(),
+        None => Vec::new(),
+    });
+    view.audits = Some(
+        audits
+            .iter()
+            .map(|a| AuditView {
+                id: a.id,
+                verdict: a.verdict.clone(),
+                reason: a.reason.clone(),
+                auditor: a.auditor.clone(),
+                at: a.at,
+            })
+            .collect(),
+    );
+    view
+}
+
+fn rating_view(r: &rating::Model, masked: bool) -> RatingView {
+    let mask = |v: &Option<String>, f: fn(&str) -> String| {
+        v.as_deref()
+            .map(|s| if masked { f(s) } else { s.to_owned() })
+    };
+    RatingView {
+        id: r.id,
+        source: r.source.clone(),
+        source_id: r.source_id.clone(),
+        project_no: r.project_no.clone(),
+        service_code: r.service_code.clone(),
+        service_name: r.service_name.clone(),
+        unit_code: r.unit_code.clone(),
+        region_code: r.region_code.clone(),
+        channel: r.channel.clone(),
+        level: r.level.clone(),
+        rated_at: r.rated_at,
+        assess_number: r.assess_number,
+        rater: RaterView {
+            kind: r.rater_type.clone(),
+            real_name: r.rater_real_name,
+            name: mask(&r.rater_name, mask_name),
+            phone: mask(&r.rater_phone, mask_phone),
+            email: mask(&r.rater_email, mask_email),
+            masked,
+        },
+        staff: r.staff.clone(),
+        indicators: r.indicators.clone(),
+        comment: r.comment.clone(),
+    }
+}
+
+fn event_view(e: &event::Model) -> EventView {
+    EventView {
+        seq: e.seq,
+        action: e.action.clone(),
+        from: e.from_state.clone(),
+        to: e.to_state.clone(),
+        actor: e.actor.clone(),
+        at: e.at,
+        fields: serde_json::from_str::<Map<String, Value>>(&e.fields)
+            .map_or(Value::Null, Value::Object),
+        hash: e.hash.clone(),
+    }
+}
+
+/// An action with its fields, as forms and clients need it.
+pub fn action_view(a: &ActionDef) -> ActionView {
+    ActionView {
+        id: a.id.clone(),
+        label: a.label.clone(),
+        to: a.to.clone(),
+        fields: a
+            .fields
+            .iter()
+            .map(|f| {
+                let (kind, options) = match &f.kind {
+                    FieldKind::Text { .. } => ("text", Vec::new()),
+                    FieldKind::Enum { options } => (
+                        "enum",
+                        options
+                            .iter()
+                            .map(|o| serde_json::json!({ "value": o.value, "label": o.label }))
+                            .collect(),
+                    ),
+                    FieldKind::Integer { .. } => ("integer", Vec::new()),
+                    FieldKind::Unit => ("unit", Vec::new()),
+                    FieldKind::DateTime { .. } => ("datetime", Vec::new()),
+                };
+                FieldView {
+                    name: f.name.clone(),
+                    label: f.label.clone(),
+                    kind,
+                    required: f.required,
+                    options,
+                }
+            })
+            .collect(),
+    }
+}
