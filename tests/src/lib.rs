@@ -148,3 +148,244 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The HTTP API served in-process on port 0 over a test database, with a seeded organization of two
+/// towns (沙坝镇 and 马旺镇, so that every role exists in scope and out of it).
+pub mod api {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use bihuan_core::{Engine, Role};
+    use bihuan_store::testing::TestDb;
+    use bihuan_store::{Clock, NewUnit, NewUser};
+    use bihuan_web::{AppState, WebConfig};
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+
+    /// Every seeded user's password.
+    pub const PASSWORD: &str = "correct horse battery";
+
+    /// (username, role, unit) of the seeded users; `o_…` belong to the other town.
+    pub const USERS: [(&str, Role, Option<&str>); 9] = [
+        ("admin", Role::Admin, None),
+        ("sup", Role::Supervisor, Some("shaba")),
+        ("center", Role::CenterStaff, Some("shaba-center")),
+        ("unit", Role::UnitStaff, Some("shaba-social")),
+        ("viewer", Role::Viewer, Some("shaba")),
+        ("o_sup", Role::Supervisor, Some("mawang")),
+        ("o_center", Role::CenterStaff, Some("mawang-center")),
+        ("o_unit", Role::UnitStaff, Some("mawang-social")),
+        ("o_viewer", Role::Viewer, Some("mawang")),
+    ];
+
+    /// A running app.
+    #[derive(Debug)]
+    pub struct TestApp {
+        /// `http://127.0.0.1:PORT`.
+        pub base: String,
+        /// The HTTP client.
+        pub client: reqwest::Client,
+        /// The workflows it runs.
+        pub engine: Arc<Engine>,
+        /// A channel token for pushing ratings.
+        pub channel_token: String,
+        tokens: Mutex<HashMap<String, String>>,
+    }
+
+    /// The workflows of the repository.
+    pub fn engine() -> Engine {
+        bihuan_store::load_dir(&super::root().join("workflows"), chrono_tz::Asia::Shanghai).unwrap()
+    }
+
+    /// Seeds the organization and serves the app.
+    pub async fn spawn(db: &TestDb, config: WebConfig) -> TestApp {
+        seed(db).await;
+        let engine = Arc::new(engine());
+        let channel_token = db
+            .store
+            .add_api_token("yukuaiban", "ratings:write", chrono::Utc::now())
+            .await
+            .unwrap();
+        let state = AppState {
+            store: db.store.clone(),
+            engine: engine.clone(),
+            clock: Clock::system(),
+            config,
+        };
+        let app = bihuan_web::app(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            engine,
+            channel_token,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn seed(db: &TestDb) {
+        let now = chrono::Utc::now();
+        for (code, name, parent) in [
+            ("shaba", "沙坝镇人民政府", None),
+            ("shaba-center", "沙坝镇便民服务中心", Some("shaba")),
+            ("shaba-social", "沙坝镇社会保障服务所", Some("shaba")),
+            ("shaba-civil", "沙坝镇民政办", Some("shaba")),
+            ("mawang", "马旺镇人民政府", None),
+            ("mawang-center", "马旺镇便民服务中心", Some("mawang")),
+            ("mawang-social", "马旺镇社会保障服务所", Some("mawang")),
+        ] {
+            let unit = NewUnit {
+                code: code.into(),
+                name: name.into(),
+                parent: parent.map(Into::into),
+                email: Some(format!("{code}@example.org")),
+            };
+            db.store.add_unit(&unit, now).await.unwrap();
+        }
+        for (username, role, unit) in USERS {
+            let user = NewUser {
+                username: username.into(),
+                role,
+                unit: unit.map(Into::into),
+                email: Some(format!("{username}@example.org")),
+            };
+            db.store.add_user(&user, PASSWORD, now).await.unwrap();
+        }
+    }
+
+    impl TestApp {
+        /// A raw request with an optional bearer token and JSON body.
+        pub async fn raw(
+            &self,
+            method: Method,
+            path: &str,
+            token: Option<&str>,
+            body: Option<&Value>,
+        ) -> (StatusCode, Value) {
+            let mut req = self.client.request(method, format!("{}{path}", self.base));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            let value = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            (status, value)
+        }
+
+        /// A user's session token (signs in once).
+        pub async fn token(&self, user: &str) -> String {
+            if let Some(t) = self.tokens.lock().unwrap().get(user) {
+                return t.clone();
+            }
+            let (status, body) = self
+                .raw(
+                    Method::POST,
+                    "/api/v1/session",
+                    None,
+                    Some(&json!({"username": user, "password": PASSWORD})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{user} signs in: {body}");
+            let token = body["token"].as_str().unwrap().to_owned();
+            self.tokens
+                .lock()
+                .unwrap()
+                .insert(user.to_owned(), token.clone());
+            token
+        }
+
+        /// A request as a signed-in user.
+        pub async fn call(
+            &self,
+            user: &str,
+            method: Method,
+            path: &str,
+            body: Option<Value>,
+        ) -> (StatusCode, Value) {
+            let token = self.token(user).await;
+            self.raw(method, path, Some(&token), body.as_ref()).await
+        }
+
+        /// Pushes a rating through the channel API; returns the answer.
+        pub async fn push_rating(&self, rating: &Value) -> (StatusCode, Value) {
+            self.raw(
+                Method::POST,
+                "/api/v1/ratings",
+                Some(&self.channel_token),
+                Some(rating),
+            )
+            .await
+        }
+
+        /// Pushes a negative rating handled at 沙坝镇便民服务中心 and returns its case id.
+        pub async fn new_case(&self, source_id: &str) -> String {
+            let (status, body) = self
+                .push_rating(&rating(source_id, "dissatisfied", "mobile"))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["case_id"].as_str().unwrap().to_owned()
+        }
+
+        /// The case as `user` sees it.
+        pub async fn case(&self, user: &str, id: &str) -> Value {
+            let (status, body) = self
+                .call(user, Method::GET, &format!("/api/v1/cases/{id}"), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+
+        /// Takes an action at the case's current version; returns status and body.
+        pub async fn act(
+            &self,
+            user: &str,
+            id: &str,
+            action: &str,
+            fields: Value,
+        ) -> (StatusCode, Value) {
+            let version = self.case("admin", id).await["version"].as_i64().unwrap();
+            self.call(
+                user,
+                Method::POST,
+                &format!("/api/v1/cases/{id}/actions"),
+                Some(json!({"action": action, "version": version, "fields": fields})),
+            )
+            .await
+        }
+
+        /// Takes an action that must succeed; returns the new case.
+        pub async fn step(&self, user: &str, id: &str, action: &str, fields: Value) -> Value {
+            let (status, body) = self.act(user, id, action, fields).await;
+            assert_eq!(status, StatusCode::OK, "{user} {action}: {body}");
+            body
+        }
+    }
+
+    /// A rating in the JSON of API.md.
+    pub fn rating(source_id: &str, level: &str, channel: &str) -> Value {
+        json!({"source":"yukuaiban","source_id":source_id,"project_no":format!("500114-2021-{source_id}"),
+         "service_code":"11500114MB1234567X4000117001","service_name":"城乡居民基本养老保险参保登记",
+         "unit_code":"shaba-center","region_code":"500114112","channel":channel,"level":level,
+         "rated_at":"2021-05-06T10:00:00+08:00","assess_number":1,
+         "rater":{"type":"individual","real_name":true,"name":"张三","phone":"13800001234","email":"zhangsan@example.org"},
+         "staff":["李四"],"indicators":{"overall":2,"efficiency":2},"comment":"材料要求反复变化"})
+    }
+}

@@ -161,5 +161,15 @@ async fn act(
             },
         )
         .await?;
-    Ok(Json(case_json(&state, &caller, id).await?))
+    // The actor gets the result of their own action back, even when it moved the case out of their
+    // scope (a unit returning a case to the center).
+    let detail = state.store.case(id).await?;
+    let audits = state.store.audits_of(id).await?;
+    Ok(Json(case_detail(
+        &state.engine,
+        &detail,
+        &audits,
+        &caller,
+        state.clock.now(),
+    )))
 }
