@@ -24,6 +24,7 @@ bihuan_store::on_both_databases!(
     personal_data_is_masked_for_viewers,
     admins_create_units_users_and_tokens,
     random_bodies_never_cause_a_server_error,
+    metrics_count_requests_cases_and_mail,
 );
 
 const RECTIFY: &str =
@@ -1145,4 +1146,49 @@ async fn random_bodies_never_cause_a_server_error(db: &TestDb) {
             "{method} {path}: {response}"
         );
     }
+}
+
+async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
+    let app = app(db).await;
+    let id = app.new_case("MET-1").await;
+    app.new_case("MET-2").await;
+    to_rectifying(&app, &id).await;
+    app.case("center", &id).await;
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let has = |needle: &str| text.lines().any(|l| l.contains(needle));
+    assert!(
+        has(r#"http_requests_total{route="/api/v1/cases/{id}",method="GET",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"http_requests_total{route="/api/v1/ratings",method="POST",status="201"} 2"#),
+        "{text}"
+    );
+    assert!(
+        has(
+            "http_request_duration_seconds_bucket{route=\"/api/v1/cases/{id}/actions\",le=\"0.005\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        has(r#"bihuan_cases{state="received"} 1"#) && has(r#"bihuan_cases{state="rectifying"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"bihuan_outbox{status="pending"} 1"#),
+        "the transfer queued one mail: {text}"
+    );
 }

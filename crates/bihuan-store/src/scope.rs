@@ -167,3 +167,30 @@ impl Store {
             .await?)
     }
 }
+
+impl Store {
+    /// How many cases are in each state (for monitoring).
+    pub async fn case_counts_by_state(&self) -> Result<Vec<(String, i64)>> {
+        Ok(case::Entity::find()
+            .select_only()
+            .column(case::Column::State)
+            .column_as(case::Column::Id.count(), "n")
+            .group_by(case::Column::State)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// How many outbox rows have each status (for monitoring).
+    pub async fn outbox_counts_by_status(&self) -> Result<Vec<(String, i64)>> {
+        use crate::entity::outbox;
+        Ok(outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Status)
+            .column_as(outbox::Column::Id.count(), "n")
+            .group_by(outbox::Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -6,6 +6,7 @@
 
 mod error;
 mod extract;
+mod metrics;
 mod routes;
 mod views;
 
@@ -77,7 +78,10 @@ fn routes() -> Router<AppState> {
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let timeout = state.config.request_timeout;
+    let recorder = metrics::Metrics::new();
     routes()
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route_layer(middleware::from_fn(metrics::track))
         .fallback(|| async { ApiError::not_found("没有这个地址") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "此地址不支持该请求方法")
@@ -103,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::Extension(recorder))
         .with_state(state)
 }
 

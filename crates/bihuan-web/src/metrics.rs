@@ -1,0 +1,97 @@
+//! `/metrics` in the Prometheus text format: requests by route and status, a latency histogram, cases
+//! by state and the outbox depth. The recorder belongs to the app (not the process), so several apps in
+//! one test process keep their own figures.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+
+use crate::AppState;
+use crate::error::ApiResult;
+
+const DURATION: &str = "http_request_duration_seconds";
+
+/// The app's metrics recorder.
+#[derive(Clone)]
+pub struct Metrics(Arc<PrometheusRecorder>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// A fresh recorder with latency buckets from 5 ms to 10 s.
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new();
+        let buckets = [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let builder =
+            match builder.set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), &buckets) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "latency buckets rejected; durations are summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+        Self(Arc::new(builder.build_recorder()))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Middleware (after routing): counts each request by route, method and status, and times it.
+pub async fn track(Extension(metrics): Extension<Metrics>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::with_local_recorder(&*metrics.0, || {
+        metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+            .increment(1);
+        metrics::histogram!(DURATION, "route" => route).record(seconds);
+    });
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(
+    State(state): State<AppState>,
+    Extension(metrics): Extension<Metrics>,
+) -> ApiResult<Response> {
+    let cases = state.store.case_counts_by_state().await?;
+    let outbox = state.store.outbox_counts_by_status().await?;
+    metrics::with_local_recorder(&*metrics.0, || {
+        for (s, n) in cases {
+            metrics::gauge!("bihuan_cases", "state" => s).set(n as f64);
+        }
+        for (s, n) in outbox {
+            metrics::gauge!("bihuan_outbox", "status" => s).set(n as f64);
+        }
+    });
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.0.handle().render(),
+    )
+        .into_response())
+}
