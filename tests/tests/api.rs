@@ -25,6 +25,7 @@ bihuan_store::on_both_databases!(
     admins_create_units_users_and_tokens,
     random_bodies_never_cause_a_server_error,
     metrics_count_requests_cases_and_mail,
+    the_openapi_document_lists_exactly_the_routes_served,
 );
 
 const RECTIFY: &str =
@@ -1190,5 +1191,88 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
     assert!(
         has(r#"bihuan_outbox{status="pending"} 1"#),
         "the transfer queued one mail: {text}"
+    );
+}
+
+/// The routes the router serves (API.md's contract so far).
+const SERVED: [(&str, &str); 20] = [
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+    ("post", "/api/v1/session"),
+    ("delete", "/api/v1/session"),
+    ("post", "/api/v1/ratings"),
+    ("get", "/api/v1/cases"),
+    ("get", "/api/v1/cases/{id}"),
+    ("post", "/api/v1/cases/{id}/actions"),
+    ("get", "/api/v1/audit/verify"),
+    ("get", "/api/v1/audit/sample"),
+    ("post", "/api/v1/audits"),
+    ("get", "/api/v1/units"),
+    ("post", "/api/v1/units"),
+    ("post", "/api/v1/users"),
+    ("post", "/api/v1/tokens"),
+    // Not served: the probe below must tell an unknown route apart.
+    ("get", "/api/v1/not-a-route"),
+    ("put", "/api/v1/cases"),
+    ("patch", "/healthz"),
+];
+
+async fn the_openapi_document_lists_exactly_the_routes_served(db: &TestDb) {
+    let app = app(db).await;
+    let (status, doc) = app
+        .raw(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(
+        doc["components"]["schemas"]["CaseView"].is_object()
+            && doc["components"]["schemas"]["ErrorBody"].is_object()
+    );
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let token = app.token("admin").await;
+    let mut served = Vec::new();
+    for (method, path) in SERVED {
+        let url = path.replace("{id}", "0192f3c4-0000-7000-8000-000000000000");
+        let (status, body) = app
+            .raw(
+                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                &url,
+                Some(&token),
+                None,
+            )
+            .await;
+        let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+            || (status == StatusCode::NOT_FOUND && body["message"] == "没有这个地址");
+        if !unrouted {
+            served.push((method.to_owned(), path.to_owned()));
+        }
+    }
+    served.sort();
+    assert_eq!(
+        served.len(),
+        17,
+        "the probe found the served routes: {served:?}"
+    );
+    assert_eq!(
+        documented, served,
+        "the OpenAPI document and the router list the same routes"
+    );
+    assert_eq!(
+        bihuan_web::openapi().paths.paths.len(),
+        doc["paths"].as_object().unwrap().len()
     );
 }

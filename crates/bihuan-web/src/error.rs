@@ -146,5 +146,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The JSON of every error answer (for the OpenAPI document).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable snake_case code, e.g. `version_conflict`.
+    pub error: String,
+    /// What went wrong, in Chinese.
+    pub message: String,
+    /// More about it, e.g. `{"field": "unit"}`.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;

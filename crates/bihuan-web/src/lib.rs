@@ -24,6 +24,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 
@@ -63,9 +65,12 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The routers of every area, before layers: also what the OpenAPI check walks.
-fn routes() -> Router<AppState> {
-    Router::new()
+/// The routers of every area with their OpenAPI description: one declaration serves both, so the
+/// document cannot drift from the routes.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(metrics::render))
+        .routes(utoipa_axum::routes!(openapi_json))
         .merge(routes::health::router())
         .merge(routes::session::router())
         .merge(routes::ratings::router())
@@ -79,8 +84,8 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let timeout = state.config.request_timeout;
     let recorder = metrics::Metrics::new();
-    routes()
-        .route("/metrics", axum::routing::get(metrics::render))
+    let (router, doc) = routes().split_for_parts();
+    router
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(|| async { ApiError::not_found("没有这个地址") })
         .method_not_allowed_fallback(|| async {
@@ -108,7 +113,43 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::Extension(recorder))
+        .layer(axum::Extension(Arc::new(doc)))
         .with_state(state)
+}
+
+/// The OpenAPI document of this API, for other systems and tests.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Bihuan (闭环) API", description = "政务服务好差评差评整改闭环：评价归集、工单流转、督查审核。"),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the bearer token every protected route takes.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "本 API 的 OpenAPI 文档", body = Object)))]
+async fn openapi_json(
+    axum::Extension(doc): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json((*doc).clone())
 }
 
 /// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of

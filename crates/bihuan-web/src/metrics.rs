@@ -72,6 +72,8 @@ pub async fn track(Extension(metrics): Extension<Metrics>, req: Request, next: N
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus 文本格式", content_type = "text/plain", body = String)))]
 pub async fn render(
     State(state): State<AppState>,
     Extension(metrics): Extension<Metrics>,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::extract::SignedIn;
 
 /// A case as API.md describes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
     pub id: Uuid,
     pub workflow: String,
@@ -43,7 +43,7 @@ pub struct CaseView {
 }
 
 /// A rating, masked as the caller's role requires.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RatingView {
     pub id: Uuid,
     pub source: String,
@@ -58,13 +58,15 @@ pub struct RatingView {
     pub rated_at: DateTime<Utc>,
     pub assess_number: i16,
     pub rater: RaterView,
+    #[schema(value_type = Vec<String>)]
     pub staff: Value,
+    #[schema(value_type = Object)]
     pub indicators: Value,
     pub comment: Option<String>,
 }
 
 /// Who rated.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RaterView {
     #[serde(rename = "type")]
     pub kind: String,
@@ -77,7 +79,7 @@ pub struct RaterView {
 }
 
 /// One event of the case's log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub seq: i64,
     pub action: String,
@@ -85,12 +87,13 @@ pub struct EventView {
     pub to: String,
     pub actor: String,
     pub at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub fields: Value,
     pub hash: String,
 }
 
 /// An action the caller may take now, with the fields it records.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActionView {
     pub id: String,
     pub label: String,
@@ -99,7 +102,7 @@ pub struct ActionView {
 }
 
 /// A field of an action.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FieldView {
     pub name: String,
     pub label: String,
@@ -107,11 +110,12 @@ pub struct FieldView {
     pub kind: &'static str,
     pub required: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pub options: Vec<Value>,
 }
 
 /// An audit of the closed loop.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub id: Uuid,
     pub verdict: String,

@@ -1,26 +1,30 @@
 //! Admins manage units, users and channel tokens.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bihuan_core::Role;
 use bihuan_store::{NewUnit, NewUser};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, SignedIn};
 
 /// `/api/v1/units`, `/api/v1/users`, `/api/v1/tokens`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/units", get(units).post(add_unit))
-        .route("/api/v1/users", post(add_user))
-        .route("/api/v1/tokens", post(add_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(units, add_unit))
+        .routes(routes!(add_user))
+        .routes(routes!(add_token))
 }
 
+/// The units of the organization.
+#[utoipa::path(get, path = "/api/v1/units", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "{items}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody)))]
 async fn units(State(state): State<AppState>, _caller: SignedIn) -> ApiResult<Json<Value>> {
     let units = state.store.units().await?;
     Ok(Json(json!({
@@ -28,14 +32,18 @@ async fn units(State(state): State<AppState>, _caller: SignedIn) -> ApiResult<Js
     })))
 }
 
-#[derive(Debug, Deserialize)]
-struct UnitBody {
+/// A unit to add.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UnitBody {
     code: String,
     name: String,
     parent: Option<String>,
     email: Option<String>,
 }
 
+/// Adds a unit (admins).
+#[utoipa::path(post, path = "/api/v1/units", tag = "admin", security(("bearer" = [])), request_body = UnitBody,
+    responses((status = 201, body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_unit(
     State(state): State<AppState>,
     caller: SignedIn,
@@ -62,8 +70,9 @@ async fn add_unit(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct UserBody {
+/// A user to add.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UserBody {
     username: String,
     role: String,
     unit: Option<String>,
@@ -71,6 +80,9 @@ struct UserBody {
     password: String,
 }
 
+/// Adds a user (admins).
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("bearer" = [])), request_body = UserBody,
+    responses((status = 201, body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_user(
     State(state): State<AppState>,
     caller: SignedIn,
@@ -100,12 +112,16 @@ async fn add_user(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenBody {
+/// A channel token to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TokenBody {
     name: String,
     scope: String,
 }
 
+/// Creates a channel token (admins); it is shown once.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "admin", security(("bearer" = [])), request_body = TokenBody,
+    responses((status = 201, description = "{name, scope, token}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_token(
     State(state): State<AppState>,
     caller: SignedIn,

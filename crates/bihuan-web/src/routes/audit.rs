@@ -1,26 +1,27 @@
 //! The tamper-evident record and supervisors' audits of closed loops.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bihuan_core::Role;
 use bihuan_store::{AUDIT_FAIL_ACTION, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, SignedIn};
 use crate::views::case_summary;
 
 /// `/api/v1/audit/verify`, `/api/v1/audit/sample`, `/api/v1/audits`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/audit/verify", get(verify))
-        .route("/api/v1/audit/sample", get(sample))
-        .route("/api/v1/audits", post(record))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify))
+        .routes(routes!(sample))
+        .routes(routes!(record))
 }
 
 /// Auditors are whoever the workflow lets take `audit_fail`, and admins.
@@ -41,6 +42,9 @@ fn require_auditor(state: &AppState, caller: &SignedIn) -> ApiResult<()> {
     }
 }
 
+/// Recomputes the event hash chain.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "{ok, events_checked, first_broken}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn verify(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
     require_auditor(&state, &caller)?;
     let report = state.store.verify_chain().await?;
@@ -51,11 +55,16 @@ async fn verify(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Js
     })))
 }
 
-#[derive(Debug, Deserialize)]
-struct SampleQuery {
+/// How many cases to sample.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SampleQuery {
     n: Option<u64>,
 }
 
+/// Random closed cases in scope that no one has audited yet.
+#[utoipa::path(get, path = "/api/v1/audit/sample", tag = "audit", security(("bearer" = [])), params(SampleQuery),
+    responses((status = 200, description = "{items}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn sample(
     State(state): State<AppState>,
     caller: SignedIn,
@@ -88,13 +97,18 @@ async fn sample(
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(Debug, Deserialize)]
-struct AuditBody {
+/// An audit verdict.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AuditBody {
     case_id: Uuid,
     verdict: String,
     reason: Option<String>,
 }
 
+/// Records an audit; a fail (with its reason) reopens the case.
+#[utoipa::path(post, path = "/api/v1/audits", tag = "audit", security(("bearer" = [])), request_body = AuditBody,
+    responses((status = 201, description = "the audit", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn record(
     State(state): State<AppState>,
     caller: SignedIn,

@@ -1,29 +1,32 @@
 //! The cases: the list, one case, and taking an action.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bihuan_store::{ActionRequest, CaseFilter};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, SignedIn};
 use crate::views::{CaseView, case_detail, case_summary};
 
 /// `/api/v1/cases…`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/cases", get(list))
-        .route("/api/v1/cases/{id}", get(show))
-        .route("/api/v1/cases/{id}/actions", post(act))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(act))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+/// Filters of the case list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
     state: Option<String>,
     unit: Option<String>,
     overdue: Option<bool>,
@@ -63,6 +66,9 @@ pub fn parse_bound(
         .map(|t| t.to_utc()))
 }
 
+/// The cases in the caller's scope, newest first.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "{items, total, page, per_page}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     caller: SignedIn,
@@ -124,6 +130,10 @@ pub async fn case_json(state: &AppState, caller: &SignedIn, id: Uuid) -> ApiResu
     ))
 }
 
+/// One case with its rating, events, audits and the actions the caller may take now.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "案件编号")),
+    responses((status = 200, body = CaseView), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn show(
     State(state): State<AppState>,
     caller: SignedIn,
@@ -132,14 +142,24 @@ async fn show(
     Ok(Json(case_json(&state, &caller, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
-struct ActionBody {
+/// An action asked of a case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ActionBody {
     action: String,
     version: i32,
     #[serde(default)]
+    #[schema(value_type = Object)]
     fields: Map<String, Value>,
 }
 
+/// Takes an action; answers the updated case.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/actions", tag = "cases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "案件编号")), request_body = ActionBody,
+    responses((status = 200, body = CaseView), (status = 401, description = "未登录或令牌无效", body = ErrorBody),
+        (status = 403, description = "角色无权执行", body = ErrorBody),
+        (status = 404, description = "不存在或不在权限范围内", body = ErrorBody),
+        (status = 409, description = "版本冲突", body = ErrorBody),
+        (status = 422, description = "当前状态不可执行或字段缺失", body = ErrorBody)))]
 async fn act(
     State(state): State<AppState>,
     caller: SignedIn,

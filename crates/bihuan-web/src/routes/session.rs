@@ -3,17 +3,18 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::post;
-use axum::{Json, Router};
 use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, SignedIn};
 
 /// Failed sign-ins allowed per username or address within [`WINDOW_MINUTES`].
@@ -22,12 +23,13 @@ pub const MAX_FAILURES: u64 = 5;
 pub const WINDOW_MINUTES: i64 = 10;
 
 /// `/api/v1/session`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/session", post(sign_in).delete(sign_out))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sign_in, sign_out))
 }
 
-#[derive(Debug, Deserialize)]
-struct Credentials {
+/// A sign-in.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Credentials {
     username: String,
     password: String,
 }
@@ -49,6 +51,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// Signs in: a bearer token for the API (expires, default 12 hours).
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Credentials,
+    responses((status = 200, description = "{token, expires_at, user}", body = Object),
+        (status = 401, description = "用户名或密码错误", body = ErrorBody),
+        (status = 429, description = "登录失败次数过多", body = ErrorBody)))]
 async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -102,6 +109,9 @@ async fn sign_in(
     })))
 }
 
+/// Signs out: revokes the token used.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session", security(("bearer" = [])),
+    responses((status = 204, description = "已注销"), (status = 401, description = "未登录或令牌无效", body = ErrorBody)))]
 async fn sign_out(State(state): State<AppState>, caller: SignedIn) -> ApiResult<StatusCode> {
     state
         .store
