@@ -26,6 +26,7 @@ bihuan_store::on_both_databases!(
     random_bodies_never_cause_a_server_error,
     metrics_count_requests_cases_and_mail,
     the_openapi_document_lists_exactly_the_routes_served,
+    the_case_list_filters_and_pages_within_scope,
 );
 
 const RECTIFY: &str =
@@ -1274,5 +1275,80 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: &TestDb) {
     assert_eq!(
         bihuan_web::openapi().paths.paths.len(),
         doc["paths"].as_object().unwrap().len()
+    );
+}
+
+async fn the_case_list_filters_and_pages_within_scope(db: &TestDb) {
+    let app = app(db).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.new_case(&format!("L-{i}")).await);
+    }
+    to_rectifying(&app, &ids[0]).await;
+    to_rectifying(&app, &ids[1]).await;
+    let list = |user: &'static str, query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .call(user, Method::GET, &format!("/api/v1/cases{query}"), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            body
+        }
+    };
+    let all = list("center", "").await;
+    assert_eq!(all["total"], 5);
+    assert_eq!(list("center", "?state=rectifying").await["total"], 2);
+    assert_eq!(list("center", "?state=received").await["total"], 3);
+    assert_eq!(list("center", "?unit=shaba-social").await["total"], 2);
+    assert_eq!(list("center", "?unit=mawang").await["total"], 0);
+    let page = list("center", "?per_page=2&page=3").await;
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["items"].as_array().unwrap().len()
+        ),
+        (Some(5), 1)
+    );
+    assert!(
+        page["items"][0].get("events").is_none(),
+        "lists carry no events"
+    );
+    // Cases opened today fall inside a period that ends today, not inside one that ended yesterday.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let (_, inside) = app
+        .call(
+            "center",
+            Method::GET,
+            &format!("/api/v1/cases?from={today}&to={today}"),
+            None,
+        )
+        .await;
+    assert_eq!(inside["total"], 5);
+    let yesterday = today.pred_opt().unwrap();
+    let (_, before) = app
+        .call(
+            "center",
+            Method::GET,
+            &format!("/api/v1/cases?to={yesterday}"),
+            None,
+        )
+        .await;
+    assert_eq!(before["total"], 0);
+    // Fresh deadlines have not passed.
+    assert_eq!(list("center", "?overdue=true").await["total"], 0);
+    assert_eq!(list("center", "?overdue=false").await["total"], 5);
+    // Scope: the unit sees what was transferred to it; the other town sees nothing.
+    assert_eq!(list("unit", "").await["total"], 2);
+    assert_eq!(list("o_center", "").await["total"], 0);
+    assert_eq!(list("admin", "").await["total"], 5);
+    let (status, body) = app
+        .call("center", Method::GET, "/api/v1/cases?per_page=0", None)
+        .await;
+    assert_eq!(
+        (status, body["details"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("per_page"))
     );
 }
