@@ -27,6 +27,7 @@ bihuan_store::on_both_databases!(
     metrics_count_requests_cases_and_mail,
     the_openapi_document_lists_exactly_the_routes_served,
     the_case_list_filters_and_pages_within_scope,
+    a_server_error_says_nothing_internal_and_carries_a_request_id,
 );
 
 const RECTIFY: &str =
@@ -1350,5 +1351,47 @@ async fn the_case_list_filters_and_pages_within_scope(db: &TestDb) {
     assert_eq!(
         (status, body["details"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("per_page"))
+    );
+}
+
+async fn a_server_error_says_nothing_internal_and_carries_a_request_id(db: &TestDb) {
+    use sea_orm::ConnectionTrait;
+    let app = app(db).await;
+    let id = app.new_case("ISE-1").await;
+    let token = app.token("center").await;
+    // A real failure underneath: the audits table is gone.
+    db.store
+        .connection()
+        .execute_unprepared("DROP TABLE audits")
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .get(format!("{}/api/v1/cases/{id}", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        request_id.is_some_and(|id| id.len() >= 32),
+        "the answer names its request id for the log"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "internal_error");
+    let text = body.to_string().to_lowercase();
+    for secret in ["audits", "sql", "table", "relation", "select"] {
+        assert!(!text.contains(secret), "{body}");
+    }
+    // Everything else still answers.
+    assert_eq!(
+        app.raw(Method::GET, "/api/v1/cases", Some(&token), None)
+            .await
+            .0,
+        StatusCode::OK
     );
 }
