@@ -1063,6 +1063,8 @@ async fn random_bodies_never_cause_a_server_error(db: &TestDb) {
     let routes: Vec<(Method, String)> = vec![
         (Method::POST, "/api/v1/session".into()),
         (Method::POST, "/api/v1/ratings".into()),
+        (Method::POST, "/api/v1/ratings/batch".into()),
+        (Method::GET, "/api/v1/ratings".into()),
         (Method::GET, "/api/v1/cases".into()),
         (Method::GET, format!("/api/v1/cases/{id}")),
         (Method::POST, format!("/api/v1/cases/{id}/actions")),
@@ -1197,7 +1199,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 20] = [
+const SERVED: [(&str, &str); 22] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1205,6 +1207,8 @@ const SERVED: [(&str, &str); 20] = [
     ("post", "/api/v1/session"),
     ("delete", "/api/v1/session"),
     ("post", "/api/v1/ratings"),
+    ("get", "/api/v1/ratings"),
+    ("post", "/api/v1/ratings/batch"),
     ("get", "/api/v1/cases"),
     ("get", "/api/v1/cases/{id}"),
     ("post", "/api/v1/cases/{id}/actions"),
@@ -1266,7 +1270,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: &TestDb) {
     served.sort();
     assert_eq!(
         served.len(),
-        17,
+        19,
         "the probe found the served routes: {served:?}"
     );
     assert_eq!(

@@ -7,6 +7,7 @@
 
 mod access;
 mod audits;
+mod batch;
 mod cases;
 mod chain;
 mod clock;
@@ -29,13 +30,14 @@ use sea_orm_migration::MigratorTrait;
 
 pub use access::{CHANNEL_PREFIX, SCOPE_RATINGS_WRITE, SESSION_PREFIX, token_hash};
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};
+pub use batch::BatchOutcome;
 pub use cases::{ActionRequest, CaseDetail};
 pub use chain::{BrokenEvent, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
 pub use error::{Result, StoreError};
 pub use org::{NewUnit, NewUser, verify_password};
 pub use ratings::RecordedRating;
-pub use scope::{CaseFilter, CaseScope};
+pub use scope::{CaseFilter, CaseScope, RatingFilter};
 pub use workflows::load_dir;
 
 /// The database behind Bihuan.

@@ -92,7 +92,7 @@ async fn find_existing(
     }))
 }
 
-fn to_active_model(r: &Rating, id: Uuid, now: DateTime<Utc>) -> rating::ActiveModel {
+pub(crate) fn to_active_model(r: &Rating, id: Uuid, now: DateTime<Utc>) -> rating::ActiveModel {
     rating::ActiveModel {
         id: Set(id),
         source: Set(r.source.clone()),
@@ -146,6 +146,40 @@ async fn open_case(
             fields: &fields,
         },
     );
+    opened_case(def, &opening, case_id, rating_id, origin_unit, &hash, now)
+        .insert(txn)
+        .await?;
+    event::ActiveModel {
+        case_id: Set(case_id),
+        seq: Set(1),
+        action: Set(opening.action.clone()),
+        from_state: Set(None),
+        to_state: Set(opening.to.clone()),
+        actor: Set(SYSTEM_ACTOR.to_owned()),
+        at: Set(now),
+        fields: Set(canonical_json(&Value::Object(fields))),
+        prev_hash: Set(GENESIS_HASH.to_owned()),
+        hash: Set(hash),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    if opening.timing.deadline.is_some_and(|d| d.provisional) {
+        tracing::warn!(case = %case_id, "deadline is provisional: the calendar has no official data for its year");
+    }
+    Ok(case_id)
+}
+
+/// The row of a case just opened in the workflow's initial state.
+pub(crate) fn opened_case(
+    def: &bihuan_core::WorkflowDefinition,
+    opening: &bihuan_core::Decision,
+    case_id: Uuid,
+    rating_id: Uuid,
+    origin_unit: &str,
+    head_hash: &str,
+    now: DateTime<Utc>,
+) -> case::ActiveModel {
     let timing = &opening.timing;
     case::ActiveModel {
         id: Set(case_id),
@@ -172,30 +206,9 @@ async fn open_case(
         timer_action: Set(opening.timer.as_ref().map(|t| t.action.clone())),
         timer_at: Set(opening.timer.as_ref().map(|t| t.at)),
         event_count: Set(1),
-        head_hash: Set(hash.clone()),
+        head_hash: Set(head_hash.to_owned()),
         opened_at: Set(now),
         closed_at: Set(None),
         updated_at: Set(now),
     }
-    .insert(txn)
-    .await?;
-    event::ActiveModel {
-        case_id: Set(case_id),
-        seq: Set(1),
-        action: Set(opening.action.clone()),
-        from_state: Set(None),
-        to_state: Set(opening.to.clone()),
-        actor: Set(SYSTEM_ACTOR.to_owned()),
-        at: Set(now),
-        fields: Set(canonical_json(&Value::Object(fields))),
-        prev_hash: Set(GENESIS_HASH.to_owned()),
-        hash: Set(hash),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    if timing.deadline.is_some_and(|d| d.provisional) {
-        tracing::warn!(case = %case_id, "deadline is provisional: the calendar has no official data for its year");
-    }
-    Ok(case_id)
 }

@@ -194,3 +194,74 @@ impl Store {
             .await?)
     }
 }
+
+/// Filters of the rating list.
+#[derive(Debug, Clone, Default)]
+pub struct RatingFilter {
+    /// Rated at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Rated before.
+    pub to: Option<DateTime<Utc>>,
+    /// Only ratings of this unit's subtree.
+    pub unit: Option<String>,
+    /// Only this level (identifier).
+    pub level: Option<String>,
+    /// Only this channel (identifier).
+    pub channel: Option<String>,
+    /// 1-based page.
+    pub page: u64,
+    /// Rows per page.
+    pub per_page: u64,
+}
+
+impl CaseScope {
+    fn rating_condition(&self) -> Condition {
+        match self {
+            CaseScope::All => Condition::all(),
+            CaseScope::Units(units) => {
+                Condition::all().add(rating::Column::UnitCode.is_in(units.iter().cloned()))
+            }
+            CaseScope::Responsible(unit) => {
+                Condition::all().add(rating::Column::UnitCode.eq(unit.clone()))
+            }
+        }
+    }
+}
+
+impl Store {
+    /// One page of the ratings in scope that pass the filter, newest first, and the total count.
+    pub async fn list_ratings(
+        &self,
+        scope: &CaseScope,
+        filter: &RatingFilter,
+    ) -> Result<(Vec<rating::Model>, u64)> {
+        let mut cond = scope.rating_condition();
+        if let Some(from) = filter.from {
+            cond = cond.add(rating::Column::RatedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            cond = cond.add(rating::Column::RatedAt.lt(to));
+        }
+        if let Some(unit) = &filter.unit {
+            let units = self.subtree(unit).await?;
+            cond = cond.add(rating::Column::UnitCode.is_in(units));
+        }
+        if let Some(level) = &filter.level {
+            cond = cond.add(rating::Column::Level.eq(level.clone()));
+        }
+        if let Some(channel) = &filter.channel {
+            cond = cond.add(rating::Column::Channel.eq(channel.clone()));
+        }
+        let query = rating::Entity::find().filter(cond);
+        let total = query.clone().count(&self.db).await?;
+        let per_page = filter.per_page.clamp(1, 500);
+        let items = query
+            .order_by_desc(rating::Column::RatedAt)
+            .order_by_desc(rating::Column::Id)
+            .offset(filter.page.saturating_sub(1) * per_page)
+            .limit(per_page)
+            .all(&self.db)
+            .await?;
+        Ok((items, total))
+    }
+}

@@ -198,7 +198,8 @@ pub fn case_detail(
     view
 }
 
-fn rating_view(r: &rating::Model, masked: bool) -> RatingView {
+/// A rating for a caller; `masked` hides the rater's personal data.
+pub fn rating_view(r: &rating::Model, masked: bool) -> RatingView {
     let mask = |v: &Option<String>, f: fn(&str) -> String| {
         v.as_deref()
             .map(|s| if masked { f(s) } else { s.to_owned() })
