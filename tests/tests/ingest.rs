@@ -15,6 +15,7 @@ bihuan_store::on_both_databases!(
     racing_batches_store_each_rating_once,
     a_batch_over_ten_thousand_is_refused_whole,
     the_rating_list_filters_pages_scopes_and_masks,
+    ratings_of_unregistered_units_are_kept_and_listed_for_admins,
 );
 
 async fn post_batch(app: &TestApp, ratings: &[Value]) -> (StatusCode, Value) {
@@ -230,5 +231,63 @@ async fn the_rating_list_filters_pages_scopes_and_masks(db: &TestDb) {
     assert_eq!(
         (status, body["details"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("level"))
+    );
+}
+
+async fn ratings_of_unregistered_units_are_kept_and_listed_for_admins(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let mut rows = Vec::new();
+    for (i, level) in ["dissatisfied", "satisfied", "very_dissatisfied"]
+        .iter()
+        .enumerate()
+    {
+        let mut r = rating(&format!("UN-{i}"), level, "pc");
+        r["unit_code"] = json!("shaba-police");
+        rows.push(r);
+    }
+    let mut other = rating("UN-9", "satisfied", "pc");
+    other["unit_code"] = json!("shaba-tax");
+    rows.push(other);
+    let (_, body) = post_batch(&app, &rows).await;
+    assert_eq!(
+        body["inserted"].as_u64(),
+        Some(4),
+        "nothing is refused for an unknown unit: {body}"
+    );
+    assert_eq!(body["cases_opened"].as_u64(), Some(2));
+    let (status, list) = app
+        .call("admin", Method::GET, "/api/v1/units/unmapped", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list["items"],
+        json!([
+            {"unit_code": "shaba-police", "ratings": 3, "negative": 2},
+            {"unit_code": "shaba-tax", "ratings": 1, "negative": 0},
+        ])
+    );
+    let (status, _) = app
+        .call("center", Method::GET, "/api/v1/units/unmapped", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Registering the unit maps its ratings and brings its cases into the town's scope.
+    let (_, before) = app.call("sup", Method::GET, "/api/v1/cases", None).await;
+    let (status, _) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/units",
+            Some(json!({"code": "shaba-police", "name": "沙坝派出所", "parent": "shaba"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, list) = app
+        .call("admin", Method::GET, "/api/v1/units/unmapped", None)
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (_, after) = app.call("sup", Method::GET, "/api/v1/cases", None).await;
+    assert_eq!(
+        after["total"].as_u64().unwrap(),
+        before["total"].as_u64().unwrap() + 2
     );
 }

@@ -143,11 +143,30 @@ impl FromStr for Level {
     }
 }
 
+/// Other names offices and upload interfaces use for the channels.
+const CHANNEL_ALIASES: [(Channel, &str); 9] = [
+    (Channel::Pc, "PC"),
+    (Channel::Pc, "电脑端"),
+    (Channel::Mobile, "移动端"),
+    (Channel::Mobile, "渝快办"),
+    (Channel::Mobile, "APP"),
+    (Channel::Qr, "扫码"),
+    (Channel::Phone, "12345"),
+    (Channel::Phone, "电话/12345"),
+    (Channel::Default, "默认评价"),
+];
+
 impl FromStr for Channel {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_name(&Self::ALL, s, "评价渠道")
+        parse_name(&Self::ALL, s, "评价渠道").or_else(|e| {
+            CHANNEL_ALIASES
+                .iter()
+                .find(|(_, alias)| alias.eq_ignore_ascii_case(s.trim()))
+                .map(|(c, _)| *c)
+                .ok_or(e)
+        })
     }
 }
 

@@ -265,3 +265,47 @@ impl Store {
         Ok((items, total))
     }
 }
+
+/// A unit code that ratings name but the organization does not have yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmappedUnit {
+    /// The code as sent.
+    pub unit_code: String,
+    /// Ratings naming it.
+    pub ratings: i64,
+    /// Of which negative.
+    pub negative: i64,
+}
+
+impl Store {
+    /// The unit codes of stored ratings that are not registered units, most ratings first.
+    pub async fn unmapped_units(&self) -> Result<Vec<UnmappedUnit>> {
+        let registered = unit::Entity::find()
+            .select_only()
+            .column(unit::Column::Code)
+            .into_query();
+        let rows = rating::Entity::find()
+            .select_only()
+            .column(rating::Column::UnitCode)
+            .column_as(rating::Column::Id.count(), "n")
+            .column_as(
+                Expr::cust("SUM(CASE WHEN negative THEN 1 ELSE 0 END)"),
+                "neg",
+            )
+            .filter(rating::Column::UnitCode.not_in_subquery(registered))
+            .group_by(rating::Column::UnitCode)
+            .order_by(Expr::cust("COUNT(*)"), sea_orm::Order::Desc)
+            .order_by_asc(rating::Column::UnitCode)
+            .into_tuple::<(String, i64, i64)>()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(unit_code, ratings, negative)| UnmappedUnit {
+                unit_code,
+                ratings,
+                negative,
+            })
+            .collect())
+    }
+}

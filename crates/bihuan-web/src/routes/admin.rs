@@ -18,6 +18,7 @@ use crate::extract::{ApiJson, SignedIn};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(units, add_unit))
+        .routes(routes!(unmapped))
         .routes(routes!(add_user))
         .routes(routes!(add_token))
 }
@@ -29,6 +30,17 @@ async fn units(State(state): State<AppState>, _caller: SignedIn) -> ApiResult<Js
     let units = state.store.units().await?;
     Ok(Json(json!({
         "items": units.iter().map(|u| json!({"code": u.code, "name": u.name, "parent": u.parent_code, "email": u.email})).collect::<Vec<_>>()
+    })))
+}
+
+/// Unit codes that ratings name but the organization does not have: register them (or fix the sender).
+#[utoipa::path(get, path = "/api/v1/units/unmapped", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "{items:[{unit_code, ratings, negative}]}", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn unmapped(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let items = state.store.unmapped_units().await?;
+    Ok(Json(json!({
+        "items": items.iter().map(|u| json!({"unit_code": u.unit_code, "ratings": u.ratings, "negative": u.negative})).collect::<Vec<_>>()
     })))
 }
 
