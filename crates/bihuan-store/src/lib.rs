@@ -30,7 +30,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use access::{CHANNEL_PREFIX, SCOPE_RATINGS_WRITE, SESSION_PREFIX, token_hash};
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};
-pub use batch::BatchOutcome;
+pub use batch::{BatchOutcome, RatingsImport};
 pub use cases::{ActionRequest, CaseDetail};
 pub use chain::{BrokenEvent, ChainReport};
 pub use clock::{Clock, truncate_to_micros};

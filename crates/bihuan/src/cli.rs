@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UnitCommand,
     },
+    /// Import ratings from a file.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Channels' API tokens.
     Token {
         #[command(subcommand)]
@@ -119,6 +124,23 @@ pub enum UnitCommand {
         email: Option<String>,
         #[command(flatten)]
         db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Ratings from .csv (UTF-8 or GB18030), .json (an array) or .xlsx; all or nothing unless --partial.
+    Ratings {
+        /// The file.
+        file: PathBuf,
+        /// Keep the good rows; write the bad ones with their reasons to NAME.rejected.csv.
+        #[arg(long)]
+        partial: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        /// The folder of workflow files (default: ./workflows, else the built-in copies).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
     },
 }
 

@@ -4,12 +4,16 @@ mod cli;
 mod commands;
 mod config;
 mod demo;
+mod import;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{AuditCommand, Cli, Command, TokenCommand, UnitCommand, UserCommand, WorkflowsCommand};
+use cli::{
+    AuditCommand, Cli, Command, ImportCommand, TokenCommand, UnitCommand, UserCommand,
+    WorkflowsCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,6 +79,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     db,
                 },
         } => commands::unit_add(clock, &db.url, code, name, parent, email).await,
+        Command::Import {
+            command:
+                ImportCommand::Ratings {
+                    file,
+                    partial,
+                    db,
+                    workflows,
+                },
+        } => {
+            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
+            let store = config::connect(&db.url).await?;
+            store.migrate().await?;
+            import::ratings(&store, &engine, clock, &file, partial).await
+        }
         Command::Token {
             command: TokenCommand::Add { name, scope, db },
         } => commands::token_add(clock, &db.url, &name, &scope).await,

@@ -1,0 +1,583 @@
+//! `bihuan import ratings FILE`: .csv (UTF-8 with or without BOM, or GB18030/GBK, detected), .json (an
+//! array) or .xlsx, with the JSON field names or the Chinese headers as columns.
+//!
+//! Two passes over the file, each streamed: the first checks every row and names every bad one by its
+//! line; the second writes, all rows in one transaction. With `--partial` the good rows are written and
+//! the bad ones go to `NAME.rejected.csv` beside the input with the reason for each.
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, bail};
+use bihuan_core::Engine;
+use bihuan_core::rating::Rating;
+use bihuan_core::rating_input::parse_rating;
+use bihuan_store::{Clock, Store};
+use calamine::{Data, Reader};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+/// Rows handed to the store at a time.
+const FLUSH: usize = 2000;
+
+/// The column names accepted, Chinese and English, and the field each one fills.
+const COLUMNS: [(&str, &str); 19] = [
+    ("来源", "source"),
+    ("来源编号", "source_id"),
+    ("办件编号", "project_no"),
+    ("事项编码", "service_code"),
+    ("事项名称", "service_name"),
+    ("单位编码", "unit_code"),
+    ("区划代码", "region_code"),
+    ("评价渠道", "channel"),
+    ("评价等级", "level"),
+    ("代码集", "level_code_set"),
+    ("评价时间", "rated_at"),
+    ("评价次数", "assess_number"),
+    ("实名", "real_name"),
+    ("评价人类型", "rater_type"),
+    ("评价人", "rater_name"),
+    ("联系电话", "rater_phone"),
+    ("电子邮箱", "rater_email"),
+    ("被评价人员", "staff"),
+    ("文字评价", "comment"),
+];
+
+const REQUIRED: [&str; 10] = [
+    "source",
+    "source_id",
+    "project_no",
+    "service_code",
+    "service_name",
+    "unit_code",
+    "region_code",
+    "channel",
+    "level",
+    "rated_at",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Json,
+    Xlsx,
+}
+
+/// One row of the file: its number as people see it (the CSV line, the sheet row, the array element).
+#[derive(Debug)]
+struct SourceRow {
+    number: u64,
+    value: Value,
+}
+
+/// `bihuan import ratings`.
+pub async fn ratings(
+    store: &Store,
+    engine: &Engine,
+    clock: Clock,
+    path: &Path,
+    partial: bool,
+) -> anyhow::Result<ExitCode> {
+    let format = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => Format::Csv,
+        Some("json") => Format::Json,
+        Some("xlsx") | Some("xlsm") => Format::Xlsx,
+        _ => bail!(
+            "{}: only .csv, .json and .xlsx files can be imported",
+            path.display()
+        ),
+    };
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let tz = engine.calendar().tz();
+
+    // Pass 1: check every row.
+    let progress = progress_bar(size, "检查");
+    let (mut rows, read) = spawn_reader(path, format, progress.clone())?;
+    let mut bad = Vec::new();
+    while let Some(row) = rows.recv().await {
+        match parse_rating(&row.value, tz) {
+            Ok(_) => {}
+            Err(errors) => bad.extend(errors.into_iter().map(|e| (row.number, e.field, e.message))),
+        }
+    }
+    read.await.context("the file reader stopped")??;
+    progress.finish_and_clear();
+    let bad_rows = bad
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if !bad.is_empty() && !partial {
+        for (number, field, message) in &bad {
+            eprintln!("{}:{number}: {field}：{message}", path.display());
+        }
+        eprintln!(
+            "{bad_rows} 行有误，未导入任何数据（全部正确才导入；用 --partial 只导入正确的行）"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+
+    // Pass 2: write, all in one transaction.
+    let progress = progress_bar(size, "导入");
+    let (mut rows, read) = spawn_reader(path, format, progress.clone())?;
+    let mut import = store.begin_ratings_import(engine, clock.now()).await?;
+    let mut buffer: Vec<Rating> = Vec::with_capacity(FLUSH);
+    let mut rejected = if partial && !bad.is_empty() {
+        Some(Rejected::create(path)?)
+    } else {
+        None
+    };
+    while let Some(row) = rows.recv().await {
+        match parse_rating(&row.value, tz) {
+            Ok(r) => buffer.push(r),
+            Err(errors) => {
+                if let Some(out) = rejected.as_mut() {
+                    out.write(row.number, &errors, &row.value)?;
+                }
+            }
+        }
+        if buffer.len() >= FLUSH {
+            import.add(&buffer).await?;
+            buffer.clear();
+        }
+    }
+    read.await.context("the file reader stopped")??;
+    import.add(&buffer).await?;
+    let outcome = import.commit().await?;
+    progress.finish_and_clear();
+    println!(
+        "导入完成：新增 {} 条评价，重复 {} 条，开立差评工单 {} 件{}",
+        outcome.inserted,
+        outcome.duplicates,
+        outcome.cases_opened,
+        if bad.is_empty() {
+            String::new()
+        } else {
+            format!("，{bad_rows} 行有误未导入")
+        }
+    );
+    if let Some(out) = rejected {
+        let file = out.finish()?;
+        println!("有误的行及原因已写入 {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(bytes: u64, verb: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {per_sec} 剩余 {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_message(verb.to_owned());
+    bar
+}
+
+/// Reads the file on a blocking thread, sending rows through a bounded channel.
+fn spawn_reader(
+    path: &Path,
+    format: Format,
+    progress: ProgressBar,
+) -> anyhow::Result<(
+    mpsc::Receiver<SourceRow>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)> {
+    let (tx, rx) = mpsc::channel(4096);
+    let path = path.to_path_buf();
+    let handle = tokio::task::spawn_blocking(move || match format {
+        Format::Csv => read_csv(&path, &tx, &progress),
+        Format::Json => read_json(&path, &tx, &progress),
+        Format::Xlsx => read_xlsx(&path, &tx, &progress),
+    });
+    Ok((rx, handle))
+}
+
+/// Counts the bytes read, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn open_counting(path: &Path) -> anyhow::Result<(Counting<BufReader<File>>, Arc<AtomicU64>)> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let read = Arc::new(AtomicU64::new(0));
+    Ok((
+        Counting {
+            inner: BufReader::with_capacity(1 << 16, file),
+            read: read.clone(),
+        },
+        read,
+    ))
+}
+
+/// UTF-8 (with or without BOM) or GB18030, judged by the first 64 KiB.
+fn detect_encoding(path: &Path) -> anyhow::Result<&'static encoding_rs::Encoding> {
+    let mut head = vec![0u8; 1 << 16];
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut n = 0;
+    while n < head.len() {
+        let got = file.read(&mut head[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    let head = &head[..n];
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Ok(encoding_rs::UTF_8);
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => Ok(encoding_rs::UTF_8),
+        // Cut in the middle of a character at the end of the sample: still UTF-8.
+        Err(e) if e.error_len().is_none() => Ok(encoding_rs::UTF_8),
+        Err(_) => Ok(encoding_rs::GB18030),
+    }
+}
+
+fn read_csv(
+    path: &Path,
+    tx: &mpsc::Sender<SourceRow>,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    let encoding = detect_encoding(path)?;
+    let (counting, read) = open_counting(path)?;
+    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding))
+        .bom_sniffing(true)
+        .build(counting);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(decoded);
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header line", path.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let fields = map_headers(path, &headers)?;
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{}: malformed CSV", path.display()))?;
+        let number = record.position().map_or(0, |p| p.line());
+        let cells: Vec<String> = record.iter().map(str::to_owned).collect();
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        progress.set_position(read.load(Ordering::Relaxed));
+        if tx
+            .blocking_send(SourceRow {
+                number,
+                value: flat_row(&fields, &cells),
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_xlsx(
+    path: &Path,
+    tx: &mpsc::Sender<SourceRow>,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    let mut book = calamine::open_workbook_auto(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let range = book
+        .worksheet_range_at(0)
+        .with_context(|| format!("{}: the workbook has no sheet", path.display()))?
+        .with_context(|| format!("{}: cannot read the first sheet", path.display()))?;
+    let mut rows = range.rows();
+    let Some(header) = rows.next() else {
+        bail!("{}: the first sheet is empty", path.display());
+    };
+    let headers: Vec<String> = header.iter().map(cell_text).collect();
+    let fields = map_headers(path, &headers)?;
+    progress.set_length(range.height() as u64);
+    for (i, row) in rows.enumerate() {
+        let cells: Vec<String> = row.iter().map(cell_text).collect();
+        progress.set_position(i as u64 + 2);
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        // Sheet rows count from 1, the header being row 1.
+        if tx
+            .blocking_send(SourceRow {
+                number: i as u64 + 2,
+                value: flat_row(&fields, &cells),
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => d.as_datetime().map_or_else(
+            || d.as_f64().to_string(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ),
+        Data::Error(e) => format!("#{e:?}"),
+    }
+}
+
+fn read_json(
+    path: &Path,
+    tx: &mpsc::Sender<SourceRow>,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    struct Elements<'a> {
+        tx: &'a mpsc::Sender<SourceRow>,
+        progress: &'a ProgressBar,
+        read: Arc<AtomicU64>,
+    }
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array of ratings")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut number = 0;
+            while let Some(value) = seq.next_element::<Value>()? {
+                number += 1;
+                self.progress
+                    .set_position(self.read.load(Ordering::Relaxed));
+                let value = match value {
+                    Value::Object(obj) if !obj.contains_key("rater") => fold_rater(obj),
+                    other => other,
+                };
+                if self.tx.blocking_send(SourceRow { number, value }).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    let (counting, read) = open_counting(path)?;
+    let mut de = serde_json::Deserializer::from_reader(counting);
+    de.deserialize_seq(Elements { tx, progress, read })
+        .with_context(|| format!("{}: not a JSON array of ratings", path.display()))?;
+    Ok(())
+}
+
+/// The field each column fills (None: ignored), or an error naming the missing columns.
+fn map_headers(path: &Path, headers: &[String]) -> anyhow::Result<Vec<Option<&'static str>>> {
+    let fields: Vec<Option<&'static str>> = headers
+        .iter()
+        .map(|h| {
+            let h = h.trim().trim_start_matches('\u{feff}');
+            COLUMNS
+                .iter()
+                .find(|(zh, en)| *zh == h || *en == h)
+                .map(|(_, en)| *en)
+        })
+        .collect();
+    let missing: Vec<String> = REQUIRED
+        .iter()
+        .filter(|f| !fields.contains(&Some(**f)))
+        .map(|f| {
+            let zh = COLUMNS
+                .iter()
+                .find(|(_, en)| en == f)
+                .map_or("", |(zh, _)| zh);
+            format!("{zh}（{f}）")
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: the header line lacks the columns {}",
+            path.display(),
+            missing.join("、")
+        );
+    }
+    Ok(fields)
+}
+
+/// A row of text cells as the rating JSON of API.md.
+fn flat_row(fields: &[Option<&'static str>], cells: &[String]) -> Value {
+    let mut obj = Map::new();
+    for (field, cell) in fields.iter().zip(cells) {
+        let (Some(field), cell) = (field, cell.trim()) else {
+            continue;
+        };
+        if cell.is_empty() {
+            continue;
+        }
+        let value = match *field {
+            "level" | "assess_number" => cell
+                .parse::<u64>()
+                .map_or_else(|_| Value::from(cell), Value::from),
+            "real_name" => match cell {
+                "是" | "true" | "TRUE" | "1" | "Y" | "y" | "实名" => Value::Bool(true),
+                "否" | "false" | "FALSE" | "0" | "N" | "n" | "匿名" => Value::Bool(false),
+                other => Value::from(other),
+            },
+            "staff" => Value::from(
+                cell.split(['、', ',', '，', ';', '；'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ),
+            _ => Value::from(cell),
+        };
+        obj.insert((*field).to_owned(), value);
+    }
+    fold_rater(obj)
+}
+
+/// Moves `rater_*` and `real_name` into the nested `rater` object.
+fn fold_rater(mut obj: Map<String, Value>) -> Value {
+    let mut rater = Map::new();
+    for (flat, nested) in [
+        ("rater_type", "type"),
+        ("real_name", "real_name"),
+        ("rater_name", "name"),
+        ("rater_phone", "phone"),
+        ("rater_email", "email"),
+    ] {
+        if let Some(v) = obj.remove(flat) {
+            rater.insert(nested.to_owned(), v);
+        }
+    }
+    if !rater.is_empty() {
+        obj.insert("rater".to_owned(), Value::Object(rater));
+    }
+    Value::Object(obj)
+}
+
+/// The file of rows left out by `--partial`, with the reason for each.
+struct Rejected {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+}
+
+impl Rejected {
+    fn create(input: &Path) -> anyhow::Result<Self> {
+        let stem = input
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("import");
+        let path = input.with_file_name(format!("{stem}.rejected.csv"));
+        let file =
+            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut writer = csv::Writer::from_writer(file);
+        // A BOM so that Excel opens the Chinese text as UTF-8.
+        writer.write_record(["\u{feff}行号", "字段", "错误原因", "原始数据"])?;
+        Ok(Self { path, writer })
+    }
+
+    fn write(
+        &mut self,
+        number: u64,
+        errors: &[bihuan_core::rating_input::FieldError],
+        row: &Value,
+    ) -> anyhow::Result<()> {
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let reasons: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}：{}", e.field, e.message))
+            .collect();
+        self.writer.write_record([
+            number.to_string(),
+            fields.join("、"),
+            reasons.join("；"),
+            row.to_string(),
+        ])?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<PathBuf> {
+        self.writer.flush()?;
+        Ok(self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_and_english_headers_fill_the_same_fields() {
+        let headers: Vec<String> = [
+            "来源",
+            "source_id",
+            "办件编号",
+            "事项编码",
+            "事项名称",
+            "单位编码",
+            "区划代码",
+            "评价渠道",
+            "评价等级",
+            "评价时间",
+            "实名",
+            "联系电话",
+            "备注",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let fields = map_headers(Path::new("x.csv"), &headers).unwrap();
+        assert_eq!(fields[0], Some("source"));
+        assert_eq!(fields[12], None, "unknown columns are ignored");
+        let cells: Vec<String> = [
+            "ykb",
+            "1",
+            "p",
+            "s",
+            "名",
+            "u",
+            "r",
+            "移动端",
+            "4",
+            "2021-05-06 10:00:00",
+            "是",
+            "13800001234",
+            "x",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let row = flat_row(&fields, &cells);
+        assert_eq!(row["level"], 4);
+        assert_eq!(row["rater"]["real_name"], true);
+        assert_eq!(row["rater"]["phone"], "13800001234");
+        let missing = map_headers(Path::new("x.csv"), &headers[..3])
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("事项编码（service_code）"), "{missing}");
+    }
+}
