@@ -2,11 +2,12 @@
 //! ratings whose cases stand at every stage of the loop, then prints the logins.
 
 use anyhow::Context;
-use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
+use bihuan_core::rating::{Channel, Level};
+use bihuan_core::rating_input::parse_rating;
 use bihuan_core::{Actor, Engine, Role};
 use bihuan_store::{ActionRequest, Clock, NewUnit, NewUser, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The password of every demo account (printed; a demo is not a deployment).
@@ -147,12 +148,18 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
             .await
             .with_context(|| format!("demo user {username}"))?;
     }
+    let channel_token = store
+        .add_api_token("demo-channel", bihuan_store::SCOPE_RATINGS_WRITE, now)
+        .await?;
     let mut rng = SplitMix(0x5eed_b1a0_2021);
     let mut cases = 0;
     for i in 0..RATINGS {
         let rated_at = now - Duration::minutes(rng.below(120 * 24 * 60) as i64 + 60);
         let service = SERVICES[rng.below(SERVICES.len() as u64) as usize];
-        let rating = demo_rating(&mut rng, i, rated_at, service);
+        // Through the same checks as every rating that arrives by the API or a file.
+        let sent = demo_rating(&mut rng, i, rated_at, service);
+        let rating = parse_rating(&sent, engine.calendar().tz())
+            .map_err(|e| anyhow::anyhow!("demo rating {i} is invalid: {e:?}"))?;
         let recorded = store.record_rating(engine, &rating, rated_at).await?;
         if let Some(case_id) = recorded.case_id {
             cases += 1;
@@ -165,6 +172,7 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
         USERS.len()
     );
     print_logins("演示账号");
+    println!("演示渠道令牌（推送评价用）：{channel_token}");
     Ok(())
 }
 
@@ -179,12 +187,13 @@ fn print_logins(title: &str) {
     }
 }
 
+/// A rating as a channel would send it (API.md's JSON).
 fn demo_rating(
     rng: &mut SplitMix,
     i: usize,
     rated_at: DateTime<Utc>,
     service: (&str, &str, &str, &str),
-) -> Rating {
+) -> Value {
     let roll = rng.below(100);
     let level = match roll {
         0..=49 => Level::VerySatisfied,
@@ -215,45 +224,40 @@ fn demo_rating(
         "办理很快，态度很好",
         "一次就办好了",
     ];
-    Rating {
-        source: "demo".into(),
-        source_id: format!("DEMO-{i:05}"),
-        project_no: format!("500114-2021-{i:05}"),
-        service_code: format!("11500114MB1234567X{}", service.0),
-        service_name: service.1.into(),
-        unit_code: "shaba-center".into(),
-        region_code: "500114112".into(),
-        channel,
-        level,
-        rated_at,
-        assess_number: 1,
-        rater: Rater {
-            kind: if rng.below(10) == 0 {
-                RaterType::LegalPerson
-            } else {
-                RaterType::Individual
-            },
-            real_name,
-            name: real_name.then(|| {
-                format!(
-                    "{}某某",
-                    surnames[rng.below(surnames.len() as u64) as usize]
-                )
-            }),
-            phone: real_name.then(|| format!("138{:08}", rng.below(100_000_000))),
-            email: None,
+    let legal = rng.below(10) == 0;
+    let name = format!(
+        "{}某某",
+        surnames[rng.below(surnames.len() as u64) as usize]
+    );
+    let phone = format!("138{:08}", rng.below(100_000_000));
+    let comment = (level.is_negative() || rng.below(3) == 0).then(|| {
+        comments[if level.is_negative() {
+            rng.below(4)
+        } else {
+            4 + rng.below(2)
+        } as usize]
+    });
+    json!({
+        "source": "demo",
+        "source_id": format!("DEMO-{i:05}"),
+        "project_no": format!("500114-2021-{i:05}"),
+        "service_code": format!("11500114MB1234567X{}", service.0),
+        "service_name": service.1,
+        "unit_code": "shaba-center",
+        "region_code": "500114112",
+        "channel": channel.as_str(),
+        "level": level.as_str(),
+        "rated_at": rated_at.to_rfc3339(),
+        "assess_number": 1,
+        "rater": {
+            "type": if legal { "legal_person" } else { "individual" },
+            "real_name": real_name,
+            "name": real_name.then_some(name),
+            "phone": real_name.then_some(phone),
         },
-        staff: vec!["窗口工作人员".into()],
-        indicators: Map::new(),
-        comment: (level.is_negative() || rng.below(3) == 0).then(|| {
-            comments[if level.is_negative() {
-                rng.below(4)
-            } else {
-                4 + rng.below(2)
-            } as usize]
-                .to_owned()
-        }),
-    }
+        "staff": ["窗口工作人员"],
+        "comment": comment,
+    })
 }
 
 /// Takes a case through the loop, step by step, as far as its age allows and a die decides.
