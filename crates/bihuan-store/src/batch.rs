@@ -8,7 +8,10 @@ use bihuan_core::chain::{ChainedEvent, GENESIS_HASH, canonical_json, event_hash}
 use bihuan_core::rating::Rating;
 use bihuan_core::{Engine, NEGATIVE_RATING};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
+    TryInsertResult,
+};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -127,25 +130,34 @@ async fn insert_chunk(
         .workflow(NEGATIVE_RATING)
         .ok_or_else(|| StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded")))?;
     let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-    rating::Entity::insert_many(
+    let insert = rating::Entity::insert_many(
         chunk
             .iter()
             .zip(&ids)
             .map(|(r, id)| to_active_model(r, *id, now)),
     )
-    .on_conflict_do_nothing_on([rating::Column::Source, rating::Column::SourceId])
-    .exec(txn)
-    .await?;
-    // The ids are ours alone: those present now are the rows this chunk inserted.
-    let stored: HashSet<Uuid> = rating::Entity::find()
-        .select_only()
-        .column(rating::Column::Id)
-        .filter(rating::Column::Id.is_in(ids.iter().copied()))
-        .into_tuple::<Uuid>()
-        .all(txn)
-        .await?
-        .into_iter()
-        .collect();
+    .on_conflict_do_nothing_on([rating::Column::Source, rating::Column::SourceId]);
+    // Which rows this chunk inserted: PostgreSQL says so itself (`RETURNING`); SQLite is asked by primary
+    // key. (On PostgreSQL a lookup inside one long import transaction is planned for the empty table it
+    // started as, and becomes a sequential scan.)
+    let stored: HashSet<Uuid> = if txn.get_database_backend().support_returning() {
+        match insert.exec_with_returning_keys(txn).await? {
+            TryInsertResult::Inserted(keys) => keys.into_iter().collect(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+        }
+    } else {
+        insert.exec(txn).await?;
+        // The ids are ours alone: those present now are the rows this chunk inserted.
+        rating::Entity::find()
+            .select_only()
+            .column(rating::Column::Id)
+            .filter(rating::Column::Id.is_in(ids.iter().copied()))
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let opening = bihuan_core::open(def, engine.calendar(), now);
     let fields = Map::new();
     let fields_text = canonical_json(&Value::Object(fields.clone()));

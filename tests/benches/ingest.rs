@@ -1,0 +1,233 @@
+//! Ingestion speed against the raw ceiling of each database, in one run (not a test).
+//!
+//! `cargo bench -p bihuan-tests --bench ingest` (set `BIHUAN_TEST_PG_URL` for PostgreSQL; `BENCH_N`
+//! ratings, default 200,000, 8 % negative). For each database it measures: the batch API over HTTP with
+//! four concurrent clients (batches of 1,000), the file import of the same rows as CSV through the
+//! release binary, and the raw ceiling — the same rows written by the database's fastest path
+//! (PostgreSQL `COPY`, SQLite one transaction of one prepared insert) — and prints rows/s and the
+//! ratio to the ceiling.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bihuan_store::testing::TestDb;
+use bihuan_tests::api::{rating, spawn};
+use bihuan_web::WebConfig;
+use sea_orm::sqlx::{self, Connection};
+use serde_json::Value;
+
+const CLIENTS: usize = 4;
+const BATCH: usize = 1000;
+
+fn ratings(n: usize, tag: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let level = if i % 25 < 2 {
+                "dissatisfied"
+            } else {
+                ["very_satisfied", "satisfied", "basically_satisfied"][i % 3]
+            };
+            let channel = ["mobile", "pc", "qr", "hall_pad", "phone", "sms"][i % 6];
+            rating(&format!("{tag}-{i:08}"), level, channel)
+        })
+        .collect()
+}
+
+const CSV_HEADER: &str = "source,source_id,project_no,service_code,service_name,unit_code,region_code,channel,level,rated_at,assess_number,real_name,rater_name,rater_phone,rater_email,comment";
+
+fn csv_line(r: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    [
+        s(&r["source"]),
+        s(&r["source_id"]),
+        s(&r["project_no"]),
+        s(&r["service_code"]),
+        s(&r["service_name"]),
+        s(&r["unit_code"]),
+        s(&r["region_code"]),
+        s(&r["channel"]),
+        s(&r["level"]),
+        s(&r["rated_at"]),
+        "1".into(),
+        "true".into(),
+        s(&r["rater"]["name"]),
+        s(&r["rater"]["phone"]),
+        s(&r["rater"]["email"]),
+        s(&r["comment"]),
+    ]
+    .join(",")
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+async fn batch_api(db: &TestDb, rows: Vec<Value>) -> Duration {
+    let app = Arc::new(spawn(db, WebConfig::default()).await);
+    let chunks: Vec<Vec<Value>> = rows.chunks(BATCH).map(<[Value]>::to_vec).collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (app, queue) = (app.clone(), queue.clone());
+        clients.spawn(async move {
+            loop {
+                let Some(chunk) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let body = serde_json::json!({ "ratings": chunk });
+                let response = app
+                    .client
+                    .post(format!("{}/api/v1/ratings/batch", app.base))
+                    .bearer_auth(&app.channel_token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+            }
+        });
+    }
+    clients.join_all().await;
+    started.elapsed()
+}
+
+fn file_import(db: &TestDb, rows: &[Value]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ratings.csv");
+    let mut text = String::with_capacity(rows.len() * 300);
+    text.push_str(CSV_HEADER);
+    for r in rows {
+        text.push('\n');
+        text.push_str(&csv_line(r));
+    }
+    std::fs::write(&file, text).unwrap();
+    let mut import = bihuan_tests::bihuan(dir.path());
+    let started = Instant::now();
+    let out = import
+        .args(["import", "ratings"])
+        .arg(&file)
+        .args(["--db", &db.url, "--workflows"])
+        .arg(bihuan_tests::root().join("workflows"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// The same rows through the database's fastest path.
+async fn raw_ceiling(db: &TestDb, rows: &[Value]) -> Duration {
+    let cols = "id, source, source_id, project_no, service_code, service_name, unit_code, region_code, channel, level, negative, rated_at, assess_number, rater_type, rater_real_name, rater_name, rater_phone, rater_email, staff, indicators, comment, created_at";
+    let now = chrono::Utc::now().to_rfc3339();
+    let fields = |r: &Value| -> Vec<String> {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        vec![
+            uuid::Uuid::now_v7().to_string(),
+            s(&r["source"]),
+            s(&r["source_id"]),
+            s(&r["project_no"]),
+            s(&r["service_code"]),
+            s(&r["service_name"]),
+            s(&r["unit_code"]),
+            s(&r["region_code"]),
+            s(&r["channel"]),
+            s(&r["level"]),
+            (r["level"] == "dissatisfied").to_string(),
+            s(&r["rated_at"]),
+            "1".into(),
+            "individual".into(),
+            "true".into(),
+            s(&r["rater"]["name"]),
+            s(&r["rater"]["phone"]),
+            s(&r["rater"]["email"]),
+            r["staff"].to_string(),
+            r["indicators"].to_string(),
+            s(&r["comment"]),
+            now.clone(),
+        ]
+    };
+    if db.url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let started = Instant::now();
+        let mut copy = conn
+            .copy_in_raw(&format!(
+                "COPY ratings ({cols}) FROM STDIN WITH (FORMAT csv)"
+            ))
+            .await
+            .unwrap();
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut writer = csv::Writer::from_writer(&mut buf);
+        for r in rows {
+            writer.write_record(fields(r)).unwrap();
+        }
+        drop(writer);
+        copy.send(buf).await.unwrap();
+        copy.finish().await.unwrap();
+        started.elapsed()
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        let placeholders = vec!["?"; 22].join(", ");
+        let sql = format!("INSERT INTO ratings ({cols}) VALUES ({placeholders})");
+        let started = Instant::now();
+        let mut txn = conn.begin().await.unwrap();
+        for r in rows {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for v in fields(r) {
+                q = q.bind(v);
+            }
+            q.execute(&mut *txn).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        started.elapsed()
+    }
+}
+
+/// Measures one database and prints each figure as soon as it is known.
+async fn run(name: &str, fresh: impl AsyncFn() -> TestDb, n: usize) {
+    // Build (or check) the release binary before any clock starts.
+    let _ = bihuan_tests::bin();
+    let db = fresh().await;
+    let c = rate(n, raw_ceiling(&db, &ratings(n, "RAW")).await);
+    db.finish().await.unwrap();
+    println!("| {name} | raw ceiling | {c:>9.0} | 1.00 |");
+    let db = fresh().await;
+    let api = rate(n, batch_api(&db, ratings(n, "API")).await);
+    db.finish().await.unwrap();
+    println!(
+        "| {name} | batch API, {CLIENTS} clients | {api:>9.0} | {:.2} |",
+        api / c
+    );
+    let db = fresh().await;
+    let import = rate(n, file_import(&db, &ratings(n, "FILE")));
+    db.finish().await.unwrap();
+    println!(
+        "| {name} | file import (CSV) | {import:>9.0} | {:.2} |",
+        import / c
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    println!("{n} ratings, 8 % negative");
+    println!("| database | path | ratings/s | ratio to ceiling |\n|---|---|---:|---:|");
+    run("SQLite", async || TestDb::sqlite().await.unwrap(), n).await;
+    if std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
+        run(
+            "PostgreSQL",
+            async || TestDb::postgres().await.unwrap().unwrap(),
+            n,
+        )
+        .await;
+    }
+}
