@@ -94,8 +94,8 @@ impl Store {
         Ok(self.db.ping().await?)
     }
 
-    /// The underlying connection, for tests and for the other crates' own queries in this crate's
-    /// modules only; handlers never use it.
+    /// The underlying connection, for tests and tools (handlers never touch it; queries live in this
+    /// crate).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
