@@ -4,20 +4,18 @@
 
 use std::collections::HashSet;
 
-use bihuan_core::chain::{ChainedEvent, GENESIS_HASH, canonical_json, event_hash};
 use bihuan_core::rating::Rating;
 use bihuan_core::{Engine, NEGATIVE_RATING};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
     TryInsertResult,
 };
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating};
-use crate::ratings::{SYSTEM_ACTOR, opened_case, to_active_model};
+use crate::ratings::{opened_case, opening_event, to_active_model};
 use crate::{Result, Store, StoreError};
 
 /// Rows per statement: well under both databases' limits on bound parameters.
@@ -159,8 +157,6 @@ async fn insert_chunk(
             .collect()
     };
     let opening = bihuan_core::open(def, engine.calendar(), now);
-    let fields = Map::new();
-    let fields_text = canonical_json(&Value::Object(fields.clone()));
     let mut cases = Vec::new();
     let mut events = Vec::new();
     for (r, rating_id) in chunk.iter().zip(&ids) {
@@ -168,19 +164,7 @@ async fn insert_chunk(
             continue;
         }
         let case_id = Uuid::now_v7();
-        let hash = event_hash(
-            GENESIS_HASH,
-            &ChainedEvent {
-                subject_id: &case_id.to_string(),
-                seq: 1,
-                action: &opening.action,
-                from: None,
-                to: &opening.to,
-                actor: SYSTEM_ACTOR,
-                at: now,
-                fields: &fields,
-            },
-        );
+        let (hash, first_event) = opening_event(case_id, &opening, now);
         cases.push(opened_case(
             def,
             &opening,
@@ -190,19 +174,7 @@ async fn insert_chunk(
             &hash,
             now,
         ));
-        events.push(event::ActiveModel {
-            case_id: Set(case_id),
-            seq: Set(1),
-            action: Set(opening.action.clone()),
-            from_state: Set(None),
-            to_state: Set(opening.to.clone()),
-            actor: Set(SYSTEM_ACTOR.to_owned()),
-            at: Set(now),
-            fields: Set(fields_text.clone()),
-            prev_hash: Set(GENESIS_HASH.to_owned()),
-            hash: Set(hash),
-            ..Default::default()
-        });
+        events.push(first_event);
     }
     let opened = cases.len();
     if !cases.is_empty() {

@@ -132,6 +132,23 @@ async fn open_case(
         .ok_or_else(|| StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded")))?;
     let opening = bihuan_core::open(def, engine.calendar(), now);
     let case_id = Uuid::now_v7();
+    let (hash, first_event) = opening_event(case_id, &opening, now);
+    opened_case(def, &opening, case_id, rating_id, origin_unit, &hash, now)
+        .insert(txn)
+        .await?;
+    first_event.insert(txn).await?;
+    if opening.timing.deadline.is_some_and(|d| d.provisional) {
+        tracing::warn!(case = %case_id, "deadline is provisional: the calendar has no official data for its year");
+    }
+    Ok(case_id)
+}
+
+/// The first event of a case just opened (action `open`, by the system), and its hash.
+pub(crate) fn opening_event(
+    case_id: Uuid,
+    opening: &bihuan_core::Decision,
+    now: DateTime<Utc>,
+) -> (String, event::ActiveModel) {
     let fields = Map::new();
     let hash = event_hash(
         GENESIS_HASH,
@@ -146,10 +163,7 @@ async fn open_case(
             fields: &fields,
         },
     );
-    opened_case(def, &opening, case_id, rating_id, origin_unit, &hash, now)
-        .insert(txn)
-        .await?;
-    event::ActiveModel {
+    let row = event::ActiveModel {
         case_id: Set(case_id),
         seq: Set(1),
         action: Set(opening.action.clone()),
@@ -159,15 +173,10 @@ async fn open_case(
         at: Set(now),
         fields: Set(canonical_json(&Value::Object(fields))),
         prev_hash: Set(GENESIS_HASH.to_owned()),
-        hash: Set(hash),
+        hash: Set(hash.clone()),
         ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    if opening.timing.deadline.is_some_and(|d| d.provisional) {
-        tracing::warn!(case = %case_id, "deadline is provisional: the calendar has no official data for its year");
-    }
-    Ok(case_id)
+    };
+    (hash, row)
 }
 
 /// The row of a case just opened in the workflow's initial state.
