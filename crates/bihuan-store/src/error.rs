@@ -38,13 +38,6 @@ pub enum StoreError {
     Db(#[from] DbErr),
 }
 
-impl StoreError {
-    /// Whether the error is the database refusing a write because of a constraint (a race lost).
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Db(e) if is_unique_violation(e))
-    }
-}
-
 pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(
         e.sql_err(),

@@ -132,6 +132,15 @@ impl Store {
             .limit(per_page)
             .all(&self.db)
             .await?;
+        let rows = self.with_ratings(cases).await?;
+        Ok((rows, total))
+    }
+
+    /// Cases paired with their ratings, loaded in one query.
+    async fn with_ratings(
+        &self,
+        cases: Vec<case::Model>,
+    ) -> Result<Vec<(case::Model, rating::Model)>> {
         let ratings: BTreeMap<Uuid, rating::Model> = rating::Entity::find()
             .filter(rating::Column::Id.is_in(cases.iter().map(|c| c.rating_id)))
             .all(&self.db)
@@ -139,32 +148,32 @@ impl Store {
             .into_iter()
             .map(|r| (r.id, r))
             .collect();
-        let rows = cases
+        Ok(cases
             .into_iter()
             .filter_map(|c| ratings.get(&c.rating_id).cloned().map(|r| (c, r)))
-            .collect();
-        Ok((rows, total))
+            .collect())
     }
 
-    /// Up to `n` closed cases in scope that no one has audited yet, chosen at random.
+    /// Up to `n` closed cases in scope that no one has audited yet, chosen at random, with their ratings.
     pub async fn audit_sample(
         &self,
         scope: &CaseScope,
         closed_state: &str,
         n: u64,
-    ) -> Result<Vec<case::Model>> {
+    ) -> Result<Vec<(case::Model, rating::Model)>> {
         let audited = audit::Entity::find()
             .select_only()
             .column(audit::Column::CaseId)
             .into_query();
-        Ok(case::Entity::find()
+        let cases = case::Entity::find()
             .filter(scope.condition())
             .filter(case::Column::State.eq(closed_state))
             .filter(case::Column::Id.not_in_subquery(audited))
             .order_by(Expr::cust("RANDOM()"), sea_orm::Order::Asc)
             .limit(n)
             .all(&self.db)
-            .await?)
+            .await?;
+        self.with_ratings(cases).await
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bihuan_core::{Engine, Role};
-use bihuan_store::{Clock, NewUnit, NewUser};
+use bihuan_store::{Clock, NewUnit, NewUser, Store};
 use bihuan_web::AppState;
 use chrono_tz::Tz;
 
@@ -29,7 +29,7 @@ pub async fn serve(
     let (engine, from) = config::engine(workflows, tz)?;
     tracing::info!(workflows = %from, "workflows loaded");
     warn_missing_years(&engine, &clock);
-    let store = config::connect(db).await?;
+    let store = Store::connect(db).await?;
     let applied = store.migrate().await?;
     tracing::info!(applied, "database migrated");
     let recomputed = store
@@ -102,7 +102,7 @@ fn warn_missing_years(engine: &Engine, clock: &Clock) {
 
 /// `bihuan migrate`.
 pub async fn migrate(db: &str) -> anyhow::Result<ExitCode> {
-    let store = config::connect(db).await?;
+    let store = Store::connect(db).await?;
     let applied = store.migrate().await?;
     println!("数据库迁移完成：本次应用 {applied} 个迁移");
     Ok(ExitCode::SUCCESS)
@@ -155,7 +155,7 @@ pub async fn user_add(
 ) -> anyhow::Result<ExitCode> {
     let role: Role = role.parse()?;
     let password = read_password()?;
-    let store = config::connect(db).await?;
+    let store = Store::connect(db).await?;
     let user = store
         .add_user(
             &NewUser {
@@ -198,7 +198,7 @@ pub async fn unit_add(
     parent: Option<String>,
     email: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let store = config::connect(db).await?;
+    let store = Store::connect(db).await?;
     let unit = store
         .add_unit(
             &NewUnit {
@@ -221,7 +221,7 @@ pub async fn token_add(
     name: &str,
     scope: &str,
 ) -> anyhow::Result<ExitCode> {
-    let store = config::connect(db).await?;
+    let store = Store::connect(db).await?;
     let token = store.add_api_token(name, scope, clock.now()).await?;
     eprintln!(
         "已创建渠道令牌 {}（{scope}）。令牌只显示这一次，请妥善保存：",
@@ -233,7 +233,7 @@ pub async fn token_add(
 
 /// `bihuan audit verify`.
 pub async fn audit_verify(db: &str) -> anyhow::Result<ExitCode> {
-    let store = config::connect(db).await?;
+    let store = Store::connect(db).await?;
     let report = store.verify_chain().await?;
     match report.first_broken {
         None => {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use bihuan_core::{Engine, Source};
-use bihuan_store::{Clock, Store};
+use bihuan_store::Clock;
 use chrono::DateTime;
 use chrono_tz::Tz;
 
@@ -108,9 +108,4 @@ fn number_var(name: &str) -> anyhow::Result<Option<i64>> {
         },
         _ => Ok(None),
     }
-}
-
-/// Connects to the database with one clear line on failure.
-pub async fn connect(url: &str) -> anyhow::Result<Store> {
-    Ok(Store::connect(url).await?)
 }

@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = config::connect(&db.url).await?;
+            let store = bihuan_store::Store::connect(&db.url).await?;
             store.migrate().await?;
             import::ratings(&store, &engine, clock, &file, partial).await
         }

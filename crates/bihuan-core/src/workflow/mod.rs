@@ -263,11 +263,4 @@ impl WorkflowDefinition {
     pub fn action(&self, id: &str) -> Option<&ActionDef> {
         self.actions.iter().find(|a| a.id == id)
     }
-
-    /// The actions that may be taken from a state, in file order.
-    pub fn actions_from<'a>(&'a self, state: &'a str) -> impl Iterator<Item = &'a ActionDef> + 'a {
-        self.actions
-            .iter()
-            .filter(move |a| a.from.iter().any(|f| f == state))
-    }
 }

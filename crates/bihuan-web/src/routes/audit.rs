@@ -81,19 +81,14 @@ async fn sample(
         .and_then(|d| d.action(AUDIT_FAIL_ACTION))
         .and_then(|a| a.from.first().cloned())
         .unwrap_or_else(|| "closed".to_owned());
-    let cases = state.store.audit_sample(&caller.scope, &closed, n).await?;
     let now = state.clock.now();
-    let mut items = Vec::new();
-    for case in cases {
-        let detail = state.store.case(case.id).await?;
-        items.push(case_summary(
-            &state.engine,
-            &detail.case,
-            &detail.rating,
-            &caller,
-            now,
-        ));
-    }
+    let items: Vec<_> = state
+        .store
+        .audit_sample(&caller.scope, &closed, n)
+        .await?
+        .iter()
+        .map(|(case, rating)| case_summary(&state.engine, case, rating, &caller, now))
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 
