@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_engine_tables;
 mod m20261127_000002_create_access_tables;
+mod m20261127_000003_unit_regions_and_aliases;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_engine_tables::Migration),
             Box::new(m20261127_000002_create_access_tables::Migration),
+            Box::new(m20261127_000003_unit_regions_and_aliases::Migration),
         ]
     }
 }

@@ -166,6 +166,11 @@ pub mod api {
     /// Every seeded user's password.
     pub const PASSWORD: &str = "correct horse battery";
 
+    /// The 行政区划 of 沙坝镇 (its center answers for it) and of 马旺镇.
+    pub const SHABA_REGION: &str = "500114112";
+    /// See [`SHABA_REGION`].
+    pub const MAWANG_REGION: &str = "500114115";
+
     /// (username, role, unit) of the seeded users; `o_…` belong to the other town.
     pub const USERS: [(&str, Role, Option<&str>); 9] = [
         ("admin", Role::Admin, None),
@@ -249,6 +254,11 @@ pub mod api {
                 name: name.into(),
                 parent: parent.map(Into::into),
                 email: Some(format!("{code}@example.org")),
+                region: match code {
+                    "shaba-center" => Some(SHABA_REGION.into()),
+                    "mawang-center" => Some(MAWANG_REGION.into()),
+                    _ => None,
+                },
             };
             db.store.add_unit(&unit, now).await.unwrap();
         }

@@ -49,6 +49,51 @@ async fn units_and_users_are_added_from_the_command_line(db: &TestDb) {
     let (_, err) = text(&out);
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
     assert!(err.contains("上级单位 nowhere 不存在"), "{err}");
+    let out = unit(&[
+        "--code",
+        "shaba-center",
+        "--name",
+        "沙坝镇便民服务中心",
+        "--parent",
+        "shaba",
+        "--region",
+        "500114112",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let center = db.store.unit("shaba-center").await.unwrap().unwrap();
+    assert_eq!(center.region_code.as_deref(), Some("500114112"));
+    let out = unit(&["--code", "y", "--name", "某中心", "--region", "沙坝"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("行政区划代码"), "{:?}", text(&out));
+
+    // An outside unit code mapped onto a registered unit.
+    let map = |args: &[&str]| {
+        bihuan(dir.path())
+            .args(["unit", "map", "--db", &db.url])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = map(&["--code", "500114-ybj-hall", "--to", "shaba-social"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let aliases = db.store.unit_aliases().await.unwrap();
+    assert_eq!(
+        (
+            aliases.len(),
+            aliases[0].unit_code.as_str(),
+            aliases[0].mapped_by.as_str()
+        ),
+        (1, "shaba-social", "cli")
+    );
+    let out = map(&["--code", "500114-ybj-hall", "--to", "shaba"]);
+    assert_eq!(out.status.code(), Some(1), "mapped once");
+    let out = map(&["--code", "other", "--to", "nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("单位 nowhere 不存在"),
+        "{:?}",
+        text(&out)
+    );
 
     // The environment variable works like --db.
     let mut cmd = bihuan(dir.path());

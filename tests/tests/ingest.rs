@@ -2,12 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use bihuan_store::entity::{case, rating as rating_row};
+use bihuan_store::entity::{case, outbox, rating as rating_row};
 use bihuan_store::testing::TestDb;
-use bihuan_tests::api::{TestApp, rating, spawn};
+use bihuan_tests::api::{MAWANG_REGION, TestApp, rating, spawn};
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 bihuan_store::on_both_databases!(
@@ -175,6 +175,7 @@ async fn the_rating_list_filters_pages_scopes_and_masks(db: &TestDb) {
     }
     let mut elsewhere = rating("LR-M", "satisfied", "pc");
     elsewhere["unit_code"] = json!("mawang-center");
+    elsewhere["region_code"] = json!(MAWANG_REGION);
     rows.push(elsewhere);
     let (status, body) = post_batch(&app, &rows).await;
     assert_eq!(
@@ -245,16 +246,20 @@ async fn ratings_of_unregistered_units_are_kept_and_listed_for_admins(db: &TestD
         r["unit_code"] = json!("shaba-police");
         rows.push(r);
     }
-    let mut other = rating("UN-9", "satisfied", "pc");
+    let mut other = rating("UN-8", "satisfied", "pc");
     other["unit_code"] = json!("shaba-tax");
     rows.push(other);
+    let mut elsewhere = rating("UN-9", "dissatisfied", "pc");
+    elsewhere["unit_code"] = json!("mawang-police");
+    elsewhere["region_code"] = json!(MAWANG_REGION);
+    rows.push(elsewhere);
     let (_, body) = post_batch(&app, &rows).await;
     assert_eq!(
         body["inserted"].as_u64(),
-        Some(4),
+        Some(5),
         "nothing is refused for an unknown unit: {body}"
     );
-    assert_eq!(body["cases_opened"].as_u64(), Some(2));
+    assert_eq!(body["cases_opened"].as_u64(), Some(3));
     let (status, list) = app
         .call("admin", Method::GET, "/api/v1/units/unmapped", None)
         .await;
@@ -263,6 +268,7 @@ async fn ratings_of_unregistered_units_are_kept_and_listed_for_admins(db: &TestD
         list["items"],
         json!([
             {"unit_code": "shaba-police", "ratings": 3, "negative": 2},
+            {"unit_code": "mawang-police", "ratings": 1, "negative": 1},
             {"unit_code": "shaba-tax", "ratings": 1, "negative": 0},
         ])
     );
@@ -270,24 +276,164 @@ async fn ratings_of_unregistered_units_are_kept_and_listed_for_admins(db: &TestD
         .call("center", Method::GET, "/api/v1/units/unmapped", None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    // Registering the unit maps its ratings and brings its cases into the town's scope.
-    let (_, before) = app.call("sup", Method::GET, "/api/v1/cases", None).await;
+
+    // The negative ones wait at the center of their region: its staff and the supervisors above see
+    // them and move them on; the other town, and unit staff, do not.
+    let ids_of = |body: &Value, unit: &str| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["origin_unit"] == unit)
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, seen) = app.call("center", Method::GET, "/api/v1/cases", None).await;
+    let police = ids_of(&seen, "shaba-police");
+    assert_eq!(police.len(), 2, "{seen}");
+    assert!(ids_of(&seen, "mawang-police").is_empty());
+    let (_, seen) = app.call("sup", Method::GET, "/api/v1/cases", None).await;
+    assert_eq!(ids_of(&seen, "shaba-police").len(), 2);
+    let (_, seen) = app
+        .call("o_center", Method::GET, "/api/v1/cases", None)
+        .await;
+    assert_eq!(ids_of(&seen, "mawang-police").len(), 1);
+    for user in ["o_center", "o_sup", "unit"] {
+        let (status, _) = app
+            .call(
+                user,
+                Method::GET,
+                &format!("/api/v1/cases/{}", police[0]),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{user}");
+    }
+    let (_, ratings) = app
+        .call("center", Method::GET, "/api/v1/ratings?per_page=100", None)
+        .await;
+    let units: Vec<&str> = ratings["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["unit_code"].as_str().unwrap())
+        .collect();
+    assert!(units.contains(&"shaba-police") && !units.contains(&"mawang-police"));
+    app.step("center", &police[0], "accept", json!({})).await;
+    app.step(
+        "center",
+        &police[0],
+        "transfer",
+        json!({"unit": "shaba-social"}),
+    )
+    .await;
+    app.step(
+        "unit",
+        &police[0],
+        "return",
+        json!({"reason": "不属于本所职责"}),
+    )
+    .await;
+    // The return is announced to the center the case waits at.
+    let returned = outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq("case_returned"))
+        .all(db.store.connection())
+        .await
+        .unwrap();
+    assert_eq!(returned.len(), 1);
+    assert_eq!(returned[0].recipients, json!(["center@example.org"]));
+
+    // Mapping the code onto a registered unit: admins only, onto a unit that exists, once.
+    let map = |code: &str, unit: &str| json!({"code": code, "unit": unit});
+    let (status, _) = app
+        .call(
+            "sup",
+            Method::POST,
+            "/api/v1/units/aliases",
+            Some(map("shaba-police", "shaba-social")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (body, field) in [
+        (map("shaba-police", "nowhere"), "unit"),
+        (map("shaba-social", "shaba-civil"), "code"),
+        (map("  ", "shaba-civil"), "code"),
+    ] {
+        let (status, answer) = app
+            .call("admin", Method::POST, "/api/v1/units/aliases", Some(body))
+            .await;
+        assert_eq!(
+            (status, answer["details"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{answer}"
+        );
+    }
+    let (status, mapped) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/units/aliases",
+            Some(map(" shaba-police ", "shaba-social")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{mapped}");
+    assert_eq!(
+        (mapped["code"].as_str(), mapped["unit"].as_str()),
+        (Some("shaba-police"), Some("shaba-social"))
+    );
+    let (status, _) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/units/aliases",
+            Some(map("shaba-police", "shaba-civil")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, aliases) = app
+        .call("admin", Method::GET, "/api/v1/units/aliases", None)
+        .await;
+    assert_eq!(aliases["items"].as_array().unwrap().len(), 1);
+    assert_eq!(aliases["items"][0]["mapped_by"], "admin");
+    let (_, by_unit) = app
+        .call(
+            "admin",
+            Method::GET,
+            "/api/v1/ratings?unit=shaba-social",
+            None,
+        )
+        .await;
+    assert_eq!(by_unit["total"].as_u64(), Some(3), "{by_unit}");
+
+    // Registering the other code takes it off the list too.
     let (status, _) = app
         .call(
             "admin",
             Method::POST,
             "/api/v1/units",
-            Some(json!({"code": "shaba-police", "name": "沙坝派出所", "parent": "shaba"})),
+            Some(json!({"code": "shaba-tax", "name": "沙坝税务所", "parent": "shaba"})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, list) = app
         .call("admin", Method::GET, "/api/v1/units/unmapped", None)
         .await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let (_, after) = app.call("sup", Method::GET, "/api/v1/cases", None).await;
     assert_eq!(
-        after["total"].as_u64().unwrap(),
-        before["total"].as_u64().unwrap() + 2
+        list["items"],
+        json!([{"unit_code": "mawang-police", "ratings": 1, "negative": 1}])
+    );
+    // A region code on a unit must look like one.
+    let (status, answer) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/units",
+            Some(json!({"code": "x-center", "name": "某中心", "region_code": "50A1"})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["details"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("region_code")),
+        "{answer}"
     );
 }

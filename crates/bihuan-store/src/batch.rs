@@ -166,13 +166,7 @@ async fn insert_chunk(
         let case_id = Uuid::now_v7();
         let (hash, first_event) = opening_event(case_id, &opening, now);
         cases.push(opened_case(
-            def,
-            &opening,
-            case_id,
-            *rating_id,
-            &r.unit_code,
-            &hash,
-            now,
+            def, &opening, case_id, *rating_id, r, &hash, now,
         ));
         events.push(first_event);
     }

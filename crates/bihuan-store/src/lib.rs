@@ -37,7 +37,7 @@ pub use clock::{Clock, truncate_to_micros};
 pub use error::{Result, StoreError};
 pub use org::{NewUnit, NewUser, verify_password};
 pub use ratings::RecordedRating;
-pub use scope::{CaseFilter, CaseScope, RatingFilter, UnmappedUnit};
+pub use scope::{CaseFilter, CaseScope, RatingFilter, Reach, UnmappedUnit};
 pub use workflows::load_dir;
 
 /// The database behind Bihuan.

@@ -6,14 +6,16 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use bihuan_core::Role;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
-use crate::entity::{unit, user};
+use crate::entity::{unit, unit_alias, user};
 use crate::{Result, Store, StoreError};
 
 /// A unit to add.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewUnit {
     /// Its code, e.g. `shaba-social`.
     pub code: String,
@@ -23,6 +25,9 @@ pub struct NewUnit {
     pub parent: Option<String>,
     /// Its mail address.
     pub email: Option<String>,
+    /// The 行政区划 it answers for, if it is a service center: negative ratings naming a unit the
+    /// organization does not have wait here.
+    pub region: Option<String>,
 }
 
 /// A user to add.
@@ -54,6 +59,7 @@ impl Store {
             .as_deref()
             .map(|e| checked_email("email", e))
             .transpose()?;
+        let region = new.region.as_deref().map(checked_region).transpose()?;
         let txn = self.begin_write().await?;
         if unit::Entity::find_by_id(code.clone())
             .one(&txn)
@@ -81,12 +87,80 @@ impl Store {
             name: Set(name.to_owned()),
             parent_code: Set(new.parent.clone()),
             email: Set(email),
+            region_code: Set(region),
             created_at: Set(now),
         }
         .insert(&txn)
         .await?;
         txn.commit().await?;
         Ok(model)
+    }
+
+    /// Maps a unit code that ratings send (and the organization does not have) onto a registered unit:
+    /// from now on its ratings and cases belong to that unit's organization.
+    pub async fn map_unit_code(
+        &self,
+        code: &str,
+        unit: &str,
+        mapped_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<unit_alias::Model> {
+        let code = code.trim();
+        if code.is_empty() || code.chars().count() > 64 {
+            return Err(StoreError::Invalid {
+                field: "code".into(),
+                message: "单位编码不能为空，最长 64 个字符".into(),
+            });
+        }
+        let txn = self.begin_write().await?;
+        if unit::Entity::find_by_id(unit.to_owned())
+            .one(&txn)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::Invalid {
+                field: "unit".into(),
+                message: format!("单位 {unit} 不存在"),
+            });
+        }
+        if unit::Entity::find_by_id(code.to_owned())
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Invalid {
+                field: "code".into(),
+                message: format!("{code} 已是登记的单位，无需映射"),
+            });
+        }
+        if unit_alias::Entity::find_by_id(code.to_owned())
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Duplicate {
+                what: "单位编码映射",
+                key: code.to_owned(),
+            });
+        }
+        let model = unit_alias::ActiveModel {
+            code: Set(code.to_owned()),
+            unit_code: Set(unit.to_owned()),
+            mapped_by: Set(mapped_by.to_owned()),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    /// Every mapped unit code.
+    pub async fn unit_aliases(&self) -> Result<Vec<unit_alias::Model>> {
+        Ok(unit_alias::Entity::find()
+            .order_by_asc(unit_alias::Column::Code)
+            .all(&self.db)
+            .await?)
     }
 
     /// Adds a user with an argon2id hash of the password.
@@ -197,6 +271,41 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     })
 }
 
+/// The units a case belongs to, nearest first: its origin unit (or the unit its code is mapped onto)
+/// and that unit's ancestors; while the origin is unknown, the units answering for the case's region
+/// and their ancestors.
+pub(crate) async fn home_units(
+    db: &impl ConnectionTrait,
+    origin: &str,
+    region: Option<&str>,
+) -> Result<Vec<String>> {
+    let origin = match unit_alias::Entity::find_by_id(origin.to_owned())
+        .one(db)
+        .await?
+    {
+        Some(alias) => alias.unit_code,
+        None => origin.to_owned(),
+    };
+    let mut chain = self_and_ancestors(db, &origin).await?;
+    if chain.is_empty()
+        && let Some(region) = region
+    {
+        let centers = unit::Entity::find()
+            .filter(unit::Column::RegionCode.eq(region))
+            .order_by_asc(unit::Column::Code)
+            .all(db)
+            .await?;
+        for center in centers {
+            for code in self_and_ancestors(db, &center.code).await? {
+                if !chain.contains(&code) {
+                    chain.push(code);
+                }
+            }
+        }
+    }
+    Ok(chain)
+}
+
 /// The unit and all its ancestors, nearest first.
 pub(crate) async fn self_and_ancestors(
     db: &impl ConnectionTrait,
@@ -235,6 +344,19 @@ fn checked_code(field: &str, value: &str) -> Result<String> {
         Err(StoreError::Invalid {
             field: field.into(),
             message: format!("“{v}”无效：只能用字母、数字、-、_、.，最长 64 个字符"),
+        })
+    }
+}
+
+/// A 行政区划代码: 6 to 12 digits.
+fn checked_region(value: &str) -> Result<String> {
+    let v = value.trim();
+    if (6..=12).contains(&v.len()) && v.chars().all(|c| c.is_ascii_digit()) {
+        Ok(v.to_owned())
+    } else {
+        Err(StoreError::Invalid {
+            field: "region_code".into(),
+            message: format!("“{v}”不是有效的行政区划代码（6 到 12 位数字）"),
         })
     }
 }

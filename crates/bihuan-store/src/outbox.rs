@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 
 use crate::entity::{case, outbox, rating, unit, user};
-use crate::org::self_and_ancestors;
+use crate::org::{home_units, self_and_ancestors};
 use crate::{Result, StoreError};
 
 /// Outbox status of a row waiting to be sent.
@@ -95,12 +95,14 @@ async fn recipients(
             }
         }
         Audience::Center => {
-            let chain = self_and_ancestors(txn, &case.origin_unit).await?;
+            let chain = home_units(txn, &case.origin_unit, case.region_code.as_deref()).await?;
             addresses.extend(emails_of(txn, "center_staff", &chain).await?);
         }
         Audience::Supervisors => {
-            let from = case.unit_code.as_deref().unwrap_or(&case.origin_unit);
-            let chain = self_and_ancestors(txn, from).await?;
+            let chain = match &case.unit_code {
+                Some(unit) => self_and_ancestors(txn, unit).await?,
+                None => home_units(txn, &case.origin_unit, case.region_code.as_deref()).await?,
+            };
             addresses.extend(emails_of(txn, "supervisor", &chain).await?);
         }
     }

@@ -55,7 +55,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         let case_id = if rating.opens_case() {
-            Some(open_case(&txn, engine, rating_id, &rating.unit_code, now).await?)
+            Some(open_case(&txn, engine, rating_id, rating, now).await?)
         } else {
             None
         };
@@ -124,7 +124,7 @@ async fn open_case(
     txn: &impl ConnectionTrait,
     engine: &Engine,
     rating_id: Uuid,
-    origin_unit: &str,
+    rating: &Rating,
     now: DateTime<Utc>,
 ) -> Result<Uuid> {
     let def = engine
@@ -133,7 +133,7 @@ async fn open_case(
     let opening = bihuan_core::open(def, engine.calendar(), now);
     let case_id = Uuid::now_v7();
     let (hash, first_event) = opening_event(case_id, &opening, now);
-    opened_case(def, &opening, case_id, rating_id, origin_unit, &hash, now)
+    opened_case(def, &opening, case_id, rating_id, rating, &hash, now)
         .insert(txn)
         .await?;
     first_event.insert(txn).await?;
@@ -185,7 +185,7 @@ pub(crate) fn opened_case(
     opening: &bihuan_core::Decision,
     case_id: Uuid,
     rating_id: Uuid,
-    origin_unit: &str,
+    rating: &Rating,
     head_hash: &str,
     now: DateTime<Utc>,
 ) -> case::ActiveModel {
@@ -198,7 +198,8 @@ pub(crate) fn opened_case(
         state: Set(opening.to.clone()),
         version: Set(1),
         unit_code: Set(None),
-        origin_unit: Set(origin_unit.to_owned()),
+        origin_unit: Set(rating.unit_code.clone()),
+        region_code: Set(Some(rating.region_code.clone())),
         state_entered_at: Set(now),
         deadline: Set(timing.deadline.map(|d| d.at)),
         deadline_start: Set(timing.basis.map(|b| b.start)),

@@ -10,17 +10,42 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{audit, case, rating, unit};
+use crate::entity::{audit, case, rating, unit, unit_alias};
 use crate::{Result, Store};
+
+/// A unit's subtree of the organization: its units (with the outside codes mapped onto them) and the
+/// 行政区划 its service centers answer for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Unit codes, registered or mapped.
+    pub units: BTreeSet<String>,
+    /// Region codes of the units that carry one.
+    pub regions: BTreeSet<String>,
+}
+
+impl Reach {
+    fn case_condition(&self) -> Condition {
+        Condition::any()
+            .add(case::Column::OriginUnit.is_in(self.units.iter().cloned()))
+            .add(case::Column::UnitCode.is_in(self.units.iter().cloned()))
+            .add(case::Column::RegionCode.is_in(self.regions.iter().cloned()))
+    }
+
+    fn rating_condition(&self) -> Condition {
+        Condition::any()
+            .add(rating::Column::UnitCode.is_in(self.units.iter().cloned()))
+            .add(rating::Column::RegionCode.is_in(self.regions.iter().cloned()))
+    }
+}
 
 /// The cases a caller may see (API.md, "Scope").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaseScope {
     /// Admins: everything.
     All,
-    /// Supervisors, center staff and viewers: cases whose origin or responsible unit is in these units
-    /// (their own unit's subtree).
-    Units(BTreeSet<String>),
+    /// Supervisors, center staff and viewers: cases whose origin or responsible unit is in their own
+    /// unit's subtree, or whose region one of its service centers answers for.
+    Units(Reach),
     /// Unit staff: the cases transferred to this unit.
     Responsible(String),
 }
@@ -30,9 +55,16 @@ impl CaseScope {
     pub fn contains(&self, case: &case::Model) -> bool {
         match self {
             CaseScope::All => true,
-            CaseScope::Units(units) => {
-                units.contains(&case.origin_unit)
-                    || case.unit_code.as_ref().is_some_and(|u| units.contains(u))
+            CaseScope::Units(reach) => {
+                reach.units.contains(&case.origin_unit)
+                    || case
+                        .unit_code
+                        .as_ref()
+                        .is_some_and(|u| reach.units.contains(u))
+                    || case
+                        .region_code
+                        .as_ref()
+                        .is_some_and(|r| reach.regions.contains(r))
             }
             CaseScope::Responsible(unit) => case.unit_code.as_deref() == Some(unit.as_str()),
         }
@@ -41,9 +73,7 @@ impl CaseScope {
     fn condition(&self) -> Condition {
         match self {
             CaseScope::All => Condition::all(),
-            CaseScope::Units(units) => Condition::any()
-                .add(case::Column::OriginUnit.is_in(units.iter().cloned()))
-                .add(case::Column::UnitCode.is_in(units.iter().cloned())),
+            CaseScope::Units(reach) => reach.case_condition(),
             CaseScope::Responsible(unit) => {
                 Condition::all().add(case::Column::UnitCode.eq(unit.clone()))
             }
@@ -71,22 +101,33 @@ pub struct CaseFilter {
 }
 
 impl Store {
-    /// The codes of a unit and every unit below it.
-    pub async fn subtree(&self, root: &str) -> Result<BTreeSet<String>> {
+    /// A unit's subtree: the codes of the unit, every unit below it and every outside code mapped onto
+    /// one of them, and the regions those units answer for.
+    pub async fn reach(&self, root: &str) -> Result<Reach> {
         let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut regions: BTreeMap<String, String> = BTreeMap::new();
         for u in unit::Entity::find().all(&self.db).await? {
+            if let Some(region) = u.region_code {
+                regions.insert(u.code.clone(), region);
+            }
             if let Some(parent) = u.parent_code {
                 children.entry(parent).or_default().push(u.code);
             }
         }
-        let mut found = BTreeSet::new();
+        let mut reach = Reach::default();
         let mut stack = vec![root.to_owned()];
         while let Some(code) = stack.pop() {
-            if found.insert(code.clone()) {
+            if reach.units.insert(code.clone()) {
+                reach.regions.extend(regions.get(&code).cloned());
                 stack.extend(children.get(&code).cloned().unwrap_or_default());
             }
         }
-        Ok(found)
+        for alias in unit_alias::Entity::find().all(&self.db).await? {
+            if reach.units.contains(&alias.unit_code) {
+                reach.units.insert(alias.code);
+            }
+        }
+        Ok(reach)
     }
 
     /// One page of the cases in scope that pass the filter, newest first, with their ratings, and the
@@ -102,8 +143,7 @@ impl Store {
             cond = cond.add(case::Column::State.eq(state.clone()));
         }
         if let Some(unit) = &filter.unit {
-            let units = self.subtree(unit).await?;
-            cond = cond.add(CaseScope::Units(units).condition());
+            cond = cond.add(self.reach(unit).await?.case_condition());
         }
         match filter.overdue {
             Some(true) => cond = cond.add(case::Column::Deadline.lte(now)),
@@ -227,9 +267,7 @@ impl CaseScope {
     fn rating_condition(&self) -> Condition {
         match self {
             CaseScope::All => Condition::all(),
-            CaseScope::Units(units) => {
-                Condition::all().add(rating::Column::UnitCode.is_in(units.iter().cloned()))
-            }
+            CaseScope::Units(reach) => reach.rating_condition(),
             CaseScope::Responsible(unit) => {
                 Condition::all().add(rating::Column::UnitCode.eq(unit.clone()))
             }
@@ -244,7 +282,7 @@ impl Store {
         scope: &CaseScope,
         filter: &RatingFilter,
     ) -> Result<(Vec<rating::Model>, u64)> {
-        let mut cond = scope.rating_condition();
+        let mut cond = Condition::all().add(scope.rating_condition());
         if let Some(from) = filter.from {
             cond = cond.add(rating::Column::RatedAt.gte(from));
         }
@@ -252,8 +290,7 @@ impl Store {
             cond = cond.add(rating::Column::RatedAt.lt(to));
         }
         if let Some(unit) = &filter.unit {
-            let units = self.subtree(unit).await?;
-            cond = cond.add(rating::Column::UnitCode.is_in(units));
+            cond = cond.add(self.reach(unit).await?.rating_condition());
         }
         if let Some(level) = &filter.level {
             cond = cond.add(rating::Column::Level.eq(level.clone()));
@@ -287,11 +324,16 @@ pub struct UnmappedUnit {
 }
 
 impl Store {
-    /// The unit codes of stored ratings that are not registered units, most ratings first.
+    /// The unit codes of stored ratings that are neither registered units nor mapped onto one, most
+    /// ratings first.
     pub async fn unmapped_units(&self) -> Result<Vec<UnmappedUnit>> {
         let registered = unit::Entity::find()
             .select_only()
             .column(unit::Column::Code)
+            .into_query();
+        let mapped = unit_alias::Entity::find()
+            .select_only()
+            .column(unit_alias::Column::Code)
             .into_query();
         let rows = rating::Entity::find()
             .select_only()
@@ -302,6 +344,7 @@ impl Store {
                 "neg",
             )
             .filter(rating::Column::UnitCode.not_in_subquery(registered))
+            .filter(rating::Column::UnitCode.not_in_subquery(mapped))
             .group_by(rating::Column::UnitCode)
             .order_by(Expr::cust("COUNT(*)"), sea_orm::Order::Desc)
             .order_by_asc(rating::Column::UnitCode)

@@ -90,6 +90,7 @@ async fn seed_org(store: &Store) {
                     name: name.into(),
                     parent: parent.map(Into::into),
                     email: email.map(Into::into),
+                    region: None,
                 },
                 now,
             )
@@ -757,6 +758,7 @@ async fn units_and_users_are_checked_and_passwords_hashed(db: &TestDb) {
         name: "某单位".into(),
         parent: parent.map(Into::into),
         email: None,
+        region: None,
     };
     assert!(
         matches!(store.add_unit(&unit("x", Some("nowhere")), now).await, Err(StoreError::Invalid { ref field, .. }) if field == "parent")

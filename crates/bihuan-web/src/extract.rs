@@ -169,7 +169,7 @@ impl FromRequestParts<AppState> for SignedIn {
         let scope = match (role, &user.unit_code) {
             (Role::Admin, _) => CaseScope::All,
             (Role::UnitStaff, Some(unit)) => CaseScope::Responsible(unit.clone()),
-            (_, Some(unit)) => CaseScope::Units(state.store.subtree(unit).await?),
+            (_, Some(unit)) => CaseScope::Units(state.store.reach(unit).await?),
             (_, None) => CaseScope::Units(Default::default()),
         };
         let actor = Actor {

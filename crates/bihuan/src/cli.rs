@@ -122,6 +122,21 @@ pub enum UnitCommand {
         parent: Option<String>,
         #[arg(long)]
         email: Option<String>,
+        /// The 行政区划代码 a service center answers for: negative ratings of unknown units there wait
+        /// at this unit.
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Map a unit code that ratings send (see GET /api/v1/units/unmapped) onto a registered unit.
+    Map {
+        /// The code as ratings send it.
+        #[arg(long)]
+        code: String,
+        /// The registered unit it stands for.
+        #[arg(long)]
+        to: String,
         #[command(flatten)]
         db: DbArgs,
     },

@@ -190,27 +190,18 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 /// `bihuan unit add`.
-pub async fn unit_add(
-    clock: Clock,
-    db: &str,
-    code: String,
-    name: String,
-    parent: Option<String>,
-    email: Option<String>,
-) -> anyhow::Result<ExitCode> {
+pub async fn unit_add(clock: Clock, db: &str, unit: &NewUnit) -> anyhow::Result<ExitCode> {
     let store = Store::connect(db).await?;
-    let unit = store
-        .add_unit(
-            &NewUnit {
-                code,
-                name,
-                parent,
-                email,
-            },
-            clock.now(),
-        )
-        .await?;
+    let unit = store.add_unit(unit, clock.now()).await?;
     println!("已添加单位 {}（{}）", unit.code, unit.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan unit map`.
+pub async fn unit_map(clock: Clock, db: &str, code: &str, to: &str) -> anyhow::Result<ExitCode> {
+    let store = Store::connect(db).await?;
+    let alias = store.map_unit_code(code, to, "cli", clock.now()).await?;
+    println!("已将单位编码 {} 映射到 {}", alias.code, alias.unit_code);
     Ok(ExitCode::SUCCESS)
 }
 

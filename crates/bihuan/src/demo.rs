@@ -13,6 +13,13 @@ use uuid::Uuid;
 /// The password of every demo account (printed; a demo is not a deployment).
 const DEMO_PASSWORD: &str = "bihuan-demo";
 const RATINGS: usize = 300;
+/// 沙坝镇's 行政区划代码; its 便民服务中心 answers for it.
+const REGION: &str = "500114112";
+const CENTER: &str = "shaba-center";
+/// A unit code some ratings carry that the demo organization does not have (the district's medical
+/// insurance hall, whose system sends its own codes): listed at /api/v1/units/unmapped, and its
+/// negative ratings wait at 沙坝镇's center.
+const UNREGISTERED_UNIT: &str = "500114-ybj-hall";
 
 const UNITS: [(&str, &str, Option<&str>, Option<&str>); 8] = [
     ("qianjiang", "黔江区人民政府", None, None),
@@ -127,6 +134,7 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
                     name: name.into(),
                     parent: parent.map(Into::into),
                     email: email.map(Into::into),
+                    region: (code == CENTER).then(|| REGION.into()),
                 },
                 now,
             )
@@ -243,8 +251,8 @@ fn demo_rating(
         "project_no": format!("500114-2021-{i:05}"),
         "service_code": format!("11500114MB1234567X{}", service.0),
         "service_name": service.1,
-        "unit_code": "shaba-center",
-        "region_code": "500114112",
+        "unit_code": if i % 15 == 7 { UNREGISTERED_UNIT } else { CENTER },
+        "region_code": REGION,
         "channel": channel.as_str(),
         "level": level.as_str(),
         "rated_at": rated_at.to_rfc3339(),

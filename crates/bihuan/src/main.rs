@@ -76,9 +76,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     name,
                     parent,
                     email,
+                    region,
                     db,
                 },
-        } => commands::unit_add(clock, &db.url, code, name, parent, email).await,
+        } => {
+            let unit = bihuan_store::NewUnit {
+                code,
+                name,
+                parent,
+                email,
+                region,
+            };
+            commands::unit_add(clock, &db.url, &unit).await
+        }
+        Command::Unit {
+            command: UnitCommand::Map { code, to, db },
+        } => commands::unit_map(clock, &db.url, &code, &to).await,
         Command::Import {
             command:
                 ImportCommand::Ratings {

@@ -18,6 +18,8 @@ pub struct Model {
     pub unit_code: Option<String>,
     /// The unit that handled the rated item; the case belongs to its organization.
     pub origin_unit: String,
+    /// The rating's 行政区划: while the origin unit is unknown the case waits at this region's center.
+    pub region_code: Option<String>,
     pub state_entered_at: DateTimeUtc,
     pub deadline: Option<DateTimeUtc>,
     pub deadline_start: Option<DateTimeUtc>,

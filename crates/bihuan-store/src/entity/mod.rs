@@ -9,4 +9,5 @@ pub mod outbox;
 pub mod rating;
 pub mod session;
 pub mod unit;
+pub mod unit_alias;
 pub mod user;

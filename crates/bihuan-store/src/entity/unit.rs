@@ -11,6 +11,8 @@ pub struct Model {
     pub name: String,
     pub parent_code: Option<String>,
     pub email: Option<String>,
+    /// The 行政区划 this unit answers for (a service center): cases of unknown units there wait here.
+    pub region_code: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(units, add_unit))
         .routes(routes!(unmapped))
+        .routes(routes!(aliases, map_code))
         .routes(routes!(add_user))
         .routes(routes!(add_token))
 }
@@ -29,11 +30,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn units(State(state): State<AppState>, _caller: SignedIn) -> ApiResult<Json<Value>> {
     let units = state.store.units().await?;
     Ok(Json(json!({
-        "items": units.iter().map(|u| json!({"code": u.code, "name": u.name, "parent": u.parent_code, "email": u.email})).collect::<Vec<_>>()
+        "items": units.iter().map(unit_json).collect::<Vec<_>>()
     })))
 }
 
-/// Unit codes that ratings name but the organization does not have: register them (or fix the sender).
+fn unit_json(u: &bihuan_store::entity::unit::Model) -> Value {
+    json!({"code": u.code, "name": u.name, "parent": u.parent_code, "email": u.email, "region_code": u.region_code})
+}
+
+/// Unit codes that ratings name but the organization does not have: register them, map them onto a unit
+/// (`POST /api/v1/units/aliases`), or fix the sender.
 #[utoipa::path(get, path = "/api/v1/units/unmapped", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "{items:[{unit_code, ratings, negative}]}", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn unmapped(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
@@ -51,6 +57,8 @@ pub struct UnitBody {
     name: String,
     parent: Option<String>,
     email: Option<String>,
+    /// The 行政区划 a service center answers for (6 to 12 digits).
+    region_code: Option<String>,
 }
 
 /// Adds a unit (admins).
@@ -70,16 +78,53 @@ async fn add_unit(
                 name: b.name,
                 parent: b.parent,
                 email: b.email,
+                region: b.region_code,
             },
             state.clock.now(),
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"code": unit.code, "name": unit.name, "parent": unit.parent_code, "email": unit.email}),
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(unit_json(&unit))))
+}
+
+/// The outside unit codes mapped onto registered units (admins).
+#[utoipa::path(get, path = "/api/v1/units/aliases", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "{items:[{code, unit, mapped_by, created_at}]}", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn aliases(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let items = state.store.unit_aliases().await?;
+    Ok(Json(json!({
+        "items": items.iter().map(alias_json).collect::<Vec<_>>()
+    })))
+}
+
+fn alias_json(a: &bihuan_store::entity::unit_alias::Model) -> Value {
+    json!({"code": a.code, "unit": a.unit_code, "mapped_by": a.mapped_by, "created_at": a.created_at})
+}
+
+/// An outside unit code to map onto a registered unit.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AliasBody {
+    /// The code as ratings send it (see `/api/v1/units/unmapped`).
+    code: String,
+    /// The registered unit it stands for.
+    unit: String,
+}
+
+/// Maps an unregistered unit code onto a registered unit (admins): its ratings and cases join that
+/// unit's organization.
+#[utoipa::path(post, path = "/api/v1/units/aliases", tag = "admin", security(("bearer" = [])), request_body = AliasBody,
+    responses((status = 201, body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn map_code(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiJson(b): ApiJson<AliasBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    let alias = state
+        .store
+        .map_unit_code(&b.code, &b.unit, &caller.user.username, state.clock.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(alias_json(&alias))))
 }
 
 /// A user to add.
