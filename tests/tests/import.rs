@@ -204,6 +204,24 @@ async fn one_bad_row_stops_the_whole_import_naming_line_and_field(db: &TestDb) {
     );
     assert!(stderr.contains("2 行有误，未导入任何数据"), "{stderr}");
     assert_eq!(count::<rating::Entity>(db).await, 0, "all or nothing");
+    // A bad row after thousands of good ones (written already, in batches) still leaves nothing behind.
+    let mut long = vec![CHINESE_HEADER.to_owned()];
+    for i in 0..4500 {
+        long.push(chinese_row(
+            &format!("L-{i}"),
+            "移动端",
+            if i % 10 == 0 { "不满意" } else { "满意" },
+            "2021-05-06 10:00:00",
+        ));
+    }
+    long.push(chinese_row("L-bad", "PC端", "满意", "昨天"));
+    let file = dir.path().join("long.csv");
+    std::fs::write(&file, long.join("\n")).unwrap();
+    let (code, _, stderr) = import(dir.path(), db, &file, false);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("long.csv:4502: rated_at"), "{stderr}");
+    assert_eq!(count::<rating::Entity>(db).await, 0, "rolled back");
+    assert_eq!(count::<case::Entity>(db).await, 0, "rolled back");
     let missing = dir.path().join("missing.csv");
     std::fs::write(&missing, "来源,来源编号\nykb,1\n").unwrap();
     let (code, _, stderr) = import(dir.path(), db, &missing, false);

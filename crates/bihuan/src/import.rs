@@ -1,9 +1,11 @@
 //! `bihuan import ratings FILE`: .csv (UTF-8 with or without BOM, or GB18030/GBK, detected), .json (an
 //! array) or .xlsx, with the JSON field names or the Chinese headers as columns.
 //!
-//! Two passes over the file, each streamed: the first checks every row and names every bad one by its
-//! line; the second writes, all rows in one transaction. With `--partial` the good rows are written and
-//! the bad ones go to `NAME.rejected.csv` beside the input with the reason for each.
+//! One streamed pass: a reader thread decodes and checks the rows and hands them over in batches through
+//! a bounded channel (memory stays flat whatever the file's size) while the store writes the previous
+//! batch, all in one transaction. By default a single bad row rolls the whole import back, after every
+//! bad row has been named by its line; with `--partial` the good rows are written and the bad ones go to
+//! `NAME.rejected.csv` beside the input with the reason for each.
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read};
@@ -15,15 +17,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use bihuan_core::Engine;
 use bihuan_core::rating::Rating;
-use bihuan_core::rating_input::parse_rating;
+use bihuan_core::rating_input::{FieldError, parse_rating};
 use bihuan_store::{Clock, Store};
 use calamine::{Data, Reader};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-/// Rows handed to the store at a time.
+/// Rows handed from the reader to the store at a time.
 const FLUSH: usize = 2000;
+/// Batches the reader may run ahead of the store.
+const AHEAD: usize = 4;
 
 /// The column names accepted, Chinese and English, and the field each one fills.
 const COLUMNS: [(&str, &str); 19] = [
@@ -68,11 +72,52 @@ enum Format {
     Xlsx,
 }
 
-/// One row of the file: its number as people see it (the CSV line, the sheet row, the array element).
+/// A row that failed the checks: its number as people see it (the CSV line, the sheet row, the array
+/// element), what is wrong, and the row as read.
 #[derive(Debug)]
-struct SourceRow {
+struct BadRow {
     number: u64,
-    value: Value,
+    errors: Vec<FieldError>,
+    row: Value,
+}
+
+/// Checked rows on their way from the reader to the store.
+#[derive(Debug, Default)]
+struct Batch {
+    good: Vec<Rating>,
+    bad: Vec<BadRow>,
+}
+
+/// The reader's end: checks each row and sends them on in batches.
+struct Sink {
+    tx: mpsc::Sender<Batch>,
+    tz: chrono_tz::Tz,
+    batch: Batch,
+}
+
+impl Sink {
+    /// Checks one row; false once the store has stopped listening.
+    fn push(&mut self, number: u64, row: Value) -> bool {
+        match parse_rating(&row, self.tz) {
+            Ok(rating) => self.batch.good.push(rating),
+            Err(errors) => self.batch.bad.push(BadRow {
+                number,
+                errors,
+                row,
+            }),
+        }
+        if self.batch.good.len() + self.batch.bad.len() < FLUSH {
+            return true;
+        }
+        self.tx
+            .blocking_send(std::mem::take(&mut self.batch))
+            .is_ok()
+    }
+
+    fn finish(self) {
+        // The store may have stopped listening already; then there is no one to tell.
+        let _ = self.tx.blocking_send(self.batch);
+    }
 }
 
 /// `bihuan import ratings`.
@@ -102,67 +147,58 @@ pub async fn ratings(
         .len();
     let tz = engine.calendar().tz();
 
-    // Pass 1: check every row.
-    let progress = progress_bar(size, "检查");
-    let (mut rows, read) = spawn_reader(path, format, progress.clone())?;
-    let mut bad = Vec::new();
-    while let Some(row) = rows.recv().await {
-        match parse_rating(&row.value, tz) {
-            Ok(_) => {}
-            Err(errors) => bad.extend(errors.into_iter().map(|e| (row.number, e.field, e.message))),
+    let progress = progress_bar(size, "导入");
+    let (mut batches, read) = spawn_reader(path, format, tz, progress.clone())?;
+    let mut import = store.begin_ratings_import(engine, clock.now()).await?;
+    let mut rejected: Option<Rejected> = None;
+    let mut bad_rows = 0u64;
+    while let Some(batch) = batches.recv().await {
+        for bad in &batch.bad {
+            bad_rows += 1;
+            if partial {
+                if rejected.is_none() {
+                    rejected = Some(Rejected::create(path)?);
+                }
+                if let Some(out) = rejected.as_mut() {
+                    out.write(bad.number, &bad.errors, &bad.row)?;
+                }
+            } else {
+                progress.suspend(|| {
+                    for e in &bad.errors {
+                        eprintln!(
+                            "{}:{}: {}：{}",
+                            path.display(),
+                            bad.number,
+                            e.field,
+                            e.message
+                        );
+                    }
+                });
+            }
+        }
+        // All or nothing: after the first bad row nothing more is written, but every row is still
+        // checked so that every bad one is named.
+        if partial || bad_rows == 0 {
+            import.add(&batch.good).await?;
         }
     }
     read.await.context("the file reader stopped")??;
     progress.finish_and_clear();
-    let bad_rows = bad
-        .iter()
-        .map(|(n, _, _)| *n)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    if !bad.is_empty() && !partial {
-        for (number, field, message) in &bad {
-            eprintln!("{}:{number}: {field}：{message}", path.display());
-        }
+    if bad_rows > 0 && !partial {
+        // Dropping the import rolls its transaction back.
+        drop(import);
         eprintln!(
             "{bad_rows} 行有误，未导入任何数据（全部正确才导入；用 --partial 只导入正确的行）"
         );
         return Ok(ExitCode::FAILURE);
     }
-
-    // Pass 2: write, all in one transaction.
-    let progress = progress_bar(size, "导入");
-    let (mut rows, read) = spawn_reader(path, format, progress.clone())?;
-    let mut import = store.begin_ratings_import(engine, clock.now()).await?;
-    let mut buffer: Vec<Rating> = Vec::with_capacity(FLUSH);
-    let mut rejected = if partial && !bad.is_empty() {
-        Some(Rejected::create(path)?)
-    } else {
-        None
-    };
-    while let Some(row) = rows.recv().await {
-        match parse_rating(&row.value, tz) {
-            Ok(r) => buffer.push(r),
-            Err(errors) => {
-                if let Some(out) = rejected.as_mut() {
-                    out.write(row.number, &errors, &row.value)?;
-                }
-            }
-        }
-        if buffer.len() >= FLUSH {
-            import.add(&buffer).await?;
-            buffer.clear();
-        }
-    }
-    read.await.context("the file reader stopped")??;
-    import.add(&buffer).await?;
     let outcome = import.commit().await?;
-    progress.finish_and_clear();
     println!(
         "导入完成：新增 {} 条评价，重复 {} 条，开立差评工单 {} 件{}",
         outcome.inserted,
         outcome.duplicates,
         outcome.cases_opened,
-        if bad.is_empty() {
+        if bad_rows == 0 {
             String::new()
         } else {
             format!("，{bad_rows} 行有误未导入")
@@ -188,21 +224,31 @@ fn progress_bar(bytes: u64, verb: &str) -> ProgressBar {
     bar
 }
 
-/// Reads the file on a blocking thread, sending rows through a bounded channel.
+/// Reads and checks the file on a blocking thread, sending batches through a bounded channel.
 fn spawn_reader(
     path: &Path,
     format: Format,
+    tz: chrono_tz::Tz,
     progress: ProgressBar,
 ) -> anyhow::Result<(
-    mpsc::Receiver<SourceRow>,
+    mpsc::Receiver<Batch>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 )> {
-    let (tx, rx) = mpsc::channel(4096);
+    let (tx, rx) = mpsc::channel(AHEAD);
     let path = path.to_path_buf();
-    let handle = tokio::task::spawn_blocking(move || match format {
-        Format::Csv => read_csv(&path, &tx, &progress),
-        Format::Json => read_json(&path, &tx, &progress),
-        Format::Xlsx => read_xlsx(&path, &tx, &progress),
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut sink = Sink {
+            tx,
+            tz,
+            batch: Batch::default(),
+        };
+        match format {
+            Format::Csv => read_csv(&path, &mut sink, &progress),
+            Format::Json => read_json(&path, &mut sink, &progress),
+            Format::Xlsx => read_xlsx(&path, &mut sink, &progress),
+        }?;
+        sink.finish();
+        Ok(())
     });
     Ok((rx, handle))
 }
@@ -257,11 +303,7 @@ fn detect_encoding(path: &Path) -> anyhow::Result<&'static encoding_rs::Encoding
     }
 }
 
-fn read_csv(
-    path: &Path,
-    tx: &mpsc::Sender<SourceRow>,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
+fn read_csv(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Result<()> {
     let encoding = detect_encoding(path)?;
     let (counting, read) = open_counting(path)?;
     let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
@@ -286,24 +328,14 @@ fn read_csv(
             continue;
         }
         progress.set_position(read.load(Ordering::Relaxed));
-        if tx
-            .blocking_send(SourceRow {
-                number,
-                value: flat_row(&fields, &cells),
-            })
-            .is_err()
-        {
+        if !sink.push(number, flat_row(&fields, &cells)) {
             break;
         }
     }
     Ok(())
 }
 
-fn read_xlsx(
-    path: &Path,
-    tx: &mpsc::Sender<SourceRow>,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
+fn read_xlsx(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Result<()> {
     let mut book = calamine::open_workbook_auto(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let range = book
@@ -324,13 +356,7 @@ fn read_xlsx(
             continue;
         }
         // Sheet rows count from 1, the header being row 1.
-        if tx
-            .blocking_send(SourceRow {
-                number: i as u64 + 2,
-                value: flat_row(&fields, &cells),
-            })
-            .is_err()
-        {
+        if !sink.push(i as u64 + 2, flat_row(&fields, &cells)) {
             break;
         }
     }
@@ -353,14 +379,10 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
-fn read_json(
-    path: &Path,
-    tx: &mpsc::Sender<SourceRow>,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
+fn read_json(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Result<()> {
     use serde::de::{Deserializer, SeqAccess, Visitor};
     struct Elements<'a> {
-        tx: &'a mpsc::Sender<SourceRow>,
+        sink: &'a mut Sink,
         progress: &'a ProgressBar,
         read: Arc<AtomicU64>,
     }
@@ -379,7 +401,7 @@ fn read_json(
                     Value::Object(obj) if !obj.contains_key("rater") => fold_rater(obj),
                     other => other,
                 };
-                if self.tx.blocking_send(SourceRow { number, value }).is_err() {
+                if !self.sink.push(number, value) {
                     break;
                 }
             }
@@ -388,8 +410,12 @@ fn read_json(
     }
     let (counting, read) = open_counting(path)?;
     let mut de = serde_json::Deserializer::from_reader(counting);
-    de.deserialize_seq(Elements { tx, progress, read })
-        .with_context(|| format!("{}: not a JSON array of ratings", path.display()))?;
+    de.deserialize_seq(Elements {
+        sink,
+        progress,
+        read,
+    })
+    .with_context(|| format!("{}: not a JSON array of ratings", path.display()))?;
     Ok(())
 }
 

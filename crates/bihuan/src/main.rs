@@ -15,6 +15,11 @@ use cli::{
     WorkflowsCommand,
 };
 
+/// mimalloc: the import and the batch API allocate many small strings on several threads at once, where
+/// glibc's allocator spends its time waiting on its own locks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
