@@ -7,13 +7,12 @@ use std::collections::HashSet;
 use bihuan_core::rating::Rating;
 use bihuan_core::{Engine, NEGATIVE_RATING};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-    TryInsertResult,
-};
+use sea_orm::sqlx;
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
+use crate::copy::copy_in;
 use crate::entity::{case, event, rating};
 use crate::ratings::{opened_case, opening_event, to_active_model};
 use crate::{Result, Store, StoreError};
@@ -66,8 +65,8 @@ impl Store {
             ..BatchOutcome::default()
         };
         for chunk in unique.chunks(CHUNK) {
-            let txn = self.begin_write().await?;
-            let (inserted, cases) = insert_chunk(&txn, engine, chunk, now).await?;
+            let mut txn = self.begin_bulk().await?;
+            let (inserted, cases) = txn.insert(engine, chunk, now).await?;
             txn.commit().await?;
             outcome.add(chunk.len(), inserted, cases);
         }
@@ -81,18 +80,31 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RatingsImport<'e>> {
         Ok(RatingsImport {
-            txn: self.begin_write().await?,
+            txn: self.begin_bulk().await?,
             engine,
             now: truncate_to_micros(now),
             outcome: BatchOutcome::default(),
         })
+    }
+
+    /// A write transaction for many rows: on PostgreSQL a connection of its own that can `COPY`.
+    async fn begin_bulk(&self) -> Result<Bulk> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Bulk::Orm(self.begin_write().await?));
+        }
+        let mut txn = self.db.get_postgres_connection_pool().begin().await?;
+        // The transaction's own staging table, of the table's shape at this moment.
+        sqlx::raw_sql("CREATE TEMP TABLE rating_stage (LIKE ratings) ON COMMIT DROP")
+            .execute(&mut *txn)
+            .await?;
+        Ok(Bulk::Postgres(txn))
     }
 }
 
 /// A file import in progress: one transaction for every row of the file.
 #[derive(Debug)]
 pub struct RatingsImport<'e> {
-    txn: DatabaseTransaction,
+    txn: Bulk,
     engine: &'e Engine,
     now: DateTime<Utc>,
     outcome: BatchOutcome,
@@ -104,7 +116,7 @@ impl RatingsImport<'_> {
         let (unique, repeats) = first_of_each(ratings);
         self.outcome.duplicates += repeats;
         for chunk in unique.chunks(CHUNK) {
-            let (inserted, cases) = insert_chunk(&self.txn, self.engine, chunk, self.now).await?;
+            let (inserted, cases) = self.txn.insert(self.engine, chunk, self.now).await?;
             self.outcome.add(chunk.len(), inserted, cases);
         }
         Ok(())
@@ -117,63 +129,98 @@ impl RatingsImport<'_> {
     }
 }
 
-/// Inserts one chunk of distinct ratings and the cases of the negative ones; returns (inserted, cases).
-async fn insert_chunk(
-    txn: &DatabaseTransaction,
-    engine: &Engine,
-    chunk: &[&Rating],
-    now: DateTime<Utc>,
-) -> Result<(usize, usize)> {
-    let def = engine
-        .workflow(NEGATIVE_RATING)
-        .ok_or_else(|| StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded")))?;
-    let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-    let insert = rating::Entity::insert_many(
-        chunk
+/// The transaction many ratings are written in. Dropped without a commit, it rolls back.
+#[derive(Debug)]
+enum Bulk {
+    /// SQLite: multi-row `INSERT … ON CONFLICT DO NOTHING` through sea-orm.
+    Orm(DatabaseTransaction),
+    /// PostgreSQL: `COPY` into a staging table, then one `INSERT … SELECT … ON CONFLICT DO NOTHING
+    /// RETURNING id`; cases and events by `COPY`.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Bulk {
+    /// Inserts distinct ratings and the cases of the negative ones; returns (inserted, cases).
+    async fn insert(
+        &mut self,
+        engine: &Engine,
+        chunk: &[&Rating],
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize)> {
+        let def = engine.workflow(NEGATIVE_RATING).ok_or_else(|| {
+            StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded"))
+        })?;
+        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+        let rows = chunk
             .iter()
             .zip(&ids)
-            .map(|(r, id)| to_active_model(r, *id, now)),
-    )
-    .on_conflict_do_nothing_on([rating::Column::Source, rating::Column::SourceId]);
-    // Which rows this chunk inserted: PostgreSQL says so itself (`RETURNING`); SQLite is asked by primary
-    // key. (On PostgreSQL a lookup inside one long import transaction is planned for the empty table it
-    // started as, and becomes a sequential scan.)
-    let stored: HashSet<Uuid> = if txn.get_database_backend().support_returning() {
-        match insert.exec_with_returning_keys(txn).await? {
-            TryInsertResult::Inserted(keys) => keys.into_iter().collect(),
-            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+            .map(|(r, id)| to_active_model(r, *id, now));
+        let stored: HashSet<Uuid> = match self {
+            Bulk::Orm(txn) => {
+                rating::Entity::insert_many(rows)
+                    .on_conflict_do_nothing_on([rating::Column::Source, rating::Column::SourceId])
+                    .exec(txn)
+                    .await?;
+                // The ids are ours alone: those present now are the rows this chunk inserted.
+                rating::Entity::find()
+                    .select_only()
+                    .column(rating::Column::Id)
+                    .filter(rating::Column::Id.is_in(ids.iter().copied()))
+                    .into_tuple::<Uuid>()
+                    .all(&*txn)
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            Bulk::Postgres(txn) => {
+                let rows: Vec<rating::ActiveModel> = rows.collect();
+                let columns = copy_in(txn, "rating_stage", &rows).await?;
+                let inserted: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO ratings ({columns}) SELECT {columns} FROM rating_stage \
+                     ON CONFLICT (source, source_id) DO NOTHING RETURNING id"
+                )))
+                .fetch_all(&mut **txn)
+                .await?;
+                sqlx::raw_sql("TRUNCATE rating_stage")
+                    .execute(&mut **txn)
+                    .await?;
+                inserted.into_iter().collect()
+            }
+        };
+        let opening = bihuan_core::open(def, engine.calendar(), now);
+        let mut cases = Vec::new();
+        let mut events = Vec::new();
+        for (r, rating_id) in chunk.iter().zip(&ids) {
+            if !stored.contains(rating_id) || !r.opens_case() {
+                continue;
+            }
+            let case_id = Uuid::now_v7();
+            let (hash, first_event) = opening_event(case_id, &opening, now);
+            cases.push(opened_case(
+                def, &opening, case_id, *rating_id, r, &hash, now,
+            ));
+            events.push(first_event);
         }
-    } else {
-        insert.exec(txn).await?;
-        // The ids are ours alone: those present now are the rows this chunk inserted.
-        rating::Entity::find()
-            .select_only()
-            .column(rating::Column::Id)
-            .filter(rating::Column::Id.is_in(ids.iter().copied()))
-            .into_tuple::<Uuid>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let opening = bihuan_core::open(def, engine.calendar(), now);
-    let mut cases = Vec::new();
-    let mut events = Vec::new();
-    for (r, rating_id) in chunk.iter().zip(&ids) {
-        if !stored.contains(rating_id) || !r.opens_case() {
-            continue;
+        let opened = cases.len();
+        match self {
+            Bulk::Orm(txn) if !cases.is_empty() => {
+                case::Entity::insert_many(cases).exec(&*txn).await?;
+                event::Entity::insert_many(events).exec(&*txn).await?;
+            }
+            Bulk::Orm(_) => {}
+            Bulk::Postgres(txn) => {
+                copy_in(txn, "cases", &cases).await?;
+                copy_in(txn, "events", &events).await?;
+            }
         }
-        let case_id = Uuid::now_v7();
-        let (hash, first_event) = opening_event(case_id, &opening, now);
-        cases.push(opened_case(
-            def, &opening, case_id, *rating_id, r, &hash, now,
-        ));
-        events.push(first_event);
+        Ok((stored.len(), opened))
     }
-    let opened = cases.len();
-    if !cases.is_empty() {
-        case::Entity::insert_many(cases).exec(txn).await?;
-        event::Entity::insert_many(events).exec(txn).await?;
+
+    async fn commit(self) -> Result<()> {
+        match self {
+            Bulk::Orm(txn) => txn.commit().await?,
+            Bulk::Postgres(txn) => txn.commit().await?,
+        }
+        Ok(())
     }
-    Ok((stored.len(), opened))
 }

@@ -38,6 +38,16 @@ pub enum StoreError {
     Db(#[from] DbErr),
 }
 
+impl From<sea_orm::sqlx::Error> for StoreError {
+    /// Errors of the few statements that go to sqlx directly (PostgreSQL `COPY`), in sea-orm's shape
+    /// so that `DbErr::sql_err` reads them like any other.
+    fn from(e: sea_orm::sqlx::Error) -> Self {
+        StoreError::Db(DbErr::Exec(sea_orm::RuntimeErr::SqlxError(
+            std::sync::Arc::new(e),
+        )))
+    }
+}
+
 pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(
         e.sql_err(),

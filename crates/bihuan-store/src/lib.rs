@@ -11,6 +11,7 @@ mod batch;
 mod cases;
 mod chain;
 mod clock;
+mod copy;
 pub mod entity;
 mod error;
 mod org;

@@ -10,7 +10,7 @@ use bihuan_core::{Actor, Engine, Role};
 use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
 use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait};
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryOrder};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -26,6 +26,7 @@ bihuan_store::on_both_databases!(
     units_and_users_are_checked_and_passwords_hashed,
     migrations_go_down_and_up_again,
     provisional_deadlines_are_recomputed_when_the_year_is_added,
+    a_batch_stores_exactly_what_a_single_rating_stores,
 );
 
 fn engine() -> Engine {
@@ -938,4 +939,93 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_added(db: &TestDb
         version + 3,
         "the recomputation is a change like any other"
     );
+}
+
+/// The bulk path (PostgreSQL `COPY`, SQLite multi-row inserts) and the single-rating path store the same
+/// values: awkward text (tabs, newlines, backslashes, quotes, empty), absent fields, JSON, timestamps.
+async fn a_batch_stores_exactly_what_a_single_rating_stores(db: &TestDb) {
+    let store = &db.store;
+    let engine = engine();
+    let mut odd = rating("ODD", Level::VeryDissatisfied, Channel::Pc);
+    odd.comment = Some("第一行\t制表\n第二行\r\\反斜杠 \"引号\" \\N".into());
+    odd.service_name = String::new();
+    odd.rater = Rater {
+        kind: RaterType::LegalPerson,
+        real_name: false,
+        name: None,
+        phone: None,
+        email: Some("a@b.example".into()),
+    };
+    odd.staff = vec![];
+    odd.indicators = json!({"制度": "\t\\", "n": null, "deep": {"x": [1, 2.5]}})
+        .as_object()
+        .cloned()
+        .unwrap();
+    odd.rated_at = at(6, 10) + chrono::Duration::microseconds(123_456);
+    let plain = rating("PLAIN", Level::Satisfied, Channel::Mobile);
+    let now = at(7, 9) + chrono::Duration::microseconds(654_321);
+    for r in [&odd, &plain] {
+        store.record_rating(&engine, r, now).await.unwrap();
+    }
+    let again: Vec<Rating> = [&odd, &plain]
+        .iter()
+        .map(|r| Rating {
+            source: "bulk".into(),
+            ..(*r).clone()
+        })
+        .collect();
+    let outcome = store
+        .record_ratings_batch(&engine, &again, now)
+        .await
+        .unwrap();
+    assert_eq!((outcome.inserted, outcome.cases_opened), (2, 1));
+    let rows = entity::rating::Entity::find()
+        .all(store.connection())
+        .await
+        .unwrap();
+    for source_id in ["ODD", "PLAIN"] {
+        let mut pair: Vec<entity::rating::Model> = rows
+            .iter()
+            .filter(|r| r.source_id == source_id)
+            .cloned()
+            .collect();
+        assert_eq!(pair.len(), 2);
+        let mut bulk = pair.pop().unwrap();
+        let single = pair.pop().unwrap();
+        bulk.id = single.id;
+        bulk.source = single.source.clone();
+        assert_eq!(bulk, single, "{source_id}");
+    }
+    let cases = entity::case::Entity::find()
+        .order_by_asc(entity::case::Column::Id)
+        .all(store.connection())
+        .await
+        .unwrap();
+    assert_eq!(cases.len(), 2);
+    let (mut bulk, single) = (cases[1].clone(), cases[0].clone());
+    (bulk.id, bulk.rating_id, bulk.head_hash) =
+        (single.id, single.rating_id, single.head_hash.clone());
+    assert_eq!(bulk, single);
+    let events = entity::event::Entity::find()
+        .order_by_asc(entity::event::Column::Id)
+        .all(store.connection())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (
+            &events[0].action,
+            &events[0].to_state,
+            &events[0].fields,
+            events[0].at
+        ),
+        (
+            &events[1].action,
+            &events[1].to_state,
+            &events[1].fields,
+            events[1].at
+        )
+    );
+    let report = store.verify_chain().await.unwrap();
+    assert!(report.ok, "{report:?}");
 }
