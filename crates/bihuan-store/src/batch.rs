@@ -2,23 +2,26 @@
 //! (source, source_id) also within one batch and across racing batches, each negative rating's case
 //! opened in the same transaction as the rating.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bihuan_core::rating::Rating;
 use bihuan_core::{Engine, NEGATIVE_RATING};
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx;
+use sea_orm::sqlx::postgres::PgArguments;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
-use crate::copy::copy_in;
 use crate::entity::{case, event, rating};
 use crate::ratings::{opened_case, opening_event, to_active_model};
+use crate::unnest::Unnest;
 use crate::{Result, Store, StoreError};
 
-/// Rows per statement: well under both databases' limits on bound parameters.
-const CHUNK: usize = 500;
+/// Rows per statement on SQLite: well under its limit of 32,766 bound parameters.
+const SQLITE_CHUNK: usize = 500;
+/// Rows per statement on PostgreSQL, whose bulk insert binds one array per column, whatever the rows.
+const POSTGRES_CHUNK: usize = 5000;
 
 /// What a batch or an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +67,11 @@ impl Store {
             duplicates: repeats,
             ..BatchOutcome::default()
         };
-        for chunk in unique.chunks(CHUNK) {
+        let chunk_size = match self.db.get_database_backend() {
+            DbBackend::Postgres => POSTGRES_CHUNK,
+            _ => SQLITE_CHUNK,
+        };
+        for chunk in unique.chunks(chunk_size) {
             let mut txn = self.begin_bulk().await?;
             let (inserted, cases) = txn.insert(engine, chunk, now).await?;
             txn.commit().await?;
@@ -115,7 +122,7 @@ impl RatingsImport<'_> {
     pub async fn add(&mut self, ratings: &[Rating]) -> Result<()> {
         let (unique, repeats) = first_of_each(ratings);
         self.outcome.duplicates += repeats;
-        for chunk in unique.chunks(CHUNK) {
+        for chunk in unique.chunks(self.txn.chunk_size()) {
             let (inserted, cases) = self.txn.insert(self.engine, chunk, self.now).await?;
             self.outcome.add(chunk.len(), inserted, cases);
         }
@@ -134,12 +141,19 @@ impl RatingsImport<'_> {
 enum Bulk {
     /// SQLite: multi-row `INSERT … ON CONFLICT DO NOTHING` through sea-orm.
     Orm(DatabaseTransaction),
-    /// PostgreSQL: `COPY` into a staging table, then one `INSERT … SELECT … ON CONFLICT DO NOTHING
-    /// RETURNING id`; cases and events by `COPY`.
+    /// PostgreSQL: one `INSERT … SELECT * FROM UNNEST(…) ON CONFLICT DO NOTHING RETURNING id` per
+    /// chunk, arrays in binary; cases and events the same way.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl Bulk {
+    fn chunk_size(&self) -> usize {
+        match self {
+            Bulk::Orm(_) => SQLITE_CHUNK,
+            Bulk::Postgres(_) => POSTGRES_CHUNK,
+        }
+    }
+
     /// Inserts distinct ratings and the cases of the negative ones; returns (inserted, cases).
     async fn insert(
         &mut self,
@@ -151,18 +165,37 @@ impl Bulk {
             StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded"))
         })?;
         let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-        let rows = chunk
+        let rows: Vec<rating::ActiveModel> = chunk
             .iter()
             .zip(&ids)
-            .map(|(r, id)| to_active_model(r, *id, now));
-        let stored: HashSet<Uuid> = match self {
+            .map(|(r, id)| to_active_model(r, *id, now))
+            .collect();
+        let opening = bihuan_core::open(def, engine.calendar(), now);
+        // The case each rating would open, were it stored now.
+        let opens = |stored: &dyn Fn(&Uuid) -> bool| {
+            let mut cases = Vec::new();
+            let mut events = Vec::new();
+            for (r, rating_id) in chunk.iter().zip(&ids) {
+                if !r.opens_case() || !stored(rating_id) {
+                    continue;
+                }
+                let case_id = Uuid::now_v7();
+                let (hash, first_event) = opening_event(case_id, &opening, now);
+                cases.push(opened_case(
+                    def, &opening, case_id, *rating_id, r, &hash, now,
+                ));
+                events.push(first_event);
+            }
+            (cases, events)
+        };
+        match self {
             Bulk::Orm(txn) => {
                 rating::Entity::insert_many(rows)
                     .on_conflict_do_nothing_on([rating::Column::Source, rating::Column::SourceId])
-                    .exec(txn)
+                    .exec(&*txn)
                     .await?;
                 // The ids are ours alone: those present now are the rows this chunk inserted.
-                rating::Entity::find()
+                let stored: HashSet<Uuid> = rating::Entity::find()
                     .select_only()
                     .column(rating::Column::Id)
                     .filter(rating::Column::Id.is_in(ids.iter().copied()))
@@ -170,50 +203,52 @@ impl Bulk {
                     .all(&*txn)
                     .await?
                     .into_iter()
-                    .collect()
+                    .collect();
+                let (cases, events) = opens(&|id| stored.contains(id));
+                let opened = cases.len();
+                if opened > 0 {
+                    case::Entity::insert_many(cases).exec(&*txn).await?;
+                    event::Entity::insert_many(events).exec(&*txn).await?;
+                }
+                Ok((stored.len(), opened))
             }
             Bulk::Postgres(txn) => {
-                let rows: Vec<rating::ActiveModel> = rows.collect();
-                let columns = copy_in(txn, "rating_stage", &rows).await?;
-                let inserted: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO ratings ({columns}) SELECT {columns} FROM rating_stage \
-                     ON CONFLICT (source, source_id) DO NOTHING RETURNING id"
-                )))
-                .fetch_all(&mut **txn)
-                .await?;
-                sqlx::raw_sql("TRUNCATE rating_stage")
-                    .execute(&mut **txn)
+                // One statement, one round trip: the ratings, and the cases (with their first events)
+                // of those that were not stored before.
+                let (cases, events) = opens(&|_| true);
+                let case_of: HashMap<Uuid, Uuid> = cases
+                    .iter()
+                    .filter_map(|c| Some((*c.rating_id.try_as_ref()?, *c.id.try_as_ref()?)))
+                    .collect();
+                let mut args = PgArguments::default();
+                let Some(ratings) = Unnest::of("ratings", rows)? else {
+                    return Ok((0, 0));
+                };
+                let (columns, source) = ratings.bind("r", &mut args)?;
+                let mut sql = format!(
+                    "WITH stored AS (INSERT INTO ratings ({columns}) SELECT * FROM {source} \
+                     ON CONFLICT (source, source_id) DO NOTHING RETURNING id)"
+                );
+                if let (Some(cases), Some(events)) =
+                    (Unnest::of("cases", cases)?, Unnest::of("events", events)?)
+                {
+                    let (case_columns, case_source) = cases.bind("c", &mut args)?;
+                    let (event_columns, event_source) = events.bind("e", &mut args)?;
+                    sql.push_str(&format!(
+                        ", opened AS (INSERT INTO cases ({case_columns}) SELECT * FROM {case_source} \
+                         WHERE c.\"rating_id\" IN (SELECT id FROM stored) RETURNING id), \
+                         first_events AS (INSERT INTO events ({event_columns}) \
+                         SELECT * FROM {event_source} WHERE e.\"case_id\" IN (SELECT id FROM opened))"
+                    ));
+                }
+                sql.push_str(" SELECT id FROM stored");
+                let stored: Vec<Uuid> = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
+                    .fetch_all(&mut **txn)
                     .await?;
-                inserted.into_iter().collect()
-            }
-        };
-        let opening = bihuan_core::open(def, engine.calendar(), now);
-        let mut cases = Vec::new();
-        let mut events = Vec::new();
-        for (r, rating_id) in chunk.iter().zip(&ids) {
-            if !stored.contains(rating_id) || !r.opens_case() {
-                continue;
-            }
-            let case_id = Uuid::now_v7();
-            let (hash, first_event) = opening_event(case_id, &opening, now);
-            cases.push(opened_case(
-                def, &opening, case_id, *rating_id, r, &hash, now,
-            ));
-            events.push(first_event);
-        }
-        let opened = cases.len();
-        match self {
-            Bulk::Orm(txn) if !cases.is_empty() => {
-                case::Entity::insert_many(cases).exec(&*txn).await?;
-                event::Entity::insert_many(events).exec(&*txn).await?;
-            }
-            Bulk::Orm(_) => {}
-            Bulk::Postgres(txn) => {
-                copy_in(txn, "cases", &cases).await?;
-                copy_in(txn, "events", &events).await?;
+                let opened = stored.iter().filter(|id| case_of.contains_key(id)).count();
+                Ok((stored.len(), opened))
             }
         }
-        Ok((stored.len(), opened))
     }
 
     async fn commit(self) -> Result<()> {

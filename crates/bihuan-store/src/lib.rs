@@ -11,7 +11,6 @@ mod batch;
 mod cases;
 mod chain;
 mod clock;
-mod copy;
 pub mod entity;
 mod error;
 mod org;
@@ -19,6 +18,7 @@ mod outbox;
 mod ratings;
 mod scope;
 pub mod testing;
+mod unnest;
 mod workflows;
 
 use std::time::Duration;

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 /// Rows handed from the reader to the store at a time.
-const FLUSH: usize = 2000;
+const FLUSH: usize = 5000;
 /// Batches the reader may run ahead of the store.
 const AHEAD: usize = 4;
 
