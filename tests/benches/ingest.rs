@@ -5,10 +5,11 @@
 //! four concurrent clients (batches of 1,000), the file import of the same rows as CSV through the
 //! release binary, and the raw ceiling — the same rows written by the database's fastest path
 //! (PostgreSQL `COPY`, SQLite one transaction of one prepared insert) — and prints rows/s and the
-//! ratio to the ceiling.
+//! ratio to the ceiling. Last, the peak memory of the SQLite file import of N and of 5 N rows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,18 +22,19 @@ use serde_json::Value;
 const CLIENTS: usize = 4;
 const BATCH: usize = 1000;
 
+/// The i-th generated rating: 8 % negative, channels in turn.
+fn nth_rating(i: usize, tag: &str) -> Value {
+    let level = if i % 25 < 2 {
+        "dissatisfied"
+    } else {
+        ["very_satisfied", "satisfied", "basically_satisfied"][i % 3]
+    };
+    let channel = ["mobile", "pc", "qr", "hall_pad", "phone", "sms"][i % 6];
+    rating(&format!("{tag}-{i:08}"), level, channel)
+}
+
 fn ratings(n: usize, tag: &str) -> Vec<Value> {
-    (0..n)
-        .map(|i| {
-            let level = if i % 25 < 2 {
-                "dissatisfied"
-            } else {
-                ["very_satisfied", "satisfied", "basically_satisfied"][i % 3]
-            };
-            let channel = ["mobile", "pc", "qr", "hall_pad", "phone", "sms"][i % 6];
-            rating(&format!("{tag}-{i:08}"), level, channel)
-        })
-        .collect()
+    (0..n).map(|i| nth_rating(i, tag)).collect()
 }
 
 const CSV_HEADER: &str = "source,source_id,project_no,service_code,service_name,unit_code,region_code,channel,level,rated_at,assess_number,real_name,rater_name,rater_phone,rater_email,comment";
@@ -94,32 +96,51 @@ async fn batch_api(db: &TestDb, rows: Vec<Value>) -> Duration {
     started.elapsed()
 }
 
-fn file_import(db: &TestDb, rows: &[Value]) -> Duration {
+/// Imports `n` generated rows from a CSV file through the release binary; returns the time taken and
+/// the peak resident memory of the import process in MiB (Linux: read from /proc while it runs).
+fn file_import(db: &TestDb, n: usize, tag: &str) -> (Duration, Option<u64>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ratings.csv");
-    let mut text = String::with_capacity(rows.len() * 300);
-    text.push_str(CSV_HEADER);
-    for r in rows {
-        text.push('\n');
-        text.push_str(&csv_line(r));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    writeln!(out, "{CSV_HEADER}").unwrap();
+    for i in 0..n {
+        writeln!(out, "{}", csv_line(&nth_rating(i, tag))).unwrap();
     }
-    std::fs::write(&file, text).unwrap();
+    out.flush().unwrap();
+    drop(out);
     let mut import = bihuan_tests::bihuan(dir.path());
-    let started = Instant::now();
-    let out = import
+    import
         .args(["import", "ratings"])
         .arg(&file)
         .args(["--db", &db.url, "--workflows"])
         .arg(bihuan_tests::root().join("workflows"))
-        .output()
-        .unwrap();
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let mut child = import.spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // VmHWM is the process's peak so far: the last reading before it exits is its peak.
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kib = Some(kib);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(status.success(), "{stderr}");
+    (took, peak_kib.map(|k| k / 1024))
 }
 
 /// The same rows through the database's fastest path, timed from the moment the rows are ready to
@@ -207,7 +228,7 @@ async fn raw_ceiling(db: &TestDb, rows: &[Value]) -> Duration {
 }
 
 /// Measures one database and prints each figure as soon as it is known.
-async fn run(name: &str, fresh: impl AsyncFn() -> TestDb, n: usize) {
+async fn run(name: &str, fresh: impl AsyncFn() -> TestDb, n: usize) -> Option<u64> {
     // Build (or check) the release binary before any clock starts.
     let _ = bihuan_tests::bin();
     let db = fresh().await;
@@ -222,11 +243,28 @@ async fn run(name: &str, fresh: impl AsyncFn() -> TestDb, n: usize) {
         api / c
     );
     let db = fresh().await;
-    let import = rate(n, file_import(&db, &ratings(n, "FILE")));
+    let (took, peak) = file_import(&db, n, "FILE");
     db.finish().await.unwrap();
+    let import = rate(n, took);
     println!(
         "| {name} | file import (CSV) | {import:>9.0} | {:.2} |",
         import / c
+    );
+    peak
+}
+
+/// The import's peak memory for `n` rows (measured with the rates) and for five times as many: a
+/// streamed import stays flat.
+async fn memory(n: usize, peak_n: Option<u64>) {
+    let db = TestDb::sqlite().await.unwrap();
+    let (_, peak_5n) = file_import(&db, 5 * n, "MEM");
+    db.finish().await.unwrap();
+    let show = |p: Option<u64>| p.map_or_else(|| "unknown".to_owned(), |p| format!("{p} MiB"));
+    println!(
+        "\nPeak memory of the file import (SQLite): {n} rows {}, {} rows {}",
+        show(peak_n),
+        5 * n,
+        show(peak_5n)
     );
 }
 
@@ -238,7 +276,7 @@ async fn main() {
         .unwrap_or(200_000);
     println!("{n} ratings, 8 % negative");
     println!("| database | path | ratings/s | ratio to ceiling |\n|---|---|---:|---:|");
-    run("SQLite", async || TestDb::sqlite().await.unwrap(), n).await;
+    let peak = run("SQLite", async || TestDb::sqlite().await.unwrap(), n).await;
     if std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
         run(
             "PostgreSQL",
@@ -247,4 +285,5 @@ async fn main() {
         )
         .await;
     }
+    memory(n, peak).await;
 }

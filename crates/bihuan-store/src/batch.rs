@@ -2,20 +2,22 @@
 //! (source, source_id) also within one batch and across racing batches, each negative rating's case
 //! opened in the same transaction as the rating.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use bihuan_core::rating::Rating;
 use bihuan_core::{Engine, NEGATIVE_RATING};
 use chrono::{DateTime, Utc};
+use sea_orm::DbBackend;
 use sea_orm::sqlx;
 use sea_orm::sqlx::postgres::PgArguments;
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sqlx::sqlite::SqliteArguments;
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating};
 use crate::ratings::{opened_case, opening_event, to_active_model};
 use crate::unnest::Unnest;
+use crate::values::insert_values;
 use crate::{Result, Store, StoreError};
 
 /// Rows per statement on SQLite: well under its limit of 32,766 bound parameters.
@@ -94,17 +96,24 @@ impl Store {
         })
     }
 
-    /// A write transaction for many rows: on PostgreSQL a connection of its own that can `COPY`.
+    /// A write transaction for many rows, straight on the driver: the bulk statements bind their
+    /// values themselves.
     async fn begin_bulk(&self) -> Result<Bulk> {
-        if self.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(Bulk::Orm(self.begin_write().await?));
-        }
-        let mut txn = self.db.get_postgres_connection_pool().begin().await?;
-        // The transaction's own staging table, of the table's shape at this moment.
-        sqlx::raw_sql("CREATE TEMP TABLE rating_stage (LIKE ratings) ON COMMIT DROP")
-            .execute(&mut *txn)
-            .await?;
-        Ok(Bulk::Postgres(txn))
+        Ok(match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                Bulk::Postgres(self.db.get_postgres_connection_pool().begin().await?)
+            }
+            // The write lock at once, as `begin_write` takes it.
+            _ => {
+                let turn = self.bulk_writer.clone().lock_owned().await;
+                let txn = self
+                    .db
+                    .get_sqlite_connection_pool()
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await?;
+                Bulk::Sqlite(txn, turn)
+            }
+        })
     }
 }
 
@@ -122,9 +131,11 @@ impl RatingsImport<'_> {
     pub async fn add(&mut self, ratings: &[Rating]) -> Result<()> {
         let (unique, repeats) = first_of_each(ratings);
         self.outcome.duplicates += repeats;
-        for chunk in unique.chunks(self.txn.chunk_size()) {
-            let (inserted, cases) = self.txn.insert(self.engine, chunk, self.now).await?;
-            self.outcome.add(chunk.len(), inserted, cases);
+        let chunks: Vec<&[&Rating]> = unique.chunks(self.txn.chunk_size()).collect();
+        for (offered, inserted, cases) in
+            self.txn.insert_all(self.engine, &chunks, self.now).await?
+        {
+            self.outcome.add(offered, inserted, cases);
         }
         Ok(())
     }
@@ -139,8 +150,12 @@ impl RatingsImport<'_> {
 /// The transaction many ratings are written in. Dropped without a commit, it rolls back.
 #[derive(Debug)]
 enum Bulk {
-    /// SQLite: multi-row `INSERT … ON CONFLICT DO NOTHING` through sea-orm.
-    Orm(DatabaseTransaction),
+    /// SQLite: a multi-row `INSERT … VALUES … ON CONFLICT DO NOTHING RETURNING id` per chunk, then
+    /// the cases and events of the rows stored.
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     /// PostgreSQL: one `INSERT … SELECT * FROM UNNEST(…) ON CONFLICT DO NOTHING RETURNING id` per
     /// chunk, arrays in binary; cases and events the same way.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -149,7 +164,7 @@ enum Bulk {
 impl Bulk {
     fn chunk_size(&self) -> usize {
         match self {
-            Bulk::Orm(_) => SQLITE_CHUNK,
+            Bulk::Sqlite(..) => SQLITE_CHUNK,
             Bulk::Postgres(_) => POSTGRES_CHUNK,
         }
     }
@@ -161,101 +176,228 @@ impl Bulk {
         chunk: &[&Rating],
         now: DateTime<Utc>,
     ) -> Result<(usize, usize)> {
-        let def = engine.workflow(NEGATIVE_RATING).ok_or_else(|| {
-            StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded"))
-        })?;
-        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-        let rows: Vec<rating::ActiveModel> = chunk
-            .iter()
-            .zip(&ids)
-            .map(|(r, id)| to_active_model(r, *id, now))
-            .collect();
-        let opening = bihuan_core::open(def, engine.calendar(), now);
-        // The case each rating would open, were it stored now.
-        let opens = |stored: &dyn Fn(&Uuid) -> bool| {
-            let mut cases = Vec::new();
-            let mut events = Vec::new();
-            for (r, rating_id) in chunk.iter().zip(&ids) {
-                if !r.opens_case() || !stored(rating_id) {
-                    continue;
-                }
-                let case_id = Uuid::now_v7();
-                let (hash, first_event) = opening_event(case_id, &opening, now);
-                cases.push(opened_case(
-                    def, &opening, case_id, *rating_id, r, &hash, now,
-                ));
-                events.push(first_event);
-            }
-            (cases, events)
+        let prepared = prepare(self.is_postgres(), engine, chunk, now)?;
+        self.execute(engine, prepared, now).await
+    }
+
+    /// Inserts chunk after chunk, preparing the next statement while the database executes the
+    /// previous one; returns (offered, inserted, cases) of each chunk.
+    async fn insert_all(
+        &mut self,
+        engine: &Engine,
+        chunks: &[&[&Rating]],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(usize, usize, usize)>> {
+        let postgres = self.is_postgres();
+        let mut done = Vec::with_capacity(chunks.len());
+        let Some(first) = chunks.first() else {
+            return Ok(done);
         };
-        match self {
-            Bulk::Orm(txn) => {
-                rating::Entity::insert_many(rows)
-                    .on_conflict_do_nothing_on([rating::Column::Source, rating::Column::SourceId])
-                    .exec(&*txn)
-                    .await?;
-                // The ids are ours alone: those present now are the rows this chunk inserted.
-                let stored: HashSet<Uuid> = rating::Entity::find()
-                    .select_only()
-                    .column(rating::Column::Id)
-                    .filter(rating::Column::Id.is_in(ids.iter().copied()))
-                    .into_tuple::<Uuid>()
-                    .all(&*txn)
+        let mut next = Some(prepare(postgres, engine, first, now)?);
+        let mut rest = chunks.iter().skip(1);
+        while let Some(current) = next.take() {
+            let offered = current.chunk.len();
+            let following = rest.next();
+            let (written, prepared) = tokio::join!(self.execute(engine, current, now), async {
+                following
+                    .map(|c| prepare(postgres, engine, c, now))
+                    .transpose()
+            });
+            let (inserted, cases) = written?;
+            done.push((offered, inserted, cases));
+            next = prepared?;
+        }
+        Ok(done)
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Bulk::Postgres(_))
+    }
+
+    async fn execute<'c>(
+        &mut self,
+        engine: &Engine,
+        prepared: Prepared<'c>,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize)> {
+        let Prepared {
+            chunk,
+            ids,
+            statement,
+        } = prepared;
+        match (self, statement) {
+            (Bulk::Sqlite(txn, _), Statement::Sqlite(sql, args)) => {
+                let inserted = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    .execute(&mut **txn)
                     .await?
-                    .into_iter()
-                    .collect();
-                let (cases, events) = opens(&|id| stored.contains(id));
+                    .rows_affected();
+                // Usually every row is new. Otherwise the ids (ours alone) that are present now are
+                // the rows this chunk stored: the write lock is ours, no one else inserts meanwhile.
+                let stored: HashSet<Uuid> = if inserted == ids.len() as u64 {
+                    ids.iter().copied().collect()
+                } else {
+                    let placeholders = vec!["?"; ids.len()].join(", ");
+                    let mut lookup = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT id FROM ratings WHERE id IN ({placeholders})"
+                    )));
+                    for id in &ids {
+                        lookup = lookup.bind(*id);
+                    }
+                    lookup.fetch_all(&mut **txn).await?.into_iter().collect()
+                };
+                let (cases, events) = cases_of(engine, chunk, &ids, now, |id| stored.contains(id))?;
                 let opened = cases.len();
-                if opened > 0 {
-                    case::Entity::insert_many(cases).exec(&*txn).await?;
-                    event::Entity::insert_many(events).exec(&*txn).await?;
+                for insert in [
+                    insert_values("cases", cases, "")?,
+                    insert_values("events", events, "")?,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let (sql, args) = insert;
+                    sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                        .execute(&mut **txn)
+                        .await?;
                 }
                 Ok((stored.len(), opened))
             }
-            Bulk::Postgres(txn) => {
-                // One statement, one round trip: the ratings, and the cases (with their first events)
-                // of those that were not stored before.
-                let (cases, events) = opens(&|_| true);
-                let case_of: HashMap<Uuid, Uuid> = cases
-                    .iter()
-                    .filter_map(|c| Some((*c.rating_id.try_as_ref()?, *c.id.try_as_ref()?)))
-                    .collect();
-                let mut args = PgArguments::default();
-                let Some(ratings) = Unnest::of("ratings", rows)? else {
-                    return Ok((0, 0));
-                };
-                let (columns, source) = ratings.bind("r", &mut args)?;
-                let mut sql = format!(
-                    "WITH stored AS (INSERT INTO ratings ({columns}) SELECT * FROM {source} \
-                     ON CONFLICT (source, source_id) DO NOTHING RETURNING id)"
-                );
-                if let (Some(cases), Some(events)) =
-                    (Unnest::of("cases", cases)?, Unnest::of("events", events)?)
-                {
-                    let (case_columns, case_source) = cases.bind("c", &mut args)?;
-                    let (event_columns, event_source) = events.bind("e", &mut args)?;
-                    sql.push_str(&format!(
-                        ", opened AS (INSERT INTO cases ({case_columns}) SELECT * FROM {case_source} \
-                         WHERE c.\"rating_id\" IN (SELECT id FROM stored) RETURNING id), \
-                         first_events AS (INSERT INTO events ({event_columns}) \
-                         SELECT * FROM {event_source} WHERE e.\"case_id\" IN (SELECT id FROM opened))"
-                    ));
-                }
-                sql.push_str(" SELECT id FROM stored");
+            (
+                Bulk::Postgres(txn),
+                Statement::Postgres {
+                    sql,
+                    args,
+                    with_case,
+                },
+            ) => {
                 let stored: Vec<Uuid> = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
                     .fetch_all(&mut **txn)
                     .await?;
-                let opened = stored.iter().filter(|id| case_of.contains_key(id)).count();
+                let opened = stored.iter().filter(|id| with_case.contains(id)).count();
                 Ok((stored.len(), opened))
             }
+            _ => Err(StoreError::Corrupt(
+                "a bulk statement was prepared for the other database".into(),
+            )),
         }
     }
 
     async fn commit(self) -> Result<()> {
         match self {
-            Bulk::Orm(txn) => txn.commit().await?,
+            Bulk::Sqlite(txn, _turn) => txn.commit().await?,
             Bulk::Postgres(txn) => txn.commit().await?,
         }
         Ok(())
     }
+}
+
+/// A chunk of ratings ready to be written.
+struct Prepared<'c> {
+    chunk: &'c [&'c Rating],
+    /// The ids given to its ratings, in order.
+    ids: Vec<Uuid>,
+    statement: Statement,
+}
+
+enum Statement {
+    /// The ratings' multi-row insert; cases follow once it is known which ratings are new.
+    Sqlite(String, SqliteArguments),
+    /// One statement storing the ratings and opening the cases of those new.
+    Postgres {
+        sql: String,
+        args: PgArguments,
+        /// The ratings that open a case if stored now.
+        with_case: HashSet<Uuid>,
+    },
+}
+
+/// Builds the statement of a chunk (no IO: this runs while the database executes the previous one).
+fn prepare<'c>(
+    postgres: bool,
+    engine: &Engine,
+    chunk: &'c [&'c Rating],
+    now: DateTime<Utc>,
+) -> Result<Prepared<'c>> {
+    let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+    let rows: Vec<rating::ActiveModel> = chunk
+        .iter()
+        .zip(&ids)
+        .map(|(r, id)| to_active_model(r, *id, now))
+        .collect();
+    let statement = if postgres {
+        // One statement, one round trip: the ratings, and the cases (with their first events) of
+        // those that were not stored before.
+        let (cases, events) = cases_of(engine, chunk, &ids, now, |_| true)?;
+        let with_case: HashSet<Uuid> = cases
+            .iter()
+            .filter_map(|c| c.rating_id.try_as_ref().copied())
+            .collect();
+        let mut args = PgArguments::default();
+        let mut sql = String::new();
+        if let Some(ratings) = Unnest::of("ratings", rows)? {
+            let (columns, source) = ratings.bind("r", &mut args)?;
+            sql = format!(
+                "WITH stored AS (INSERT INTO ratings ({columns}) SELECT * FROM {source} \
+                 ON CONFLICT (source, source_id) DO NOTHING RETURNING id)"
+            );
+        }
+        if let (Some(cases), Some(events)) =
+            (Unnest::of("cases", cases)?, Unnest::of("events", events)?)
+        {
+            let (case_columns, case_source) = cases.bind("c", &mut args)?;
+            let (event_columns, event_source) = events.bind("e", &mut args)?;
+            sql.push_str(&format!(
+                ", opened AS (INSERT INTO cases ({case_columns}) SELECT * FROM {case_source} \
+                 WHERE c.\"rating_id\" IN (SELECT id FROM stored) RETURNING id), \
+                 first_events AS (INSERT INTO events ({event_columns}) \
+                 SELECT * FROM {event_source} WHERE e.\"case_id\" IN (SELECT id FROM opened))"
+            ));
+        }
+        sql.push_str(" SELECT id FROM stored");
+        Statement::Postgres {
+            sql,
+            args,
+            with_case,
+        }
+    } else {
+        let (sql, args) = insert_values(
+            "ratings",
+            rows,
+            "ON CONFLICT (source, source_id) DO NOTHING",
+        )?
+        .ok_or_else(|| StoreError::Corrupt("an empty chunk of ratings".into()))?;
+        Statement::Sqlite(sql, args)
+    };
+    Ok(Prepared {
+        chunk,
+        ids,
+        statement,
+    })
+}
+
+/// The case rows (and first events) of the ratings of a chunk that open a case and are `stored`.
+fn cases_of(
+    engine: &Engine,
+    chunk: &[&Rating],
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+    stored: impl Fn(&Uuid) -> bool,
+) -> Result<(Vec<case::ActiveModel>, Vec<event::ActiveModel>)> {
+    let def = engine
+        .workflow(NEGATIVE_RATING)
+        .ok_or_else(|| StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded")))?;
+    let opening = bihuan_core::open(def, engine.calendar(), now);
+    let mut cases = Vec::new();
+    let mut events = Vec::new();
+    for (r, rating_id) in chunk.iter().zip(ids) {
+        if !r.opens_case() || !stored(rating_id) {
+            continue;
+        }
+        let case_id = Uuid::now_v7();
+        let (hash, first_event) = opening_event(case_id, &opening, now);
+        cases.push(opened_case(
+            def, &opening, case_id, *rating_id, r, &hash, now,
+        ));
+        events.push(first_event);
+    }
+    Ok((cases, events))
 }

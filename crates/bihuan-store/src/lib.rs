@@ -19,6 +19,7 @@ mod ratings;
 mod scope;
 pub mod testing;
 mod unnest;
+mod values;
 mod workflows;
 
 use std::time::Duration;
@@ -45,6 +46,9 @@ pub use workflows::load_dir;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite has one writer at a time: bulk writers of this process queue here, handing over at once,
+    /// instead of sleeping in SQLite's busy handler.
+    bulk_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -78,7 +82,10 @@ impl Store {
             url: shown,
             message: one_line(&e.to_string()),
         })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            bulk_writer: Default::default(),
+        })
     }
 
     /// Applies pending migrations; returns how many were applied.
