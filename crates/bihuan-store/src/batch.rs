@@ -56,30 +56,17 @@ fn first_of_each(ratings: &[Rating]) -> (Vec<&Rating>, usize) {
 }
 
 impl Store {
-    /// Stores checked ratings in chunks; each chunk is one transaction.
+    /// Stores checked ratings (a batch of the API: at most 10,000) in one transaction, a multi-row
+    /// statement per chunk.
     pub async fn record_ratings_batch(
         &self,
         engine: &Engine,
         ratings: &[Rating],
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome> {
-        let now = truncate_to_micros(now);
-        let (unique, repeats) = first_of_each(ratings);
-        let mut outcome = BatchOutcome {
-            duplicates: repeats,
-            ..BatchOutcome::default()
-        };
-        let chunk_size = match self.db.get_database_backend() {
-            DbBackend::Postgres => POSTGRES_CHUNK,
-            _ => SQLITE_CHUNK,
-        };
-        for chunk in unique.chunks(chunk_size) {
-            let mut txn = self.begin_bulk().await?;
-            let (inserted, cases) = txn.insert(engine, chunk, now).await?;
-            txn.commit().await?;
-            outcome.add(chunk.len(), inserted, cases);
-        }
-        Ok(outcome)
+        let mut import = self.begin_ratings_import(engine, now).await?;
+        import.add(ratings).await?;
+        import.commit().await
     }
 
     /// Starts an import whose rows all commit together, or not at all.
@@ -167,17 +154,6 @@ impl Bulk {
             Bulk::Sqlite(..) => SQLITE_CHUNK,
             Bulk::Postgres(_) => POSTGRES_CHUNK,
         }
-    }
-
-    /// Inserts distinct ratings and the cases of the negative ones; returns (inserted, cases).
-    async fn insert(
-        &mut self,
-        engine: &Engine,
-        chunk: &[&Rating],
-        now: DateTime<Utc>,
-    ) -> Result<(usize, usize)> {
-        let prepared = prepare(self.is_postgres(), engine, chunk, now)?;
-        self.execute(engine, prepared, now).await
     }
 
     /// Inserts chunk after chunk, preparing the next statement while the database executes the
