@@ -21,7 +21,46 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        let declared_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                // As axum judges it: application/json or application/…+json, parameters aside.
+                let essence = v.split(';').next().unwrap_or_default().trim();
+                let essence = essence.to_ascii_lowercase();
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            });
+        if !declared_json {
+            // axum's own extractor names what is wrong.
+            return match Json::<T>::from_request(req, state).await {
+                Ok(Json(value)) => Ok(Self(value)),
+                Err(rejection) => Err(json_rejection(&rejection)),
+            };
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "请求内容过大",
+                    )
+                } else {
+                    ApiError::bad_request(
+                        "bad_request",
+                        format!("无法读取请求内容：{}", rejection.body_text()),
+                    )
+                }
+            })?;
+        // The plain parser first (a batch holds thousands of ratings); only a body that fails is parsed
+        // again by axum's, which tracks the path to the error for the message.
+        if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
+            return Ok(Self(value));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(&rejection)),
         }
