@@ -28,6 +28,7 @@ bihuan_store::on_both_databases!(
     the_openapi_document_lists_exactly_the_routes_served,
     the_case_list_filters_and_pages_within_scope,
     a_server_error_says_nothing_internal_and_carries_a_request_id,
+    the_scheduler_closes_an_unanswered_review_once,
 );
 
 const RECTIFY: &str =
@@ -1401,4 +1402,79 @@ async fn a_server_error_says_nothing_internal_and_carries_a_request_id(db: &Test
             .0,
         StatusCode::OK
     );
+}
+
+/// `bihuan tick`: a review nobody answers closes as 评议超时 once its five working days have passed,
+/// by the scheduler, once however many passes run.
+async fn the_scheduler_closes_an_unanswered_review_once(db: &TestDb) {
+    let app = app(db).await;
+    let waiting = app.new_case("TICK-1").await;
+    let answered = app.new_case("TICK-2").await;
+    for id in [&waiting, &answered] {
+        to_rectifying(&app, id).await;
+        app.step("unit", id, "rectify", rectify()).await;
+        let case = app
+            .step(
+                "unit",
+                id,
+                "feedback",
+                json!({"method": "phone", "summary": "已电话回访"}),
+            )
+            .await;
+        assert_eq!(case["state"], "pending_review");
+    }
+    app.step(
+        "center",
+        &answered,
+        "review_satisfied",
+        json!({"level": "satisfied"}),
+    )
+    .await;
+    let deadline = app.case("admin", &waiting).await["deadline"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let tick = |now: &str| {
+        let out = bihuan_tests::bihuan(dir.path())
+            .args(["tick", "--now", now, "--db", &db.url, "--workflows"])
+            .arg(bihuan_tests::root().join("workflows"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = bihuan_tests::text(&out);
+        assert!(out.status.success(), "{stderr}");
+        stdout
+    };
+    // Before the deadline: nothing.
+    let before = (chrono::DateTime::parse_from_rfc3339(&deadline).unwrap()
+        - chrono::Duration::minutes(1))
+    .to_rfc3339();
+    assert!(tick(&before).contains("触发定时动作 0 件"));
+    assert_eq!(app.case("admin", &waiting).await["state"], "pending_review");
+    // At the deadline: closed by the scheduler, the mark recorded; a second pass does nothing.
+    assert!(tick(&deadline).contains("触发定时动作 1 件"));
+    let case = app.case("admin", &waiting).await;
+    assert_eq!(case["state"], "closed", "{case}");
+    let last = case["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["actor"].as_str()),
+        (Some("review_timeout"), Some("scheduler"))
+    );
+    assert!(tick(&deadline).contains("触发定时动作 0 件"));
+    assert_eq!(
+        event_actions(&app.case("admin", &waiting).await).len(),
+        event_actions(&case).len()
+    );
+    assert_eq!(
+        event_actions(&app.case("admin", &answered).await)
+            .last()
+            .map(String::as_str),
+        Some("review_satisfied")
+    );
+    let out = bihuan_tests::bihuan(dir.path())
+        .args(["tick", "--now", "明天", "--db", &db.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(bihuan_tests::text(&out).1.contains("--now 明天"));
 }

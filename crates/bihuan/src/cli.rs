@@ -71,6 +71,17 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// One pass of the scheduler: fire the workflow timers due now (serve does this every few seconds).
+    Tick {
+        /// The moment to act as of (RFC 3339), default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// The folder of workflow files (default: ./workflows, else the built-in copies).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+    },
     /// The tamper-evident event log.
     Audit {
         #[command(subcommand)]

@@ -48,9 +48,11 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let engine = Arc::new(engine);
+    tokio::spawn(scheduler(store.clone(), engine.clone(), clock.clone()));
     let app = bihuan_web::app(AppState {
         store,
-        engine: Arc::new(engine),
+        engine,
         clock,
         config: config::web()?,
     });
@@ -65,6 +67,27 @@ pub async fn serve(
     .context("the server stopped")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scheduler inside `serve`: a pass every few seconds with the real (or demo) time. Several
+/// processes on one database may run it: each timer fires once (see `bihuan_notify::tick`).
+async fn scheduler(store: Store, engine: Arc<bihuan_core::Engine>, clock: Clock) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match bihuan_notify::tick(&store, &engine, clock.now()).await {
+            Ok(report) if report.fired > 0 => {
+                tracing::info!(
+                    fired = report.fired,
+                    overtaken = report.overtaken,
+                    "scheduler pass"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -117,5 +117,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => commands::audit_verify(&db.url).await,
+        Command::Tick { now, db, workflows } => {
+            let now = match now {
+                Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                    .map_err(|e| anyhow::anyhow!("--now {text}: not an RFC 3339 time ({e})"))?
+                    .to_utc(),
+                None => clock.now(),
+            };
+            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
+            let store = bihuan_store::Store::connect(&db.url).await?;
+            store.migrate().await?;
+            let report = bihuan_notify::tick(&store, &engine, now).await?;
+            println!(
+                "调度完成：触发定时动作 {} 件，已被他人处理 {} 件",
+                report.fired, report.overtaken
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
