@@ -49,7 +49,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let engine = Arc::new(engine);
-    tokio::spawn(scheduler(store.clone(), engine.clone(), clock.clone()));
+    tokio::spawn(scheduler(store.clone(), engine.clone(), clock));
     let app = bihuan_web::app(AppState {
         store,
         engine,
