@@ -29,6 +29,7 @@ bihuan_store::on_both_databases!(
     the_case_list_filters_and_pages_within_scope,
     a_server_error_says_nothing_internal_and_carries_a_request_id,
     the_scheduler_closes_an_unanswered_review_once,
+    admins_list_the_outbox_by_status,
 );
 
 const RECTIFY: &str =
@@ -1200,7 +1201,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 25] = [
+const SERVED: [(&str, &str); 26] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1223,6 +1224,7 @@ const SERVED: [(&str, &str); 25] = [
     ("post", "/api/v1/units"),
     ("post", "/api/v1/users"),
     ("post", "/api/v1/tokens"),
+    ("get", "/api/v1/outbox"),
     // Not served: the probe below must tell an unknown route apart.
     ("get", "/api/v1/not-a-route"),
     ("put", "/api/v1/cases"),
@@ -1477,4 +1479,53 @@ async fn the_scheduler_closes_an_unanswered_review_once(db: &TestDb) {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(bihuan_tests::text(&out).1.contains("--now 明天"));
+}
+
+/// `GET /api/v1/outbox`: admins see the queued mail, by status; a dead row carries its last error.
+async fn admins_list_the_outbox_by_status(db: &TestDb) {
+    use bihuan_store::entity::outbox;
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let app = app(db).await;
+    let id = app.new_case("OUT-1").await;
+    to_rectifying(&app, &id).await;
+    let (status, list) = app.call("admin", Method::GET, "/api/v1/outbox", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1);
+    let row = &list["items"][0];
+    assert_eq!(
+        (
+            row["kind"].as_str(),
+            row["status"].as_str(),
+            row["case_id"].as_str()
+        ),
+        (Some("case_assigned"), Some("pending"), Some(id.as_str()))
+    );
+    let stored = outbox::Entity::find()
+        .one(db.store.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut dead = stored.into_active_model();
+    dead.status = Set("dead".into());
+    dead.attempts = Set(8);
+    dead.last_error = Set(Some("550 mailbox unavailable".into()));
+    dead.update(db.store.connection()).await.unwrap();
+    let (_, pending) = app
+        .call("admin", Method::GET, "/api/v1/outbox?status=pending", None)
+        .await;
+    assert_eq!(pending["total"], 0);
+    let (_, dead) = app
+        .call("admin", Method::GET, "/api/v1/outbox?status=dead", None)
+        .await;
+    assert_eq!(dead["total"], 1);
+    assert_eq!(dead["items"][0]["last_error"], "550 mailbox unavailable");
+    let (status, body) = app
+        .call("admin", Method::GET, "/api/v1/outbox?status=lost", None)
+        .await;
+    assert_eq!(
+        (status, body["details"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("status"))
+    );
+    let (status, _) = app.call("sup", Method::GET, "/api/v1/outbox", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -38,6 +38,7 @@ pub use chain::{BrokenEvent, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
 pub use error::{Result, StoreError};
 pub use org::{NewUnit, NewUser, verify_password};
+pub use outbox::OUTBOX_STATUSES;
 pub use ratings::RecordedRating;
 pub use scope::{CaseFilter, CaseScope, RatingFilter, Reach, UnmappedUnit};
 pub use workflows::load_dir;

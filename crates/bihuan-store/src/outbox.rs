@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::entity::{case, outbox, rating, unit, user};
 use crate::org::{home_units, self_and_ancestors};
-use crate::{Result, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// Outbox status of a row waiting to be sent.
 pub const PENDING: &str = "pending";
@@ -128,4 +128,32 @@ async fn emails_of(
         .into_iter()
         .filter_map(|u| u.email)
         .collect())
+}
+
+/// The outbox statuses: waiting to be sent, sent, given up after the last retry.
+pub const OUTBOX_STATUSES: [&str; 3] = ["pending", "sent", "dead"];
+
+impl Store {
+    /// One page of the outbox, newest first, optionally of one status, and the total count.
+    pub async fn list_outbox(
+        &self,
+        status: Option<&str>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<(Vec<outbox::Model>, u64)> {
+        use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+        let mut query = outbox::Entity::find();
+        if let Some(status) = status {
+            query = query.filter(outbox::Column::Status.eq(status));
+        }
+        let total = query.clone().count(&self.db).await?;
+        let per_page = per_page.clamp(1, 500);
+        let items = query
+            .order_by_desc(outbox::Column::Id)
+            .offset(page.saturating_sub(1) * per_page)
+            .limit(per_page)
+            .all(&self.db)
+            .await?;
+        Ok((items, total))
+    }
 }

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, SignedIn};
+use crate::extract::{ApiJson, ApiQuery, SignedIn};
 
 /// `/api/v1/units`, `/api/v1/users`, `/api/v1/tokens`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(aliases, map_code))
         .routes(routes!(add_user))
         .routes(routes!(add_token))
+        .routes(routes!(outbox))
 }
 
 /// The units of the organization.
@@ -193,4 +194,56 @@ async fn add_token(
         StatusCode::CREATED,
         Json(json!({"name": b.name.trim(), "scope": b.scope, "token": token})),
     ))
+}
+
+/// Filters of the outbox list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxQuery {
+    /// `pending`, `sent` or `dead`.
+    status: Option<String>,
+    page: Option<u64>,
+    per_page: Option<u64>,
+}
+
+/// The mail outbox (admins): what waits to be sent, what was sent, and what was given up after the
+/// last retry (`status=dead`), with the last error.
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "admin", security(("bearer" = [])), params(OutboxQuery),
+    responses((status = 200, description = "{items:[{id, kind, case_id, audience, recipients, subject, status, attempts, next_attempt_at, last_error, created_at, sent_at}], total}", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn outbox(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    if let Some(status) = q.status.as_deref()
+        && !bihuan_store::OUTBOX_STATUSES.contains(&status)
+    {
+        return Err(ApiError::invalid_field(
+            "status",
+            format!("状态 {status} 无效：应为 pending、sent 或 dead"),
+        ));
+    }
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::invalid_field(
+            "per_page",
+            "每页条数应在 1 到 500 之间",
+        ));
+    }
+    let page = q.page.unwrap_or(1).max(1);
+    let (items, total) = state
+        .store
+        .list_outbox(q.status.as_deref(), page, per_page)
+        .await?;
+    Ok(Json(json!({
+        "items": items.iter().map(|m| json!({
+            "id": m.id, "kind": m.kind, "case_id": m.case_id, "audience": m.audience,
+            "recipients": m.recipients, "subject": m.subject, "status": m.status,
+            "attempts": m.attempts, "next_attempt_at": m.next_attempt_at,
+            "last_error": m.last_error, "created_at": m.created_at, "sent_at": m.sent_at,
+        })).collect::<Vec<_>>(),
+        "total": total, "page": page, "per_page": per_page,
+    })))
 }
