@@ -1,6 +1,6 @@
-//! Storing many ratings at once: multi-row inserts in a few transactions, idempotent on
-//! (source, source_id) also within one batch and across racing batches, each negative rating's case
-//! opened in the same transaction as the rating.
+//! Storing many ratings at once: one transaction per batch of the API or per imported file, one
+//! multi-row statement per chunk (see `bulk`), idempotent on (source, source_id) also within one batch
+//! and across racing batches, each negative rating's case opened in the same transaction as the rating.
 
 use std::collections::HashSet;
 
@@ -13,11 +13,10 @@ use sea_orm::sqlx::postgres::PgArguments;
 use sea_orm::sqlx::sqlite::SqliteArguments;
 use uuid::Uuid;
 
+use crate::bulk::{Unnest, insert_values};
 use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating};
 use crate::ratings::{opened_case, opening_event, to_active_model};
-use crate::unnest::Unnest;
-use crate::values::insert_values;
 use crate::{Result, Store, StoreError};
 
 /// Rows per statement on SQLite: well under its limit of 32,766 bound parameters.

@@ -10,7 +10,7 @@ use bihuan_core::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -368,5 +368,19 @@ fn updated_case(
         }),
         updated_at: Set(now),
         ..Default::default()
+    }
+}
+
+impl Store {
+    /// Open cases whose state's timer is due at `now`, earliest first, at most `limit`.
+    pub async fn due_timers(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<case::Model>> {
+        Ok(case::Entity::find()
+            .filter(case::Column::TimerAction.is_not_null())
+            .filter(case::Column::TimerAt.lte(now))
+            .order_by_asc(case::Column::TimerAt)
+            .order_by_asc(case::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 }

@@ -8,6 +8,7 @@
 mod access;
 mod audits;
 mod batch;
+mod bulk;
 mod cases;
 mod chain;
 mod clock;
@@ -18,8 +19,6 @@ mod outbox;
 mod ratings;
 mod scope;
 pub mod testing;
-mod unnest;
-mod values;
 mod workflows;
 
 use std::time::Duration;

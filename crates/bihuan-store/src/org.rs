@@ -286,17 +286,23 @@ pub(crate) async fn home_units(
         Some(alias) => alias.unit_code,
         None => origin.to_owned(),
     };
-    let mut chain = self_and_ancestors(db, &origin).await?;
+    let units = unit::Entity::find()
+        .order_by_asc(unit::Column::Code)
+        .all(db)
+        .await?;
+    let parents: HashMap<&str, Option<&str>> = units
+        .iter()
+        .map(|u| (u.code.as_str(), u.parent_code.as_deref()))
+        .collect();
+    let mut chain = chain_up(&parents, &origin);
     if chain.is_empty()
         && let Some(region) = region
     {
-        let centers = unit::Entity::find()
-            .filter(unit::Column::RegionCode.eq(region))
-            .order_by_asc(unit::Column::Code)
-            .all(db)
-            .await?;
-        for center in centers {
-            for code in self_and_ancestors(db, &center.code).await? {
+        for center in units
+            .iter()
+            .filter(|u| u.region_code.as_deref() == Some(region))
+        {
+            for code in chain_up(&parents, &center.code) {
                 if !chain.contains(&code) {
                     chain.push(code);
                 }
@@ -311,25 +317,31 @@ pub(crate) async fn self_and_ancestors(
     db: &impl ConnectionTrait,
     code: &str,
 ) -> Result<Vec<String>> {
-    let parents: HashMap<String, Option<String>> = unit::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.code, u.parent_code))
+    let units = unit::Entity::find().all(db).await?;
+    let parents: HashMap<&str, Option<&str>> = units
+        .iter()
+        .map(|u| (u.code.as_str(), u.parent_code.as_deref()))
         .collect();
+    Ok(chain_up(&parents, code))
+}
+
+/// Walks from a unit to the root through `parents` (code → parent); unknown codes end the walk, a
+/// loop is walked once.
+fn chain_up(parents: &HashMap<&str, Option<&str>>, code: &str) -> Vec<String> {
     let mut chain = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut current = Some(code.to_owned());
+    let mut current = Some(code);
     while let Some(code) = current {
-        if !seen.insert(code.clone()) {
+        if !seen.insert(code) {
             break;
         }
-        current = parents.get(&code).cloned().flatten();
-        if parents.contains_key(&code) {
-            chain.push(code);
-        }
+        let Some(parent) = parents.get(code) else {
+            break;
+        };
+        chain.push(code.to_owned());
+        current = *parent;
     }
-    Ok(chain)
+    chain
 }
 
 fn checked_code(field: &str, value: &str) -> Result<String> {

@@ -361,17 +361,3 @@ impl Store {
             .collect())
     }
 }
-
-impl Store {
-    /// Open cases whose state's timer is due at `now`, earliest first, at most `limit`.
-    pub async fn due_timers(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<case::Model>> {
-        Ok(case::Entity::find()
-            .filter(case::Column::TimerAction.is_not_null())
-            .filter(case::Column::TimerAt.lte(now))
-            .order_by_asc(case::Column::TimerAt)
-            .order_by_asc(case::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?)
-    }
-}

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, SignedIn};
+use crate::routes::cases::paging;
 
 /// `/api/v1/units`, `/api/v1/users`, `/api/v1/tokens`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -225,14 +226,7 @@ async fn outbox(
             format!("状态 {status} 无效：应为 pending、sent 或 dead"),
         ));
     }
-    let per_page = q.per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::invalid_field(
-            "per_page",
-            "每页条数应在 1 到 500 之间",
-        ));
-    }
-    let page = q.page.unwrap_or(1).max(1);
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let (items, total) = state
         .store
         .list_outbox(q.status.as_deref(), page, per_page)

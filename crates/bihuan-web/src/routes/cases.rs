@@ -36,6 +36,18 @@ pub struct ListQuery {
     per_page: Option<u64>,
 }
 
+/// The page (from 1) and rows per page (1 to 500, default 50) of a list.
+pub fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
+    let per_page = per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::invalid_field(
+            "per_page",
+            "每页条数应在 1 到 500 之间",
+        ));
+    }
+    Ok((page.unwrap_or(1).max(1), per_page))
+}
+
 /// A date (a whole day in the deployment's time zone) or an RFC 3339 instant.
 pub fn parse_bound(
     field: &str,
@@ -75,14 +87,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let tz = state.engine.calendar().tz();
-    let page = q.page.unwrap_or(1).max(1);
-    let per_page = q.per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::invalid_field(
-            "per_page",
-            "每页条数应在 1 到 500 之间",
-        ));
-    }
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let filter = CaseFilter {
         state: q.state.filter(|s| !s.is_empty()),
         unit: q.unit.filter(|s| !s.is_empty()),

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, Channel, SignedIn};
-use crate::routes::cases::parse_bound;
+use crate::routes::cases::{paging, parse_bound};
 use crate::views::{RatingView, rating_view};
 use bihuan_core::Role;
 use bihuan_core::rating_input::parse_rating;
@@ -135,13 +135,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let tz = state.engine.calendar().tz();
-    let per_page = q.per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::invalid_field(
-            "per_page",
-            "每页条数应在 1 到 500 之间",
-        ));
-    }
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let level = match q.level.as_deref().filter(|s| !s.is_empty()) {
         Some(l) => Some(
             l.parse::<bihuan_core::rating::Level>()
@@ -160,7 +154,6 @@ async fn list(
         ),
         None => None,
     };
-    let page = q.page.unwrap_or(1).max(1);
     let filter = RatingFilter {
         from: parse_bound("from", q.from.as_deref(), tz, false)?,
         to: parse_bound("to", q.to.as_deref(), tz, true)?,
