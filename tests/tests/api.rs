@@ -1201,7 +1201,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 26] = [
+const SERVED: [(&str, &str); 28] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1225,6 +1225,8 @@ const SERVED: [(&str, &str); 26] = [
     ("post", "/api/v1/users"),
     ("post", "/api/v1/tokens"),
     ("get", "/api/v1/outbox"),
+    ("get", "/r/{token}"),
+    ("post", "/r/{token}"),
     // Not served: the probe below must tell an unknown route apart.
     ("get", "/api/v1/not-a-route"),
     ("put", "/api/v1/cases"),
@@ -1258,7 +1260,9 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: &TestDb) {
     let token = app.token("admin").await;
     let mut served = Vec::new();
     for (method, path) in SERVED {
-        let url = path.replace("{id}", "0192f3c4-0000-7000-8000-000000000000");
+        let url = path
+            .replace("{id}", "0192f3c4-0000-7000-8000-000000000000")
+            .replace("{token}", "no-such-link");
         let (status, body) = app
             .raw(
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),

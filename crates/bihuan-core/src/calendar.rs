@@ -280,8 +280,28 @@ impl WorkingCalendar {
         count
     }
 
+    /// The `n`th working day before `day` (not counted), or with `n == 0` the last working day on or
+    /// before it.
+    pub fn nth_working_day_before(&self, day: NaiveDate, n: u32) -> NaiveDate {
+        let mut date = day;
+        if n == 0 {
+            while !self.day(date).working && date > NaiveDate::MIN {
+                date = previous_day(date);
+            }
+            return date;
+        }
+        let mut counted = 0;
+        while counted < n && date > NaiveDate::MIN {
+            date = previous_day(date);
+            if self.day(date).working {
+                counted += 1;
+            }
+        }
+        date
+    }
+
     /// The instant a local day begins.
-    fn start_of_day(&self, date: NaiveDate) -> DateTime<Utc> {
+    pub fn start_of_day(&self, date: NaiveDate) -> DateTime<Utc> {
         let midnight = date.and_time(NaiveTime::MIN);
         match self.tz.from_local_datetime(&midnight) {
             chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
@@ -291,6 +311,11 @@ impl WorkingCalendar {
             chrono::LocalResult::None => self.tz.from_utc_datetime(&midnight).with_timezone(&Utc),
         }
     }
+}
+
+fn previous_day(date: NaiveDate) -> NaiveDate {
+    date.checked_sub_days(Days::new(1))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 fn next_day(date: NaiveDate) -> NaiveDate {

@@ -1,10 +1,11 @@
-//! The set of checked workflow definitions and the calendar a deployment runs with.
+//! The set of checked workflow definitions, the calendar and the mail templates a deployment runs with.
 
 use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
 
 use crate::calendar::WorkingCalendar;
+use crate::mail::Letters;
 use crate::workflow::{self, WorkflowDefinition};
 
 /// The workflow of negative-rating cases (差评整改工单).
@@ -17,6 +18,7 @@ pub const WORK_PLAN_TASK: &str = "work-plan-task";
 pub struct Engine {
     workflows: BTreeMap<String, WorkflowDefinition>,
     calendar: WorkingCalendar,
+    letters: Letters,
 }
 
 /// A named source text (a file's name and its contents).
@@ -65,7 +67,19 @@ impl Engine {
         Ok(Self {
             workflows: defs.into_iter().map(|(id, (_, def))| (id, def)).collect(),
             calendar,
+            letters: Letters::default(),
         })
+    }
+
+    /// The same engine with these mail templates.
+    pub fn with_letters(mut self, letters: Letters) -> Self {
+        self.letters = letters;
+        self
+    }
+
+    /// The mail templates.
+    pub fn letters(&self) -> &Letters {
+        &self.letters
     }
 
     /// The workflow of this id.

@@ -8,8 +8,10 @@ pub mod calendar;
 pub mod chain;
 mod engine;
 pub mod interpreter;
+pub mod mail;
 pub mod rating;
 pub mod rating_input;
+pub mod reminder;
 mod role;
 pub mod workflow;
 
@@ -19,5 +21,7 @@ pub use interpreter::{
     ActionError, Actor, Decision, Notification, PausedClock, Subject, Timer, Timing,
     available_actions, decide, open,
 };
+pub use mail::{Letter, Letters, MailError};
+pub use reminder::{ReminderKind, ReminderTimes};
 pub use role::{Role, UnknownRole};
 pub use workflow::{WorkflowDefinition, load};

@@ -130,7 +130,8 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
     assert_eq!(field_names("rectify"), ["finding", "measures", "outcome"]);
     assert_eq!(field_names("contact_attempt"), ["method", "at"]);
     assert_eq!(field_names("feedback"), ["method", "summary", "at"]);
-    assert_eq!(field_names("review_satisfied"), ["level"]);
+    // `comment` is optional: the rater's words when they answer through their one-time link.
+    assert_eq!(field_names("review_satisfied"), ["level", "comment"]);
     for id in [
         "return",
         "uphold_appeal",

@@ -23,7 +23,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// A new random token: the prefix and 256 bits from the operating system's generator (two v4 UUIDs).
-fn new_token(prefix: &str) -> String {
+pub(crate) fn new_token(prefix: &str) -> String {
     format!(
         "{prefix}{}{}",
         Uuid::new_v4().simple(),

@@ -361,6 +361,8 @@ fn cases_of(
         .workflow(NEGATIVE_RATING)
         .ok_or_else(|| StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded")))?;
     let opening = bihuan_core::open(def, engine.calendar(), now);
+    let remind_at =
+        crate::cases::first_reminder(engine, def, opening.timing.deadline.map(|d| d.at));
     let mut cases = Vec::new();
     let mut events = Vec::new();
     for (r, rating_id) in chunk.iter().zip(ids) {
@@ -370,7 +372,7 @@ fn cases_of(
         let case_id = Uuid::now_v7();
         let (hash, first_event) = opening_event(case_id, &opening, now);
         cases.push(opened_case(
-            def, &opening, case_id, *rating_id, r, &hash, now,
+            def, &opening, remind_at, case_id, *rating_id, r, &hash, now,
         ));
         events.push(first_event);
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bihuan_core::chain::{ChainedEvent, canonical_json, event_hash};
 use bihuan_core::{
-    Actor, Deadline, DeadlineBasis, Decision, Engine, PausedClock, Subject, Timing,
+    Actor, Deadline, DeadlineBasis, Decision, Engine, PausedClock, ReminderTimes, Subject, Timing,
     WorkflowDefinition,
 };
 use chrono::{DateTime, Utc};
@@ -148,7 +148,7 @@ pub(crate) async fn apply_in(
             fields: &decision.fields,
         },
     );
-    let updated = updated_case(&current, def, &decision, seq, &hash, now);
+    let updated = updated_case(&current, def, engine, &decision, seq, &hash, now);
     let result = case::Entity::update_many()
         .set(updated.clone())
         .filter(case::Column::Id.eq(current.id))
@@ -184,7 +184,10 @@ pub(crate) async fn apply_in(
         .one(txn)
         .await?
         .ok_or_else(|| not_found(current.id))?;
-    outbox::queue_notifications(txn, def, &after, &decision, seq, now).await?;
+    if after.remind_stage == 0 && current.remind_stage > 0 {
+        outbox::lapse_reminders(txn, current.id).await?;
+    }
+    outbox::queue_notifications(txn, engine, def, &after, &decision, seq, now).await?;
     if after.deadline_provisional {
         tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
     }
@@ -223,6 +226,12 @@ impl Store {
             }
             let update = case::ActiveModel {
                 version: Set(c.version + 1),
+                remind_at: Set(first_reminder(
+                    engine,
+                    workflow_of(engine, &c)?,
+                    Some(fresh.at),
+                )),
+                remind_stage: Set(0),
                 deadline: Set(Some(fresh.at)),
                 deadline_provisional: Set(fresh.provisional),
                 timer_at: Set(c.timer_action.as_ref().map(|_| fresh.at)),
@@ -237,6 +246,7 @@ impl Store {
                 .exec(&txn)
                 .await?;
             if result.rows_affected == 1 {
+                outbox::lapse_reminders(&txn, c.id).await?;
                 tracing::info!(case = %c.id, old = ?c.deadline, new = %fresh.at, provisional = fresh.provisional, "provisional deadline recomputed");
                 changed += 1;
             }
@@ -244,6 +254,15 @@ impl Store {
         txn.commit().await?;
         Ok(changed)
     }
+}
+
+/// When the scheduler first looks at a deadline: when it becomes due soon.
+pub(crate) fn first_reminder(
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    deadline: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    deadline.map(|at| ReminderTimes::of(engine.calendar(), &def.settings, at).due_soon)
 }
 
 fn not_found(id: Uuid) -> StoreError {
@@ -321,6 +340,7 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
 fn updated_case(
     current: &case::Model,
     def: &WorkflowDefinition,
+    engine: &Engine,
     d: &Decision,
     seq: i64,
     hash: &str,
@@ -352,6 +372,17 @@ fn updated_case(
             false
         } else {
             current.overdue
+        }),
+        // A new deadline (or a new stay in a state) starts its reminders afresh.
+        remind_at: Set(if deadline_changed || entered {
+            first_reminder(engine, def, d.timing.deadline.map(|x| x.at))
+        } else {
+            current.remind_at
+        }),
+        remind_stage: Set(if deadline_changed || entered {
+            0
+        } else {
+            current.remind_stage
         }),
         timer_action: Set(d.timer.as_ref().map(|t| t.action.clone())),
         timer_at: Set(d.timer.as_ref().map(|t| t.at)),

@@ -1,22 +1,91 @@
-//! Queuing notifications in the outbox, in the transaction of the action that causes them.
+//! The outbox (发件箱): every mail is a row written in the transaction of what causes it, then claimed,
+//! sent and marked by the sender (`bihuan-notify`), with retries and a dead end admins can see.
+//!
+//! Statuses: `pending` (to send), `sent`, `dead` (given up, with the last error); and for reminders
+//! that the daily digest delivers, `digest` (listed in each day's digest while it holds) and `lapsed`
+//! (the case moved on).
 
+use bihuan_core::mail::{self, CaseFacts, CaseNotice, ReviewInvitation};
 use bihuan_core::workflow::Audience;
-use bihuan_core::{Decision, WorkflowDefinition};
-use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use bihuan_core::{Decision, Engine, Letter, WorkflowDefinition};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::entity::{case, outbox, rating, unit, user};
+use crate::entity::{case, outbox, rating, review_link, unit, user};
 use crate::org::{home_units, self_and_ancestors};
 use crate::{Result, Store, StoreError};
 
-/// Outbox status of a row waiting to be sent.
+/// To be sent.
 pub const PENDING: &str = "pending";
+/// Sent.
+pub const SENT: &str = "sent";
+/// Given up after the last retry, or refused for good by the mail server.
+pub const DEAD: &str = "dead";
+/// A reminder delivered by the daily digest while its case stays due soon or overdue.
+pub const DIGEST: &str = "digest";
+/// A digest reminder whose case moved on.
+pub const LAPSED: &str = "lapsed";
+/// Every outbox status.
+pub const OUTBOX_STATUSES: [&str; 5] = [PENDING, SENT, DEAD, DIGEST, LAPSED];
 
-/// Writes one outbox row per notification of the decision. The unique key (case, event, kind,
+/// A mail to write into the outbox.
+#[derive(Debug, Clone)]
+pub(crate) struct NewMail {
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub audience: String,
+    pub recipients: Vec<String>,
+    pub letter: Letter,
+    pub unique_key: String,
+    pub status: &'static str,
+}
+
+/// Writes a mail unless its unique key is already there; true when written. A pending mail without
+/// recipients is written dead, saying why, so admins see that nobody could be told.
+pub(crate) async fn insert_mail(
+    txn: &impl ConnectionTrait,
+    mail: NewMail,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let nobody = mail.recipients.is_empty() && mail.status == PENDING;
+    let row = outbox::ActiveModel {
+        kind: Set(mail.kind),
+        case_id: Set(mail.case_id),
+        audience: Set(mail.audience),
+        recipients: Set(Value::from(mail.recipients)),
+        subject: Set(mail.letter.subject),
+        body: Set(mail.letter.text),
+        html: Set(Some(mail.letter.html)),
+        unique_key: Set(mail.unique_key),
+        status: Set(if nobody { DEAD } else { mail.status }.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(nobody.then(|| {
+            "没有收件人：相关单位和人员都没有登记邮箱（no recipient has an email address）"
+                .to_owned()
+        })),
+        created_at: Set(now),
+        sent_at: Set(None),
+        ..Default::default()
+    };
+    let inserted = outbox::Entity::insert(row)
+        .on_conflict_do_nothing_on([outbox::Column::UniqueKey])
+        .exec_without_returning(txn)
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+}
+
+/// Writes the notifications of an action, in its transaction. The unique key (case, event, kind,
 /// audience) makes the write idempotent.
 pub(crate) async fn queue_notifications(
     txn: &impl ConnectionTrait,
+    engine: &Engine,
     def: &WorkflowDefinition,
     case: &case::Model,
     decision: &Decision,
@@ -26,61 +95,158 @@ pub(crate) async fn queue_notifications(
     if decision.notifications.is_empty() {
         return Ok(());
     }
-    let rating = rating::Entity::find_by_id(case.rating_id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
+    let rating = rating_of(txn, case).await?;
     let action_label = def
         .action(&decision.action)
         .map_or(decision.action.as_str(), |a| a.label.as_str());
-    let state_label = def
-        .state(&case.state)
-        .map_or(case.state.as_str(), |s| s.label.as_str());
     for note in &decision.notifications {
-        let recipients = recipients(txn, note.audience, case).await?;
-        let subject = format!("【好差评】{action_label}：{}", rating.service_name);
-        let deadline = case
-            .deadline
-            .map_or_else(|| "无".to_owned(), |d| d.to_rfc3339());
-        let body = format!(
-            "事项：{}\n办件编号：{}\n承办单位：{}\n当前状态：{state_label}\n办理期限：{deadline}\n操作：{action_label}\n案件编号：{}\n",
-            rating.service_name,
-            rating.project_no,
-            case.unit_code.as_deref().unwrap_or("（待转办）"),
+        let unique_key = format!(
+            "case:{}:{seq}:{}:{}",
             case.id,
+            note.kind,
+            note.audience.as_str()
         );
-        let row = outbox::ActiveModel {
-            kind: Set(note.kind.clone()),
-            case_id: Set(Some(case.id)),
-            audience: Set(note.audience.as_str().to_owned()),
-            recipients: Set(Value::from(recipients)),
-            subject: Set(subject),
-            body: Set(body),
-            unique_key: Set(format!(
-                "case:{}:{seq}:{}:{}",
-                case.id,
-                note.kind,
-                note.audience.as_str()
-            )),
-            status: Set(PENDING.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
-            ..Default::default()
+        let (recipients, letter) = if note.audience == Audience::Rater {
+            let Some(address) = rating.rater_email.clone() else {
+                continue;
+            };
+            let letter = review_invitation(txn, engine, case, &rating, seq, now).await?;
+            (vec![address], letter)
+        } else {
+            let notice = CaseNotice {
+                kind: note.kind.clone(),
+                action: Some(action_label.to_owned()),
+                case: case_facts(txn, engine, def, case, &rating, now).await?,
+            };
+            (
+                recipients(txn, note.audience, case).await?,
+                render(engine, mail::CASE, &notice)?,
+            )
         };
-        outbox::Entity::insert(row)
-            .on_conflict_do_nothing_on([outbox::Column::UniqueKey])
-            .exec(txn)
-            .await?;
+        insert_mail(
+            txn,
+            NewMail {
+                kind: note.kind.clone(),
+                case_id: Some(case.id),
+                audience: note.audience.as_str().to_owned(),
+                recipients,
+                letter,
+                unique_key,
+                status: PENDING,
+            },
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// The mail addresses of an audience, deduplicated and sorted.
-async fn recipients(
+/// Creates the rater's one-time link for the review the case just entered and words the invitation.
+/// The link expires with the review's time limit.
+async fn review_invitation(
     txn: &impl ConnectionTrait,
+    engine: &Engine,
+    case: &case::Model,
+    rating: &rating::Model,
+    seq: i64,
+    now: DateTime<Utc>,
+) -> Result<Letter> {
+    let token = crate::access::new_token("");
+    let expires_at = case.deadline.unwrap_or(now + Duration::days(7));
+    review_link::ActiveModel {
+        token_hash: Set(crate::access::token_hash(&token)),
+        case_id: Set(case.id),
+        event_seq: Set(seq),
+        expires_at: Set(expires_at),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    let invitation = ReviewInvitation {
+        service: rating.service_name.clone(),
+        unit: unit_name(txn, case.unit_code.as_deref().unwrap_or(&case.origin_unit)).await?,
+        project_no: rating.project_no.clone(),
+        link: engine.letters().link(&format!("/r/{token}")),
+        expires: mail::chinese_deadline(engine.calendar(), expires_at),
+    };
+    render(engine, mail::REVIEW, &invitation)
+}
+
+pub(crate) fn render(
+    engine: &Engine,
+    template: &str,
+    facts: &impl serde::Serialize,
+) -> Result<Letter> {
+    engine
+        .letters()
+        .render(template, facts)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) async fn rating_of(
+    db: &impl ConnectionTrait,
+    case: &case::Model,
+) -> Result<rating::Model> {
+    rating::Entity::find_by_id(case.rating_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))
+}
+
+/// A unit's name, or its code when it is not registered.
+pub(crate) async fn unit_name(db: &impl ConnectionTrait, code: &str) -> Result<String> {
+    Ok(unit::Entity::find_by_id(code.to_owned())
+        .one(db)
+        .await?
+        .map_or_else(|| code.to_owned(), |u| u.name))
+}
+
+/// What a mail says about a case as of `now`.
+pub(crate) async fn case_facts(
+    db: &impl ConnectionTrait,
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    case: &case::Model,
+    rating: &rating::Model,
+    now: DateTime<Utc>,
+) -> Result<CaseFacts> {
+    let unit = match &case.unit_code {
+        Some(code) => unit_name(db, code).await?,
+        None => format!("{}（待转办）", unit_name(db, &case.origin_unit).await?),
+    };
+    Ok(facts_with_unit(engine, def, case, rating, unit, now))
+}
+
+/// [`case_facts`] with the unit's name already known.
+pub(crate) fn facts_with_unit(
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    case: &case::Model,
+    rating: &rating::Model,
+    unit: String,
+    now: DateTime<Utc>,
+) -> CaseFacts {
+    let cal = engine.calendar();
+    CaseFacts {
+        case_id: case.id.to_string(),
+        project_no: rating.project_no.clone(),
+        service: rating.service_name.clone(),
+        unit,
+        state: def
+            .state(&case.state)
+            .map_or_else(|| case.state.clone(), |s| s.label.clone()),
+        deadline: case.deadline.map(|d| mail::chinese_deadline(cal, d)),
+        working_days: case
+            .deadline
+            .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+        link: engine.letters().link(&format!("/cases/{}", case.id)),
+    }
+}
+
+/// Who a notification about the case goes to: mail addresses, deduplicated and sorted.
+pub(crate) async fn recipients(
+    db: &impl ConnectionTrait,
     audience: Audience,
     case: &case::Model,
 ) -> Result<Vec<String>> {
@@ -88,22 +254,22 @@ async fn recipients(
     match audience {
         Audience::ResponsibleUnit => {
             if let Some(code) = &case.unit_code {
-                if let Some(u) = unit::Entity::find_by_id(code.clone()).one(txn).await? {
+                if let Some(u) = unit::Entity::find_by_id(code.clone()).one(db).await? {
                     addresses.extend(u.email);
                 }
-                addresses.extend(emails_of(txn, "unit_staff", std::slice::from_ref(code)).await?);
+                addresses.extend(emails_of(db, "unit_staff", std::slice::from_ref(code)).await?);
             }
         }
         Audience::Center => {
-            let chain = home_units(txn, &case.origin_unit, case.region_code.as_deref()).await?;
-            addresses.extend(emails_of(txn, "center_staff", &chain).await?);
+            let chain = home_units(db, &case.origin_unit, case.region_code.as_deref()).await?;
+            addresses.extend(emails_of(db, "center_staff", &chain).await?);
         }
         Audience::Supervisors => {
-            let chain = match &case.unit_code {
-                Some(unit) => self_and_ancestors(txn, unit).await?,
-                None => home_units(txn, &case.origin_unit, case.region_code.as_deref()).await?,
-            };
-            addresses.extend(emails_of(txn, "supervisor", &chain).await?);
+            addresses
+                .extend(emails_of(db, "supervisor", &supervised_chain(db, case).await?).await?);
+        }
+        Audience::Rater => {
+            addresses.extend(rating_of(db, case).await?.rater_email);
         }
     }
     addresses.sort();
@@ -111,11 +277,48 @@ async fn recipients(
     Ok(addresses)
 }
 
-async fn emails_of(
-    txn: &impl ConnectionTrait,
-    role: &str,
-    units: &[String],
+/// Who a reminder (due soon, overdue) goes to: the responsible unit, or the center staff while the
+/// case waits at the center.
+pub(crate) async fn reminder_recipients(
+    db: &impl ConnectionTrait,
+    case: &case::Model,
 ) -> Result<Vec<String>> {
+    let audience = if case.unit_code.is_some() {
+        Audience::ResponsibleUnit
+    } else {
+        Audience::Center
+    };
+    recipients(db, audience, case).await
+}
+
+/// Who an escalation (督办) goes to: the supervisors whose unit is an ancestor of the responsible unit
+/// (of the center, while the case waits there); the unit's own supervisors only when it has no
+/// ancestor with one.
+pub(crate) async fn escalation_recipients(
+    db: &impl ConnectionTrait,
+    case: &case::Model,
+) -> Result<Vec<String>> {
+    let chain = supervised_chain(db, case).await?;
+    let own = case.unit_code.as_deref().unwrap_or(&case.origin_unit);
+    let ancestors: Vec<String> = chain.iter().filter(|u| *u != own).cloned().collect();
+    let mut addresses = emails_of(db, "supervisor", &ancestors).await?;
+    if addresses.is_empty() {
+        addresses = emails_of(db, "supervisor", &chain).await?;
+    }
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
+/// The responsible unit and its ancestors, or while the case waits at the center, its home units.
+async fn supervised_chain(db: &impl ConnectionTrait, case: &case::Model) -> Result<Vec<String>> {
+    match &case.unit_code {
+        Some(unit) => self_and_ancestors(db, unit).await,
+        None => home_units(db, &case.origin_unit, case.region_code.as_deref()).await,
+    }
+}
+
+async fn emails_of(db: &impl ConnectionTrait, role: &str, units: &[String]) -> Result<Vec<String>> {
     if units.is_empty() {
         return Ok(Vec::new());
     }
@@ -123,17 +326,164 @@ async fn emails_of(
         .filter(user::Column::Role.eq(role))
         .filter(user::Column::UnitCode.is_in(units.iter().cloned()))
         .filter(user::Column::Disabled.eq(false))
-        .all(txn)
+        .all(db)
         .await?
         .into_iter()
         .filter_map(|u| u.email)
         .collect())
 }
 
-/// The outbox statuses: waiting to be sent, sent, given up after the last retry.
-pub const OUTBOX_STATUSES: [&str; 3] = ["pending", "sent", "dead"];
+/// The case's reminders in the digest lapse: it got a new deadline, moved on or closed.
+pub(crate) async fn lapse_reminders(txn: &impl ConnectionTrait, case_id: Uuid) -> Result<()> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(LAPSED))
+        .filter(outbox::Column::CaseId.eq(case_id))
+        .filter(outbox::Column::Status.eq(DIGEST))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// How the sender retries: exponential backoff from `first_delay`, at most `max_delay` apart, dead
+/// after `max_attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before a mail is dead.
+    pub max_attempts: i32,
+    /// The wait after the first failure; each further failure doubles it.
+    pub first_delay: Duration,
+    /// The longest wait.
+    pub max_delay: Duration,
+    /// How long a claimed mail is left to its sender before another may claim it.
+    pub lease: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts over about four hours: 1, 2, 4 … 64 minutes apart.
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_delay: Duration::minutes(1),
+            max_delay: Duration::hours(6),
+            lease: Duration::minutes(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempts`th failed attempt.
+    pub fn delay_after(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
+        self.first_delay
+            .checked_mul(1 << doublings)
+            .map_or(self.max_delay, |d| d.min(self.max_delay))
+    }
+}
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Another attempt is due at this time.
+    Retry(DateTime<Utc>),
+    /// The mail is dead.
+    Dead,
+}
 
 impl Store {
+    /// Claims up to `limit` pending mails that are due: each gets one more attempt counted and is left
+    /// to this sender for the policy's lease. On PostgreSQL rows another sender holds are skipped
+    /// (`FOR UPDATE SKIP LOCKED`); on SQLite the claim runs under the one write lock.
+    pub async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+        policy: &RetryPolicy,
+    ) -> Result<Vec<outbox::Model>> {
+        let txn = self.begin_write().await?;
+        let mut query = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .order_by_asc(outbox::Column::NextAttemptAt)
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit);
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let mut claimed = query.all(&txn).await?;
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        let until = now + policy.lease;
+        use sea_orm::sea_query::ExprTrait;
+        outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            )
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(until))
+            .filter(outbox::Column::Id.is_in(claimed.iter().map(|m| m.id)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        for m in &mut claimed {
+            m.attempts += 1;
+            m.next_attempt_at = until;
+        }
+        Ok(claimed)
+    }
+
+    /// Marks a claimed mail sent; false when it was no longer this sender's (its lease ran out and
+    /// another sender claimed it).
+    pub async fn mark_sent(&self, mail: &outbox::Model, now: DateTime<Utc>) -> Result<bool> {
+        let done = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(SENT))
+            .col_expr(outbox::Column::SentAt, Expr::value(now))
+            .col_expr(
+                outbox::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(outbox::Column::Id.eq(mail.id))
+            .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::Attempts.eq(mail.attempts))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Records a failed attempt: retried after the policy's backoff, or dead after the last attempt or
+    /// when the failure is permanent (the server refused the mail for good).
+    pub async fn mark_failed(
+        &self,
+        mail: &outbox::Model,
+        error: &str,
+        permanent: bool,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<FailureOutcome> {
+        let outcome = if permanent || mail.attempts >= policy.max_attempts {
+            FailureOutcome::Dead
+        } else {
+            FailureOutcome::Retry(now + policy.delay_after(mail.attempts))
+        };
+        let mut update = outbox::Entity::update_many()
+            .col_expr(outbox::Column::LastError, Expr::value(error.to_owned()));
+        update = match outcome {
+            FailureOutcome::Dead => update.col_expr(outbox::Column::Status, Expr::value(DEAD)),
+            FailureOutcome::Retry(at) => {
+                update.col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
+            }
+        };
+        update
+            .filter(outbox::Column::Id.eq(mail.id))
+            .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::Attempts.eq(mail.attempts))
+            .exec(&self.db)
+            .await?;
+        Ok(outcome)
+    }
+
     /// One page of the outbox, newest first, optionally of one status, and the total count.
     pub async fn list_outbox(
         &self,
@@ -141,7 +491,6 @@ impl Store {
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<outbox::Model>, u64)> {
-        use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
         let mut query = outbox::Entity::find();
         if let Some(status) = status {
             query = query.filter(outbox::Column::Status.eq(status));
@@ -155,5 +504,39 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok((items, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 20,
+            first_delay: Duration::minutes(1),
+            max_delay: Duration::minutes(30),
+            lease: Duration::minutes(10),
+        };
+        let table = [
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (4, 8),
+            (5, 16),
+            (6, 30),
+            (19, 30),
+            (200, 30),
+        ];
+        for (attempts, minutes) in table {
+            assert_eq!(
+                policy.delay_after(attempts),
+                Duration::minutes(minutes),
+                "after {attempts} attempts"
+            );
+        }
     }
 }

@@ -133,9 +133,13 @@ async fn open_case(
     let opening = bihuan_core::open(def, engine.calendar(), now);
     let case_id = Uuid::now_v7();
     let (hash, first_event) = opening_event(case_id, &opening, now);
-    opened_case(def, &opening, case_id, rating_id, rating, &hash, now)
-        .insert(txn)
-        .await?;
+    let remind_at =
+        crate::cases::first_reminder(engine, def, opening.timing.deadline.map(|d| d.at));
+    opened_case(
+        def, &opening, remind_at, case_id, rating_id, rating, &hash, now,
+    )
+    .insert(txn)
+    .await?;
     first_event.insert(txn).await?;
     if opening.timing.deadline.is_some_and(|d| d.provisional) {
         tracing::warn!(case = %case_id, "deadline is provisional: the calendar has no official data for its year");
@@ -180,9 +184,11 @@ pub(crate) fn opening_event(
 }
 
 /// The row of a case just opened in the workflow's initial state.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn opened_case(
     def: &bihuan_core::WorkflowDefinition,
     opening: &bihuan_core::Decision,
+    remind_at: Option<DateTime<Utc>>,
     case_id: Uuid,
     rating_id: Uuid,
     rating: &Rating,
@@ -220,5 +226,7 @@ pub(crate) fn opened_case(
         opened_at: Set(now),
         closed_at: Set(None),
         updated_at: Set(now),
+        remind_at: Set(remind_at),
+        remind_stage: Set(0),
     }
 }

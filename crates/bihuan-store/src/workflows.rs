@@ -2,14 +2,21 @@
 
 use std::path::Path;
 
-use bihuan_core::{Engine, Source};
+use bihuan_core::{Engine, Letters, Source};
 use chrono_tz::Tz;
 
-/// Reads `DIR/*.toml` (workflows) and `DIR/calendars/*.toml` (calendars), and checks them.
+/// Reads `DIR/*.toml` (workflows), `DIR/calendars/*.toml` (calendars) and, when the folder exists,
+/// `DIR/mail/*.jinja` (mail templates replacing the built-in ones), and checks them.
 /// Every problem is returned, one a line, naming the file.
 pub fn load_dir(dir: &Path, tz: Tz) -> Result<Engine, Vec<String>> {
-    let workflows = read_toml_files(dir)?;
-    let calendars = read_toml_files(&dir.join("calendars"))?;
+    let workflows = read_files(dir, "toml")?;
+    let calendars = read_files(&dir.join("calendars"), "toml")?;
+    let mail = dir.join("mail");
+    let templates = if mail.is_dir() {
+        read_files(&mail, "jinja")?
+    } else {
+        Vec::new()
+    };
     if workflows.is_empty() {
         return Err(vec![format!(
             "{}: no workflow files (*.toml) found",
@@ -22,14 +29,15 @@ pub fn load_dir(dir: &Path, tz: Tz) -> Result<Engine, Vec<String>> {
             dir.join("calendars").display()
         )]);
     }
-    Engine::build(&workflows, &calendars, tz)
+    let letters = Letters::build(&templates)?;
+    Ok(Engine::build(&workflows, &calendars, tz)?.with_letters(letters))
 }
 
-fn read_toml_files(dir: &Path) -> Result<Vec<Source>, Vec<String>> {
+fn read_files(dir: &Path, extension: &str) -> Result<Vec<Source>, Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == extension))
         .collect();
     paths.sort();
     let mut sources = Vec::new();

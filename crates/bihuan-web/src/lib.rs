@@ -77,6 +77,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::cases::router())
         .merge(routes::audit::router())
         .merge(routes::admin::router())
+        .merge(routes::review::router())
 }
 
 /// The whole application, ready to serve.
@@ -161,7 +162,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -71,7 +71,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// One pass of the scheduler: fire the workflow timers due now (serve does this every few seconds).
+    /// One pass of the scheduler: timers, reminders, the daily digest and outbox delivery, as of now
+    /// (serve does this every few seconds).
     Tick {
         /// The moment to act as of (RFC 3339), default now.
         #[arg(long)]

@@ -49,7 +49,15 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let engine = Arc::new(engine);
-    tokio::spawn(scheduler(store.clone(), engine.clone(), clock));
+    let (mailer, schedule) = config::mail()?;
+    tracing::info!(mail = %mailer.describe(), digest_at = %schedule.digest_at, "mail");
+    tokio::spawn(scheduler(
+        store.clone(),
+        engine.clone(),
+        mailer,
+        schedule,
+        clock,
+    ));
     let app = bihuan_web::app(AppState {
         store,
         engine,
@@ -70,16 +78,28 @@ pub async fn serve(
 }
 
 /// The scheduler inside `serve`: a pass every few seconds with the real (or demo) time. Several
-/// processes on one database may run it: each timer fires once (see `bihuan_notify::tick`).
-async fn scheduler(store: Store, engine: Arc<bihuan_core::Engine>, clock: Clock) {
+/// processes on one database may run it: each timer, reminder and mail happens once (see
+/// `bihuan_notify::tick`).
+async fn scheduler(
+    store: Store,
+    engine: Arc<bihuan_core::Engine>,
+    mailer: bihuan_notify::Mailer,
+    schedule: bihuan_notify::Schedule,
+    clock: Clock,
+) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match bihuan_notify::tick(&store, &engine, clock.now()).await {
-            Ok(report) if report.fired > 0 => {
+        match bihuan_notify::tick(&store, &engine, &mailer, &schedule, clock.now()).await {
+            Ok(report) if report != bihuan_notify::TickReport::default() => {
                 tracing::info!(
                     fired = report.fired,
+                    reminders = report.reminders,
+                    digests = report.digests,
+                    sent = report.sent,
+                    retrying = report.retrying,
+                    dead = report.dead,
                     overtaken = report.overtaken,
                     "scheduler pass"
                 )

@@ -47,8 +47,15 @@ pub fn clock() -> anyhow::Result<Clock> {
     }
 }
 
-/// Loads the workflows: from `dir` when given, else `./workflows`, else the built-in copies.
+/// Loads the workflows (and mail templates): from `dir` when given, else `./workflows`, else the
+/// built-in copies; links in mail start with `BIHUAN_PUBLIC_URL`.
 pub fn engine(dir: Option<&Path>, tz: Tz) -> anyhow::Result<(Engine, String)> {
+    let (engine, from) = load_engine(dir, tz)?;
+    let letters = engine.letters().clone().with_public_url(&public_url()?);
+    Ok((engine.with_letters(letters), from))
+}
+
+fn load_engine(dir: Option<&Path>, tz: Tz) -> anyhow::Result<(Engine, String)> {
     let chosen: Option<PathBuf> = match dir {
         Some(d) => {
             if !d.is_dir() {
@@ -82,6 +89,41 @@ pub fn engine(dir: Option<&Path>, tz: Tz) -> anyhow::Result<(Engine, String)> {
             Ok((engine, "(built-in)".to_owned()))
         }
     }
+}
+
+/// The public address links in mail start with (`BIHUAN_PUBLIC_URL`, default http://localhost:8080).
+pub fn public_url() -> anyhow::Result<String> {
+    match std::env::var("BIHUAN_PUBLIC_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let url = url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("BIHUAN_PUBLIC_URL={url} should start with http:// or https://");
+            }
+            Ok(url.to_owned())
+        }
+        _ => Ok("http://localhost:8080".to_owned()),
+    }
+}
+
+/// The mail side: `BIHUAN_SMTP_URL` (unset: .eml files under `./outbox/`), `BIHUAN_MAIL_FROM`, and the
+/// scheduler's `BIHUAN_DIGEST_AT` (HH:MM local, default 08:30).
+pub fn mail() -> anyhow::Result<(bihuan_notify::Mailer, bihuan_notify::Schedule)> {
+    let from = std::env::var("BIHUAN_MAIL_FROM")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "政务服务好差评 <noreply@localhost>".to_owned());
+    let mailer = match std::env::var("BIHUAN_SMTP_URL") {
+        Ok(url) if !url.trim().is_empty() => bihuan_notify::Mailer::smtp(url.trim(), from.trim())?,
+        _ => bihuan_notify::Mailer::files(Path::new("outbox"), from.trim())?,
+    };
+    let mut schedule = bihuan_notify::Schedule::default();
+    if let Ok(at) = std::env::var("BIHUAN_DIGEST_AT")
+        && !at.trim().is_empty()
+    {
+        schedule.digest_at = chrono::NaiveTime::parse_from_str(at.trim(), "%H:%M")
+            .map_err(|_| anyhow!("BIHUAN_DIGEST_AT={at} should be a time of day such as 08:30"))?;
+    }
+    Ok((mailer, schedule))
 }
 
 fn problems(list: Vec<String>) -> anyhow::Error {

@@ -127,10 +127,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
             let store = bihuan_store::Store::connect(&db.url).await?;
             store.migrate().await?;
-            let report = bihuan_notify::tick(&store, &engine, now).await?;
+            let (mailer, schedule) = config::mail()?;
+            let report = bihuan_notify::tick(&store, &engine, &mailer, &schedule, now).await?;
             println!(
-                "调度完成：触发定时动作 {} 件，已被他人处理 {} 件",
-                report.fired, report.overtaken
+                "调度完成：触发定时动作 {} 件，提醒 {} 条，每日汇总 {} 封，发出邮件 {} 封，待重试 {} 封，放弃 {} 封，已被他人处理 {} 件",
+                report.fired,
+                report.reminders,
+                report.digests,
+                report.sent,
+                report.retrying,
+                report.dead,
+                report.overtaken
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -234,14 +234,17 @@ pub enum Audience {
     Center,
     /// The supervisors of the responsible unit's ancestors.
     Supervisors,
+    /// The rater, when they left an email: a one-time link to answer the review.
+    Rater,
 }
 
 impl Audience {
     /// Every audience with its identifier.
-    pub const ALL: [(Audience, &'static str); 3] = [
+    pub const ALL: [(Audience, &'static str); 4] = [
         (Audience::ResponsibleUnit, "responsible_unit"),
         (Audience::Center, "center"),
         (Audience::Supervisors, "supervisors"),
+        (Audience::Rater, "rater"),
     ];
 
     /// The identifier used in files and outbox rows.

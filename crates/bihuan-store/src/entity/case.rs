@@ -38,6 +38,11 @@ pub struct Model {
     pub opened_at: DateTimeUtc,
     pub closed_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    /// When the scheduler next looks at the deadline (the next reminder's time); `None` when nothing
+    /// is left to remind of, or not yet computed.
+    pub remind_at: Option<DateTimeUtc>,
+    /// How far the reminders of the current deadline went: 0 none, 1 due soon, 2 overdue, 3 escalated.
+    pub remind_stage: i16,
 }
 
 /// No declared relations: queries join explicitly.

@@ -3,10 +3,12 @@
 pub mod api_token;
 pub mod audit;
 pub mod case;
+pub mod digest_run;
 pub mod event;
 pub mod login_failure;
 pub mod outbox;
 pub mod rating;
+pub mod review_link;
 pub mod session;
 pub mod unit;
 pub mod unit_alias;

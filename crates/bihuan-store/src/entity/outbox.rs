@@ -14,16 +14,20 @@ pub struct Model {
     /// Email addresses, as a JSON array.
     pub recipients: Json,
     pub subject: String,
+    /// The plain-text part.
     pub body: String,
     /// One notification per key, however many passes or processes try to create it.
     pub unique_key: String,
-    /// `pending`, `sent` or `dead`.
+    /// `pending`, `sent`, `dead`, or for reminders gathered by the daily digest `digest` (listed while
+    /// it holds) and `lapsed` (the case moved on).
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The HTML part.
+    pub html: Option<String>,
 }
 
 /// No declared relations: queries join explicitly.

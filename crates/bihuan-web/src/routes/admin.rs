@@ -201,7 +201,7 @@ async fn add_token(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    /// `pending`, `sent` or `dead`.
+    /// `pending`, `sent`, `dead`, `digest` (reminders the daily digest lists) or `lapsed`.
     status: Option<String>,
     page: Option<u64>,
     per_page: Option<u64>,
@@ -223,7 +223,10 @@ async fn outbox(
     {
         return Err(ApiError::invalid_field(
             "status",
-            format!("状态 {status} 无效：应为 pending、sent 或 dead"),
+            format!(
+                "状态 {status} 无效：应为 {}",
+                bihuan_store::OUTBOX_STATUSES.join("、")
+            ),
         ));
     }
     let (page, per_page) = paging(q.page, q.per_page)?;

@@ -5,4 +5,5 @@ pub mod audit;
 pub mod cases;
 pub mod health;
 pub mod ratings;
+pub mod review;
 pub mod session;

@@ -1,0 +1,392 @@
+//! The text of every mail, from templates that are data files (`workflows/mail/*.jinja`), like the
+//! workflows and calendars: a province can reword a mail without touching Rust.
+//!
+//! Each template defines three blocks: `subject`, `text` (the plain-text part) and `html`. Everything
+//! is HTML-escaped unless a block opts out with `{% autoescape false %}` (the subject and the text do).
+//! The facts a template sees are the structs of this module; rendering is pure.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Utc, Weekday};
+use minijinja::value::{Serde, Value};
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+use crate::calendar::WorkingCalendar;
+use crate::engine::Source;
+
+/// The templates shipped with the binary; a deployment's `workflows/mail/` replaces them by name.
+pub const BUILT_IN: [(&str, &str); 3] = [
+    (
+        "case.jinja",
+        include_str!("../../../workflows/mail/case.jinja"),
+    ),
+    (
+        "digest.jinja",
+        include_str!("../../../workflows/mail/digest.jinja"),
+    ),
+    (
+        "review.jinja",
+        include_str!("../../../workflows/mail/review.jinja"),
+    ),
+];
+
+/// The template of a notice about one case (action notifications and escalations).
+pub const CASE: &str = "case.jinja";
+/// The template of the daily digest.
+pub const DIGEST: &str = "digest.jinja";
+/// The template of the rater's invitation to review.
+pub const REVIEW: &str = "review.jinja";
+
+/// A rendered mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    /// One line, whitespace collapsed.
+    pub subject: String,
+    /// The plain-text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
+/// A template that failed to load or render.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mail template {template}: {message}")]
+pub struct MailError {
+    /// The template's file name.
+    pub template: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What a mail says about one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseFacts {
+    /// The case's id.
+    pub case_id: String,
+    /// 办件编号.
+    pub project_no: String,
+    /// 事项名称.
+    pub service: String,
+    /// The responsible unit's name (or the unit rated, before transfer).
+    pub unit: String,
+    /// The state's label.
+    pub state: String,
+    /// The deadline as people say it ("2021年9月30日（星期四）24:00"), if the state has one.
+    pub deadline: Option<String>,
+    /// Working days left (positive), overdue (negative), 0 on the last day; `None` without deadline.
+    pub working_days: Option<i64>,
+    /// The case's page.
+    pub link: String,
+}
+
+/// A notice about one case: an action's notification or a reminder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseNotice {
+    /// The notification kind (`case_assigned`, `escalated` …); templates word each kind.
+    pub kind: String,
+    /// The label of the action that caused it, when one did.
+    pub action: Option<String>,
+    /// The case.
+    pub case: CaseFacts,
+}
+
+/// One line of a digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigestItem {
+    /// `due_soon` or `overdue`.
+    pub kind: String,
+    /// The case.
+    pub case: CaseFacts,
+}
+
+/// The daily digest of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Digest {
+    /// The day ("2021年9月30日（星期四）").
+    pub date: String,
+    /// Due soon and overdue items, most urgent first.
+    pub items: Vec<DigestItem>,
+    /// How many of them are overdue.
+    pub overdue: usize,
+    /// The case list page.
+    pub link: String,
+}
+
+/// The rater's invitation to review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewInvitation {
+    /// 事项名称.
+    pub service: String,
+    /// The unit that rectified.
+    pub unit: String,
+    /// 办件编号.
+    pub project_no: String,
+    /// The one-time link.
+    pub link: String,
+    /// Until when it works ("2021年9月30日（星期四）24:00").
+    pub expires: String,
+}
+
+/// The loaded templates and the public address links start with.
+#[derive(Debug, Clone)]
+pub struct Letters {
+    env: Environment<'static>,
+    public_url: String,
+}
+
+impl Letters {
+    /// The built-in templates, with each source replacing the built-in one of its file name.
+    /// Every template is parsed and tried on sample facts; every problem is named.
+    pub fn build(overrides: &[Source]) -> Result<Self, Vec<String>> {
+        let mut texts: BTreeMap<String, String> = BUILT_IN
+            .iter()
+            .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+            .collect();
+        let mut problems = Vec::new();
+        for source in overrides {
+            let name = file_name(&source.name);
+            if texts.contains_key(name) {
+                texts.insert(name.to_owned(), source.text.clone());
+            } else {
+                problems.push(format!(
+                    "{}: unknown mail template (expected one of {})",
+                    source.name,
+                    BUILT_IN.map(|(n, _)| n).join(", ")
+                ));
+            }
+        }
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        for (name, text) in texts {
+            if let Err(e) = env.add_template_owned(name.clone(), text) {
+                problems.push(format!("{name}: {e:#}"));
+            }
+        }
+        let letters = Self {
+            env,
+            public_url: "http://localhost:8080".to_owned(),
+        };
+        if problems.is_empty() {
+            problems.extend(letters.try_samples().into_iter().map(|e| e.to_string()));
+        }
+        if problems.is_empty() {
+            Ok(letters)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The same templates with links under `url` (`BIHUAN_PUBLIC_URL`).
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// A link to a path of the web front (`/cases/…`).
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+
+    /// Renders one template's three blocks.
+    pub fn render(&self, template: &str, facts: &impl Serialize) -> Result<Letter, MailError> {
+        let fail = |e: minijinja::Error| MailError {
+            template: template.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let tmpl = self.env.get_template(template).map_err(fail)?;
+        let mut captured = tmpl
+            .render_captured(Value::from(Serde(facts)))
+            .map_err(fail)?;
+        let (subject, text, html) = captured
+            .with_state_mut(|state| -> Result<_, minijinja::Error> {
+                Ok((
+                    state.render_block("subject")?,
+                    state.render_block("text")?,
+                    state.render_block("html")?,
+                ))
+            })
+            .map_err(fail)?;
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        if subject.is_empty() {
+            return Err(MailError {
+                template: template.to_owned(),
+                message: "the subject block is empty".to_owned(),
+            });
+        }
+        Ok(Letter {
+            subject,
+            text: text.trim().to_owned() + "\n",
+            html: html.trim().to_owned() + "\n",
+        })
+    }
+
+    fn try_samples(&self) -> Vec<MailError> {
+        let case = CaseFacts {
+            case_id: "00000000-0000-0000-0000-000000000000".into(),
+            project_no: "500114-2021-0001".into(),
+            service: "城乡居民基本养老保险参保登记".into(),
+            unit: "沙坝镇社保所".into(),
+            state: "核实整改中".into(),
+            deadline: Some("2021年5月12日（星期三）24:00".into()),
+            working_days: Some(1),
+            link: self.link("/cases/00000000-0000-0000-0000-000000000000"),
+        };
+        let notice = CaseNotice {
+            kind: "case_assigned".into(),
+            action: Some("转办".into()),
+            case: case.clone(),
+        };
+        let digest = Digest {
+            date: "2021年5月12日（星期三）".into(),
+            items: vec![DigestItem {
+                kind: "due_soon".into(),
+                case,
+            }],
+            overdue: 0,
+            link: self.link("/cases"),
+        };
+        let review = ReviewInvitation {
+            service: "城乡居民基本养老保险参保登记".into(),
+            unit: "沙坝镇社保所".into(),
+            project_no: "500114-2021-0001".into(),
+            link: self.link("/r/sample"),
+            expires: "2021年5月12日（星期三）24:00".into(),
+        };
+        [
+            self.render(CASE, &notice).err(),
+            self.render(DIGEST, &digest).err(),
+            self.render(REVIEW, &review).err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl Default for Letters {
+    fn default() -> Self {
+        // The built-in templates are checked by this crate's tests; an empty environment is the
+        // unreachable fallback.
+        Self::build(&[]).unwrap_or_else(|_| Self {
+            env: Environment::new(),
+            public_url: "http://localhost:8080".to_owned(),
+        })
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// A day as people write it: 2021年9月30日（星期四）.
+pub fn chinese_date(date: chrono::NaiveDate) -> String {
+    let weekday = match date.weekday() {
+        Weekday::Mon => "一",
+        Weekday::Tue => "二",
+        Weekday::Wed => "三",
+        Weekday::Thu => "四",
+        Weekday::Fri => "五",
+        Weekday::Sat => "六",
+        Weekday::Sun => "日",
+    };
+    format!(
+        "{}年{}月{}日（星期{weekday}）",
+        date.year(),
+        date.month(),
+        date.day()
+    )
+}
+
+/// A deadline as people write it: the last day it covers, then 24:00.
+pub fn chinese_deadline(cal: &WorkingCalendar, deadline: DateTime<Utc>) -> String {
+    format!("{} 24:00", chinese_date(cal.last_day(deadline)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_built_in_templates_render_in_chinese_with_escaped_html() {
+        let letters = Letters::build(&[])
+            .unwrap()
+            .with_public_url("https://hcp.example.cn/");
+        let mut case = CaseFacts {
+            case_id: "c1".into(),
+            project_no: "P-1".into(),
+            service: "社保<登记>".into(),
+            unit: "社保所".into(),
+            state: "核实整改中".into(),
+            deadline: Some("2021年9月30日（星期四）24:00".into()),
+            working_days: Some(-2),
+            link: letters.link("/cases/c1"),
+        };
+        let letter = letters
+            .render(
+                CASE,
+                &CaseNotice {
+                    kind: "escalated".into(),
+                    action: None,
+                    case: case.clone(),
+                },
+            )
+            .unwrap();
+        assert!(letter.subject.contains("督办"), "{}", letter.subject);
+        assert!(letter.subject.contains("社保<登记>"), "{}", letter.subject);
+        assert!(letter.text.contains("社保<登记>"), "{}", letter.text);
+        assert!(letter.text.contains("已超期 2 个工作日"), "{}", letter.text);
+        assert!(
+            letter.text.contains("https://hcp.example.cn/cases/c1"),
+            "{}",
+            letter.text
+        );
+        assert!(letter.html.contains("社保&lt;登记&gt;"), "{}", letter.html);
+        assert!(!letter.html.contains("社保<登记>"), "{}", letter.html);
+
+        case.working_days = Some(1);
+        let digest = letters
+            .render(
+                DIGEST,
+                &Digest {
+                    date: "2021年9月29日（星期三）".into(),
+                    items: vec![DigestItem {
+                        kind: "due_soon".into(),
+                        case,
+                    }],
+                    overdue: 0,
+                    link: letters.link("/cases"),
+                },
+            )
+            .unwrap();
+        assert!(digest.subject.contains("1"), "{}", digest.subject);
+        assert!(digest.text.contains("剩余 1 个工作日"), "{}", digest.text);
+    }
+
+    #[test]
+    fn a_broken_or_unknown_template_is_named() {
+        let broken = Letters::build(&[Source {
+            name: "workflows/mail/case.jinja".into(),
+            text: "{% block subject %}{{ case.service {% endblock %}".into(),
+        }])
+        .unwrap_err();
+        assert!(broken[0].starts_with("case.jinja"), "{broken:?}");
+        let unknown = Letters::build(&[Source {
+            name: "mail/other.jinja".into(),
+            text: String::new(),
+        }])
+        .unwrap_err();
+        assert!(unknown[0].contains("unknown mail template"), "{unknown:?}");
+        let no_subject = Letters::build(&[Source {
+            name: "review.jinja".into(),
+            text: "{% block subject %} {% endblock %}{% block text %}x{% endblock %}{% block html %}x{% endblock %}".into(),
+        }])
+        .unwrap_err();
+        assert!(
+            no_subject[0].contains("subject block is empty"),
+            "{no_subject:?}"
+        );
+    }
+}

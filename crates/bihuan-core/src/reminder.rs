@@ -1,0 +1,311 @@
+//! Reminders of a deadline — due soon, overdue, escalated (督办) — as arithmetic on the working-day
+//! calendar (DOMAIN.md, "Time limits").
+//!
+//! A deadline is the end (24:00) of a working day D. With the defaults of the workflow files:
+//! - due soon: one working day before the deadline, i.e. when D begins;
+//! - overdue: at the deadline;
+//! - escalated: one further working day later, at the end of the first working day after D.
+//!
+//! A case remembers how far its reminders went for its current deadline (its *stage*), so every
+//! reminder is found once; a pass that comes late finds only what still matters (an overdue case gets
+//! no "due soon").
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::calendar::{DeadlineBasis, WorkingCalendar};
+use crate::workflow::Settings;
+
+/// One kind of reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReminderKind {
+    /// 即将到期: the last working day before the deadline has begun.
+    DueSoon,
+    /// 已超期: the deadline passed.
+    Overdue,
+    /// 督办: overdue for one more working day; goes to the supervisors above the unit.
+    Escalated,
+}
+
+impl ReminderKind {
+    /// Every kind, in the order they come.
+    pub const ALL: [ReminderKind; 3] = [
+        ReminderKind::DueSoon,
+        ReminderKind::Overdue,
+        ReminderKind::Escalated,
+    ];
+
+    /// The identifier used in outbox rows and templates.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReminderKind::DueSoon => "due_soon",
+            ReminderKind::Overdue => "overdue",
+            ReminderKind::Escalated => "escalated",
+        }
+    }
+
+    /// The Chinese label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReminderKind::DueSoon => "即将到期",
+            ReminderKind::Overdue => "已超期",
+            ReminderKind::Escalated => "超期督办",
+        }
+    }
+
+    /// The stage a case reaches once this reminder is found.
+    pub fn stage(self) -> i16 {
+        match self {
+            ReminderKind::DueSoon => 1,
+            ReminderKind::Overdue => 2,
+            ReminderKind::Escalated => 3,
+        }
+    }
+}
+
+/// The stage of a case whose every reminder was found.
+pub const LAST_STAGE: i16 = 3;
+
+/// When each reminder of one deadline falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReminderTimes {
+    /// When the case becomes due soon.
+    pub due_soon: DateTime<Utc>,
+    /// When it becomes overdue (the deadline).
+    pub overdue: DateTime<Utc>,
+    /// When it is escalated.
+    pub escalate: DateTime<Utc>,
+}
+
+impl ReminderTimes {
+    /// The reminder times of a deadline under a workflow's settings.
+    pub fn of(cal: &WorkingCalendar, settings: &Settings, deadline: DateTime<Utc>) -> Self {
+        let last_day = cal.last_day(deadline);
+        let due_soon = match settings.due_soon_working_days {
+            0 => deadline,
+            n => cal.start_of_day(cal.nth_working_day_before(last_day, n - 1)),
+        };
+        let escalate = match settings.escalate_after_working_days {
+            0 => deadline,
+            n => {
+                cal.deadline(DeadlineBasis {
+                    // Counting starts the day after the deadline's last day (§201).
+                    start: deadline - Duration::seconds(1),
+                    working_days: n,
+                })
+                .at
+            }
+        };
+        Self {
+            due_soon: due_soon.min(deadline),
+            overdue: deadline,
+            escalate: escalate.max(deadline),
+        }
+    }
+
+    /// The time of the reminder after `stage`, `None` once all were found.
+    pub fn next_after(&self, stage: i16) -> Option<DateTime<Utc>> {
+        match stage {
+            ..=0 => Some(self.due_soon),
+            1 => Some(self.overdue),
+            2 => Some(self.escalate),
+            _ => None,
+        }
+    }
+
+    /// What a pass at `now` finds for a case at `stage`.
+    pub fn findings(&self, stage: i16, now: DateTime<Utc>) -> Findings {
+        let mut kinds = Vec::new();
+        if now >= self.escalate && stage < LAST_STAGE {
+            if stage < ReminderKind::Overdue.stage() {
+                kinds.push(ReminderKind::Overdue);
+            }
+            kinds.push(ReminderKind::Escalated);
+        } else if now >= self.overdue && stage < ReminderKind::Overdue.stage() {
+            kinds.push(ReminderKind::Overdue);
+        } else if now >= self.due_soon && stage < ReminderKind::DueSoon.stage() {
+            kinds.push(ReminderKind::DueSoon);
+        }
+        let stage = kinds.last().map_or(stage, |k| k.stage());
+        Findings {
+            kinds,
+            stage,
+            next_at: self.next_after(stage),
+        }
+    }
+}
+
+/// What one look at a deadline found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// The reminders found now, in order (overdue before escalated).
+    pub kinds: Vec<ReminderKind>,
+    /// The case's stage afterwards.
+    pub stage: i16,
+    /// When to look again.
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// How a deadline stands at `now`, for mail and pages: working days left (positive), or working days
+/// overdue (negative), or 0 when it ends today.
+pub fn working_days_to(cal: &WorkingCalendar, now: DateTime<Utc>, deadline: DateTime<Utc>) -> i64 {
+    if now < deadline {
+        i64::from(cal.working_days_left(now, deadline))
+    } else {
+        let last = cal.last_day(deadline);
+        -i64::from(cal.working_days_in(last, cal.local_date(now)).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{NaiveDate, TimeZone};
+    use chrono_tz::Asia::Shanghai;
+
+    use super::*;
+
+    const CAL_2021: &str = include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml");
+
+    fn cal() -> WorkingCalendar {
+        let mut cal = WorkingCalendar::new(Shanghai);
+        cal.add_file("cal.toml", CAL_2021).unwrap();
+        cal
+    }
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Shanghai
+            .with_ymd_and_hms(y, m, d, h, min, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// The end (24:00) of a local day.
+    fn end_of(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        cal().start_of_day(
+            NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .succ_opt()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn reminder_times_follow_the_working_days() {
+        let settings = Settings::default();
+        // (deadline's last day, due soon begins, escalation at the end of)
+        let table = [
+            // An ordinary Wednesday: due soon Wednesday 00:00, escalated at the end of Thursday.
+            ((2021, 5, 12), (2021, 5, 12), (2021, 5, 13)),
+            // Friday 2021-09-17: the next working day is the make-up Saturday 9/18, before 中秋 9/19–21.
+            ((2021, 9, 17), (2021, 9, 17), (2021, 9, 18)),
+            // Thursday 2021-09-30: 国庆 10/1–7 follows; escalation waits for Friday 10/8.
+            ((2021, 9, 30), (2021, 9, 30), (2021, 10, 8)),
+            // Friday 2021-02-05: the make-up Sunday 2/7 is the next working day.
+            ((2021, 2, 5), (2021, 2, 5), (2021, 2, 7)),
+            // Wednesday 2021-02-10: 春节 2/11–17 follows; escalation on Thursday 2/18.
+            ((2021, 2, 10), (2021, 2, 10), (2021, 2, 18)),
+        ];
+        let cal = cal();
+        for ((y, m, d), (sy, sm, sd), (ey, em, ed)) in table {
+            let deadline = end_of(y, m, d);
+            let times = ReminderTimes::of(&cal, &settings, deadline);
+            assert_eq!(
+                times.due_soon,
+                local(sy, sm, sd, 0, 0),
+                "due soon of {y}-{m}-{d}"
+            );
+            assert_eq!(times.overdue, deadline);
+            assert_eq!(
+                times.escalate,
+                end_of(ey, em, ed),
+                "escalation of {y}-{m}-{d}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_days_notice_skips_the_holiday() {
+        let settings = Settings {
+            due_soon_working_days: 2,
+            escalate_after_working_days: 2,
+            ..Settings::default()
+        };
+        let cal = cal();
+        // Deadline Friday 2021-10-08 (after 国庆): two working days before begins on Thursday 9/30.
+        let times = ReminderTimes::of(&cal, &settings, end_of(2021, 10, 8));
+        assert_eq!(times.due_soon, local(2021, 9, 30, 0, 0));
+        // Escalation two working days after 10/8: Saturday 10/9 (make-up) and Monday 10/11.
+        assert_eq!(times.escalate, end_of(2021, 10, 11));
+    }
+
+    #[test]
+    fn findings_come_once_and_in_order() {
+        let cal = cal();
+        let times = ReminderTimes::of(&cal, &Settings::default(), end_of(2021, 9, 30));
+        let table: [(
+            DateTime<Utc>,
+            i16,
+            &[ReminderKind],
+            i16,
+            Option<DateTime<Utc>>,
+        ); 8] = [
+            (local(2021, 9, 29, 23, 59), 0, &[], 0, Some(times.due_soon)),
+            (
+                local(2021, 9, 30, 0, 0),
+                0,
+                &[ReminderKind::DueSoon],
+                1,
+                Some(times.overdue),
+            ),
+            (local(2021, 9, 30, 9, 0), 1, &[], 1, Some(times.overdue)),
+            (
+                local(2021, 10, 1, 0, 0),
+                1,
+                &[ReminderKind::Overdue],
+                2,
+                Some(times.escalate),
+            ),
+            // Over the holiday nothing more happens.
+            (local(2021, 10, 7, 12, 0), 2, &[], 2, Some(times.escalate)),
+            (
+                local(2021, 10, 9, 0, 0),
+                2,
+                &[ReminderKind::Escalated],
+                3,
+                None,
+            ),
+            // A pass that missed everything finds overdue and escalation, not "due soon".
+            (
+                local(2021, 10, 9, 0, 0),
+                0,
+                &[ReminderKind::Overdue, ReminderKind::Escalated],
+                3,
+                None,
+            ),
+            (local(2021, 10, 20, 0, 0), 3, &[], 3, None),
+        ];
+        for (now, stage, kinds, after, next) in table {
+            let found = times.findings(stage, now);
+            assert_eq!(found.kinds, kinds, "at {now} from stage {stage}");
+            assert_eq!(found.stage, after, "at {now} from stage {stage}");
+            assert_eq!(found.next_at, next, "at {now} from stage {stage}");
+        }
+    }
+
+    #[test]
+    fn days_to_a_deadline_count_working_days() {
+        let cal = cal();
+        let deadline = end_of(2021, 9, 30);
+        let table = [
+            (local(2021, 9, 28, 10, 0), 2),
+            (local(2021, 9, 30, 10, 0), 0),
+            (local(2021, 10, 1, 10, 0), -1),
+            (local(2021, 10, 8, 10, 0), -1),
+            (local(2021, 10, 9, 10, 0), -2),
+        ];
+        for (now, expected) in table {
+            assert_eq!(working_days_to(&cal, now, deadline), expected, "at {now}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The rater's one-time link (`/r/{token}`): it answers the review the case entered when the link was
+//! mailed, once, until the review's time limit.
+
+use bihuan_core::{Actor, Engine, Role};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::access::token_hash;
+use crate::cases::{ActionRequest, apply_in};
+use crate::entity::{case, review_link};
+use crate::outbox::{rating_of, unit_name};
+use crate::{Result, Store, StoreError};
+
+/// The state the review waits in, and the actions a link answers with.
+const PENDING_REVIEW: &str = "pending_review";
+const SATISFIED: &str = "review_satisfied";
+const UNSATISFIED: &str = "review_unsatisfied";
+
+/// Where a link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewLinkState {
+    /// It can be answered.
+    Open,
+    /// It was answered.
+    Used,
+    /// The review's time limit passed.
+    Expired,
+    /// The review was settled another way (recorded by the center, or timed out).
+    Closed,
+}
+
+/// What the rater's page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewLink {
+    /// Where the link stands.
+    pub state: ReviewLinkState,
+    /// 事项名称.
+    pub service: String,
+    /// 办件编号.
+    pub project_no: String,
+    /// The unit that rectified.
+    pub unit: String,
+    /// Until when the link works.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The rater's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewAnswer {
+    /// 满意.
+    Satisfied { comment: String },
+    /// 基本满意.
+    BasicallySatisfied { comment: String },
+    /// 不满意, with the reason.
+    Unsatisfied { reason: String },
+}
+
+/// The actor the rater's answers are recorded under.
+pub fn rater() -> Actor {
+    Actor {
+        name: "rater".into(),
+        role: Role::Rater,
+        unit: None,
+    }
+}
+
+impl Store {
+    /// The link of a token, `None` when no link has it.
+    pub async fn review_link(&self, token: &str, now: DateTime<Utc>) -> Result<Option<ReviewLink>> {
+        let Some(link) = find(&self.db, token).await? else {
+            return Ok(None);
+        };
+        let case = case_of(&self.db, link.case_id).await?;
+        let rating = rating_of(&self.db, &case).await?;
+        Ok(Some(ReviewLink {
+            state: state_of(&link, &case, now),
+            service: rating.service_name,
+            project_no: rating.project_no,
+            unit: unit_name(
+                &self.db,
+                case.unit_code.as_deref().unwrap_or(&case.origin_unit),
+            )
+            .await?,
+            expires_at: link.expires_at,
+        }))
+    }
+
+    /// Answers the review through a link: the link is used and the action taken in one transaction.
+    /// `Ok(Err(state))` when the link cannot be used (used, expired, settled otherwise); a missing
+    /// reason for 不满意 is [`StoreError::Rejected`] and leaves the link unused.
+    pub async fn answer_review(
+        &self,
+        engine: &Engine,
+        token: &str,
+        answer: &ReviewAnswer,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<(), ReviewLinkState>> {
+        let txn = self.begin_write().await?;
+        let link = find(&txn, token)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "评议链接",
+                id: "…".into(),
+            })?;
+        let case = case_of(&txn, link.case_id).await?;
+        let state = state_of(&link, &case, now);
+        if state != ReviewLinkState::Open {
+            return Ok(Err(state));
+        }
+        let used = review_link::Entity::update_many()
+            .col_expr(review_link::Column::UsedAt, Expr::value(now))
+            .filter(review_link::Column::TokenHash.eq(link.token_hash.clone()))
+            .filter(review_link::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if used.rows_affected == 0 {
+            return Ok(Err(ReviewLinkState::Used));
+        }
+        let mut fields = Map::new();
+        let action = match answer {
+            ReviewAnswer::Satisfied { comment } | ReviewAnswer::BasicallySatisfied { comment } => {
+                let level = if matches!(answer, ReviewAnswer::Satisfied { .. }) {
+                    "satisfied"
+                } else {
+                    "basically_satisfied"
+                };
+                fields.insert("level".into(), Value::from(level));
+                if !comment.trim().is_empty() {
+                    fields.insert("comment".into(), Value::from(comment.trim()));
+                }
+                SATISFIED
+            }
+            ReviewAnswer::Unsatisfied { reason } => {
+                fields.insert("reason".into(), Value::from(reason.trim()));
+                UNSATISFIED
+            }
+        };
+        let actor = rater();
+        let request = ActionRequest {
+            case_id: case.id,
+            version: case.version,
+            action,
+            fields: &fields,
+            actor: &actor,
+            now,
+        };
+        match apply_in(&txn, engine, &request).await {
+            Ok(_) => {
+                txn.commit().await?;
+                Ok(Ok(()))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(Err(ReviewLinkState::Closed)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+async fn find(db: &impl ConnectionTrait, token: &str) -> Result<Option<review_link::Model>> {
+    Ok(review_link::Entity::find_by_id(token_hash(token))
+        .one(db)
+        .await?)
+}
+
+async fn case_of(db: &impl ConnectionTrait, id: Uuid) -> Result<case::Model> {
+    case::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("review link of missing case {id}")))
+}
+
+fn state_of(link: &review_link::Model, case: &case::Model, now: DateTime<Utc>) -> ReviewLinkState {
+    if link.used_at.is_some() {
+        ReviewLinkState::Used
+    } else if now >= link.expires_at {
+        ReviewLinkState::Expired
+    } else if case.state != PENDING_REVIEW || case.event_count != link.event_seq {
+        ReviewLinkState::Closed
+    } else {
+        ReviewLinkState::Open
+    }
+}
