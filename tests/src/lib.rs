@@ -203,24 +203,31 @@ pub mod api {
         bihuan_store::load_dir(&super::root().join("workflows"), chrono_tz::Asia::Shanghai).unwrap()
     }
 
-    /// Seeds the organization and serves the app.
+    /// Seeds the organization and serves the app with the system clock.
     pub async fn spawn(db: &TestDb, config: WebConfig) -> TestApp {
+        spawn_with(db, config, Clock::system()).await
+    }
+
+    /// Seeds the organization and serves the app with `clock`; links in its mail point at it.
+    pub async fn spawn_with(db: &TestDb, config: WebConfig, clock: Clock) -> TestApp {
         seed(db).await;
-        let engine = Arc::new(engine());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let engine = engine();
+        let letters = engine.letters().clone().with_public_url(&base);
+        let engine = Arc::new(engine.with_letters(letters));
         let channel_token = db
             .store
-            .add_api_token("yukuaiban", "ratings:write", chrono::Utc::now())
+            .add_api_token("yukuaiban", "ratings:write", clock.now())
             .await
             .unwrap();
         let state = AppState {
             store: db.store.clone(),
             engine: engine.clone(),
-            clock: Clock::system(),
+            clock,
             config,
         };
         let app = bihuan_web::app(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -230,7 +237,7 @@ pub mod api {
             .unwrap();
         });
         TestApp {
-            base: format!("http://{addr}"),
+            base,
             client: reqwest::Client::new(),
             engine,
             channel_token,
@@ -397,5 +404,246 @@ pub mod api {
          "rated_at":"2021-05-06T10:00:00+08:00","assess_number":1,
          "rater":{"type":"individual","real_name":true,"name":"张三","phone":"13800001234","email":"zhangsan@example.org"},
          "staff":["李四"],"indicators":{"overall":2,"efficiency":2},"comment":"材料要求反复变化"})
+    }
+}
+
+/// A real SMTP server in-process: the SMTP protocol of the `mailin` crate (the engine of
+/// mailin-embedded) served over TCP, a thread per connection; it keeps every message it accepts, raw,
+/// for the tests to parse. It can be stopped (the port then refuses connections) and started again.
+pub mod smtp {
+    use std::io::{BufRead, BufReader, BufWriter, Write};
+    use std::net::{IpAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use mail_parser::{Message, MessageParser};
+    use mailin::{Action, AuthMechanism, Handler, Response, SessionBuilder, response};
+
+    /// A message as the server received it.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        /// The envelope sender.
+        pub from: String,
+        /// The envelope recipients, sorted.
+        pub to: Vec<String>,
+        /// The user that logged in, if any.
+        pub user: Option<String>,
+        /// The message as sent (headers and MIME body).
+        pub raw: Vec<u8>,
+    }
+
+    impl Received {
+        fn parsed(&self) -> Message<'_> {
+            MessageParser::default()
+                .parse(&self.raw)
+                .expect("a parsable message")
+        }
+
+        /// The decoded subject.
+        pub fn subject(&self) -> String {
+            self.parsed().subject().unwrap_or_default().to_owned()
+        }
+
+        /// The decoded plain-text part.
+        pub fn text(&self) -> String {
+            self.parsed()
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default()
+        }
+
+        /// The decoded HTML part.
+        pub fn html(&self) -> String {
+            self.parsed()
+                .body_html(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default()
+        }
+
+        /// The Message-ID, without brackets.
+        pub fn message_id(&self) -> String {
+            self.parsed().message_id().unwrap_or_default().to_owned()
+        }
+
+        /// The raw header block as text (to check the encoding of the subject).
+        pub fn raw_headers(&self) -> String {
+            let text = String::from_utf8_lossy(&self.raw);
+            text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+        }
+    }
+
+    struct Collector {
+        inbox: Arc<Mutex<Vec<Received>>>,
+        login: Option<(String, String)>,
+        user: Option<String>,
+        from: String,
+        to: Vec<String>,
+        data: Vec<u8>,
+    }
+
+    impl Handler for Collector {
+        fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
+            self.from = from.to_owned();
+            self.to.clear();
+            self.data.clear();
+            response::OK
+        }
+
+        fn rcpt(&mut self, to: &str) -> Response {
+            self.to.push(to.to_owned());
+            response::OK
+        }
+
+        fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+            self.data.extend_from_slice(buf);
+            Ok(())
+        }
+
+        fn data_end(&mut self) -> Response {
+            let mut to = std::mem::take(&mut self.to);
+            to.sort();
+            self.inbox.lock().unwrap().push(Received {
+                from: std::mem::take(&mut self.from),
+                to,
+                user: self.user.clone(),
+                raw: std::mem::take(&mut self.data),
+            });
+            response::OK
+        }
+
+        fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+            self.auth_login(user, password)
+        }
+
+        fn auth_login(&mut self, user: &str, password: &str) -> Response {
+            match &self.login {
+                Some((u, p)) if u == user && p == password => {
+                    self.user = Some(user.to_owned());
+                    response::AUTH_OK
+                }
+                _ => response::INVALID_CREDENTIALS,
+            }
+        }
+    }
+
+    /// A running server.
+    #[derive(Debug, Clone)]
+    pub struct SmtpServer {
+        /// Its port on 127.0.0.1.
+        pub port: u16,
+        inbox: Arc<Mutex<Vec<Received>>>,
+        stopped: Arc<AtomicBool>,
+    }
+
+    impl SmtpServer {
+        /// Starts a server on a free port.
+        pub fn start() -> Self {
+            Self::start_on(0, None)
+        }
+
+        /// Starts a server on `port` (0: a free one); with `login`, it asks clients to log in with
+        /// that user and password.
+        pub fn start_on(port: u16, login: Option<(&str, &str)>) -> Self {
+            let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let inbox = Arc::new(Mutex::new(Vec::new()));
+            let stopped = Arc::new(AtomicBool::new(false));
+            let mut builder = SessionBuilder::new("smtp.test");
+            let login = login.map(|(u, p)| (u.to_owned(), p.to_owned()));
+            if login.is_some() {
+                builder
+                    .enable_auth(AuthMechanism::Plain)
+                    .insecure_enable_plaintext_auth();
+            }
+            let (accepting, server_inbox) = (stopped.clone(), inbox.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if accepting.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let collector = Collector {
+                        inbox: server_inbox.clone(),
+                        login: login.clone(),
+                        user: None,
+                        from: String::new(),
+                        to: Vec::new(),
+                        data: Vec::new(),
+                    };
+                    let builder = builder.clone();
+                    std::thread::spawn(move || {
+                        let _ = serve(stream, &builder, collector);
+                    });
+                }
+            });
+            Self {
+                port,
+                inbox,
+                stopped,
+            }
+        }
+
+        /// Stops accepting: the port refuses connections from now on.
+        pub fn stop(&self) {
+            self.stopped.store(true, Ordering::SeqCst);
+            // Wake the accepting thread so it drops the listener.
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+
+        /// A port nothing listens on (yet): a mail server that is down.
+        pub fn free_port() -> u16 {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        }
+
+        /// `smtp://127.0.0.1:PORT`.
+        pub fn url(&self) -> String {
+            format!("smtp://127.0.0.1:{}", self.port)
+        }
+
+        /// The messages received since the last call.
+        pub fn take(&self) -> Vec<Received> {
+            std::mem::take(&mut *self.inbox.lock().unwrap())
+        }
+    }
+
+    /// One SMTP session over a connection.
+    fn serve(
+        stream: TcpStream,
+        builder: &SessionBuilder,
+        collector: Collector,
+    ) -> std::io::Result<()> {
+        let remote = stream.peer_addr()?.ip();
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = BufWriter::new(stream);
+        let mut session = builder.build(remote, collector);
+        session.greeting().write_to(&mut writer)?;
+        writer.flush()?;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let response = session.process(&line);
+            match response.action {
+                Action::NoReply => continue,
+                Action::Close => {
+                    response.write_to(&mut writer)?;
+                    writer.flush()?;
+                    return Ok(());
+                }
+                Action::Reply | Action::UpgradeTls => {
+                    response.write_to(&mut writer)?;
+                    writer.flush()?;
+                }
+            }
+        }
     }
 }

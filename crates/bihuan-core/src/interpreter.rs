@@ -65,6 +65,31 @@ pub struct Actor {
     pub unit: Option<String>,
 }
 
+impl Actor {
+    /// The name the scheduler's actions are recorded under.
+    pub const SCHEDULER: &'static str = "scheduler";
+    /// The name the rater's answers through their link are recorded under.
+    pub const RATER: &'static str = "rater";
+
+    /// The scheduler (timers such as `review_timeout`).
+    pub fn scheduler() -> Self {
+        Self {
+            name: Self::SCHEDULER.into(),
+            role: Role::Scheduler,
+            unit: None,
+        }
+    }
+
+    /// The rater answering through their one-time link.
+    pub fn rater() -> Self {
+        Self {
+            name: Self::RATER.into(),
+            role: Role::Rater,
+            unit: None,
+        }
+    }
+}
+
 /// A notification to queue, as a value; the store resolves the audience to addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {

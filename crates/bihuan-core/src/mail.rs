@@ -300,7 +300,7 @@ pub fn chinese_date(date: chrono::NaiveDate) -> String {
 
 /// A deadline as people write it: the last day it covers, then 24:00.
 pub fn chinese_deadline(cal: &WorkingCalendar, deadline: DateTime<Utc>) -> String {
-    format!("{} 24:00", chinese_date(cal.last_day(deadline)))
+    format!("{}24:00", chinese_date(cal.last_day(deadline)))
 }
 
 #[cfg(test)]

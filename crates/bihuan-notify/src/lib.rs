@@ -12,7 +12,7 @@
 
 mod mailer;
 
-use bihuan_core::{Actor, Engine, Role};
+use bihuan_core::{Actor, Engine};
 use bihuan_store::{ActionRequest, FailureOutcome, RetryPolicy, Store, StoreError};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde_json::Map;
@@ -70,15 +70,6 @@ pub struct TickReport {
     pub dead: usize,
 }
 
-/// The actor every scheduled action is recorded under.
-pub fn scheduler() -> Actor {
-    Actor {
-        name: "scheduler".into(),
-        role: Role::Scheduler,
-        unit: None,
-    }
-}
-
 /// One scheduler pass as of `now`: timers, reminders, the digest when it is due, then the outbox.
 pub async fn tick(
     store: &Store,
@@ -113,7 +104,7 @@ async fn fire_timers(
     engine: &Engine,
     now: DateTime<Utc>,
 ) -> Result<TickReport, StoreError> {
-    let actor = scheduler();
+    let actor = Actor::scheduler();
     let fields = Map::new();
     let mut report = TickReport::default();
     loop {

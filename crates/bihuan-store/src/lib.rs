@@ -42,7 +42,7 @@ pub use org::{NewUnit, NewUser, verify_password};
 pub use outbox::{FailureOutcome, OUTBOX_STATUSES, RetryPolicy};
 pub use ratings::RecordedRating;
 pub use reminders::ReminderReport;
-pub use review::{ReviewAnswer, ReviewLink, ReviewLinkState, rater};
+pub use review::{ReviewAnswer, ReviewLink, ReviewLinkState};
 pub use scope::{CaseFilter, CaseScope, RatingFilter, Reach, UnmappedUnit};
 pub use workflows::load_dir;
 

@@ -1,7 +1,7 @@
 //! The rater's one-time link (`/r/{token}`): it answers the review the case entered when the link was
 //! mailed, once, until the review's time limit.
 
-use bihuan_core::{Actor, Engine, Role};
+use bihuan_core::{Actor, Engine};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::access::token_hash;
 use crate::cases::{ActionRequest, apply_in};
-use crate::entity::{case, review_link};
+use crate::entity::{case, event, review_link};
 use crate::outbox::{rating_of, unit_name};
 use crate::{Result, Store, StoreError};
 
@@ -58,15 +58,6 @@ pub enum ReviewAnswer {
     Unsatisfied { reason: String },
 }
 
-/// The actor the rater's answers are recorded under.
-pub fn rater() -> Actor {
-    Actor {
-        name: "rater".into(),
-        role: Role::Rater,
-        unit: None,
-    }
-}
-
 impl Store {
     /// The link of a token, `None` when no link has it.
     pub async fn review_link(&self, token: &str, now: DateTime<Utc>) -> Result<Option<ReviewLink>> {
@@ -76,7 +67,7 @@ impl Store {
         let case = case_of(&self.db, link.case_id).await?;
         let rating = rating_of(&self.db, &case).await?;
         Ok(Some(ReviewLink {
-            state: state_of(&link, &case, now),
+            state: state_of(&self.db, &link, &case, now).await?,
             service: rating.service_name,
             project_no: rating.project_no,
             unit: unit_name(
@@ -106,7 +97,7 @@ impl Store {
                 id: "…".into(),
             })?;
         let case = case_of(&txn, link.case_id).await?;
-        let state = state_of(&link, &case, now);
+        let state = state_of(&txn, &link, &case, now).await?;
         if state != ReviewLinkState::Open {
             return Ok(Err(state));
         }
@@ -138,7 +129,7 @@ impl Store {
                 UNSATISFIED
             }
         };
-        let actor = rater();
+        let actor = Actor::rater();
         let request = ActionRequest {
             case_id: case.id,
             version: case.version,
@@ -171,14 +162,29 @@ async fn case_of(db: &impl ConnectionTrait, id: Uuid) -> Result<case::Model> {
         .ok_or_else(|| StoreError::Corrupt(format!("review link of missing case {id}")))
 }
 
-fn state_of(link: &review_link::Model, case: &case::Model, now: DateTime<Utc>) -> ReviewLinkState {
+async fn state_of(
+    db: &impl ConnectionTrait,
+    link: &review_link::Model,
+    case: &case::Model,
+    now: DateTime<Utc>,
+) -> Result<ReviewLinkState> {
     if link.used_at.is_some() {
-        ReviewLinkState::Used
-    } else if now >= link.expires_at {
-        ReviewLinkState::Expired
-    } else if case.state != PENDING_REVIEW || case.event_count != link.event_seq {
-        ReviewLinkState::Closed
-    } else {
-        ReviewLinkState::Open
+        return Ok(ReviewLinkState::Used);
     }
+    if now >= link.expires_at {
+        return Ok(ReviewLinkState::Expired);
+    }
+    if case.state == PENDING_REVIEW && case.event_count == link.event_seq {
+        return Ok(ReviewLinkState::Open);
+    }
+    // Settled since: by the scheduler when the review's time ran out, else by staff.
+    let next = event::Entity::find()
+        .filter(event::Column::CaseId.eq(case.id))
+        .filter(event::Column::Seq.eq(link.event_seq + 1))
+        .one(db)
+        .await?;
+    Ok(match next {
+        Some(e) if e.actor == Actor::SCHEDULER => ReviewLinkState::Expired,
+        _ => ReviewLinkState::Closed,
+    })
 }
