@@ -1,7 +1,8 @@
 //! Reminders, the mail sender and the rater's one-time link.
 //!
 //! `cases.remind_at` / `cases.remind_stage`: when the scheduler next looks at a case's deadline, and how
-//! far its reminders went for the current deadline (0 none, 1 due soon, 2 overdue, 3 escalated).
+//! far its reminders went for the current deadline (0 none, 1 due soon, 2 overdue, 3 escalated or no
+//! deadline at all). Open cases from before this migration get their `remind_at` from the scheduler.
 //! `outbox.html`: the HTML part of a mail (the plain-text part stays in `body`).
 //! `review_links`: the rater's one-time links, kept as SHA-256 hashes of the tokens.
 //! `digest_runs`: the days whose daily digest was made, so it is made once however many schedulers run.
@@ -31,11 +32,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A case without a deadline has nothing to be reminded of (stage 3, "all done").
+        manager
+            .get_connection()
+            .execute_unprepared("UPDATE cases SET remind_stage = 3 WHERE deadline IS NULL")
+            .await?;
+        // The scheduler looks for stage < 3 and remind_at due: open cases only.
         manager
             .create_index(
                 Index::create()
-                    .name("idx_cases_remind_at")
+                    .name("idx_cases_remind")
                     .table(Cases::Table)
+                    .col(Cases::RemindStage)
                     .col(Cases::RemindAt)
                     .to_owned(),
             )
@@ -122,7 +130,7 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(
                 Index::drop()
-                    .name("idx_cases_remind_at")
+                    .name("idx_cases_remind")
                     .table(Cases::Table)
                     .to_owned(),
             )

@@ -413,7 +413,9 @@ type BadConfig = (
 #[test]
 fn bad_configuration_is_one_clear_line_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [BadConfig; 5] = [
+    // `tick` on the default database, bihuan.db in the working folder.
+    let tick: &[&str] = &["tick"];
+    let cases: [BadConfig; 9] = [
         (
             &["migrate", "--db", "mysql://root@localhost/x"],
             &[],
@@ -438,6 +440,26 @@ fn bad_configuration_is_one_clear_line_not_a_panic() {
             &["serve", "--workflows", "/nonexistent"],
             &[],
             "workflow folder /nonexistent does not exist",
+        ),
+        (
+            tick,
+            &[("BIHUAN_DIGEST_AT", "8点半")],
+            "BIHUAN_DIGEST_AT=8点半 should be a time of day such as 08:30",
+        ),
+        (
+            tick,
+            &[("BIHUAN_SMTP_URL", "mail://u:secret@example.org")],
+            "BIHUAN_SMTP_URL mail://u:***@example.org",
+        ),
+        (
+            tick,
+            &[("BIHUAN_MAIL_FROM", "not an address")],
+            "BIHUAN_MAIL_FROM not an address",
+        ),
+        (
+            tick,
+            &[("BIHUAN_PUBLIC_URL", "hcp.example.org")],
+            "BIHUAN_PUBLIC_URL=hcp.example.org should start with http:// or https://",
         ),
     ];
     for (args, env, expected) in cases {

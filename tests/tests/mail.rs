@@ -20,6 +20,7 @@ bihuan_store::on_both_databases!(
     two_passes_at_once_send_each_mail_once,
     mail_waits_for_a_mail_server_that_is_down_and_goes_out_once,
     the_raters_link_works_once_then_refuses,
+    mail_logs_in_to_the_server_or_is_written_as_eml_files,
 );
 
 /// A local time of Asia/Shanghai.
@@ -583,4 +584,75 @@ async fn the_raters_link_works_once_then_refuses(db: &TestDb) {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("链接无效"), "{html}");
+}
+
+/// `BIHUAN_SMTP_URL` with a user and password logs in; a wrong password keeps the mail queued with the
+/// server's answer; without `BIHUAN_SMTP_URL` mail is written as .eml files under `./outbox/`.
+async fn mail_logs_in_to_the_server_or_is_written_as_eml_files(db: &TestDb) {
+    let smtp = SmtpServer::start_on(0, Some(("clerk", "s3cret")));
+    let app = app(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = app.new_case("L-1").await;
+    to_rectifying(&app, &first).await;
+
+    let wrong = format!("smtp://clerk:guess@127.0.0.1:{}", smtp.port);
+    let out = tick(db, &app, dir.path(), &wrong, "2021-09-29T11:00:00");
+    assert!(out.contains("待重试 1 封"), "{out}");
+    assert!(smtp.take().is_empty());
+    let (_, pending) = app
+        .call("admin", Method::GET, "/api/v1/outbox?status=pending", None)
+        .await;
+    let error = pending["items"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("535"), "{error}");
+    assert!(
+        !error.contains("guess"),
+        "no password in the error: {error}"
+    );
+
+    let right = format!("smtp://clerk:s3cret@127.0.0.1:{}", smtp.port);
+    let out = tick(db, &app, dir.path(), &right, "2021-09-29T11:05:00");
+    assert!(out.contains("发出邮件 1 封"), "{out}");
+    let mails = smtp.take();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].user.as_deref(), Some("clerk"));
+
+    // No mail server: the next mail becomes a file a clerk can open.
+    let second = app.new_case("L-2").await;
+    to_rectifying(&app, &second).await;
+    let out = bihuan_tests::bihuan(dir.path())
+        .args([
+            "tick",
+            "--now",
+            &local("2021-09-29T12:00:00"),
+            "--db",
+            &db.url,
+            "--workflows",
+        ])
+        .arg(bihuan_tests::root().join("workflows"))
+        .env("BIHUAN_PUBLIC_URL", &app.base)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = bihuan_tests::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("发出邮件 1 封"), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().unwrap(), "eml");
+    let eml = Received {
+        from: String::new(),
+        to: Vec::new(),
+        user: None,
+        raw: std::fs::read(&files[0]).unwrap(),
+    };
+    assert_eq!(
+        eml.subject(),
+        "【好差评】新的差评整改工单：城乡居民基本养老保险参保登记"
+    );
+    assert!(eml.text().contains(&project("L-2")), "{}", eml.text());
 }

@@ -239,17 +239,20 @@ mod tests {
         assert_eq!(times.escalate, end_of(2021, 10, 11));
     }
 
+    /// (now, stage before, found, stage after, next look).
+    type Row = (
+        DateTime<Utc>,
+        i16,
+        &'static [ReminderKind],
+        i16,
+        Option<DateTime<Utc>>,
+    );
+
     #[test]
     fn findings_come_once_and_in_order() {
         let cal = cal();
         let times = ReminderTimes::of(&cal, &Settings::default(), end_of(2021, 9, 30));
-        let table: [(
-            DateTime<Utc>,
-            i16,
-            &[ReminderKind],
-            i16,
-            Option<DateTime<Utc>>,
-        ); 8] = [
+        let table: [Row; 8] = [
             (local(2021, 9, 29, 23, 59), 0, &[], 0, Some(times.due_soon)),
             (
                 local(2021, 9, 30, 0, 0),

@@ -30,7 +30,7 @@ pub struct Mailer {
 pub struct SendFailure {
     /// What went wrong, for the outbox row.
     pub message: String,
-    /// True when retrying cannot help (the server refused the mail for good, a bad address).
+    /// True when retrying cannot help: the mail itself is wrong (a malformed address).
     pub permanent: bool,
 }
 
@@ -74,9 +74,11 @@ impl Mailer {
     /// Message-ID made from the row's id so a receiver can tell a resent copy.
     pub async fn send(&self, row: &outbox::Model) -> Result<(), SendFailure> {
         let message = self.message(row)?;
-        let result = match &self.transport {
+        match &self.transport {
+            // A refusal for good (5xx) is retried like any failure: a wrong login or a server being
+            // reconfigured answers 5xx too, and the mail must survive until that is fixed.
             Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| SendFailure {
-                permanent: e.is_permanent(),
+                permanent: false,
                 message: format!("SMTP: {e}"),
             }),
             Transport::Files(t, dir) => {
@@ -85,8 +87,7 @@ impl Mailer {
                     message: format!("writing into {}: {e}", dir.display()),
                 })
             }
-        };
-        result
+        }
     }
 
     fn message(&self, row: &outbox::Model) -> Result<Message, SendFailure> {

@@ -184,7 +184,7 @@ pub(crate) async fn apply_in(
         .one(txn)
         .await?
         .ok_or_else(|| not_found(current.id))?;
-    if after.remind_stage == 0 && current.remind_stage > 0 {
+    if after.state_entered_at != current.state_entered_at || after.deadline != current.deadline {
         outbox::lapse_reminders(txn, current.id).await?;
     }
     outbox::queue_notifications(txn, engine, def, &after, &decision, seq, now).await?;
@@ -253,6 +253,16 @@ impl Store {
         }
         txn.commit().await?;
         Ok(changed)
+    }
+}
+
+/// The reminder stage a fresh deadline starts at: 0, or with no deadline the last stage (nothing to
+/// remind of, and out of the scheduler's way).
+pub(crate) fn first_stage(deadline: Option<DateTime<Utc>>) -> i16 {
+    if deadline.is_some() {
+        0
+    } else {
+        bihuan_core::reminder::LAST_STAGE
     }
 }
 
@@ -380,7 +390,7 @@ fn updated_case(
             current.remind_at
         }),
         remind_stage: Set(if deadline_changed || entered {
-            0
+            first_stage(d.timing.deadline.map(|x| x.at))
         } else {
             current.remind_stage
         }),

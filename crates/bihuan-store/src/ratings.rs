@@ -227,6 +227,6 @@ pub(crate) fn opened_case(
         closed_at: Set(None),
         updated_at: Set(now),
         remind_at: Set(remind_at),
-        remind_stage: Set(0),
+        remind_stage: Set(crate::cases::first_stage(timing.deadline.map(|d| d.at))),
     }
 }

@@ -27,6 +27,7 @@ bihuan_store::on_both_databases!(
     migrations_go_down_and_up_again,
     provisional_deadlines_are_recomputed_when_the_year_is_added,
     a_batch_stores_exactly_what_a_single_rating_stores,
+    a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_run,
 );
 
 fn engine() -> Engine {
@@ -1028,4 +1029,155 @@ async fn a_batch_stores_exactly_what_a_single_rating_stores(db: &TestDb) {
     );
     let report = store.verify_chain().await.unwrap();
     assert!(report.ok, "{report:?}");
+}
+
+fn local(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2021, 5, day, hour, minute, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn outbox_rows(store: &Store) -> Vec<entity::outbox::Model> {
+    entity::outbox::Entity::find()
+        .order_by_asc(entity::outbox::Column::Id)
+        .all(store.connection())
+        .await
+        .unwrap()
+}
+
+/// Four finders at once write one overdue reminder and one mark; the mark moves the version on, so an
+/// action decided before it is a conflict; a new state starts the reminders afresh and lapses the old
+/// one; the day's digest is made once.
+async fn a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_run(db: &TestDb) {
+    let store = &db.store;
+    let engine = engine();
+    seed_org(store).await;
+    // Opened Thursday 5/6: one working day, so due at the end of Friday 5/7; Saturday 5/8 is a
+    // make-up working day (劳动节 2021), so it escalates when 5/8 ends.
+    let id = open_case(store, &engine, "REM-1").await;
+    let case = store.case(id).await.unwrap().case;
+    assert_eq!(case.deadline, Some(local(8, 0, 0)));
+    assert_eq!(
+        (case.remind_stage, case.remind_at),
+        (0, Some(local(7, 0, 0)))
+    );
+
+    let finders = (0..4).map(|_| {
+        let (store, engine) = (store.clone(), engine.clone());
+        async move {
+            store
+                .find_reminders(&engine, local(8, 1, 0), 50)
+                .await
+                .unwrap()
+        }
+    });
+    let found: usize = futures_join_all(finders)
+        .await
+        .iter()
+        .map(|r| r.found)
+        .sum();
+    assert_eq!(found, 1, "one finder wrote the overdue reminder");
+    let case = store.case(id).await.unwrap().case;
+    assert_eq!(
+        (
+            case.remind_stage,
+            case.overdue,
+            case.escalated,
+            case.version
+        ),
+        (2, true, false, 2)
+    );
+    assert_eq!(case.remind_at, Some(local(9, 0, 0)));
+    let rows = outbox_rows(store).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].kind.as_str(), rows[0].status.as_str()),
+        ("overdue", "digest")
+    );
+    assert_eq!(rows[0].recipients, json!(["zhang@shaba.example"]));
+
+    // An action decided on version 1 is refused; on version 2 it moves the case on.
+    let stale = store
+        .apply_action(
+            &engine,
+            &ActionRequest {
+                case_id: id,
+                version: 1,
+                action: "accept",
+                fields: &Map::new(),
+                actor: &actor("zhang"),
+                now: local(8, 2, 0),
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::Conflict {
+                expected: 1,
+                actual: 2
+            })
+        ),
+        "{stale:?}"
+    );
+    let accepted = act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "accept",
+        json!({}),
+        local(8, 2, 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(accepted.deadline, Some(local(11, 0, 0)), "Monday 5/10 ends");
+    assert_eq!((accepted.remind_stage, accepted.overdue), (0, false));
+    assert_eq!(outbox_rows(store).await[0].status, "lapsed");
+
+    // Monday 5/10 begins: due soon; the digest of 5/10 is made once by two passes.
+    let report = store
+        .find_reminders(&engine, local(10, 0, 0), 50)
+        .await
+        .unwrap();
+    assert_eq!(report.found, 1);
+    let day = chrono::NaiveDate::from_ymd_opt(2021, 5, 10).unwrap();
+    let makers = (0..2).map(|_| {
+        let (store, engine) = (store.clone(), engine.clone());
+        async move {
+            store
+                .queue_digests(&engine, day, local(10, 8, 30))
+                .await
+                .unwrap()
+        }
+    });
+    let made = futures_join_all(makers).await;
+    assert_eq!(made.iter().sum::<usize>(), 1, "{made:?}");
+    let digests: Vec<_> = outbox_rows(store)
+        .await
+        .into_iter()
+        .filter(|r| r.kind == "digest")
+        .collect();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0].recipients, json!(["zhang@shaba.example"]));
+    assert!(
+        digests[0].body.contains("500114-2021-REM-1"),
+        "{}",
+        digests[0].body
+    );
+}
+
+/// Runs futures concurrently on the test's runtime and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }
