@@ -19,8 +19,10 @@ use serde_json::Map;
 
 pub use mailer::{Mailer, SendFailure};
 
-/// Cases or mails handled per query in one pass.
+/// Cases handled per query in one pass.
 const PAGE: u64 = 200;
+/// Mails claimed at a time.
+const SEND_PAGE: u64 = 50;
 
 /// A scheduler or mail problem.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +144,9 @@ async fn fire_timers(
     }
 }
 
-/// Sends every mail due at `now`, a page at a time, until none is left to claim.
+/// Sends every mail due at `now`, a page at a time, until none is left to claim. After a failure the
+/// rest of the page is handed back untried and the pass stops sending: a server that is down or slow
+/// to answer costs one attempt per pass, not one time-out per mail.
 async fn send_outbox(
     store: &Store,
     mailer: &Mailer,
@@ -151,11 +155,11 @@ async fn send_outbox(
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
     loop {
-        let claimed = store.claim_mail(now, PAGE, retry).await?;
+        let claimed = store.claim_mail(now, SEND_PAGE, retry).await?;
         if claimed.is_empty() {
             return Ok(());
         }
-        for row in &claimed {
+        for (i, row) in claimed.iter().enumerate() {
             match mailer.send(row).await {
                 Ok(()) => {
                     if store.mark_sent(row, now).await? {
@@ -164,10 +168,10 @@ async fn send_outbox(
                     tracing::info!(mail = row.id, kind = %row.kind, "mail sent");
                 }
                 Err(failure) => {
-                    match store
+                    let outcome = store
                         .mark_failed(row, &failure.message, failure.permanent, now, retry)
-                        .await?
-                    {
+                        .await?;
+                    match outcome {
                         FailureOutcome::Retry(at) => {
                             report.retrying += 1;
                             tracing::warn!(mail = row.id, attempts = row.attempts, error = %failure.message, retry_at = %at, "mail failed; will retry");
@@ -176,6 +180,11 @@ async fn send_outbox(
                             report.dead += 1;
                             tracing::error!(mail = row.id, attempts = row.attempts, error = %failure.message, "mail given up");
                         }
+                    }
+                    if !failure.permanent {
+                        let rest = &claimed[i + 1..];
+                        store.release_mail(rest, now + retry.first_delay).await?;
+                        return Ok(());
                     }
                 }
             }

@@ -46,14 +46,14 @@ pub(crate) struct NewMail {
     pub status: &'static str,
 }
 
-/// Writes a mail unless its unique key is already there; true when written. A pending mail without
-/// recipients is written dead, saying why, so admins see that nobody could be told.
+/// Writes a mail unless its unique key is already there; true when written. A mail without recipients
+/// says why in its error (and a pending one is written dead), so admins see that nobody could be told.
 pub(crate) async fn insert_mail(
     txn: &impl ConnectionTrait,
     mail: NewMail,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let nobody = mail.recipients.is_empty() && mail.status == PENDING;
+    let nobody = mail.recipients.is_empty();
     let row = outbox::ActiveModel {
         kind: Set(mail.kind),
         case_id: Set(mail.case_id),
@@ -63,7 +63,12 @@ pub(crate) async fn insert_mail(
         body: Set(mail.letter.text),
         html: Set(Some(mail.letter.html)),
         unique_key: Set(mail.unique_key),
-        status: Set(if nobody { DEAD } else { mail.status }.to_owned()),
+        status: Set(if nobody && mail.status == PENDING {
+            DEAD
+        } else {
+            mail.status
+        }
+        .to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_error: Set(nobody.then(|| {
@@ -450,6 +455,26 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
+    }
+
+    /// Hands claimed mails back untried (the sender stopped early): their attempt is not counted and
+    /// they are due again at `at`.
+    pub async fn release_mail(&self, mails: &[outbox::Model], at: DateTime<Utc>) -> Result<()> {
+        use sea_orm::sea_query::ExprTrait;
+        for mail in mails {
+            outbox::Entity::update_many()
+                .col_expr(
+                    outbox::Column::Attempts,
+                    Expr::col(outbox::Column::Attempts).sub(1),
+                )
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
+                .filter(outbox::Column::Id.eq(mail.id))
+                .filter(outbox::Column::Status.eq(PENDING))
+                .filter(outbox::Column::Attempts.eq(mail.attempts))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records a failed attempt: retried after the policy's backoff, or dead after the last attempt or
