@@ -388,6 +388,25 @@ pub mod api {
             .await
         }
 
+        /// Accepts and transfers a case to 沙坝镇社会保障服务所.
+        pub async fn to_rectifying(&self, id: &str) {
+            self.step("center", id, "accept", json!({})).await;
+            let case = self
+                .step("center", id, "transfer", json!({"unit": "shaba-social"}))
+                .await;
+            assert_eq!(case["unit"], "shaba-social");
+        }
+
+        /// Takes a case through rectification and the return visit to the rater's review.
+        pub async fn to_review(&self, id: &str) {
+            self.to_rectifying(id).await;
+            let rectify = json!({"finding": "partly_true", "measures": "补充一次性告知单", "outcome": "rectified"});
+            self.step("unit", id, "rectify", rectify).await;
+            let feedback = json!({"method": "phone", "summary": "已电话回访"});
+            let case = self.step("unit", id, "feedback", feedback).await;
+            assert_eq!(case["state"], "pending_review");
+        }
+
         /// Takes an action that must succeed; returns the new case.
         pub async fn step(&self, user: &str, id: &str, action: &str, fields: Value) -> Value {
             let (status, body) = self.act(user, id, action, fields).await;

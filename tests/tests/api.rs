@@ -61,15 +61,6 @@ fn event_actions(case: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Accept and transfer to 沙坝镇社会保障服务所.
-async fn to_rectifying(app: &TestApp, id: &str) {
-    app.step("center", id, "accept", json!({})).await;
-    let case = app
-        .step("center", id, "transfer", json!({"unit": "shaba-social"}))
-        .await;
-    assert_eq!(case["unit"], "shaba-social");
-}
-
 async fn the_plain_loop_closes_and_passes_audit(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("P-1").await;
@@ -80,7 +71,7 @@ async fn the_plain_loop_closes_and_passes_audit(db: &TestDb) {
     );
     assert_eq!(actions(&case), ["accept"]);
     assert!(case["deadline"].is_string());
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     assert_eq!(
         actions(&app.case("unit", &id).await),
         ["return", "appeal", "rectify"]
@@ -166,7 +157,7 @@ async fn the_plain_loop_closes_and_passes_audit(db: &TestDb) {
 async fn an_upheld_appeal_makes_the_case_invalid(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("A-1").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     let case = app
         .step(
             "unit",
@@ -195,7 +186,7 @@ async fn an_upheld_appeal_makes_the_case_invalid(db: &TestDb) {
 async fn a_rejected_appeal_resumes_rectification(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("A-2").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     app.step(
         "unit",
         &id,
@@ -215,7 +206,7 @@ async fn a_rejected_appeal_resumes_rectification(db: &TestDb) {
 async fn an_explained_case_reopened_by_an_unsatisfied_review_escalates_past_the_limit(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("R-1").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     for round in 1..=2 {
         app.step(
             "unit",
@@ -252,7 +243,7 @@ async fn an_explained_case_reopened_by_an_unsatisfied_review_escalates_past_the_
 async fn an_unreachable_rater_closes_only_after_three_attempts(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("U-1").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     app.step("unit", &id, "rectify", rectify()).await;
     for attempt in 1..=3 {
         let (status, body) = app.act("center", &id, "close_unreachable", json!({})).await;
@@ -276,7 +267,7 @@ async fn an_unreachable_rater_closes_only_after_three_attempts(db: &TestDb) {
 async fn an_extension_moves_the_deadline_within_the_cap(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("X-1").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     let before = app.case("sup", &id).await["deadline"]
         .as_str()
         .unwrap()
@@ -324,7 +315,7 @@ async fn a_failed_audit_reopens_a_closed_case(db: &TestDb) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "only closed cases are audited: {body}"
     );
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     app.step("unit", &id, "rectify", rectify()).await;
     app.step(
         "unit",
@@ -964,7 +955,7 @@ async fn personal_data_is_masked_for_viewers(db: &TestDb) {
     );
     let (_, list) = app.call("viewer", Method::GET, "/api/v1/cases", None).await;
     assert_eq!(list["items"][0]["rating"]["rater"]["phone"], "138****1234");
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     assert_eq!(
         rater(&app.case("unit", &id).await)["phone"],
         "13800001234",
@@ -1159,7 +1150,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("MET-1").await;
     app.new_case("MET-2").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     app.case("center", &id).await;
     let response = app
         .client
@@ -1299,8 +1290,8 @@ async fn the_case_list_filters_and_pages_within_scope(db: &TestDb) {
     for i in 0..5 {
         ids.push(app.new_case(&format!("L-{i}")).await);
     }
-    to_rectifying(&app, &ids[0]).await;
-    to_rectifying(&app, &ids[1]).await;
+    app.to_rectifying(&ids[0]).await;
+    app.to_rectifying(&ids[1]).await;
     let list = |user: &'static str, query: &'static str| {
         let app = &app;
         async move {
@@ -1417,17 +1408,7 @@ async fn the_scheduler_closes_an_unanswered_review_once(db: &TestDb) {
     let waiting = app.new_case("TICK-1").await;
     let answered = app.new_case("TICK-2").await;
     for id in [&waiting, &answered] {
-        to_rectifying(&app, id).await;
-        app.step("unit", id, "rectify", rectify()).await;
-        let case = app
-            .step(
-                "unit",
-                id,
-                "feedback",
-                json!({"method": "phone", "summary": "已电话回访"}),
-            )
-            .await;
-        assert_eq!(case["state"], "pending_review");
+        app.to_review(id).await;
     }
     app.step(
         "center",
@@ -1491,7 +1472,7 @@ async fn admins_list_the_outbox_by_status(db: &TestDb) {
     use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
     let app = app(db).await;
     let id = app.new_case("OUT-1").await;
-    to_rectifying(&app, &id).await;
+    app.to_rectifying(&id).await;
     let (status, list) = app.call("admin", Method::GET, "/api/v1/outbox", None).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["total"], 1);

@@ -66,32 +66,6 @@ fn tick_command(
     cmd
 }
 
-async fn to_rectifying(app: &TestApp, id: &str) {
-    app.step("center", id, "accept", json!({})).await;
-    app.step("center", id, "transfer", json!({"unit": "shaba-social"}))
-        .await;
-}
-
-async fn to_review(app: &TestApp, id: &str) {
-    to_rectifying(app, id).await;
-    app.step(
-        "unit",
-        id,
-        "rectify",
-        json!({"finding": "partly_true", "measures": "补充一次性告知单", "outcome": "rectified"}),
-    )
-    .await;
-    let case = app
-        .step(
-            "unit",
-            id,
-            "feedback",
-            json!({"method": "phone", "summary": "已电话回访"}),
-        )
-        .await;
-    assert_eq!(case["state"], "pending_review");
-}
-
 fn project(source_id: &str) -> String {
     format!("500114-2021-{source_id}")
 }
@@ -119,7 +93,7 @@ async fn reminders_follow_the_working_days_across_a_holiday(db: &TestDb) {
     // Two cases wait at the center (received: one working day), one is at the unit (five).
     let waiting = [app.new_case("H-1").await, app.new_case("H-2").await];
     let at_unit = app.new_case("H-3").await;
-    to_rectifying(&app, &at_unit).await;
+    app.to_rectifying(&at_unit).await;
     assert_eq!(
         app.case("admin", &waiting[0]).await["deadline"],
         "2021-09-30T16:00:00Z"
@@ -336,14 +310,14 @@ async fn mail_waits_for_a_mail_server_that_is_down_and_goes_out_once(db: &TestDb
     let smtp = SmtpServer::start();
     let (port, url) = (smtp.port, smtp.url());
     let warmup = app.new_case("D-0").await;
-    to_rectifying(&app, &warmup).await;
+    app.to_rectifying(&warmup).await;
     tick(db, &app, dir.path(), &url, "2021-09-29T10:30:00");
     assert_eq!(smtp.take().len(), 1);
     smtp.stop();
     let first = app.new_case("D-1").await;
-    to_rectifying(&app, &first).await;
+    app.to_rectifying(&first).await;
     let also = app.new_case("D-1b").await;
-    to_rectifying(&app, &also).await;
+    app.to_rectifying(&also).await;
 
     // The first attempt fails; the other mail is handed back untried rather than waiting for its own
     // failure.
@@ -422,7 +396,7 @@ async fn mail_waits_for_a_mail_server_that_is_down_and_goes_out_once(db: &TestDb
     // Another server that stays down: after eight attempts (the waits double from one minute to 64),
     // the mail is dead.
     let second = app.new_case("D-2").await;
-    to_rectifying(&app, &second).await;
+    app.to_rectifying(&second).await;
     let down = format!("smtp://127.0.0.1:{}", SmtpServer::free_port());
     let start = instant("2021-09-29T12:00:00");
     for k in 0..8 {
@@ -504,8 +478,8 @@ async fn the_raters_link_works_once_then_refuses(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let answered = app.new_case("R-1").await;
     let silent = app.new_case("R-2").await;
-    to_review(&app, &answered).await;
-    to_review(&app, &silent).await;
+    app.to_review(&answered).await;
+    app.to_review(&silent).await;
     tick(db, &app, dir.path(), &url, "2021-09-29T12:00:00");
     let invitations: Vec<Received> = smtp
         .take()
@@ -625,7 +599,7 @@ async fn mail_logs_in_to_the_server_or_is_written_as_eml_files(db: &TestDb) {
     let app = app(db).await;
     let dir = tempfile::tempdir().unwrap();
     let first = app.new_case("L-1").await;
-    to_rectifying(&app, &first).await;
+    app.to_rectifying(&first).await;
 
     let wrong = format!("smtp://clerk:guess@127.0.0.1:{}", smtp.port);
     let out = tick(db, &app, dir.path(), &wrong, "2021-09-29T11:00:00");
@@ -653,7 +627,7 @@ async fn mail_logs_in_to_the_server_or_is_written_as_eml_files(db: &TestDb) {
 
     // No mail server: the next mail becomes a file a clerk can open.
     let second = app.new_case("L-2").await;
-    to_rectifying(&app, &second).await;
+    app.to_rectifying(&second).await;
     let out = bihuan_tests::bihuan(dir.path())
         .args([
             "tick",

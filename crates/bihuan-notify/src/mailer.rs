@@ -39,7 +39,12 @@ impl Mailer {
     /// (STARTTLS), `smtps://host:port` (TLS); `user:password@` in the URL logs in.
     pub fn smtp(url: &str, from: &str) -> Result<Self, NotifyError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| NotifyError::Config(format!("BIHUAN_SMTP_URL {}: {e}", redact(url))))?
+            .map_err(|e| {
+                NotifyError::Config(format!(
+                    "BIHUAN_SMTP_URL {}: {e}",
+                    bihuan_store::redact(url)
+                ))
+            })?
             .timeout(Some(Duration::from_secs(30)))
             .build();
         Ok(Self {
@@ -130,32 +135,4 @@ fn escape_html(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;");
     format!("<pre>{escaped}</pre>")
-}
-
-/// The URL with its password hidden.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redact("smtp://clerk:s3cret@mail.example.cn:587?tls=required"),
-            "smtp://clerk:***@mail.example.cn:587?tls=required"
-        );
-        assert_eq!(redact("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
-    }
 }

@@ -119,45 +119,37 @@ impl Store {
             c.state_entered_at.timestamp_micros(),
             deadline.timestamp_micros()
         );
+        let facts = case_facts(&txn, engine, def, c, &rating, now).await?;
         for kind in &findings.kinds {
-            let unique_key = format!("remind:{entry}:{}", kind.as_str());
-            let mail = if *kind == ReminderKind::Escalated {
-                let notice = CaseNotice {
-                    kind: kind.as_str().to_owned(),
-                    action: None,
-                    case: case_facts(&txn, engine, def, c, &rating, now).await?,
-                };
-                NewMail {
-                    kind: kind.as_str().to_owned(),
-                    case_id: Some(c.id),
-                    audience: "supervisors".to_owned(),
-                    recipients: escalation_recipients(&txn, c).await?,
-                    letter: render(engine, mail::CASE, &notice)?,
-                    unique_key,
-                    status: PENDING,
-                }
+            let (audience, recipients, status) = if *kind == ReminderKind::Escalated {
+                (
+                    "supervisors",
+                    escalation_recipients(&txn, c).await?,
+                    PENDING,
+                )
             } else {
                 // The newest reminder of a case replaces the one before in the digest.
                 lapse_reminders(&txn, c.id).await?;
-                let notice = CaseNotice {
-                    kind: kind.as_str().to_owned(),
-                    action: None,
-                    case: case_facts(&txn, engine, def, c, &rating, now).await?,
+                let audience = if c.unit_code.is_some() {
+                    "responsible_unit"
+                } else {
+                    "center"
                 };
-                NewMail {
-                    kind: kind.as_str().to_owned(),
-                    case_id: Some(c.id),
-                    audience: if c.unit_code.is_some() {
-                        "responsible_unit"
-                    } else {
-                        "center"
-                    }
-                    .to_owned(),
-                    recipients: reminder_recipients(&txn, c).await?,
-                    letter: render(engine, mail::CASE, &notice)?,
-                    unique_key,
-                    status: DIGEST,
-                }
+                (audience, reminder_recipients(&txn, c).await?, DIGEST)
+            };
+            let notice = CaseNotice {
+                kind: kind.as_str().to_owned(),
+                action: None,
+                case: facts.clone(),
+            };
+            let mail = NewMail {
+                kind: kind.as_str().to_owned(),
+                case_id: Some(c.id),
+                audience: audience.to_owned(),
+                recipients,
+                letter: render(engine, mail::CASE, &notice)?,
+                unique_key: format!("remind:{entry}:{}", kind.as_str()),
+                status,
             };
             insert_mail(&txn, mail, now).await?;
             tracing::info!(case = %c.id, kind = kind.as_str(), "reminder");
