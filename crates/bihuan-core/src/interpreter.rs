@@ -287,6 +287,69 @@ pub fn decide(
     Ok(decision)
 }
 
+/// One recorded step of a case, as its event log has it.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// The action (`open` for the opening).
+    pub action: &'a str,
+    /// The state before; `None` for the opening.
+    pub from: Option<&'a str>,
+    /// The state after.
+    pub to: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The recorded fields.
+    pub fields: &'a Map<String, Value>,
+}
+
+/// Replays a case's recorded steps with the calendar: the deadline in force just before each step
+/// (`None` before the opening and in states without a time limit). Pure, like [`decide`], whose
+/// timing rules it follows: a new state starts its clock, a pausing state keeps what was left,
+/// `extend` adds its working days.
+pub fn deadlines_before(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    steps: &[Step<'_>],
+) -> Vec<Option<DateTime<Utc>>> {
+    let mut before = Vec::with_capacity(steps.len());
+    let mut subject = Subject {
+        state: String::new(),
+        responsible_units: Vec::new(),
+        reopen_count: 0,
+        escalated: false,
+        extension_days: 0,
+        timing: Timing::default(),
+        actions_in_state: BTreeMap::new(),
+    };
+    for step in steps {
+        before.push(subject.timing.deadline.map(|d| d.at));
+        let to_state = def.state(step.to);
+        subject.timing = match step.from {
+            None => fresh_timing(cal, to_state, step.at),
+            Some(from) => next_timing(cal, &subject, def.state(from), to_state, step.at),
+        };
+        if step.from != Some(step.to) {
+            subject.extension_days = 0;
+        }
+        let extension = def.action(step.action).and_then(|a| {
+            a.effects.iter().find_map(|e| match e {
+                EffectDef::ExtendDeadline { field } => {
+                    step.fields.get(field).and_then(Value::as_u64)
+                }
+                _ => None,
+            })
+        });
+        if let (Some(days), Some(basis)) = (extension, subject.timing.basis.as_mut()) {
+            let days = u32::try_from(days).unwrap_or(0);
+            basis.working_days += days;
+            subject.extension_days += days;
+            subject.timing.deadline = Some(cal.deadline(*basis));
+        }
+        subject.state = step.to.to_owned();
+    }
+    before
+}
+
 /// The actions `actor` may take now, judged by state, role, unit and guards (fields aside).
 pub fn available_actions<'a>(
     def: &'a WorkflowDefinition,

@@ -9,6 +9,7 @@ pub mod chain;
 mod engine;
 pub mod interpreter;
 pub mod mail;
+pub mod metrics;
 pub mod rating;
 pub mod rating_input;
 pub mod reminder;
@@ -18,8 +19,8 @@ pub mod workflow;
 pub use calendar::{Deadline, DeadlineBasis, WorkingCalendar};
 pub use engine::{Engine, NEGATIVE_RATING, Source, WORK_PLAN_TASK};
 pub use interpreter::{
-    ActionError, Actor, Decision, Notification, PausedClock, Subject, Timer, Timing,
-    available_actions, decide, open,
+    ActionError, Actor, Decision, Notification, PausedClock, Step, Subject, Timer, Timing,
+    available_actions, deadlines_before, decide, open,
 };
 pub use mail::{Letter, Letters, MailError};
 pub use reminder::{ReminderKind, ReminderTimes};

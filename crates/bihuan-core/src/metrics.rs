@@ -1,0 +1,362 @@
+//! The metrics of DOMAIN.md ("Metrics"): counts per rating and per case, which add up over any group
+//! (a day, a unit, a month …), and the figures computed from the counts, each with its definition.
+//!
+//! A case's counts are a pure function of its event log ([`case_counts`]), so the store can keep
+//! per-day sums up to date by adding the difference an action makes, and recompute them from scratch
+//! to prove they are right.
+
+use std::ops::{AddAssign, Sub};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::calendar::WorkingCalendar;
+use crate::interpreter::{Step, deadlines_before};
+use crate::rating::{Channel, Level};
+use crate::workflow::{Mark, WorkflowDefinition};
+
+/// Sums over ratings and cases. Signed, so that the difference an action makes is a `Counts` too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// All ratings.
+    pub ratings: i64,
+    /// 差评: 不满意 and 非常不满意.
+    pub negative: i64,
+    /// 好评: 非常满意 and 满意.
+    pub positive: i64,
+    /// Ratings the rater gave (not the default one given when nobody rated).
+    pub active: i64,
+    /// Cases opened (差评 other than default ones).
+    pub cases: i64,
+    /// 有效差评: cases not ending invalid.
+    pub valid: i64,
+    /// Valid cases with a rectification.
+    pub rectified: i64,
+    /// Valid cases rectified, or open and past their deadline: the 按期整改率 denominator.
+    pub due: i64,
+    /// Valid cases whose first rectification came on or before its deadline.
+    pub on_time: i64,
+    /// Valid cases of real-name raters: the 回访率 denominator.
+    pub real_name: i64,
+    /// Of those, with a return visit (feedback).
+    pub visited: i64,
+    /// Valid cases the rater reviewed.
+    pub reviewed: i64,
+    /// Of those, whose last review was satisfied.
+    pub satisfied: i64,
+    /// Cases still open.
+    pub open: i64,
+    /// Open cases past their deadline.
+    pub overdue: i64,
+    /// Working days from opening to the first rectification, summed over `rectified`.
+    pub rectify_days: i64,
+    /// Valid cases closed.
+    pub closed: i64,
+    /// Working days from opening to closing, summed over `closed`.
+    pub close_days: i64,
+}
+
+macro_rules! each_count {
+    ($m:ident) => {
+        $m! {
+            ratings,
+            negative,
+            positive,
+            active,
+            cases,
+            valid,
+            rectified,
+            due,
+            on_time,
+            real_name,
+            visited,
+            reviewed,
+            satisfied,
+            open,
+            overdue,
+            rectify_days,
+            closed,
+            close_days
+        }
+    };
+}
+
+macro_rules! impl_ops {
+    ($($f:ident),*) => {
+        impl AddAssign for Counts {
+            fn add_assign(&mut self, o: Self) {
+                $(self.$f += o.$f;)*
+            }
+        }
+
+        impl Sub for Counts {
+            type Output = Counts;
+            fn sub(self, o: Self) -> Counts {
+                Counts { $($f: self.$f - o.$f),* }
+            }
+        }
+
+        impl Counts {
+            /// The names of the counts, in order (the columns of the aggregate table).
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($f)),*];
+
+            /// The counts in the order of [`Counts::NAMES`].
+            pub fn values(&self) -> Vec<i64> {
+                vec![$(self.$f),*]
+            }
+
+            /// Counts from values in the order of [`Counts::NAMES`] (missing ones are 0).
+            pub fn from_values(values: &[i64]) -> Self {
+                let mut it = values.iter().copied();
+                Counts { $($f: it.next().unwrap_or(0)),* }
+            }
+        }
+    };
+}
+
+each_count!(impl_ops);
+
+impl Counts {
+    /// True when every count is zero (an action that changes no figure).
+    pub fn is_zero(&self) -> bool {
+        *self == Counts::default()
+    }
+}
+
+/// What one rating counts for.
+pub fn rating_counts(level: Level, channel: Channel) -> Counts {
+    Counts {
+        ratings: 1,
+        negative: i64::from(level.is_negative()),
+        positive: i64::from(matches!(level, Level::VerySatisfied | Level::Satisfied)),
+        active: i64::from(channel != Channel::Default),
+        ..Counts::default()
+    }
+}
+
+/// A case as the metrics see it.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseRecord<'a> {
+    /// Its event log, the opening first.
+    pub steps: &'a [Step<'a>],
+    /// Whether the rater gave their real name (only they can be visited back).
+    pub real_name: bool,
+    /// Whether the scheduler found it past its deadline in its current state.
+    pub overdue: bool,
+}
+
+/// What one case counts for, from its event log.
+pub fn case_counts(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    case: &CaseRecord<'_>,
+) -> Counts {
+    let Some(opening) = case.steps.first() else {
+        return Counts::default();
+    };
+    let marked = |step: &Step<'_>, mark: Mark| {
+        def.action(step.action)
+            .is_some_and(|a| a.marks.contains(&mark))
+    };
+    let last = case.steps.last().unwrap_or(opening);
+    let terminal = def.state(last.to).is_some_and(|s| s.terminal);
+    let invalid = terminal && marked(last, Mark::AppealUpheld);
+    let mut counts = Counts {
+        cases: 1,
+        open: i64::from(!terminal),
+        overdue: i64::from(!terminal && case.overdue),
+        ..Counts::default()
+    };
+    if invalid {
+        return counts;
+    }
+    counts.valid = 1;
+    counts.real_name = i64::from(case.real_name);
+    let opened = cal.local_date(opening.at);
+    let days_since_opening =
+        |at: DateTime<Utc>| i64::from(cal.working_days_in(opened, cal.local_date(at)));
+    let first_rectify = case.steps.iter().position(|s| marked(s, Mark::Rectified));
+    if let Some(i) = first_rectify {
+        let step = &case.steps[i];
+        let deadline = deadlines_before(def, cal, &case.steps[..=i])[i];
+        counts.rectified = 1;
+        counts.due = 1;
+        counts.on_time = i64::from(deadline.is_none_or(|d| step.at <= d));
+        counts.rectify_days = days_since_opening(step.at);
+    } else if !terminal && case.overdue {
+        counts.due = 1;
+    }
+    counts.visited =
+        i64::from(case.real_name && case.steps.iter().any(|s| marked(s, Mark::ReturnVisited)));
+    let last_review = case.steps.iter().rev().find_map(|s| {
+        if marked(s, Mark::ReviewSatisfied) {
+            Some(true)
+        } else if marked(s, Mark::ReviewUnsatisfied) {
+            Some(false)
+        } else {
+            None
+        }
+    });
+    counts.reviewed = i64::from(last_review.is_some());
+    counts.satisfied = i64::from(last_review == Some(true));
+    if terminal {
+        counts.closed = 1;
+        counts.close_days = days_since_opening(last.at);
+    }
+    counts
+}
+
+/// One figure's definition, shown beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Definition {
+    /// The key of the figure in API answers.
+    pub key: &'static str,
+    /// 中文名.
+    pub label: &'static str,
+    /// English name.
+    pub label_en: &'static str,
+    /// How it is computed, in Chinese.
+    pub definition: &'static str,
+    /// How it is computed, in English.
+    pub definition_en: &'static str,
+}
+
+/// Every figure with its definition, in the order reports show them.
+pub const DEFINITIONS: [Definition; 13] = [
+    Definition {
+        key: "ratings",
+        label: "评价总数",
+        label_en: "Ratings",
+        definition: "期间内的全部评价（含默认评价）。",
+        definition_en: "All ratings of the period, default ones included.",
+    },
+    Definition {
+        key: "negative",
+        label: "差评数",
+        label_en: "Negative ratings",
+        definition: "评价等级为“不满意”或“非常不满意”的评价。",
+        definition_en: "Ratings of level dissatisfied or very dissatisfied.",
+    },
+    Definition {
+        key: "negative_rate",
+        label: "差评率",
+        label_en: "Negative rate",
+        definition: "差评数 ÷ 评价总数。",
+        definition_en: "Negative ratings ÷ all ratings.",
+    },
+    Definition {
+        key: "positive_rate",
+        label: "好评率",
+        label_en: "Positive rate",
+        definition: "（非常满意 + 满意）÷ 评价总数。",
+        definition_en: "(Very satisfied + satisfied) ÷ all ratings.",
+    },
+    Definition {
+        key: "active_rate",
+        label: "主动评价率",
+        label_en: "Active rating rate",
+        definition: "非默认评价 ÷ 评价总数。",
+        definition_en: "Ratings the rater gave (not default) ÷ all ratings.",
+    },
+    Definition {
+        key: "valid_negative",
+        label: "有效差评",
+        label_en: "Valid negative cases",
+        definition: "差评工单中未以“申诉成立（无效差评）”结束的。",
+        definition_en: "Negative-rating cases not ending invalid (appeal upheld).",
+    },
+    Definition {
+        key: "rectification_rate",
+        label: "差评整改率",
+        label_en: "Rectification rate",
+        definition: "有整改记录的有效差评 ÷ 有效差评；重新整改的工单只计一次。",
+        definition_en: "Valid cases with a rectification ÷ valid cases; a reopened case counts once.",
+    },
+    Definition {
+        key: "on_time_rate",
+        label: "按期整改率",
+        label_en: "On-time rate",
+        definition: "首次整改在办理期限内的有效差评 ÷（已整改的有效差评 + 未办结且已超期的有效差评）；超期未整改的计为逾期。",
+        definition_en: "Valid cases first rectified by their deadline ÷ (valid cases rectified + valid open cases past their deadline); overdue open cases count as late.",
+    },
+    Definition {
+        key: "return_visit_rate",
+        label: "回访率",
+        label_en: "Return-visit rate",
+        definition: "有回访记录的实名有效差评 ÷ 实名有效差评；匿名评价不计入。",
+        definition_en: "Real-name valid cases with a return visit ÷ real-name valid cases; anonymous ones are left out.",
+    },
+    Definition {
+        key: "review_satisfaction_rate",
+        label: "评议满意率",
+        label_en: "Review satisfaction rate",
+        definition: "最后一次评议为满意（含基本满意）的工单 ÷ 已评议的工单。",
+        definition_en: "Cases whose last review was satisfied (or basically satisfied) ÷ cases reviewed.",
+    },
+    Definition {
+        key: "avg_days_to_rectify",
+        label: "平均整改用时",
+        label_en: "Average working days to rectify",
+        definition: "从工单生成到首次整改的工作日数的平均值。",
+        definition_en: "Mean working days from the case's opening to its first rectification.",
+    },
+    Definition {
+        key: "avg_days_to_close",
+        label: "平均办结用时",
+        label_en: "Average working days to close",
+        definition: "从工单生成到办结的工作日数的平均值（有效差评）。",
+        definition_en: "Mean working days from opening to closing, over valid closed cases.",
+    },
+    Definition {
+        key: "overdue",
+        label: "超期工单",
+        label_en: "Overdue cases",
+        definition: "未办结且已超过当前办理期限的工单。",
+        definition_en: "Open cases past their current deadline.",
+    },
+];
+
+/// The figures of a group of counts; a rate is `None` when its denominator is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Figures {
+    pub ratings: i64,
+    pub negative: i64,
+    pub valid_negative: i64,
+    pub rectified: i64,
+    pub negative_rate: Option<f64>,
+    pub positive_rate: Option<f64>,
+    pub active_rate: Option<f64>,
+    pub rectification_rate: Option<f64>,
+    pub on_time_rate: Option<f64>,
+    pub return_visit_rate: Option<f64>,
+    pub review_satisfaction_rate: Option<f64>,
+    pub avg_days_to_rectify: Option<f64>,
+    pub avg_days_to_close: Option<f64>,
+    pub open: i64,
+    pub overdue: i64,
+}
+
+fn ratio(numerator: i64, denominator: i64) -> Option<f64> {
+    (denominator != 0).then(|| numerator as f64 / denominator as f64)
+}
+
+/// The figures of DOMAIN.md from counts.
+pub fn figures(c: &Counts) -> Figures {
+    Figures {
+        ratings: c.ratings,
+        negative: c.negative,
+        valid_negative: c.valid,
+        rectified: c.rectified,
+        negative_rate: ratio(c.negative, c.ratings),
+        positive_rate: ratio(c.positive, c.ratings),
+        active_rate: ratio(c.active, c.ratings),
+        rectification_rate: ratio(c.rectified, c.valid),
+        on_time_rate: ratio(c.on_time, c.due),
+        return_visit_rate: ratio(c.visited, c.real_name),
+        review_satisfaction_rate: ratio(c.satisfied, c.reviewed),
+        avg_days_to_rectify: ratio(c.rectify_days, c.rectified),
+        avg_days_to_close: ratio(c.close_days, c.closed),
+        open: c.open,
+        overdue: c.overdue,
+    }
+}

@@ -1,0 +1,422 @@
+//! What each case and rating counts for in the metrics, and the figures over those counts: every edge
+//! case of DOMAIN.md ("Metrics") written out by hand.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use bihuan_core::metrics::{CaseRecord, Counts, case_counts, figures, rating_counts};
+use bihuan_core::rating::{Channel, Level};
+use bihuan_core::{Engine, Source, Step, deadlines_before};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value, json};
+
+fn engine() -> Engine {
+    let src = |name: &str, text: &str| Source {
+        name: name.into(),
+        text: text.into(),
+    };
+    Engine::build(
+        &[
+            src(
+                "negative-rating.toml",
+                include_str!("../../../workflows/negative-rating.toml"),
+            ),
+            src(
+                "work-plan-task.toml",
+                include_str!("../../../workflows/work-plan-task.toml"),
+            ),
+        ],
+        &[src(
+            "cn-mainland-2021-2026.toml",
+            include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml"),
+        )],
+        chrono_tz::Asia::Shanghai,
+    )
+    .unwrap()
+}
+
+/// May 2021, Beijing time.
+fn may(day: u32, hour: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2021, 5, day, hour, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// (action, from, to, day of May, hour, fields)
+type Row = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    u32,
+    u32,
+    Value,
+);
+
+fn counts_of(rows: &[Row], real_name: bool, overdue: bool) -> Counts {
+    let engine = engine();
+    let def = engine.workflow("negative-rating").unwrap();
+    let fields: Vec<Map<String, Value>> = rows
+        .iter()
+        .map(|r| r.5.as_object().cloned().unwrap_or_default())
+        .collect();
+    let steps: Vec<Step<'_>> = rows
+        .iter()
+        .zip(&fields)
+        .map(|(r, f)| Step {
+            action: r.0,
+            from: r.1,
+            to: r.2,
+            at: may(r.3, r.4),
+            fields: f,
+        })
+        .collect();
+    case_counts(
+        def,
+        engine.calendar(),
+        &CaseRecord {
+            steps: &steps,
+            real_name,
+            overdue,
+        },
+    )
+}
+
+/// Opened Thursday 5/6 10:00, accepted and transferred the same day: the rectification deadline is the
+/// end of Wednesday 5/12 (5/7, the make-up Saturday 5/8, 5/10, 5/11, 5/12).
+fn to_rectifying() -> Vec<Row> {
+    vec![
+        ("open", None, "received", 6, 10, json!({})),
+        ("accept", Some("received"), "accepted", 6, 11, json!({})),
+        (
+            "transfer",
+            Some("accepted"),
+            "rectifying",
+            6,
+            12,
+            json!({"unit": "u"}),
+        ),
+    ]
+}
+
+fn with(mut rows: Vec<Row>, more: &[Row]) -> Vec<Row> {
+    rows.extend(more.iter().cloned());
+    rows
+}
+
+const FEEDBACK: Row = (
+    "feedback",
+    Some("pending_feedback"),
+    "pending_review",
+    13,
+    9,
+    Value::Null,
+);
+
+#[test]
+fn each_case_counts_once_with_its_edge_cases() {
+    let rectify = |day, hour| -> Row {
+        (
+            "rectify",
+            Some("rectifying"),
+            "pending_feedback",
+            day,
+            hour,
+            json!({}),
+        )
+    };
+    let satisfied: Row = (
+        "review_satisfied",
+        Some("pending_review"),
+        "closed",
+        14,
+        9,
+        json!({"level": "satisfied"}),
+    );
+    let unsatisfied: Row = (
+        "review_unsatisfied",
+        Some("pending_review"),
+        "rectifying",
+        14,
+        9,
+        json!({"reason": "x"}),
+    );
+    // (name, rows, real name, overdue mark, expected)
+    let table: Vec<(&str, Vec<Row>, bool, bool, Counts)> = vec![
+        (
+            "just opened",
+            vec![("open", None, "received", 6, 10, json!({}))],
+            true,
+            false,
+            Counts {
+                cases: 1,
+                valid: 1,
+                real_name: 1,
+                open: 1,
+                ..Counts::default()
+            },
+        ),
+        (
+            "open and past its deadline: due, late",
+            to_rectifying(),
+            true,
+            true,
+            Counts {
+                cases: 1,
+                valid: 1,
+                real_name: 1,
+                open: 1,
+                overdue: 1,
+                due: 1,
+                ..Counts::default()
+            },
+        ),
+        (
+            "rectified on the last day, visited, satisfied, closed",
+            with(
+                to_rectifying(),
+                &[rectify(12, 20), FEEDBACK, satisfied.clone()],
+            ),
+            true,
+            false,
+            Counts {
+                cases: 1,
+                valid: 1,
+                real_name: 1,
+                rectified: 1,
+                due: 1,
+                on_time: 1,
+                rectify_days: 5,
+                visited: 1,
+                reviewed: 1,
+                satisfied: 1,
+                closed: 1,
+                close_days: 7,
+                ..Counts::default()
+            },
+        ),
+        (
+            "rectified a day late",
+            with(to_rectifying(), &[rectify(13, 9)]),
+            true,
+            false,
+            Counts {
+                cases: 1,
+                valid: 1,
+                real_name: 1,
+                rectified: 1,
+                due: 1,
+                rectify_days: 6,
+                open: 1,
+                ..Counts::default()
+            },
+        ),
+        (
+            "an extension of 3 working days makes 5/13 on time",
+            with(
+                to_rectifying(),
+                &[
+                    (
+                        "extend",
+                        Some("rectifying"),
+                        "rectifying",
+                        10,
+                        9,
+                        json!({"days": 3, "reason": "r"}),
+                    ),
+                    rectify(13, 9),
+                ],
+            ),
+            true,
+            false,
+            Counts {
+                cases: 1,
+                valid: 1,
+                real_name: 1,
+                rectified: 1,
+                due: 1,
+                on_time: 1,
+                rectify_days: 6,
+                open: 1,
+                ..Counts::default()
+            },
+        ),
+        (
+            "anonymous: out of the return-visit denominator",
+            with(to_rectifying(), &[rectify(12, 9), FEEDBACK]),
+            false,
+            false,
+            Counts {
+                cases: 1,
+                valid: 1,
+                rectified: 1,
+                due: 1,
+                on_time: 1,
+                rectify_days: 5,
+                open: 1,
+                ..Counts::default()
+            },
+        ),
+        (
+            "appeal upheld: invalid, out of every denominator",
+            with(
+                to_rectifying(),
+                &[
+                    (
+                        "appeal",
+                        Some("rectifying"),
+                        "appealing",
+                        7,
+                        9,
+                        json!({"category": "malicious", "reason": "r"}),
+                    ),
+                    (
+                        "uphold_appeal",
+                        Some("appealing"),
+                        "invalid",
+                        7,
+                        15,
+                        json!({"reason": "r"}),
+                    ),
+                ],
+            ),
+            true,
+            false,
+            Counts {
+                cases: 1,
+                ..Counts::default()
+            },
+        ),
+        (
+            "reopened by an unsatisfied review and rectified again: counted once, by the first",
+            with(
+                to_rectifying(),
+                &[
+                    rectify(12, 9),
+                    FEEDBACK,
+                    unsatisfied,
+                    (
+                        "rectify",
+                        Some("rectifying"),
+                        "pending_feedback",
+                        25,
+                        9,
+                        json!({}),
+                    ),
+                ],
+            ),
+            true,
+            false,
+            Counts {
+                cases: 1,
+                valid: 1,
+                real_name: 1,
+                rectified: 1,
+                due: 1,
+                on_time: 1,
+                rectify_days: 5,
+                visited: 1,
+                reviewed: 1,
+                open: 1,
+                ..Counts::default()
+            },
+        ),
+    ];
+    for (name, rows, real_name, overdue, expected) in table {
+        assert_eq!(counts_of(&rows, real_name, overdue), expected, "{name}");
+    }
+}
+
+#[test]
+fn a_paused_clock_resumes_with_what_was_left() {
+    let engine = engine();
+    let def = engine.workflow("negative-rating").unwrap();
+    let none = Map::new();
+    let step = |action, from, to, day, hour| Step {
+        action,
+        from,
+        to,
+        at: may(day, hour),
+        fields: &none,
+    };
+    let steps = [
+        step("open", None, "received", 6, 10),
+        step("accept", Some("received"), "accepted", 6, 11),
+        step("transfer", Some("accepted"), "rectifying", 6, 12),
+        // Appealed on Monday 5/10 with 5/11 and 5/12 left; rejected on 5/12: two days from then.
+        step("appeal", Some("rectifying"), "appealing", 10, 9),
+        step("reject_appeal", Some("appealing"), "rectifying", 12, 9),
+        step("rectify", Some("rectifying"), "pending_feedback", 14, 9),
+    ];
+    let before = deadlines_before(def, engine.calendar(), &steps);
+    assert_eq!(
+        before,
+        [
+            None,
+            Some(may(8, 0)),
+            Some(may(8, 0)),
+            Some(may(13, 0)),
+            Some(may(14, 0)),
+            Some(may(15, 0))
+        ]
+    );
+}
+
+#[test]
+fn ratings_count_by_level_and_channel_and_figures_divide_safely() {
+    let mut sum = Counts::default();
+    for (level, channel) in [
+        (Level::VerySatisfied, Channel::Mobile),
+        (Level::Satisfied, Channel::Default),
+        (Level::BasicallySatisfied, Channel::Pc),
+        (Level::Dissatisfied, Channel::HallPad),
+    ] {
+        sum += rating_counts(level, channel);
+    }
+    assert_eq!(
+        sum,
+        Counts {
+            ratings: 4,
+            negative: 1,
+            positive: 2,
+            active: 3,
+            ..Counts::default()
+        }
+    );
+    let f = figures(&sum);
+    assert_eq!(
+        (f.negative_rate, f.positive_rate, f.active_rate),
+        (Some(0.25), Some(0.5), Some(0.75))
+    );
+    assert_eq!(
+        (f.rectification_rate, f.on_time_rate, f.return_visit_rate),
+        (None, None, None)
+    );
+    // A difference of counts is counts: what an action changes.
+    let before = counts_of(&to_rectifying(), true, false);
+    let after = counts_of(
+        &with(
+            to_rectifying(),
+            &[(
+                "rectify",
+                Some("rectifying"),
+                "pending_feedback",
+                7,
+                9,
+                json!({}),
+            )],
+        ),
+        true,
+        false,
+    );
+    assert_eq!(
+        after - before,
+        Counts {
+            rectified: 1,
+            due: 1,
+            on_time: 1,
+            rectify_days: 1,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(Counts::from_values(&after.values()), after);
+}
