@@ -7,6 +7,7 @@ mod m20261127_000001_create_engine_tables;
 mod m20261127_000002_create_access_tables;
 mod m20261127_000003_unit_regions_and_aliases;
 mod m20261128_000004_reminders_and_review_links;
+mod m20261128_000005_metric_days;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_access_tables::Migration),
             Box::new(m20261127_000003_unit_regions_and_aliases::Migration),
             Box::new(m20261128_000004_reminders_and_review_links::Migration),
+            Box::new(m20261128_000005_metric_days::Migration),
         ]
     }
 }

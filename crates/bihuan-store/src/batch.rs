@@ -17,7 +17,7 @@ use crate::bulk::{Unnest, insert_values};
 use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating};
 use crate::ratings::{opened_case, opening_event, to_active_model};
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, metrics};
 
 /// Rows per statement on SQLite: well under its limit of 32,766 bound parameters.
 const SQLITE_CHUNK: usize = 500;
@@ -222,9 +222,11 @@ impl Bulk {
                 };
                 let (cases, events) = cases_of(engine, chunk, &ids, now, |id| stored.contains(id))?;
                 let opened = cases.len();
+                let sums = metric_sums(engine, chunk, &ids, |id| stored.contains(id));
                 for insert in [
                     insert_values("cases", cases, "")?,
                     insert_values("events", events, "")?,
+                    insert_values("metric_deltas", metrics::delta_rows(sums), "")?,
                 ]
                 .into_iter()
                 .flatten()
@@ -248,6 +250,20 @@ impl Bulk {
                     .fetch_all(&mut **txn)
                     .await?;
                 let opened = stored.iter().filter(|id| with_case.contains(id)).count();
+                let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
+                let sums = metric_sums(engine, chunk, &ids, |id| stored_set.contains(id));
+                if let Some(deltas) = Unnest::of("metric_deltas", metrics::delta_rows(sums))? {
+                    let mut args = PgArguments::default();
+                    let (names, source) = deltas.bind("d", &mut args)?;
+                    sqlx::query_with(
+                        sqlx::AssertSqlSafe(format!(
+                            "INSERT INTO metric_deltas ({names}) SELECT * FROM {source}"
+                        )),
+                        args,
+                    )
+                    .execute(&mut **txn)
+                    .await?;
+                }
                 Ok((stored.len(), opened))
             }
             _ => Err(StoreError::Corrupt(
@@ -347,6 +363,27 @@ fn prepare<'c>(
         ids,
         statement,
     })
+}
+
+/// What the `stored` ratings of a chunk (and the cases they open) add to the metrics.
+fn metric_sums(
+    engine: &Engine,
+    chunk: &[&Rating],
+    ids: &[Uuid],
+    stored: impl Fn(&Uuid) -> bool,
+) -> metrics::DaySums {
+    let mut sums = metrics::DaySums::new();
+    for (r, id) in chunk.iter().zip(ids) {
+        if stored(id) {
+            metrics::add(
+                &mut sums,
+                metrics::DayKey::of_rating(engine, r),
+                &r.service_name,
+                metrics::counts_of_new_rating(r, r.opens_case()),
+            );
+        }
+    }
+    sums
 }
 
 /// The case rows (and first events) of the ratings of a chunk that open a case and are `stored`.

@@ -165,7 +165,7 @@ pub(crate) async fn apply_in(
             actual,
         });
     }
-    event::ActiveModel {
+    let new_event = event::ActiveModel {
         case_id: Set(current.id),
         seq: Set(seq),
         action: Set(decision.action.clone()),
@@ -184,6 +184,17 @@ pub(crate) async fn apply_in(
         .one(txn)
         .await?
         .ok_or_else(|| not_found(current.id))?;
+    let mut events_after = events;
+    let events_before_len = events_after.len();
+    events_after.push(new_event);
+    crate::metrics::record_case_change(
+        txn,
+        engine,
+        &after,
+        (&events_after[..events_before_len], current.overdue),
+        (&events_after, after.overdue),
+    )
+    .await?;
     if after.state_entered_at != current.state_entered_at || after.deadline != current.deadline {
         outbox::lapse_reminders(txn, current.id).await?;
     }
@@ -247,6 +258,18 @@ impl Store {
                 .await?;
             if result.rows_affected == 1 {
                 outbox::lapse_reminders(&txn, c.id).await?;
+                let overdue = c.overdue && fresh.at <= now;
+                if overdue != c.overdue {
+                    let events = events_of(&txn, c.id).await?;
+                    crate::metrics::record_case_change(
+                        &txn,
+                        engine,
+                        &c,
+                        (&events, c.overdue),
+                        (&events, overdue),
+                    )
+                    .await?;
+                }
                 tracing::info!(case = %c.id, old = ?c.deadline, new = %fresh.at, provisional = fresh.provisional, "provisional deadline recomputed");
                 changed += 1;
             }

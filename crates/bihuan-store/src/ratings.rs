@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating};
 use crate::error::is_unique_violation;
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, metrics};
 
 /// The answer to storing a rating.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,14 @@ impl Store {
         } else {
             None
         };
+        let mut sums = metrics::DaySums::new();
+        metrics::add(
+            &mut sums,
+            metrics::DayKey::of_rating(engine, rating),
+            &rating.service_name,
+            metrics::counts_of_new_rating(rating, case_id.is_some()),
+        );
+        metrics::add_deltas(&txn, sums).await?;
         txn.commit().await?;
         Ok(RecordedRating {
             rating_id,

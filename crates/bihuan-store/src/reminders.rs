@@ -112,6 +112,12 @@ impl Store {
             txn.commit().await?;
             return Ok(Some(0));
         }
+        if !c.overdue && findings.stage >= ReminderKind::Overdue.stage() {
+            // Now an open overdue case: it counts as late in the on-time rate.
+            let events = crate::cases::events_of(&txn, c.id).await?;
+            crate::metrics::record_case_change(&txn, engine, c, (&events, false), (&events, true))
+                .await?;
+        }
         let rating = rating_of(&txn, c).await?;
         let entry = format!(
             "{}:{}:{}",

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::{audit, case, rating, unit, unit_alias};
+use crate::entity::{audit, case, metric_day, rating, unit, unit_alias};
 use crate::{Result, Store};
 
 /// A unit's subtree of the organization: its units (with the outside codes mapped onto them) and the
@@ -35,6 +35,12 @@ impl Reach {
         Condition::any()
             .add(rating::Column::UnitCode.is_in(self.units.iter().cloned()))
             .add(rating::Column::RegionCode.is_in(self.regions.iter().cloned()))
+    }
+
+    pub(crate) fn metrics_condition(&self) -> Condition {
+        Condition::any()
+            .add(metric_day::Column::UnitCode.is_in(self.units.iter().cloned()))
+            .add(metric_day::Column::RegionCode.is_in(self.regions.iter().cloned()))
     }
 }
 
@@ -270,6 +276,17 @@ impl CaseScope {
             CaseScope::Units(reach) => reach.rating_condition(),
             CaseScope::Responsible(unit) => {
                 Condition::all().add(rating::Column::UnitCode.eq(unit.clone()))
+            }
+        }
+    }
+
+    /// The metrics' sums in scope: those of the ratings the caller may see.
+    pub(crate) fn metrics_condition(&self) -> Condition {
+        match self {
+            CaseScope::All => Condition::all(),
+            CaseScope::Units(reach) => reach.metrics_condition(),
+            CaseScope::Responsible(unit) => {
+                Condition::all().add(metric_day::Column::UnitCode.eq(unit.clone()))
             }
         }
     }

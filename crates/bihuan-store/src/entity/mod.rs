@@ -6,6 +6,8 @@ pub mod case;
 pub mod digest_run;
 pub mod event;
 pub mod login_failure;
+pub mod metric_day;
+pub mod metric_delta;
 pub mod outbox;
 pub mod rating;
 pub mod review_link;
