@@ -8,7 +8,8 @@
 //!    writes the outbox rows in one transaction, keyed per case, state entry, deadline and kind;
 //! 3. once a working day at the digest time (default 08:30 local), makes the daily digests;
 //! 4. sends the outbox: claims due mail, sends it, marks it sent, or records the failure and retries
-//!    with exponential backoff until the row is dead.
+//!    with exponential backoff until the row is dead;
+//! 5. folds what the transactions since the last pass added to the metrics into the per-day sums.
 
 mod mailer;
 
@@ -88,6 +89,7 @@ pub async fn tick(
         report.digests = store.queue_digests(engine, day, now).await?;
     }
     send_outbox(store, mailer, &schedule.retry, now, &mut report).await?;
+    store.compact_metrics().await?;
     Ok(report)
 }
 

@@ -78,6 +78,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
         .merge(routes::admin::router())
         .merge(routes::review::router())
+        .merge(routes::stats::router())
 }
 
 /// The whole application, ready to serve.

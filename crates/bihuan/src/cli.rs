@@ -88,6 +88,23 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The metrics' per-day sums.
+    Metrics {
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Recompute the per-day sums from the ratings, cases and events (after a restore, or to check).
+    Rebuild {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The folder of workflow files (default: ./workflows, else the built-in copies).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{
-    AuditCommand, Cli, Command, ImportCommand, TokenCommand, UnitCommand, UserCommand,
-    WorkflowsCommand,
+    AuditCommand, Cli, Command, ImportCommand, MetricsCommand, TokenCommand, UnitCommand,
+    UserCommand, WorkflowsCommand,
 };
 
 /// mimalloc: the import and the batch API allocate many small strings on several threads at once, where
@@ -117,6 +117,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => commands::audit_verify(&db.url).await,
+        Command::Metrics {
+            command: MetricsCommand::Rebuild { db, workflows },
+        } => {
+            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
+            let store = bihuan_store::Store::connect(&db.url).await?;
+            store.migrate().await?;
+            let (ratings, cases) = store.rebuild_metrics(&engine).await?;
+            println!("统计数据已重新计算：评价 {ratings} 条，工单 {cases} 件");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tick { now, db, workflows } => {
             let now = match now {
                 Some(text) => chrono::DateTime::parse_from_rfc3339(&text)

@@ -7,3 +7,4 @@ pub mod health;
 pub mod ratings;
 pub mod review;
 pub mod session;
+pub mod stats;

@@ -1,0 +1,399 @@
+//! `GET /api/v1/metrics` over a hand-built dataset whose every figure is written out below, on SQLite
+//! and PostgreSQL: invalid cases leave the denominators, anonymous ones the 回访率 denominator, default
+//! ratings are not active, an open overdue case lowers 按期整改率, a reopened case counts once, and
+//! scope limits the figures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use bihuan_store::Clock;
+use bihuan_store::testing::TestDb;
+use bihuan_tests::api::{MAWANG_REGION, TestApp, rating, spawn_with};
+use bihuan_web::WebConfig;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+bihuan_store::on_both_databases!(
+    every_figure_of_a_hand_built_dataset_is_exact,
+    bad_metric_queries_are_named,
+);
+
+fn instant(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+/// A rating of the dataset: `rated` a local date-time, the rest as named.
+fn rated(source_id: &str, level: &str, channel: &str, rated: &str) -> Value {
+    let mut r = rating(source_id, level, channel);
+    r["rated_at"] = json!(format!("{rated}+08:00"));
+    r
+}
+
+async fn push(app: &TestApp, r: &Value) -> Option<String> {
+    let (status, body) = app.push_rating(r).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["case_id"].as_str().map(str::to_owned)
+}
+
+/// Builds the dataset; returns the app.
+async fn dataset(db: &TestDb) -> TestApp {
+    let app = spawn_with(
+        db,
+        WebConfig::default(),
+        Clock::starting_at(instant("2021-05-06T10:00:00+08:00")),
+    )
+    .await;
+    let day = "2021-05-06T09:00:00";
+    // Four ratings without cases: two good ones (one default), a 基本满意, a default 差评.
+    push(&app, &rated("R1", "very_satisfied", "mobile", day)).await;
+    push(&app, &rated("R2", "satisfied", "default", day)).await;
+    push(&app, &rated("R3", "basically_satisfied", "pc", day)).await;
+    assert_eq!(
+        push(&app, &rated("R4", "dissatisfied", "default", day)).await,
+        None
+    );
+    // June: outside a May period.
+    push(
+        &app,
+        &rated("R5", "satisfied", "mobile", "2021-06-01T09:00:00"),
+    )
+    .await;
+
+    // C1: the whole loop, rectified the same day, visited, satisfied.
+    let c1 = push(&app, &rated("C1", "dissatisfied", "mobile", day))
+        .await
+        .unwrap();
+    app.to_review(&c1).await;
+    app.step(
+        "center",
+        &c1,
+        "review_satisfied",
+        json!({"level": "satisfied"}),
+    )
+    .await;
+    // C2: appeal upheld — invalid.
+    let c2 = push(&app, &rated("C2", "very_dissatisfied", "pc", day))
+        .await
+        .unwrap();
+    app.to_rectifying(&c2).await;
+    app.step(
+        "unit",
+        &c2,
+        "appeal",
+        json!({"category": "malicious", "reason": "恶意"}),
+    )
+    .await;
+    app.step("sup", &c2, "uphold_appeal", json!({"reason": "属实"}))
+        .await;
+    // C3: anonymous, rectified and answered with a published reply, waiting for review.
+    let mut anonymous = rated("C3", "dissatisfied", "mobile", day);
+    anonymous["rater"] = json!({"type": "individual", "real_name": false, "name": null, "phone": null, "email": null});
+    let c3 = push(&app, &anonymous).await.unwrap();
+    app.to_review(&c3).await;
+    // C4: at the unit, never rectified; overdue by 5/20.
+    let c4 = push(&app, &rated("C4", "dissatisfied", "mobile", day))
+        .await
+        .unwrap();
+    app.to_rectifying(&c4).await;
+    // C5: reopened by an unsatisfied review, rectified again, then satisfied: counts once.
+    let c5 = push(&app, &rated("C5", "dissatisfied", "mobile", day))
+        .await
+        .unwrap();
+    app.to_review(&c5).await;
+    app.step(
+        "center",
+        &c5,
+        "review_unsatisfied",
+        json!({"reason": "没解决"}),
+    )
+    .await;
+    app.step(
+        "unit",
+        &c5,
+        "rectify",
+        json!({"finding": "true", "measures": "再次整改", "outcome": "rectified"}),
+    )
+    .await;
+    app.step(
+        "unit",
+        &c5,
+        "feedback",
+        json!({"method": "phone", "summary": "再次回访"}),
+    )
+    .await;
+    app.step(
+        "center",
+        &c5,
+        "review_satisfied",
+        json!({"level": "basically_satisfied"}),
+    )
+    .await;
+    // M1: the other town's case, left waiting at its center.
+    let mut other = rated("M1", "dissatisfied", "mobile", day);
+    other["unit_code"] = json!("mawang-center");
+    other["region_code"] = json!(MAWANG_REGION);
+    push(&app, &other).await.unwrap();
+    // The scheduler's pass of 5/20 marks the open cases past their deadline (C3, C4, M1).
+    let found = db
+        .store
+        .find_reminders(&app.engine, instant("2021-05-20T00:00:00+08:00"), 100)
+        .await
+        .unwrap();
+    assert!(found.found >= 3, "{found:?}");
+    app
+}
+
+async fn metrics(app: &TestApp, user: &str, query: &str) -> Value {
+    let (status, body) = app
+        .call(user, Method::GET, &format!("/api/v1/metrics{query}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    body
+}
+
+/// The figures of a row that the dataset fixes, in a fixed order.
+fn figures(row: &Value) -> Vec<(&'static str, Value)> {
+    [
+        "ratings",
+        "negative",
+        "valid_negative",
+        "rectified",
+        "negative_rate",
+        "positive_rate",
+        "active_rate",
+        "rectification_rate",
+        "on_time_rate",
+        "return_visit_rate",
+        "review_satisfaction_rate",
+        "avg_days_to_rectify",
+        "avg_days_to_close",
+        "open",
+        "overdue",
+    ]
+    .into_iter()
+    .map(|k| (k, row[k].clone()))
+    .collect()
+}
+
+fn expect(values: [Value; 15]) -> Vec<(&'static str, Value)> {
+    [
+        "ratings",
+        "negative",
+        "valid_negative",
+        "rectified",
+        "negative_rate",
+        "positive_rate",
+        "active_rate",
+        "rectification_rate",
+        "on_time_rate",
+        "return_visit_rate",
+        "review_satisfaction_rate",
+        "avg_days_to_rectify",
+        "avg_days_to_close",
+        "open",
+        "overdue",
+    ]
+    .into_iter()
+    .zip(values)
+    .collect()
+}
+
+fn ratio(n: f64, d: f64) -> Value {
+    json!(n / d)
+}
+
+async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
+    let app = dataset(db).await;
+    let may = "?from=2021-05-01&to=2021-05-31";
+
+    // 沙坝镇's supervisor, May: 9 ratings (R1–R4, C1–C5); 6 差评 (R4, C1–C5); 2 good (R1, R2);
+    // 7 active (all but the default R2, R4). Cases C1–C5: C2 invalid, so 4 valid; rectified C1, C3,
+    // C5 (C5 once) = 3 of 4; due = those 3 + the overdue open C4 = 4, on time 3; real-name valid C1,
+    // C4, C5 (C3 anonymous) with visits C1, C5 = 2 of 3; reviewed C1, C5, both last satisfied; open
+    // C3, C4, both overdue; everything rectified and closed on its opening day: 0 working days.
+    let body = metrics(&app, "sup", may).await;
+    let rows = body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["group"], "all");
+    assert_eq!(
+        figures(&rows[0]),
+        expect([
+            json!(9),
+            json!(6),
+            json!(4),
+            json!(3),
+            ratio(6.0, 9.0),
+            ratio(2.0, 9.0),
+            ratio(7.0, 9.0),
+            json!(0.75),
+            json!(0.75),
+            ratio(2.0, 3.0),
+            json!(1.0),
+            json!(0.0),
+            json!(0.0),
+            json!(2),
+            json!(2),
+        ])
+    );
+    // Every figure comes with its definition, in Chinese and English.
+    let definitions = body["definitions"].as_object().unwrap();
+    for key in [
+        "rectification_rate",
+        "on_time_rate",
+        "return_visit_rate",
+        "active_rate",
+    ] {
+        let d = &definitions[key];
+        assert!(
+            d["label"].is_string() && d["definition"].is_string() && d["definition_en"].is_string(),
+            "{key}: {d}"
+        );
+    }
+    assert_eq!(definitions["rectification_rate"]["label"], "差评整改率");
+
+    // Without a period: R5 (June, satisfied) joins.
+    let all_time = metrics(&app, "sup", "").await;
+    assert_eq!(
+        (
+            all_time["rows"][0]["ratings"].as_i64(),
+            all_time["rows"][0]["positive_rate"].clone()
+        ),
+        (Some(10), ratio(3.0, 10.0))
+    );
+
+    // The other town's supervisor sees only M1: one open, overdue, unrectified case.
+    let other = metrics(&app, "o_sup", may).await;
+    assert_eq!(
+        figures(&other["rows"][0]),
+        expect([
+            json!(1),
+            json!(1),
+            json!(1),
+            json!(0),
+            json!(1.0),
+            json!(0.0),
+            json!(1.0),
+            json!(0.0),
+            json!(0.0),
+            json!(0.0),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            json!(1),
+            json!(1),
+        ])
+    );
+
+    // The admin sees both towns; by unit, each center is a row.
+    let by_unit = metrics(&app, "admin", &format!("{may}&group_by=unit")).await;
+    let groups: Vec<(String, String, i64)> = by_unit["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"].as_str().unwrap().to_owned(),
+                r["label"].as_str().unwrap().to_owned(),
+                r["ratings"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (
+                "mawang-center".to_owned(),
+                "马旺镇便民服务中心".to_owned(),
+                1
+            ),
+            (
+                "shaba-center".to_owned(),
+                "沙坝镇便民服务中心".to_owned(),
+                9
+            ),
+        ]
+    );
+    let all = metrics(&app, "admin", may).await;
+    assert_eq!(
+        figures(&all["rows"][0])[..10],
+        expect([
+            json!(10),
+            json!(7),
+            json!(5),
+            json!(3),
+            ratio(7.0, 10.0),
+            json!(0.2),
+            json!(0.8),
+            json!(0.6),
+            json!(0.6),
+            json!(0.5),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ])[..10]
+    );
+
+    // By month and by channel.
+    let by_month = metrics(&app, "sup", "?group_by=month").await;
+    let months: Vec<(&str, i64)> = by_month["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["group"].as_str().unwrap(), r["ratings"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(months, [("2021-05", 9), ("2021-06", 1)]);
+    let by_channel = metrics(&app, "sup", &format!("{may}&group_by=channel")).await;
+    let channels: Vec<(&str, &str, i64)> = by_channel["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"].as_str().unwrap(),
+                r["label"].as_str().unwrap(),
+                r["ratings"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        channels,
+        [
+            ("default", "系统默认评价", 2),
+            ("mobile", "移动服务端", 5),
+            ("pc", "PC端", 2)
+        ]
+    );
+
+    // The unit filter: 马旺镇's subtree from the admin's view.
+    let mawang = metrics(&app, "admin", &format!("{may}&unit=mawang")).await;
+    assert_eq!(mawang["rows"][0]["ratings"], 1);
+
+    // The sums kept by each transaction equal a recomputation from the raw rows.
+    let before = metrics(&app, "admin", &format!("{may}&group_by=service")).await;
+    db.store.rebuild_metrics(&app.engine).await.unwrap();
+    assert_eq!(
+        metrics(&app, "admin", &format!("{may}&group_by=service")).await,
+        before
+    );
+}
+
+async fn bad_metric_queries_are_named(db: &TestDb) {
+    let app = dataset(db).await;
+    for (query, field) in [
+        ("?from=2021-13-01", "from"),
+        ("?to=yesterday", "to"),
+        ("?from=2021-06-01&to=2021-05-01", "to"),
+        ("?group_by=week", "group_by"),
+        ("?unit=nowhere", "unit"),
+    ] {
+        let (status, body) = app
+            .call("sup", Method::GET, &format!("/api/v1/metrics{query}"), None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["details"]["field"], field, "{query}: {body}");
+    }
+    let (status, _) = app.raw(Method::GET, "/api/v1/metrics", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
