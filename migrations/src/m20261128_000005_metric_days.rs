@@ -1,7 +1,10 @@
-//! `metric_days`: the metrics' counts (bihuan-core `metrics::Counts`) summed per day of rating (local
-//! date), rated unit, region, channel and service. `metric_deltas`: what stored ratings and actions
-//! add, one row per transaction and key, inserted only (no writer waits on another's row); the
-//! scheduler folds them into `metric_days`. `bihuan metrics rebuild` recomputes both from the raw rows.
+//! The metrics' counts (bihuan-core `metrics::Counts`), summed:
+//! - `metric_days`: per day of rating (local date), rated unit and region — small enough that a year of
+//!   a province sums in milliseconds (totals, by unit, by month);
+//! - `metric_details`: per day, unit, region, channel and service (by channel, by service);
+//! - `metric_deltas`: what stored ratings and actions add, one row per transaction and key, inserted
+//!   only (no writer waits on another's row); the scheduler folds them into the two sums.
+//! `bihuan metrics rebuild` recomputes all three from the raw rows.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -33,19 +36,35 @@ const COUNTS: [MetricDays; 18] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut table = Table::create();
-        table
-            .table(MetricDays::Table)
-            .col(string_len(MetricDays::Day, 10))
-            .col(string_len(MetricDays::UnitCode, 64))
-            .col(string_len(MetricDays::RegionCode, 32))
-            .col(string_len(MetricDays::Channel, 16))
-            .col(string_len(MetricDays::ServiceCode, 128))
-            .col(string_len(MetricDays::ServiceName, 500));
-        for column in COUNTS {
-            table.col(big_integer(column).default(0));
-        }
-        table.primary_key(
+        let key = |t: &mut TableCreateStatement, detailed: bool| {
+            t.col(string_len(MetricDays::Day, 10))
+                .col(string_len(MetricDays::UnitCode, 64))
+                .col(string_len(MetricDays::RegionCode, 32));
+            if detailed {
+                t.col(string_len(MetricDays::Channel, 16))
+                    .col(string_len(MetricDays::ServiceCode, 128))
+                    .col(string_len(MetricDays::ServiceName, 500));
+            }
+            for column in COUNTS {
+                t.col(big_integer(column).default(0));
+            }
+        };
+
+        let mut days = Table::create();
+        days.table(MetricDays::Table);
+        key(&mut days, false);
+        days.primary_key(
+            Index::create()
+                .col(MetricDays::Day)
+                .col(MetricDays::UnitCode)
+                .col(MetricDays::RegionCode),
+        );
+        manager.create_table(days.to_owned()).await?;
+
+        let mut details = Table::create();
+        details.table(MetricDetails::Table);
+        key(&mut details, true);
+        details.primary_key(
             Index::create()
                 .col(MetricDays::Day)
                 .col(MetricDays::UnitCode)
@@ -53,21 +72,13 @@ impl MigrationTrait for Migration {
                 .col(MetricDays::Channel)
                 .col(MetricDays::ServiceCode),
         );
-        manager.create_table(table.to_owned()).await?;
+        manager.create_table(details.to_owned()).await?;
 
         let mut deltas = Table::create();
         deltas
             .table(MetricDeltas::Table)
-            .col(big_pk_auto(MetricDeltas::Id))
-            .col(string_len(MetricDays::Day, 10))
-            .col(string_len(MetricDays::UnitCode, 64))
-            .col(string_len(MetricDays::RegionCode, 32))
-            .col(string_len(MetricDays::Channel, 16))
-            .col(string_len(MetricDays::ServiceCode, 128))
-            .col(string_len(MetricDays::ServiceName, 500));
-        for column in COUNTS {
-            deltas.col(big_integer(column).default(0));
-        }
+            .col(big_pk_auto(MetricDeltas::Id));
+        key(&mut deltas, true);
         manager.create_table(deltas.to_owned()).await?;
         manager
             .create_index(
@@ -84,6 +95,9 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(MetricDeltas::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(MetricDetails::Table).to_owned())
             .await?;
         manager
             .drop_table(Table::drop().table(MetricDays::Table).to_owned())
@@ -124,4 +138,9 @@ enum MetricDays {
 enum MetricDeltas {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum MetricDetails {
+    Table,
 }

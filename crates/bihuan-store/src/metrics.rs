@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::cases::workflow_of;
-use crate::entity::{case, event, metric_day, metric_delta, rating, unit, unit_alias};
+use crate::entity::{
+    case, event, metric_day, metric_delta, metric_detail, rating, unit, unit_alias,
+};
 use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError};
 
@@ -107,19 +109,15 @@ fn opened_case_counts(real_name: bool) -> Counts {
     }
 }
 
-/// Rows of `metric_days` or `metric_deltas` from sums (zero sums are left out).
+/// Rows of a sums table from sums: the key columns are set from `k` (and the service's `name`); zero
+/// sums are left out.
 macro_rules! rows_of {
-    ($entity:ident, $sums:expr $(, $rest:tt)?) => {
+    ($entity:ident, $sums:expr, |$k:ident, $name:pat_param| { $($col:ident: $val:expr),* $(,)? } $(, $rest:tt)?) => {
         $sums
             .into_iter()
             .filter(|(_, (_, c))| !c.is_zero())
-            .map(|(k, (name, c))| $entity::ActiveModel {
-                day: Set(k.day),
-                unit_code: Set(k.unit_code),
-                region_code: Set(k.region_code),
-                channel: Set(k.channel),
-                service_code: Set(k.service_code),
-                service_name: Set(name),
+            .map(|($k, ($name, c))| $entity::ActiveModel {
+                $($col: Set($val),)*
                 ratings: Set(c.ratings),
                 negative: Set(c.negative),
                 positive: Set(c.positive),
@@ -146,11 +144,18 @@ macro_rules! rows_of {
 
 /// The sums as rows of `metric_deltas`.
 pub(crate) fn delta_rows(sums: DaySums) -> Vec<metric_delta::ActiveModel> {
-    rows_of!(metric_delta, sums, Default)
+    rows_of!(metric_delta, sums, |k, name| {
+        day: k.day,
+        unit_code: k.unit_code,
+        region_code: k.region_code,
+        channel: k.channel,
+        service_code: k.service_code,
+        service_name: name,
+    }, Default)
 }
 
 /// Records what a transaction adds to the metrics (ORM path): insert-only rows, so no writer waits on
-/// another's; the scheduler folds them into `metric_days` ([`Store::compact_metrics`]).
+/// another's; the scheduler folds them into the sums ([`Store::compact_metrics`]).
 pub(crate) async fn add_deltas(db: &impl ConnectionTrait, sums: DaySums) -> Result<()> {
     let rows = delta_rows(sums);
     for chunk in rows.chunks(500) {
@@ -161,25 +166,68 @@ pub(crate) async fn add_deltas(db: &impl ConnectionTrait, sums: DaySums) -> Resu
     Ok(())
 }
 
-/// Adds sums to `metric_days`, key by key.
-async fn add_to_days(db: &impl ConnectionTrait, sums: DaySums) -> Result<()> {
-    let rows = rows_of!(metric_day, sums);
-    for chunk in rows.chunks(500) {
-        let mut conflict = OnConflict::columns([
-            metric_day::Column::Day,
-            metric_day::Column::UnitCode,
-            metric_day::Column::RegionCode,
-            metric_day::Column::Channel,
-            metric_day::Column::ServiceCode,
-        ]);
-        for name in Counts::NAMES {
-            conflict.value(
-                Alias::new(*name),
-                Expr::cust(format!("metric_days.{name} + excluded.{name}")),
-            );
-        }
+/// `ON CONFLICT (key) DO UPDATE SET n = table.n + excluded.n, …`.
+fn adding<C: sea_orm::sea_query::IntoIden>(
+    table: &str,
+    key: impl IntoIterator<Item = C>,
+) -> OnConflict {
+    let mut conflict = OnConflict::columns(key);
+    for name in Counts::NAMES {
+        conflict.value(
+            Alias::new(*name),
+            Expr::cust(format!("{table}.{name} + excluded.{name}")),
+        );
+    }
+    conflict
+}
+
+/// Adds sums to `metric_details` and, without channel and service, to `metric_days`.
+async fn add_to_sums(db: &impl ConnectionTrait, sums: DaySums) -> Result<()> {
+    let mut coarse: BTreeMap<(String, String, String), ((), Counts)> = BTreeMap::new();
+    for (k, (_, c)) in &sums {
+        coarse
+            .entry((k.day.clone(), k.unit_code.clone(), k.region_code.clone()))
+            .or_insert(((), Counts::default()))
+            .1 += *c;
+    }
+    let details = rows_of!(metric_detail, sums, |k, name| {
+        day: k.day,
+        unit_code: k.unit_code,
+        region_code: k.region_code,
+        channel: k.channel,
+        service_code: k.service_code,
+        service_name: name,
+    });
+    for chunk in details.chunks(500) {
+        metric_detail::Entity::insert_many(chunk.to_vec())
+            .on_conflict(adding(
+                "metric_details",
+                [
+                    metric_detail::Column::Day,
+                    metric_detail::Column::UnitCode,
+                    metric_detail::Column::RegionCode,
+                    metric_detail::Column::Channel,
+                    metric_detail::Column::ServiceCode,
+                ],
+            ))
+            .exec_without_returning(db)
+            .await?;
+    }
+    let days = rows_of!(metric_day, coarse, |k, ()| {
+        day: k.0,
+        unit_code: k.1,
+        region_code: k.2,
+    });
+    for chunk in days.chunks(500) {
         metric_day::Entity::insert_many(chunk.to_vec())
-            .on_conflict(conflict)
+            .on_conflict(adding(
+                "metric_days",
+                [
+                    metric_day::Column::Day,
+                    metric_day::Column::UnitCode,
+                    metric_day::Column::RegionCode,
+                ],
+            ))
             .exec_without_returning(db)
             .await?;
     }
@@ -320,7 +368,8 @@ impl Store {
         self.label_groups(q.group_by, rows).await
     }
 
-    /// One table's sums per group (`metric_days`, or `metric_deltas` read under the same name).
+    /// One table's sums per group: `metric_days` (totals, units, months) or `metric_details` (channels,
+    /// services), or the deltas not folded yet.
     async fn grouped_sums(
         &self,
         scope: &CaseScope,
@@ -334,16 +383,24 @@ impl Store {
             GroupBy::Channel => "channel",
             GroupBy::Service => "service_code",
         };
+        // Every table is read under the name `metric_days`, so one set of conditions serves all.
+        let detailed = matches!(q.group_by, GroupBy::Channel | GroupBy::Service);
         let mut select = Query::select();
         if deltas {
             select.from_as(metric_delta::Entity, Alias::new("metric_days"));
+        } else if detailed {
+            select.from_as(metric_detail::Entity, Alias::new("metric_days"));
         } else {
             select.from(metric_day::Entity);
         }
-        select.expr_as(Expr::cust(group), Alias::new("g")).expr_as(
-            Expr::cust("COALESCE(MAX(service_name), '')"),
-            Alias::new("service_name"),
-        );
+        let service_name = if deltas || detailed {
+            "COALESCE(MAX(service_name), '')"
+        } else {
+            "''"
+        };
+        select
+            .expr_as(Expr::cust(group), Alias::new("g"))
+            .expr_as(Expr::cust(service_name), Alias::new("service_name"));
         for name in Counts::NAMES {
             select.expr_as(
                 Expr::cust(format!("COALESCE(CAST(SUM({name}) AS BIGINT), 0)")),
@@ -418,7 +475,7 @@ impl Store {
                 }
                 add(&mut sums, key, &name, Counts::from_values(&values));
             }
-            add_to_days(&txn, sums).await?;
+            add_to_sums(&txn, sums).await?;
             txn.commit().await?;
             folded += taken.len() as u64;
             if (taken.len() as u64) < BATCH {
@@ -494,6 +551,7 @@ impl Store {
         const PAGE: u64 = 10_000;
         let txn = self.begin_write().await?;
         metric_delta::Entity::delete_many().exec(&txn).await?;
+        metric_detail::Entity::delete_many().exec(&txn).await?;
         metric_day::Entity::delete_many().exec(&txn).await?;
         let mut sums = DaySums::new();
         let mut ratings_read = 0;
@@ -572,7 +630,7 @@ impl Store {
                 cases_read += 1;
             }
         }
-        add_to_days(&txn, sums).await?;
+        add_to_sums(&txn, sums).await?;
         txn.commit().await?;
         Ok((ratings_read, cases_read))
     }

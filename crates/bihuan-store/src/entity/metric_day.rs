@@ -1,4 +1,4 @@
-//! The metrics' counts of one day, rated unit, region, channel and service (统计日汇总).
+//! The metrics' counts of one day, rated unit and region (统计日汇总).
 
 use sea_orm::entity::prelude::*;
 
@@ -13,11 +13,6 @@ pub struct Model {
     pub unit_code: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub region_code: String,
-    #[sea_orm(primary_key, auto_increment = false)]
-    pub channel: String,
-    #[sea_orm(primary_key, auto_increment = false)]
-    pub service_code: String,
-    pub service_name: String,
     pub ratings: i64,
     pub negative: i64,
     pub positive: i64,

@@ -8,6 +8,7 @@ pub mod event;
 pub mod login_failure;
 pub mod metric_day;
 pub mod metric_delta;
+pub mod metric_detail;
 pub mod outbox;
 pub mod rating;
 pub mod review_link;
