@@ -4,6 +4,7 @@
 //! - `metric_details`: per day, unit, region, channel and service (by channel, by service);
 //! - `metric_deltas`: what stored ratings and actions add, one row per transaction and key, inserted
 //!   only (no writer waits on another's row); the scheduler folds them into the two sums.
+//!
 //! `bihuan metrics rebuild` recomputes all three from the raw rows.
 
 use sea_orm_migration::{prelude::*, schema::*};
