@@ -1192,7 +1192,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 29] = [
+const SERVED: [(&str, &str); 31] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1217,6 +1217,8 @@ const SERVED: [(&str, &str); 29] = [
     ("post", "/api/v1/tokens"),
     ("get", "/api/v1/outbox"),
     ("get", "/api/v1/metrics"),
+    ("get", "/api/v1/export/cases.xlsx"),
+    ("get", "/api/v1/export/cases.csv"),
     ("get", "/r/{token}"),
     ("post", "/r/{token}"),
     // Not served: the probe below must tell an unknown route apart.

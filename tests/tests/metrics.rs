@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 bihuan_store::on_both_databases!(
     every_figure_of_a_hand_built_dataset_is_exact,
     bad_metric_queries_are_named,
+    the_ledger_exports_every_case_in_scope_as_xlsx_and_csv,
 );
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -396,4 +397,113 @@ async fn bad_metric_queries_are_named(db: &TestDb) {
     }
     let (status, _) = app.raw(Method::GET, "/api/v1/metrics", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn download(app: &TestApp, user: &str, path: &str) -> (StatusCode, String, Vec<u8>) {
+    let token = app.token(user).await;
+    let resp = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, resp.bytes().await.unwrap().to_vec())
+}
+
+/// The rows of a ledger by 办件编号, each as header → value.
+fn by_project(
+    rows: Vec<Vec<String>>,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut rows = rows.into_iter();
+    let header = rows.next().unwrap();
+    assert_eq!(header, bihuan_store::LEDGER_HEADERS);
+    rows.map(|r| {
+        let row: std::collections::BTreeMap<String, String> =
+            header.iter().cloned().zip(r).collect();
+        (row["办件编号"].clone(), row)
+    })
+    .collect()
+}
+
+async fn the_ledger_exports_every_case_in_scope_as_xlsx_and_csv(db: &TestDb) {
+    use calamine::Reader;
+    let app = dataset(db).await;
+    let (status, content_type, bytes) = download(&app, "sup", "/api/v1/export/cases.xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        content_type.starts_with("application/vnd.openxmlformats"),
+        "{content_type}"
+    );
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = book.worksheet_range("差评整改台账").unwrap();
+    let rows: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let ledger = by_project(rows);
+    let projects: Vec<&str> = ledger.keys().map(String::as_str).collect();
+    assert_eq!(
+        projects,
+        [
+            "500114-2021-C1",
+            "500114-2021-C2",
+            "500114-2021-C3",
+            "500114-2021-C4",
+            "500114-2021-C5"
+        ],
+        "every case of 沙坝镇, none of 马旺镇"
+    );
+    let c1 = &ledger["500114-2021-C1"];
+    for (column, value) in [
+        ("事项名称", "城乡居民基本养老保险参保登记"),
+        ("评价等级", "不满意"),
+        ("评价渠道", "移动服务端"),
+        ("评价时间", "2021-05-06 09:00"),
+        ("承办单位", "沙坝镇社会保障服务所"),
+        ("当前状态", "已办结"),
+        ("整改措施", "补充一次性告知单"),
+        ("回访方式", "电话"),
+        ("评议结果", "满意"),
+        ("是否超期", "否"),
+        ("评价单位", "沙坝镇便民服务中心"),
+    ] {
+        assert_eq!(c1[column], value, "C1 {column}");
+    }
+    assert!(c1["受理时间"].starts_with("2021-05-06 "), "{c1:?}");
+    assert!(!c1["办结时间"].is_empty());
+    assert_eq!(ledger["500114-2021-C2"]["当前状态"], "无效差评");
+    assert_eq!(ledger["500114-2021-C4"]["是否超期"], "是");
+    assert_eq!(ledger["500114-2021-C5"]["评议结果"], "基本满意");
+
+    // CSV: the same rows, with the byte-order mark Excel needs for Chinese.
+    let (status, content_type, bytes) = download(&app, "sup", "/api/v1/export/cases.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    assert!(bytes.starts_with("\u{feff}".as_bytes()));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&bytes[3..]);
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(by_project(rows), ledger);
+
+    // Scope and filters: the other town sees its one case; a period without ratings, none.
+    let (_, _, bytes) = download(&app, "o_sup", "/api/v1/export/cases.csv").await;
+    let text = String::from_utf8(bytes).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("500114-2021-M1"));
+    let (_, _, bytes) = download(&app, "admin", "/api/v1/export/cases.csv?from=2021-06-01").await;
+    assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 1);
+    let (status, _, _) = download(&app, "admin", "/api/v1/export/cases.csv?unit=nowhere").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }

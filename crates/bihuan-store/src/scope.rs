@@ -24,7 +24,7 @@ pub struct Reach {
 }
 
 impl Reach {
-    fn case_condition(&self) -> Condition {
+    pub(crate) fn case_condition(&self) -> Condition {
         Condition::any()
             .add(case::Column::OriginUnit.is_in(self.units.iter().cloned()))
             .add(case::Column::UnitCode.is_in(self.units.iter().cloned()))
@@ -76,7 +76,7 @@ impl CaseScope {
         }
     }
 
-    fn condition(&self) -> Condition {
+    pub(crate) fn condition(&self) -> Condition {
         match self {
             CaseScope::All => Condition::all(),
             CaseScope::Units(reach) => reach.case_condition(),

@@ -79,6 +79,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::admin::router())
         .merge(routes::review::router())
         .merge(routes::stats::router())
+        .merge(routes::export::router())
 }
 
 /// The whole application, ready to serve.

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod cases;
+pub mod export;
 pub mod health;
 pub mod ratings;
 pub mod review;

@@ -1,0 +1,210 @@
+//! The case ledger (差评整改台账): one row per case with what a town office sends upward, read a page
+//! at a time so an export of any size runs in constant memory.
+
+use std::collections::HashMap;
+
+use bihuan_core::rating::{Channel, Level};
+use bihuan_core::workflow::FieldKind;
+use bihuan_core::{Engine, WorkflowDefinition};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Query;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::cases::workflow_of;
+use crate::entity::{case, event, rating, unit};
+use crate::scope::CaseScope;
+use crate::{Result, Store};
+
+/// The ledger's columns, in order.
+pub const LEDGER_HEADERS: [&str; 18] = [
+    "办件编号",
+    "事项名称",
+    "评价等级",
+    "评价渠道",
+    "评价时间",
+    "承办单位",
+    "当前状态",
+    "受理时间",
+    "转办时间",
+    "整改时间",
+    "整改措施",
+    "反馈时间",
+    "回访方式",
+    "评议结果",
+    "是否超期",
+    "办结时间",
+    "评价单位",
+    "工单编号",
+];
+
+/// One row of the ledger, in the order of [`LEDGER_HEADERS`].
+pub type LedgerRow = Vec<String>;
+
+/// Which cases: those of ratings given in `from..to` (by rating time), in a unit's subtree.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub unit: Option<String>,
+}
+
+impl Store {
+    /// The next page of the ledger after the case `after` (by id), at most `limit` rows, as of `now`
+    /// (for 是否超期); the last id of the page is the next `after`.
+    pub async fn ledger_page(
+        &self,
+        engine: &Engine,
+        scope: &CaseScope,
+        filter: &LedgerFilter,
+        after: Option<Uuid>,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<LedgerRow>, Option<Uuid>)> {
+        let mut cond = Condition::all().add(scope.condition());
+        if let Some(unit) = &filter.unit {
+            cond = cond.add(self.reach(unit).await?.case_condition());
+        }
+        if filter.from.is_some() || filter.to.is_some() {
+            let mut period = Query::select();
+            period.column(rating::Column::Id).from(rating::Entity);
+            if let Some(from) = filter.from {
+                period.and_where(rating::Column::RatedAt.gte(from));
+            }
+            if let Some(to) = filter.to {
+                period.and_where(rating::Column::RatedAt.lt(to));
+            }
+            cond = cond.add(case::Column::RatingId.in_subquery(period));
+        }
+        if let Some(after) = after {
+            cond = cond.add(case::Column::Id.gt(after));
+        }
+        let cases = case::Entity::find()
+            .filter(cond)
+            .order_by_asc(case::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let last = cases.last().map(|c| c.id);
+        if cases.is_empty() {
+            return Ok((Vec::new(), last));
+        }
+        let ratings: HashMap<Uuid, rating::Model> = rating::Entity::find()
+            .filter(rating::Column::Id.is_in(cases.iter().map(|c| c.rating_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let mut events: HashMap<Uuid, Vec<event::Model>> = HashMap::new();
+        for e in event::Entity::find()
+            .filter(event::Column::CaseId.is_in(cases.iter().map(|c| c.id)))
+            .order_by_asc(event::Column::Seq)
+            .all(&self.db)
+            .await?
+        {
+            events.entry(e.case_id).or_default().push(e);
+        }
+        let units: HashMap<String, String> = unit::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.code, u.name))
+            .collect();
+        let mut rows = Vec::with_capacity(cases.len());
+        for c in &cases {
+            let Some(r) = ratings.get(&c.rating_id) else {
+                continue;
+            };
+            let def = workflow_of(engine, c)?;
+            let log = events.remove(&c.id).unwrap_or_default();
+            rows.push(row(now, engine, def, c, r, &log, &units));
+        }
+        Ok((rows, last))
+    }
+}
+
+fn row(
+    now: DateTime<Utc>,
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    c: &case::Model,
+    r: &rating::Model,
+    log: &[event::Model],
+    units: &HashMap<String, String>,
+) -> LedgerRow {
+    let tz = engine.calendar().tz();
+    let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let first = |action: &str| log.iter().find(|e| e.action == action);
+    let fields = |e: &event::Model| -> Map<String, Value> {
+        serde_json::from_str(&e.fields).unwrap_or_default()
+    };
+    let option_label = |action: &str, field: &str, value: &str| -> String {
+        def.action(action)
+            .and_then(|a| a.field(field))
+            .and_then(|f| match &f.kind {
+                FieldKind::Enum { options } => options.iter().find(|o| o.value == value),
+                _ => None,
+            })
+            .map_or_else(|| value.to_owned(), |o| o.label.clone())
+    };
+    let at = |e: Option<&event::Model>| e.map(|e| time(e.at)).unwrap_or_default();
+    let unit_name = |code: &str| units.get(code).cloned().unwrap_or_else(|| code.to_owned());
+    let rectify = first("rectify");
+    let feedback = first("feedback");
+    let review = log.iter().rev().find_map(|e| match e.action.as_str() {
+        "review_satisfied" => {
+            let level = fields(e)
+                .get("level")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_default();
+            Some(option_label("review_satisfied", "level", &level))
+        }
+        "review_unsatisfied" => Some("不满意".to_owned()),
+        "review_timeout" => Some("评议超时".to_owned()),
+        _ => None,
+    });
+    let text = |e: Option<&event::Model>, field: &str| -> String {
+        e.and_then(|e| {
+            fields(e)
+                .get(field)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+    };
+    let method = text(feedback, "method");
+    let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
+    let overdue = !terminal && (c.overdue || c.deadline.is_some_and(|d| d <= now));
+    vec![
+        r.project_no.clone(),
+        r.service_name.clone(),
+        r.level
+            .parse::<Level>()
+            .map_or_else(|_| r.level.clone(), |l| l.label().to_owned()),
+        r.channel
+            .parse::<Channel>()
+            .map_or_else(|_| r.channel.clone(), |ch| ch.label().to_owned()),
+        time(r.rated_at),
+        c.unit_code.as_deref().map(unit_name).unwrap_or_default(),
+        def.state(&c.state)
+            .map_or_else(|| c.state.clone(), |s| s.label.clone()),
+        at(first("accept")),
+        at(first("transfer")),
+        at(rectify),
+        text(rectify, "measures"),
+        at(feedback),
+        if method.is_empty() {
+            method
+        } else {
+            option_label("feedback", "method", &method)
+        },
+        review.unwrap_or_default(),
+        if overdue { "是" } else { "否" }.to_owned(),
+        c.closed_at.map(time).unwrap_or_default(),
+        unit_name(&c.origin_unit),
+        c.id.to_string(),
+    ]
+}
