@@ -1192,7 +1192,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 31] = [
+const SERVED: [(&str, &str); 33] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1219,6 +1219,8 @@ const SERVED: [(&str, &str); 31] = [
     ("get", "/api/v1/metrics"),
     ("get", "/api/v1/export/cases.xlsx"),
     ("get", "/api/v1/export/cases.csv"),
+    ("get", "/api/v1/export/metrics.xlsx"),
+    ("get", "/api/v1/export/metrics.csv"),
     ("get", "/r/{token}"),
     ("post", "/r/{token}"),
     // Not served: the probe below must tell an unknown route apart.

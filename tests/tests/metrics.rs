@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 bihuan_store::on_both_databases!(
     every_figure_of_a_hand_built_dataset_is_exact,
     bad_metric_queries_are_named,
-    the_ledger_exports_every_case_in_scope_as_xlsx_and_csv,
+    the_ledger_and_the_metrics_table_export_as_xlsx_and_csv,
 );
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -432,7 +432,7 @@ fn by_project(
     .collect()
 }
 
-async fn the_ledger_exports_every_case_in_scope_as_xlsx_and_csv(db: &TestDb) {
+async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
     use calamine::Reader;
     let app = dataset(db).await;
     let (status, content_type, bytes) = download(&app, "sup", "/api/v1/export/cases.xlsx").await;
@@ -506,4 +506,35 @@ async fn the_ledger_exports_every_case_in_scope_as_xlsx_and_csv(db: &TestDb) {
     assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 1);
     let (status, _, _) = download(&app, "admin", "/api/v1/export/cases.csv?unit=nowhere").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The metrics table: rates as percentages, one row per group.
+    let (status, _, bytes) = download(
+        &app,
+        "sup",
+        "/api/v1/export/metrics.xlsx?from=2021-05-01&to=2021-05-31&group_by=unit",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let range = book.worksheet_range("统计报表").unwrap();
+    let rows: Vec<Vec<calamine::Data>> = range.rows().map(<[calamine::Data]>::to_vec).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][0].to_string(), "分组");
+    assert_eq!(rows[0][8].to_string(), "差评整改率");
+    assert_eq!(rows[1][0].to_string(), "沙坝镇便民服务中心");
+    assert_eq!(rows[1][1], calamine::Data::Float(9.0));
+    assert_eq!(rows[1][8], calamine::Data::Float(0.75));
+    let (_, _, bytes) = download(
+        &app,
+        "sup",
+        "/api/v1/export/metrics.csv?from=2021-05-01&to=2021-05-31",
+    )
+    .await;
+    let text = String::from_utf8(bytes).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("all,9,6,4,3,66.7%,22.2%,77.8%,75.0%,75.0%,66.7%,100.0%,0.0,0.0,2,2"),
+        "{line}"
+    );
 }

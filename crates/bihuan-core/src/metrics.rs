@@ -360,3 +360,67 @@ pub fn figures(c: &Counts) -> Figures {
         overdue: c.overdue,
     }
 }
+
+/// One cell of the metrics table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    /// A count.
+    Count(i64),
+    /// A rate in 0..1, or none when there is nothing to divide by.
+    Rate(Option<f64>),
+    /// A mean in working days, or none.
+    Days(Option<f64>),
+}
+
+impl Cell {
+    /// The cell as people read it: counts as numbers, rates in per cent with one decimal, days with
+    /// one decimal; "—" where there is nothing to divide by.
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Count(n) => n.to_string(),
+            Cell::Rate(Some(r)) => format!("{:.1}%", r * 100.0),
+            Cell::Days(Some(d)) => format!("{d:.1}"),
+            Cell::Rate(None) | Cell::Days(None) => "—".to_owned(),
+        }
+    }
+}
+
+/// The columns of the metrics table (report, export), after the group's name.
+pub const TABLE_COLUMNS: [&str; 15] = [
+    "评价总数",
+    "差评数",
+    "有效差评",
+    "已整改",
+    "差评率",
+    "好评率",
+    "主动评价率",
+    "差评整改率",
+    "按期整改率",
+    "回访率",
+    "评议满意率",
+    "平均整改用时（工作日）",
+    "平均办结用时（工作日）",
+    "未办结",
+    "超期",
+];
+
+/// A group's figures as the cells of [`TABLE_COLUMNS`].
+pub fn table_cells(f: &Figures) -> [Cell; 15] {
+    [
+        Cell::Count(f.ratings),
+        Cell::Count(f.negative),
+        Cell::Count(f.valid_negative),
+        Cell::Count(f.rectified),
+        Cell::Rate(f.negative_rate),
+        Cell::Rate(f.positive_rate),
+        Cell::Rate(f.active_rate),
+        Cell::Rate(f.rectification_rate),
+        Cell::Rate(f.on_time_rate),
+        Cell::Rate(f.return_visit_rate),
+        Cell::Rate(f.review_satisfaction_rate),
+        Cell::Days(f.avg_days_to_rectify),
+        Cell::Days(f.avg_days_to_close),
+        Cell::Count(f.open),
+        Cell::Count(f.overdue),
+    ]
+}

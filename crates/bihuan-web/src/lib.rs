@@ -28,6 +28,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
+pub use routes::export::{metrics_table_csv, metrics_workbook};
 
 /// Settings of the HTTP front.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! Exports: the case ledger (差评整改台账) as Excel or CSV, every case in the caller's scope with no cap.
+//! Exports: the case ledger (差评整改台账) as Excel or CSV, every case in the caller's scope with no cap;
+//! and the metrics table (统计报表).
 //! Rows are read a page at a time and written to a temporary file by a blocking writer (rust_xlsxwriter
 //! in its constant-memory mode, or csv), which is then streamed back: memory stays flat however many
 //! cases there are.
@@ -7,7 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bihuan_store::{LEDGER_HEADERS, LedgerFilter, LedgerRow};
+use bihuan_core::metrics::{Cell, TABLE_COLUMNS, figures, table_cells};
+use bihuan_store::{LEDGER_HEADERS, LedgerFilter, LedgerRow, MetricsRow};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -18,17 +20,134 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiQuery, SignedIn};
 use crate::routes::cases::parse_bound;
+use crate::routes::stats::{MetricsParams, metric_rows};
 
 /// Cases per page read from the database.
 const PAGE: u64 = 1000;
-/// The file name people see, percent-encoded (差评整改台账).
+/// The file names people see, percent-encoded: 差评整改台账, 统计报表.
 const LEDGER_NAME: &str = "%E5%B7%AE%E8%AF%84%E6%95%B4%E6%94%B9%E5%8F%B0%E8%B4%A6";
+const METRICS_NAME: &str = "%E7%BB%9F%E8%AE%A1%E6%8A%A5%E8%A1%A8";
 
 /// `/api/v1/export/…`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(cases_xlsx))
         .routes(routes!(cases_csv))
+        .routes(routes!(metrics_xlsx))
+        .routes(routes!(metrics_csv))
+}
+
+/// The metrics table (统计报表) as an Excel workbook: one row per group, rates as percentages.
+#[utoipa::path(get, path = "/api/v1/export/metrics.xlsx", tag = "export", security(("bearer" = [])), params(MetricsParams),
+    responses((status = 200, description = "统计报表（xlsx）", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn metrics_xlsx(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiQuery(p): ApiQuery<MetricsParams>,
+) -> ApiResult<Response> {
+    let rows = metric_rows(&state, &caller, p).await?;
+    let bytes = metrics_workbook(&rows).map_err(internal)?;
+    Ok(attachment(Body::from(bytes), Format::Xlsx, METRICS_NAME))
+}
+
+/// The metrics table as CSV (UTF-8 with a byte-order mark).
+#[utoipa::path(get, path = "/api/v1/export/metrics.csv", tag = "export", security(("bearer" = [])), params(MetricsParams),
+    responses((status = 200, description = "统计报表（CSV，UTF-8）", content_type = "text/csv"),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn metrics_csv(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiQuery(p): ApiQuery<MetricsParams>,
+) -> ApiResult<Response> {
+    let rows = metric_rows(&state, &caller, p).await?;
+    let bytes = metrics_table_csv(&rows).map_err(internal)?;
+    Ok(attachment(Body::from(bytes), Format::Csv, METRICS_NAME))
+}
+
+/// The metrics table as an xlsx workbook in memory (a table has one row per group: small).
+pub fn metrics_workbook(rows: &[MetricsRow]) -> Result<Vec<u8>, String> {
+    use rust_xlsxwriter::{Format as Style, Workbook};
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("统计报表").map_err(|e| e.to_string())?;
+    let bold = Style::new().set_bold();
+    let percent = Style::new().set_num_format("0.0%");
+    let days = Style::new().set_num_format("0.0");
+    let err = |e: rust_xlsxwriter::XlsxError| e.to_string();
+    sheet
+        .write_string_with_format(0, 0, "分组", &bold)
+        .map_err(err)?;
+    sheet.set_column_width(0, 24).map_err(err)?;
+    for (i, title) in TABLE_COLUMNS.iter().enumerate() {
+        let col = u16::try_from(i + 1).map_err(|e| e.to_string())?;
+        sheet
+            .write_string_with_format(0, col, *title, &bold)
+            .map_err(err)?;
+        sheet.set_column_width(col, 12).map_err(err)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let line = u32::try_from(r + 1).map_err(|e| e.to_string())?;
+        sheet.write_string(line, 0, &row.label).map_err(err)?;
+        for (i, cell) in table_cells(&figures(&row.counts)).iter().enumerate() {
+            let col = u16::try_from(i + 1).map_err(|e| e.to_string())?;
+            match cell {
+                Cell::Count(n) => {
+                    sheet.write_number(line, col, *n as f64).map_err(err)?;
+                }
+                Cell::Rate(Some(v)) => {
+                    sheet
+                        .write_number_with_format(line, col, *v, &percent)
+                        .map_err(err)?;
+                }
+                Cell::Days(Some(v)) => {
+                    sheet
+                        .write_number_with_format(line, col, *v, &days)
+                        .map_err(err)?;
+                }
+                Cell::Rate(None) | Cell::Days(None) => {}
+            }
+        }
+    }
+    workbook.save_to_buffer().map_err(err)
+}
+
+/// The metrics table as CSV (UTF-8 with a byte-order mark), cells as people read them.
+pub fn metrics_table_csv(rows: &[MetricsRow]) -> Result<Vec<u8>, String> {
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    {
+        let mut writer = csv::Writer::from_writer(&mut out);
+        let mut header = vec!["分组"];
+        header.extend(TABLE_COLUMNS);
+        writer.write_record(&header).map_err(|e| e.to_string())?;
+        for row in rows {
+            let mut record = vec![row.label.clone()];
+            record.extend(table_cells(&figures(&row.counts)).iter().map(Cell::text));
+            writer.write_record(&record).map_err(|e| e.to_string())?;
+        }
+        writer.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// A download: the body with its content type and file name.
+fn attachment(body: Body, format: Format, name: &str) -> Response {
+    let (content_type, extension) = match format {
+        Format::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        ),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition =
+        format!("attachment; filename=\"export.{extension}\"; filename*=UTF-8''{name}.{extension}");
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
 }
 
 /// Which cases: those of ratings given in the period (dates or RFC 3339), in a unit's subtree.
@@ -118,24 +237,8 @@ async fn export(
         .await
         .map_err(|e| internal(e.to_string()))?
         .map_err(internal)?;
-    let (content_type, extension) = match format {
-        Format::Xlsx => (
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-        ),
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-    };
     let body = stream(file).await.map_err(internal)?;
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    let disposition = format!(
-        "attachment; filename=\"cases.{extension}\"; filename*=UTF-8''{LEDGER_NAME}.{extension}"
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    Ok(attachment(body, format, LEDGER_NAME))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

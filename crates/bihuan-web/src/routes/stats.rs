@@ -54,6 +54,36 @@ async fn metrics(
     caller: SignedIn,
     ApiQuery(p): ApiQuery<MetricsParams>,
 ) -> ApiResult<Json<Value>> {
+    let rows = metric_rows(&state, &caller, p).await?;
+    let definitions: Map<String, Value> = DEFINITIONS
+        .iter()
+        .map(|d| {
+            (
+                d.key.to_owned(),
+                json!({"label": d.label, "label_en": d.label_en, "definition": d.definition, "definition_en": d.definition_en}),
+            )
+        })
+        .collect();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut row = serde_json::to_value(figures(&r.counts)).unwrap_or_default();
+            if let Value::Object(map) = &mut row {
+                map.insert("group".into(), Value::from(r.group.clone()));
+                map.insert("label".into(), Value::from(r.label.clone()));
+            }
+            row
+        })
+        .collect();
+    Ok(Json(json!({"definitions": definitions, "rows": rows})))
+}
+
+/// The groups' counts a metrics query asks for, checked and scoped.
+pub(crate) async fn metric_rows(
+    state: &AppState,
+    caller: &SignedIn,
+    p: MetricsParams,
+) -> ApiResult<Vec<bihuan_store::MetricsRow>> {
     let from = date("from", p.from.as_deref())?;
     let to = date("to", p.to.as_deref())?;
     if let (Some(f), Some(t)) = (from, to)
@@ -101,25 +131,5 @@ async fn metrics(
             counts: Default::default(),
         });
     }
-    let definitions: Map<String, Value> = DEFINITIONS
-        .iter()
-        .map(|d| {
-            (
-                d.key.to_owned(),
-                json!({"label": d.label, "label_en": d.label_en, "definition": d.definition, "definition_en": d.definition_en}),
-            )
-        })
-        .collect();
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let mut row = serde_json::to_value(figures(&r.counts)).unwrap_or_default();
-            if let Value::Object(map) = &mut row {
-                map.insert("group".into(), Value::from(r.group.clone()));
-                map.insert("label".into(), Value::from(r.label.clone()));
-            }
-            row
-        })
-        .collect();
-    Ok(Json(json!({"definitions": definitions, "rows": rows})))
+    Ok(rows)
 }
