@@ -17,6 +17,7 @@ bihuan_store::on_both_databases!(
     every_figure_of_a_hand_built_dataset_is_exact,
     bad_metric_queries_are_named,
     the_ledger_and_the_metrics_table_export_as_xlsx_and_csv,
+    the_report_command_prints_an_aligned_table_json_or_xlsx,
 );
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -537,4 +538,71 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
         line.starts_with("all,9,6,4,3,66.7%,22.2%,77.8%,75.0%,75.0%,66.7%,100.0%,0.0,0.0,2,2"),
         "{line}"
     );
+}
+
+async fn the_report_command_prints_an_aligned_table_json_or_xlsx(db: &TestDb) {
+    use calamine::Reader;
+    let _app = dataset(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = |extra: &[&str]| {
+        let out = bihuan_tests::bihuan(dir.path())
+            .args([
+                "report",
+                "--from",
+                "2021-05-01",
+                "--to",
+                "2021-05-31",
+                "--db",
+                &db.url,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = bihuan_tests::text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, table, stderr) = report(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("2021-05-01 至 2021-05-31"), "{table}");
+    let shaba = lines
+        .iter()
+        .find(|l| l.starts_with("沙坝镇便民服务中心"))
+        .unwrap();
+    assert!(shaba.contains("75.0%"), "{table}");
+    let total = lines.last().unwrap();
+    assert!(total.starts_with("合计"), "{table}");
+    // The figures end at the same display column on every line.
+    use unicode_width::UnicodeWidthStr;
+    let widths: Vec<usize> = lines[1..]
+        .iter()
+        .filter(|l| !l.starts_with('-'))
+        .map(|l| l.width())
+        .collect();
+    assert!(widths.windows(2).all(|w| w[0] == w[1]), "{table}");
+
+    let (code, json, stderr) = report(&["--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let value: Value = serde_json::from_str(&json).unwrap();
+    let rows = value["rows"].as_array().unwrap();
+    assert_eq!(rows.last().unwrap()["label"], "合计");
+    assert_eq!(rows.last().unwrap()["ratings"], 10);
+    assert_eq!(value["definitions"]["return_visit_rate"]["label"], "回访率");
+
+    let path = dir.path().join("报表.xlsx");
+    let (code, _, stderr) = report(&["--format", "xlsx", "--out", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
+    let range = book.worksheet_range("统计报表").unwrap();
+    assert_eq!(range.rows().count(), 4, "header, two centers, total");
+
+    for (args, expected) in [
+        (&["--format", "pdf"][..], "--format pdf"),
+        (&["--format", "xlsx"][..], "needs --out"),
+        (&["--unit", "nowhere"][..], "--unit nowhere"),
+    ] {
+        let (code, _, stderr) = report(args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

@@ -29,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 pub use routes::export::{metrics_table_csv, metrics_workbook};
+pub use routes::stats::metrics_json;
 
 /// Settings of the HTTP front.
 #[derive(Debug, Clone)]

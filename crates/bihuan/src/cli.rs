@@ -88,6 +88,26 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The metrics of a period by unit, with a total (DOMAIN.md, "Metrics").
+    Report {
+        /// First day, YYYY-MM-DD (by rating date).
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD (included).
+        #[arg(long)]
+        to: String,
+        /// Only this unit's subtree.
+        #[arg(long)]
+        unit: Option<String>,
+        /// table (aligned for a terminal), json or xlsx.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Write here instead of standard output (needed for xlsx).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// The metrics' per-day sums.
     Metrics {
         #[command(subcommand)]

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod demo;
 mod import;
+mod report;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -117,6 +118,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => commands::audit_verify(&db.url).await,
+        Command::Report {
+            from,
+            to,
+            unit,
+            format,
+            out,
+            db,
+        } => {
+            let store = bihuan_store::Store::connect(&db.url).await?;
+            store.migrate().await?;
+            report::report(
+                &store,
+                report::ReportArgs {
+                    from,
+                    to,
+                    unit,
+                    format,
+                    out,
+                },
+            )
+            .await
+        }
         Command::Metrics {
             command: MetricsCommand::Rebuild { db, workflows },
         } => {

@@ -55,6 +55,12 @@ async fn metrics(
     ApiQuery(p): ApiQuery<MetricsParams>,
 ) -> ApiResult<Json<Value>> {
     let rows = metric_rows(&state, &caller, p).await?;
+    Ok(Json(metrics_json(&rows)))
+}
+
+/// The answer of `GET /api/v1/metrics` (and of `bihuan report --format json`): the definitions and a
+/// row of figures per group.
+pub fn metrics_json(rows: &[bihuan_store::MetricsRow]) -> Value {
     let definitions: Map<String, Value> = DEFINITIONS
         .iter()
         .map(|d| {
@@ -75,7 +81,7 @@ async fn metrics(
             row
         })
         .collect();
-    Ok(Json(json!({"definitions": definitions, "rows": rows})))
+    json!({"definitions": definitions, "rows": rows})
 }
 
 /// The groups' counts a metrics query asks for, checked and scoped.
