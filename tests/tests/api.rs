@@ -1192,7 +1192,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 33] = [
+const SERVED: [(&str, &str); 34] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1221,6 +1221,7 @@ const SERVED: [(&str, &str); 33] = [
     ("get", "/api/v1/export/cases.csv"),
     ("get", "/api/v1/export/metrics.xlsx"),
     ("get", "/api/v1/export/metrics.csv"),
+    ("get", "/api/v1/charts/{name}"),
     ("get", "/r/{token}"),
     ("post", "/r/{token}"),
     // Not served: the probe below must tell an unknown route apart.
@@ -1258,7 +1259,8 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: &TestDb) {
     for (method, path) in SERVED {
         let url = path
             .replace("{id}", "0192f3c4-0000-7000-8000-000000000000")
-            .replace("{token}", "no-such-link");
+            .replace("{token}", "no-such-link")
+            .replace("{name}", "trend.svg");
         let (status, body) = app
             .raw(
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),

@@ -18,6 +18,7 @@ bihuan_store::on_both_databases!(
     bad_metric_queries_are_named,
     the_ledger_and_the_metrics_table_export_as_xlsx_and_csv,
     the_report_command_prints_an_aligned_table_json_or_xlsx,
+    charts_are_svg_drawn_on_the_server,
 );
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -605,4 +606,48 @@ async fn the_report_command_prints_an_aligned_table_json_or_xlsx(db: &TestDb) {
         assert_eq!(code, Some(1), "{args:?}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+async fn charts_are_svg_drawn_on_the_server(db: &TestDb) {
+    let app = dataset(db).await;
+    let (status, content_type, bytes) = download(&app, "sup", "/api/v1/charts/trend.svg").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("image/svg+xml"), "{content_type}");
+    let svg = String::from_utf8(bytes).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    for expected in [
+        "差评整改率",
+        "回访率",
+        "差评率",
+        "2021-05",
+        "2021-06",
+        "<circle",
+        "<polyline",
+    ] {
+        assert!(svg.contains(expected), "{expected} in the trend");
+    }
+    assert!(!svg.contains("<script"), "no script in a chart");
+
+    let (status, _, bytes) = download(
+        &app,
+        "admin",
+        "/api/v1/charts/units.svg?from=2021-05-01&to=2021-05-31",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let svg = String::from_utf8(bytes).unwrap();
+    for expected in ["沙坝镇便民服务中心", "马旺镇便民服务中心", "<rect"] {
+        assert!(svg.contains(expected), "{expected} in the bars");
+    }
+    // Scope: the other town's supervisor does not see 沙坝镇's bar.
+    let (_, _, bytes) = download(&app, "o_sup", "/api/v1/charts/units.svg").await;
+    assert!(!String::from_utf8(bytes).unwrap().contains("沙坝镇"));
+
+    let (status, _, _) = download(&app, "sup", "/api/v1/charts/pie.svg").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = download(&app, "sup", "/api/v1/charts/trend.svg?from=May").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }

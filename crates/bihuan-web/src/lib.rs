@@ -82,6 +82,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::review::router())
         .merge(routes::stats::router())
         .merge(routes::export::router())
+        .merge(routes::charts::router())
 }
 
 /// The whole application, ready to serve.

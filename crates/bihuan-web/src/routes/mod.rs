@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod cases;
+pub mod charts;
 pub mod export;
 pub mod health;
 pub mod ratings;

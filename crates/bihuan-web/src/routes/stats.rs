@@ -25,13 +25,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct MetricsParams {
     /// First day, `YYYY-MM-DD`.
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Last day, `YYYY-MM-DD`.
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// A unit's code: its subtree only.
-    unit: Option<String>,
+    pub(crate) unit: Option<String>,
     /// `unit`, `month`, `channel` or `service`; none gives one row, `all`.
-    group_by: Option<String>,
+    pub(crate) group_by: Option<String>,
 }
 
 fn date(field: &str, value: Option<&str>) -> ApiResult<Option<NaiveDate>> {
