@@ -87,6 +87,9 @@ async fn chart(
 
 type Drawn = Result<String, String>;
 
+/// Which rate of a group's figures a series shows.
+type Pick = fn(&bihuan_core::metrics::Figures) -> Option<f64>;
+
 fn percent(v: &f64) -> String {
     format!("{:.0}%", v * 100.0)
 }
@@ -120,11 +123,7 @@ pub fn trend(rows: &[MetricsRow]) -> Drawn {
             .y_label_formatter(&percent)
             .draw()
             .map_err(|e| e.to_string())?;
-        let series: [(
-            &str,
-            RGBColor,
-            fn(&bihuan_core::metrics::Figures) -> Option<f64>,
-        ); 3] = [
+        let series: [(&str, RGBColor, Pick); 3] = [
             ("差评整改率", BLUE, |f| f.rectification_rate),
             ("回访率", GREEN, |f| f.return_visit_rate),
             ("差评率", ORANGE, |f| f.negative_rate),
@@ -192,12 +191,7 @@ pub fn units(rows: &[MetricsRow]) -> Drawn {
             .y_label_formatter(&percent)
             .draw()
             .map_err(|e| e.to_string())?;
-        let bars: [(
-            &str,
-            RGBColor,
-            f64,
-            fn(&bihuan_core::metrics::Figures) -> Option<f64>,
-        ); 2] = [
+        let bars: [(&str, RGBColor, f64, Pick); 2] = [
             ("差评整改率", BLUE, 0.1, |f| f.rectification_rate),
             ("回访率", GREEN, 0.5, |f| f.return_visit_rate),
         ];
