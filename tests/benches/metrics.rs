@@ -5,7 +5,8 @@
 //! every channel; 2 % of them non-default 差评, so 200,000 cases, of which `BENCH_ADVANCED` (default
 //! 10,000) are accepted, transferred and rectified). For each database it times the metrics query of
 //! the year grouped by unit and by month (the median of five), beside a naive aggregate of the same
-//! figures straight from the ratings, cases and events, and prints both and their ratio.
+//! figures straight from the ratings, cases and events, and prints both and their ratio. Last, on
+//! SQLite, the export of every case to xlsx over HTTP: its time and the process's peak memory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
 
@@ -261,6 +262,45 @@ async fn measure(name: &str, db: &TestDb, engine: &Engine, n: usize, advanced: u
     }
 }
 
+/// A line of /proc/self/status in MiB (VmRSS, VmHWM).
+fn status_mib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// The export of every case as xlsx through the HTTP API: time and peak memory (reset first).
+async fn export(db: &TestDb) {
+    let app = bihuan_tests::api::spawn(db, bihuan_web::WebConfig::default()).await;
+    let token = app.token("admin").await;
+    // Forget the peak of the fill, so the figure is the export's.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = status_mib("VmRSS:");
+    let began = Instant::now();
+    let mut resp = app
+        .client
+        .get(format!("{}/api/v1/export/cases.xlsx", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let mut bytes = 0;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        bytes += chunk.len();
+    }
+    let took = began.elapsed();
+    let show = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |m| format!("{m} MiB"));
+    println!(
+        "  export of every case to xlsx: {:.1} s, {:.1} MiB file; memory before {}, peak during {}",
+        took.as_secs_f64(),
+        bytes as f64 / 1024.0 / 1024.0,
+        show(before),
+        show(status_mib("VmHWM:"))
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let number = |var: &str, default: usize| {
@@ -278,6 +318,7 @@ async fn main() {
     println!("| database | query | metrics | naive | ratio |\n|---|---|---:|---:|---:|");
     let db = TestDb::sqlite().await.unwrap();
     measure("SQLite", &db, &engine, n, advanced).await;
+    export(&db).await;
     db.finish().await.unwrap();
     if std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
         let db = TestDb::postgres().await.unwrap().unwrap();
