@@ -1,8 +1,8 @@
 //! The metrics query against a naive aggregate over the raw tables, in one run (not a test).
 //!
 //! `cargo bench -p bihuan-tests --bench metrics` (set `BIHUAN_TEST_PG_URL` for PostgreSQL;
-//! `BENCH_RATINGS` ratings, default 10,000,000, over the 365 days of 2021, 50 units, 300 services and
-//! every channel; 2 % of them non-default 差评, so 200,000 cases, of which `BENCH_ADVANCED` (default
+//! `BENCH_RATINGS` ratings, default 10,000,000, in time order over the 365 days of 2021, 50 units of 20
+//! services each, every channel; 2 % of them non-default 差评, so 200,000 cases, of which `BENCH_ADVANCED` (default
 //! 10,000) are accepted, transferred and rectified). For each database it times the metrics query of
 //! the year grouped by unit and by month (the median of five), beside a naive aggregate of the same
 //! figures straight from the ratings, cases and events, and prints both and their ratio. Last, on
@@ -37,8 +37,9 @@ fn start() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// The i-th rating of the year.
-fn nth(i: usize) -> Rating {
+/// The i-th of `n` ratings of the year, in time order (as a year's file is): 50 units of 20 services
+/// each, every channel.
+fn nth(i: usize, n: usize) -> Rating {
     let negative = i.is_multiple_of(50);
     let level = if negative {
         Level::Dissatisfied
@@ -54,18 +55,20 @@ fn nth(i: usize) -> Rating {
     } else {
         CHANNELS[(i / 7) % CHANNELS.len()]
     };
-    let service = (i / 3) % 300;
+    let unit = (i / 11) % 50;
+    let service = unit * 20 + (i / 13) % 20;
+    let day = (i as u128 * 365 / n.max(1) as u128) as i64;
     Rating {
         source: "bench".into(),
         source_id: format!("M-{i:09}"),
         project_no: format!("P-{i:09}"),
         service_code: format!("S{service:03}"),
         service_name: format!("事项{service:03}"),
-        unit_code: format!("bench-{:02}", (i / 11) % 50),
+        unit_code: format!("bench-{unit:02}"),
         region_code: "500114112".into(),
         channel,
         level,
-        rated_at: start() + Days::days((i % 365) as i64) + Days::minutes((i % 480) as i64),
+        rated_at: start() + Days::days(day) + Days::minutes((i % 480) as i64),
         assess_number: 1,
         rater: Rater {
             kind: RaterType::Individual,
@@ -105,7 +108,7 @@ async fn fill(db: &TestDb, engine: &Engine, n: usize, advanced: usize) {
     let mut import = db.store.begin_ratings_import(engine, now).await.unwrap();
     let mut chunk = Vec::with_capacity(50_000);
     for i in 0..n {
-        chunk.push(nth(i));
+        chunk.push(nth(i, n));
         if chunk.len() == 50_000 {
             import.add(&chunk).await.unwrap();
             chunk.clear();

@@ -79,6 +79,7 @@ impl Store {
             engine,
             now: truncate_to_micros(now),
             outcome: BatchOutcome::default(),
+            metrics: metrics::DaySums::new(),
         })
     }
 
@@ -110,7 +111,13 @@ pub struct RatingsImport<'e> {
     engine: &'e Engine,
     now: DateTime<Utc>,
     outcome: BatchOutcome,
+    /// What the rows added so far add to the metrics, summed per key until written.
+    metrics: metrics::DaySums,
 }
+
+/// Metric keys an import sums in memory before it writes them out (bounded memory; a file sorted by
+/// time repeats its keys, so the sums are far fewer rows than the ratings).
+const PENDING_METRIC_KEYS: usize = 50_000;
 
 impl RatingsImport<'_> {
     /// Adds checked ratings; repeats of rows stored before (or added before) count as duplicates.
@@ -118,16 +125,24 @@ impl RatingsImport<'_> {
         let (unique, repeats) = first_of_each(ratings);
         self.outcome.duplicates += repeats;
         let chunks: Vec<&[&Rating]> = unique.chunks(self.txn.chunk_size()).collect();
-        for (offered, inserted, cases) in
-            self.txn.insert_all(self.engine, &chunks, self.now).await?
+        for (offered, inserted, cases) in self
+            .txn
+            .insert_all(self.engine, &chunks, self.now, &mut self.metrics)
+            .await?
         {
             self.outcome.add(offered, inserted, cases);
+        }
+        if self.metrics.len() > PENDING_METRIC_KEYS {
+            let sums = std::mem::take(&mut self.metrics);
+            self.txn.write_metric_deltas(sums).await?;
         }
         Ok(())
     }
 
     /// Commits every row added.
-    pub async fn commit(self) -> Result<BatchOutcome> {
+    pub async fn commit(mut self) -> Result<BatchOutcome> {
+        let sums = std::mem::take(&mut self.metrics);
+        self.txn.write_metric_deltas(sums).await?;
         self.txn.commit().await?;
         Ok(self.outcome)
     }
@@ -162,6 +177,7 @@ impl Bulk {
         engine: &Engine,
         chunks: &[&[&Rating]],
         now: DateTime<Utc>,
+        sums: &mut metrics::DaySums,
     ) -> Result<Vec<(usize, usize, usize)>> {
         let postgres = self.is_postgres();
         let mut done = Vec::with_capacity(chunks.len());
@@ -178,7 +194,10 @@ impl Bulk {
                     .map(|c| prepare(postgres, engine, c, now))
                     .transpose()
             });
-            let (inserted, cases) = written?;
+            let (inserted, cases, chunk_sums) = written?;
+            for (key, (name, counts)) in chunk_sums {
+                metrics::add(sums, key, &name, counts);
+            }
             done.push((offered, inserted, cases));
             next = prepared?;
         }
@@ -194,7 +213,7 @@ impl Bulk {
         engine: &Engine,
         prepared: Prepared<'c>,
         now: DateTime<Utc>,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<(usize, usize, metrics::DaySums)> {
         let Prepared {
             chunk,
             ids,
@@ -226,7 +245,6 @@ impl Bulk {
                 for insert in [
                     insert_values("cases", cases, "")?,
                     insert_values("events", events, "")?,
-                    insert_values("metric_deltas", metrics::delta_rows(sums), "")?,
                 ]
                 .into_iter()
                 .flatten()
@@ -236,7 +254,7 @@ impl Bulk {
                         .execute(&mut **txn)
                         .await?;
                 }
-                Ok((stored.len(), opened))
+                Ok((stored.len(), opened, sums))
             }
             (
                 Bulk::Postgres(txn),
@@ -252,24 +270,49 @@ impl Bulk {
                 let opened = stored.iter().filter(|id| with_case.contains(id)).count();
                 let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
                 let sums = metric_sums(engine, chunk, &ids, |id| stored_set.contains(id));
-                if let Some(deltas) = Unnest::of("metric_deltas", metrics::delta_rows(sums))? {
-                    let mut args = PgArguments::default();
-                    let (names, source) = deltas.bind("d", &mut args)?;
-                    sqlx::query_with(
-                        sqlx::AssertSqlSafe(format!(
-                            "INSERT INTO metric_deltas ({names}) SELECT * FROM {source}"
-                        )),
-                        args,
-                    )
-                    .execute(&mut **txn)
-                    .await?;
-                }
-                Ok((stored.len(), opened))
+                Ok((stored.len(), opened, sums))
             }
             _ => Err(StoreError::Corrupt(
                 "a bulk statement was prepared for the other database".into(),
             )),
         }
+    }
+
+    /// Writes what the import adds to the metrics into `metric_deltas`.
+    async fn write_metric_deltas(&mut self, sums: metrics::DaySums) -> Result<()> {
+        let rows = metrics::delta_rows(sums);
+        match self {
+            Bulk::Sqlite(txn, _) => {
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    let chunk: Vec<_> = rows.by_ref().take(1000).collect();
+                    if let Some((sql, args)) = insert_values("metric_deltas", chunk, "")? {
+                        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                            .execute(&mut **txn)
+                            .await?;
+                    }
+                }
+            }
+            Bulk::Postgres(txn) => {
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    let chunk: Vec<_> = rows.by_ref().take(POSTGRES_CHUNK).collect();
+                    if let Some(deltas) = Unnest::of("metric_deltas", chunk)? {
+                        let mut args = PgArguments::default();
+                        let (names, source) = deltas.bind("d", &mut args)?;
+                        sqlx::query_with(
+                            sqlx::AssertSqlSafe(format!(
+                                "INSERT INTO metric_deltas ({names}) SELECT * FROM {source}"
+                            )),
+                            args,
+                        )
+                        .execute(&mut **txn)
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn commit(self) -> Result<()> {
