@@ -154,51 +154,33 @@ async fn metrics(app: &TestApp, user: &str, query: &str) -> Value {
     body
 }
 
-/// The figures of a row that the dataset fixes, in a fixed order.
+/// The figures the dataset fixes, in a fixed order.
+const FIGURES: [&str; 15] = [
+    "ratings",
+    "negative",
+    "valid_negative",
+    "rectified",
+    "negative_rate",
+    "positive_rate",
+    "active_rate",
+    "rectification_rate",
+    "on_time_rate",
+    "return_visit_rate",
+    "review_satisfaction_rate",
+    "avg_days_to_rectify",
+    "avg_days_to_close",
+    "open",
+    "overdue",
+];
+
+/// A row's figures, by name.
 fn figures(row: &Value) -> Vec<(&'static str, Value)> {
-    [
-        "ratings",
-        "negative",
-        "valid_negative",
-        "rectified",
-        "negative_rate",
-        "positive_rate",
-        "active_rate",
-        "rectification_rate",
-        "on_time_rate",
-        "return_visit_rate",
-        "review_satisfaction_rate",
-        "avg_days_to_rectify",
-        "avg_days_to_close",
-        "open",
-        "overdue",
-    ]
-    .into_iter()
-    .map(|k| (k, row[k].clone()))
-    .collect()
+    FIGURES.into_iter().map(|k| (k, row[k].clone())).collect()
 }
 
+/// Expected figures, by name.
 fn expect(values: [Value; 15]) -> Vec<(&'static str, Value)> {
-    [
-        "ratings",
-        "negative",
-        "valid_negative",
-        "rectified",
-        "negative_rate",
-        "positive_rate",
-        "active_rate",
-        "rectification_rate",
-        "on_time_rate",
-        "return_visit_rate",
-        "review_satisfaction_rate",
-        "avg_days_to_rectify",
-        "avg_days_to_close",
-        "open",
-        "overdue",
-    ]
-    .into_iter()
-    .zip(values)
-    .collect()
+    FIGURES.into_iter().zip(values).collect()
 }
 
 fn ratio(n: f64, d: f64) -> Value {

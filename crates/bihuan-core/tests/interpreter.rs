@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use bihuan_core::workflow::Audience;
@@ -12,30 +14,7 @@ use bihuan_core::{
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-fn engine() -> Engine {
-    let src = |name: &str, text: &str| Source {
-        name: name.into(),
-        text: text.into(),
-    };
-    Engine::build(
-        &[
-            src(
-                "negative-rating.toml",
-                include_str!("../../../workflows/negative-rating.toml"),
-            ),
-            src(
-                "work-plan-task.toml",
-                include_str!("../../../workflows/work-plan-task.toml"),
-            ),
-        ],
-        &[src(
-            "cn-mainland-2021-2026.toml",
-            include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml"),
-        )],
-        chrono_tz::Asia::Shanghai,
-    )
-    .unwrap()
-}
+use common::engine;
 
 /// 2021-05-06 10:00 Beijing time.
 fn now() -> DateTime<Utc> {

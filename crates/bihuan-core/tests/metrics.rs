@@ -3,36 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
+mod common;
+
 use bihuan_core::metrics::{CaseRecord, Counts, case_counts, figures, rating_counts};
 use bihuan_core::rating::{Channel, Level};
-use bihuan_core::{Engine, Source, Step, deadlines_before};
+use bihuan_core::{Step, deadlines_before};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-fn engine() -> Engine {
-    let src = |name: &str, text: &str| Source {
-        name: name.into(),
-        text: text.into(),
-    };
-    Engine::build(
-        &[
-            src(
-                "negative-rating.toml",
-                include_str!("../../../workflows/negative-rating.toml"),
-            ),
-            src(
-                "work-plan-task.toml",
-                include_str!("../../../workflows/work-plan-task.toml"),
-            ),
-        ],
-        &[src(
-            "cn-mainland-2021-2026.toml",
-            include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml"),
-        )],
-        chrono_tz::Asia::Shanghai,
-    )
-    .unwrap()
-}
+use common::engine;
 
 /// May 2021, Beijing time.
 fn may(day: u32, hour: u32) -> DateTime<Utc> {
