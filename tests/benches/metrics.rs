@@ -319,11 +319,15 @@ async fn main() {
         "{n} ratings over 2021, 2 % cases; metrics query (median of 5) against a naive aggregate"
     );
     println!("| database | query | metrics | naive | ratio |\n|---|---|---:|---:|---:|");
-    let db = TestDb::sqlite().await.unwrap();
-    measure("SQLite", &db, &engine, n, advanced).await;
-    export(&db).await;
-    db.finish().await.unwrap();
-    if std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
+    // BENCH_ONLY=sqlite or postgres measures one database.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "postgres" {
+        let db = TestDb::sqlite().await.unwrap();
+        measure("SQLite", &db, &engine, n, advanced).await;
+        export(&db).await;
+        db.finish().await.unwrap();
+    }
+    if only != "sqlite" && std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
         let db = TestDb::postgres().await.unwrap().unwrap();
         measure("PostgreSQL", &db, &engine, n, advanced).await;
         db.finish().await.unwrap();

@@ -457,6 +457,8 @@ impl Store {
                 ))
                 .await?;
             if taken.is_empty() {
+                drop(txn);
+                self.after_fold(folded).await?;
                 return Ok(folded);
             }
             let mut sums = DaySums::new();
@@ -479,9 +481,24 @@ impl Store {
             txn.commit().await?;
             folded += taken.len() as u64;
             if (taken.len() as u64) < BATCH {
+                self.after_fold(folded).await?;
                 return Ok(folded);
             }
         }
+    }
+
+    /// After a large fold (an import's worth) PostgreSQL is left with the deleted deltas and the old
+    /// versions of the updated sums until a vacuum; the queries scan those tables, so vacuum them now
+    /// rather than whenever autovacuum comes by. Small folds (every scheduler pass) leave it to
+    /// autovacuum.
+    async fn after_fold(&self, folded: u64) -> Result<()> {
+        const LARGE: u64 = 50_000;
+        if folded >= LARGE && self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            self.db
+                .execute_unprepared("VACUUM (ANALYZE) metric_deltas, metric_days, metric_details")
+                .await?;
+        }
+        Ok(())
     }
 
     /// Names the groups; by unit, outside codes mapped onto a unit join it.
