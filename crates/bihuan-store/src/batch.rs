@@ -218,6 +218,7 @@ impl Bulk {
             chunk,
             ids,
             statement,
+            sums: all_new,
         } = prepared;
         match (self, statement) {
             (Bulk::Sqlite(txn, _), Statement::Sqlite(sql, args)) => {
@@ -241,7 +242,11 @@ impl Bulk {
                 };
                 let (cases, events) = cases_of(engine, chunk, &ids, now, |id| stored.contains(id))?;
                 let opened = cases.len();
-                let sums = metric_sums(engine, chunk, &ids, |id| stored.contains(id));
+                let sums = if stored.len() == ids.len() {
+                    all_new
+                } else {
+                    metric_sums(engine, chunk, &ids, |id| stored.contains(id))
+                };
                 for insert in [
                     insert_values("cases", cases, "")?,
                     insert_values("events", events, "")?,
@@ -268,8 +273,12 @@ impl Bulk {
                     .fetch_all(&mut **txn)
                     .await?;
                 let opened = stored.iter().filter(|id| with_case.contains(id)).count();
-                let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
-                let sums = metric_sums(engine, chunk, &ids, |id| stored_set.contains(id));
+                let sums = if stored.len() == ids.len() {
+                    all_new
+                } else {
+                    let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
+                    metric_sums(engine, chunk, &ids, |id| stored_set.contains(id))
+                };
                 Ok((stored.len(), opened, sums))
             }
             _ => Err(StoreError::Corrupt(
@@ -330,6 +339,9 @@ struct Prepared<'c> {
     /// The ids given to its ratings, in order.
     ids: Vec<Uuid>,
     statement: Statement,
+    /// What the chunk adds to the metrics if every rating is new (computed here, off the writer's
+    /// path; recomputed for the rows stored when some were duplicates).
+    sums: metrics::DaySums,
 }
 
 enum Statement {
@@ -352,6 +364,7 @@ fn prepare<'c>(
     now: DateTime<Utc>,
 ) -> Result<Prepared<'c>> {
     let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+    let sums = metric_sums(engine, chunk, &ids, |_| true);
     let rows: Vec<rating::ActiveModel> = chunk
         .iter()
         .zip(&ids)
@@ -405,6 +418,7 @@ fn prepare<'c>(
         chunk,
         ids,
         statement,
+        sums,
     })
 }
 
