@@ -186,20 +186,27 @@ impl Bulk {
         };
         let mut next = Some(prepare(postgres, engine, first, now)?);
         let mut rest = chunks.iter().skip(1);
+        // The sums of the chunk written last, added to the running sums while the next one is written.
+        let mut unmerged = metrics::DaySums::new();
         while let Some(current) = next.take() {
             let offered = current.chunk.len();
             let following = rest.next();
+            let merging = std::mem::take(&mut unmerged);
             let (written, prepared) = tokio::join!(self.execute(engine, current, now), async {
+                for (key, (name, counts)) in merging {
+                    metrics::add(sums, key, &name, counts);
+                }
                 following
                     .map(|c| prepare(postgres, engine, c, now))
                     .transpose()
             });
             let (inserted, cases, chunk_sums) = written?;
-            for (key, (name, counts)) in chunk_sums {
-                metrics::add(sums, key, &name, counts);
-            }
+            unmerged = chunk_sums;
             done.push((offered, inserted, cases));
             next = prepared?;
+        }
+        for (key, (name, counts)) in unmerged {
+            metrics::add(sums, key, &name, counts);
         }
         Ok(done)
     }
@@ -221,15 +228,23 @@ impl Bulk {
             sums: all_new,
         } = prepared;
         match (self, statement) {
-            (Bulk::Sqlite(txn, _), Statement::Sqlite(sql, args)) => {
+            (
+                Bulk::Sqlite(txn, _),
+                Statement::Sqlite {
+                    ratings: (sql, args),
+                    opened: prepared_opened,
+                    cases: prepared_cases,
+                },
+            ) => {
                 let inserted = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
                     .execute(&mut **txn)
                     .await?
                     .rows_affected();
-                // Usually every row is new. Otherwise the ids (ours alone) that are present now are
-                // the rows this chunk stored: the write lock is ours, no one else inserts meanwhile.
-                let stored: HashSet<Uuid> = if inserted == ids.len() as u64 {
-                    ids.iter().copied().collect()
+                // Usually every row is new: the cases prepared with the statement are the ones to
+                // write. Otherwise the ids (ours alone) that are present now are the rows this chunk
+                // stored: the write lock is ours, no one else inserts meanwhile.
+                let (stored, opened, case_inserts, sums) = if inserted == ids.len() as u64 {
+                    (ids.len(), prepared_opened, prepared_cases, all_new)
                 } else {
                     let placeholders = vec!["?"; ids.len()].join(", ");
                     let mut lookup = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -238,28 +253,23 @@ impl Bulk {
                     for id in &ids {
                         lookup = lookup.bind(*id);
                     }
-                    lookup.fetch_all(&mut **txn).await?.into_iter().collect()
+                    let stored: HashSet<Uuid> =
+                        lookup.fetch_all(&mut **txn).await?.into_iter().collect();
+                    let is_stored = |id: &Uuid| stored.contains(id);
+                    let (cases, events) = cases_of(engine, chunk, &ids, now, is_stored)?;
+                    (
+                        stored.len(),
+                        cases.len(),
+                        sqlite_case_inserts(cases, events)?,
+                        metric_sums(engine, chunk, &ids, is_stored),
+                    )
                 };
-                let (cases, events) = cases_of(engine, chunk, &ids, now, |id| stored.contains(id))?;
-                let opened = cases.len();
-                let sums = if stored.len() == ids.len() {
-                    all_new
-                } else {
-                    metric_sums(engine, chunk, &ids, |id| stored.contains(id))
-                };
-                for insert in [
-                    insert_values("cases", cases, "")?,
-                    insert_values("events", events, "")?,
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    let (sql, args) = insert;
+                for (sql, args) in case_inserts {
                     sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
                         .execute(&mut **txn)
                         .await?;
                 }
-                Ok((stored.len(), opened, sums))
+                Ok((stored, opened, sums))
             }
             (
                 Bulk::Postgres(txn),
@@ -345,8 +355,14 @@ struct Prepared<'c> {
 }
 
 enum Statement {
-    /// The ratings' multi-row insert; cases follow once it is known which ratings are new.
-    Sqlite(String, SqliteArguments),
+    /// The ratings' multi-row insert, then the inserts of the cases (and first events) the chunk
+    /// opens if every rating is new; rebuilt for the rows stored when some were not.
+    Sqlite {
+        ratings: (String, SqliteArguments),
+        /// Cases opened by the prepared inserts.
+        opened: usize,
+        cases: Vec<(String, SqliteArguments)>,
+    },
     /// One statement storing the ratings and opening the cases of those new.
     Postgres {
         sql: String,
@@ -406,13 +422,18 @@ fn prepare<'c>(
             with_case,
         }
     } else {
-        let (sql, args) = insert_values(
+        let ratings = insert_values(
             "ratings",
             rows,
             "ON CONFLICT (source, source_id) DO NOTHING",
         )?
         .ok_or_else(|| StoreError::Corrupt("an empty chunk of ratings".into()))?;
-        Statement::Sqlite(sql, args)
+        let (cases, events) = cases_of(engine, chunk, &ids, now, |_| true)?;
+        Statement::Sqlite {
+            ratings,
+            opened: cases.len(),
+            cases: sqlite_case_inserts(cases, events)?,
+        }
     };
     Ok(Prepared {
         chunk,
@@ -441,6 +462,20 @@ fn metric_sums(
         }
     }
     sums
+}
+
+/// The multi-row inserts of cases and their first events (none when there are no cases).
+fn sqlite_case_inserts(
+    cases: Vec<case::ActiveModel>,
+    events: Vec<event::ActiveModel>,
+) -> Result<Vec<(String, SqliteArguments)>> {
+    Ok([
+        insert_values("cases", cases, "")?,
+        insert_values("events", events, "")?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect())
 }
 
 /// The case rows (and first events) of the ratings of a chunk that open a case and are `stored`.
