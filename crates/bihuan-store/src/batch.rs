@@ -2,7 +2,9 @@
 //! multi-row statement per chunk (see `bulk`), idempotent on (source, source_id) also within one batch
 //! and across racing batches, each negative rating's case opened in the same transaction as the rating.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use bihuan_core::metrics::Counts;
 
 use bihuan_core::rating::Rating;
 use bihuan_core::{Engine, NEGATIVE_RATING};
@@ -450,16 +452,30 @@ fn metric_sums(
     ids: &[Uuid],
     stored: impl Fn(&Uuid) -> bool,
 ) -> metrics::DaySums {
-    let mut sums = metrics::DaySums::new();
+    // Summed under borrowed keys first: a chunk has few distinct keys, so the owned keys are made
+    // once per key, not once per rating.
+    type Borrowed<'r> = (chrono::NaiveDate, &'r str, &'r str, &'r str, &'r str);
+    let mut local: HashMap<Borrowed<'_>, (&str, Counts)> = HashMap::new();
+    let cal = engine.calendar();
     for (r, id) in chunk.iter().zip(ids) {
         if stored(id) {
-            metrics::add(
-                &mut sums,
-                metrics::DayKey::of_rating(engine, r),
-                &r.service_name,
-                metrics::counts_of_new_rating(r, r.opens_case()),
+            let key = (
+                cal.local_date(r.rated_at),
+                r.unit_code.as_str(),
+                r.region_code.as_str(),
+                r.channel.as_str(),
+                r.service_code.as_str(),
             );
+            local
+                .entry(key)
+                .or_insert((r.service_name.as_str(), Counts::default()))
+                .1 += metrics::counts_of_new_rating(r, r.opens_case());
         }
+    }
+    let mut sums = metrics::DaySums::new();
+    for ((day, unit, region, channel, service), (name, counts)) in local {
+        let key = metrics::DayKey::of_day(day, unit, region, channel, service);
+        metrics::add(&mut sums, key, name, counts);
     }
     sums
 }

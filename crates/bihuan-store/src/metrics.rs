@@ -44,12 +44,25 @@ impl DayKey {
         channel: &str,
         service: &str,
     ) -> Self {
+        Self::of_day(
+            engine.calendar().local_date(rated_at),
+            unit,
+            region,
+            channel,
+            service,
+        )
+    }
+
+    /// The key of a local day and the rating's unit, region, channel and service.
+    pub(crate) fn of_day(
+        day: NaiveDate,
+        unit: &str,
+        region: &str,
+        channel: &str,
+        service: &str,
+    ) -> Self {
         Self {
-            day: engine
-                .calendar()
-                .local_date(rated_at)
-                .format("%Y-%m-%d")
-                .to_string(),
+            day: day.format("%Y-%m-%d").to_string(),
             unit_code: unit.to_owned(),
             region_code: region.to_owned(),
             channel: channel.to_owned(),
