@@ -426,6 +426,171 @@ pub mod api {
     }
 }
 
+pub mod pages {
+    //! A browser's view of the pages without a browser: a session cookie, forms posted with their
+    //! CSRF token, redirects not followed (so each answer can be checked).
+
+    use reqwest::StatusCode;
+    use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+
+    use super::api::{PASSWORD, TestApp};
+
+    /// An answer: status, `Location` (for redirects) and body.
+    #[derive(Debug)]
+    pub struct Page {
+        pub status: StatusCode,
+        pub location: Option<String>,
+        pub html: String,
+    }
+
+    impl Page {
+        /// The CSRF token of the page's first form.
+        pub fn csrf(&self) -> String {
+            hidden(&self.html, "csrf").unwrap_or_else(|| panic!("no CSRF token in {}", self.html))
+        }
+    }
+
+    /// The value of the first hidden input named `name`.
+    pub fn hidden(html: &str, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker)? + marker.len();
+        let end = html[start..].find('"')?;
+        Some(html[start..start + end].to_owned())
+    }
+
+    /// A signed-in browser (or not yet: `cookies` empty).
+    #[derive(Debug)]
+    pub struct Browser<'a> {
+        pub app: &'a TestApp,
+        client: reqwest::Client,
+        cookies: Vec<(String, String)>,
+    }
+
+    impl<'a> Browser<'a> {
+        /// A browser without cookies.
+        pub fn new(app: &'a TestApp) -> Self {
+            Self {
+                app,
+                client: reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap(),
+                cookies: Vec::new(),
+            }
+        }
+
+        /// Signs in through the sign-in page as a seeded user.
+        pub async fn signed_in(app: &'a TestApp, user: &str) -> Self {
+            let mut browser = Self::new(app);
+            let login = browser.get("/login").await;
+            let answer = browser
+                .post(
+                    "/login",
+                    &[
+                        ("csrf", &login.csrf()),
+                        ("username", user),
+                        ("password", PASSWORD),
+                        ("next", "/"),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SEE_OTHER,
+                "{user} signs in: {}",
+                answer.html
+            );
+            assert!(browser.cookie("bihuan_session").is_some());
+            browser
+        }
+
+        /// The value of a cookie the site set.
+        pub fn cookie(&self, name: &str) -> Option<&str> {
+            self.cookies
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// Forgets a cookie.
+        pub fn drop_cookie(&mut self, name: &str) {
+            self.cookies.retain(|(n, _)| n != name);
+        }
+
+        async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+            let header = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let req = if header.is_empty() {
+                req
+            } else {
+                req.header(COOKIE, header)
+            };
+            let resp = req.send().await.unwrap();
+            for set in resp.headers().get_all(SET_COOKIE) {
+                let c = cookie::Cookie::parse(set.to_str().unwrap().to_owned()).unwrap();
+                self.cookies.retain(|(n, _)| n != c.name());
+                let expired = c.max_age().is_some_and(|a| a.is_zero()) || c.value().is_empty();
+                if !expired {
+                    self.cookies
+                        .push((c.name().to_owned(), c.value().to_owned()));
+                }
+            }
+            Page {
+                status: resp.status(),
+                location: resp
+                    .headers()
+                    .get(LOCATION)
+                    .map(|l| l.to_str().unwrap().to_owned()),
+                html: resp.text().await.unwrap(),
+            }
+        }
+
+        /// Opens a page.
+        pub async fn get(&mut self, path: &str) -> Page {
+            let req = self.client.get(format!("{}{path}", self.app.base));
+            self.send(req).await
+        }
+
+        /// Posts a form.
+        pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+            let req = self
+                .client
+                .post(format!("{}{path}", self.app.base))
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(form).unwrap());
+            self.send(req).await
+        }
+
+        /// Fetches a resource with the session cookie (an export, a chart): status, content type, bytes.
+        pub async fn fetch(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
+            let header = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let resp = self
+                .client
+                .get(format!("{}{path}", self.app.base))
+                .header(COOKIE, header)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let kind = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, kind, resp.bytes().await.unwrap().to_vec())
+        }
+    }
+}
+
 /// A real SMTP server in-process: the SMTP protocol of the `mailin` crate (the engine of
 /// mailin-embedded) served over TCP, a thread per connection; it keeps every message it accepts, raw,
 /// for the tests to parse. It can be stopped (the port then refuses connections) and started again.

@@ -463,6 +463,35 @@ fn check_fields(
     Ok(recorded)
 }
 
+/// Every problem with the fields given for an action, not only the first (forms show each beside its
+/// field): unknown fields, values that do not fit, required fields missing.
+pub fn field_problems(
+    action: &ActionDef,
+    given: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Vec<ActionError> {
+    let mut problems: Vec<ActionError> = given
+        .keys()
+        .filter(|k| action.field(k).is_none())
+        .map(|k| ActionError::UnknownField {
+            action: action.id.clone(),
+            field: k.clone(),
+        })
+        .collect();
+    for field in &action.fields {
+        let value = given.get(&field.name).filter(|v| !v.is_null());
+        match check_field(field, value, now) {
+            Err(e) => problems.push(e),
+            Ok(None) if field.required => problems.push(ActionError::MissingField {
+                field: field.name.clone(),
+                label: field.label.clone(),
+            }),
+            Ok(_) => {}
+        }
+    }
+    problems
+}
+
 /// Checks one field; `Ok(None)` means absent (or empty text).
 fn check_field(
     field: &FieldDef,

@@ -20,7 +20,7 @@ pub use calendar::{Deadline, DeadlineBasis, WorkingCalendar};
 pub use engine::{Engine, NEGATIVE_RATING, Source, WORK_PLAN_TASK};
 pub use interpreter::{
     ActionError, Actor, Decision, Notification, PausedClock, Step, Subject, Timer, Timing,
-    available_actions, deadlines_before, decide, open,
+    available_actions, deadlines_before, decide, field_problems, open,
 };
 pub use mail::{Letter, Letters, MailError};
 pub use reminder::{ReminderKind, ReminderTimes};

@@ -290,12 +290,12 @@ pub fn chinese_date(date: chrono::NaiveDate) -> String {
         Weekday::Sat => "六",
         Weekday::Sun => "日",
     };
-    format!(
-        "{}年{}月{}日（星期{weekday}）",
-        date.year(),
-        date.month(),
-        date.day()
-    )
+    format!("{}（星期{weekday}）", chinese_day(date))
+}
+
+/// A day as pages write it: 2021年9月30日.
+pub fn chinese_day(date: chrono::NaiveDate) -> String {
+    format!("{}年{}月{}日", date.year(), date.month(), date.day())
 }
 
 /// A deadline as people write it: the last day it covers, then 24:00.

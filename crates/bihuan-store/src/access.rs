@@ -3,7 +3,9 @@
 //! Tokens are random, shown once, and stored only as their SHA-256.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -72,6 +74,22 @@ impl Store {
             .one(&self.db)
             .await?
             .filter(|u| !u.disabled))
+    }
+
+    /// Every user account, by username.
+    pub async fn users(&self) -> Result<Vec<user::Model>> {
+        Ok(user::Entity::find()
+            .order_by_asc(user::Column::Username)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Every channel token's record (never the token itself: only its hash is stored), oldest first.
+    pub async fn api_tokens(&self) -> Result<Vec<api_token::Model>> {
+        Ok(api_token::Entity::find()
+            .order_by_asc(api_token::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
     }
 
     /// Revokes a session token; false when it was not live.

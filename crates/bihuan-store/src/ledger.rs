@@ -7,7 +7,6 @@ use bihuan_core::rating::{Channel, Level};
 use bihuan_core::workflow::FieldKind;
 use bihuan_core::{Engine, WorkflowDefinition};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -48,6 +47,10 @@ pub struct LedgerFilter {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub unit: Option<String>,
+    /// Only cases in this state.
+    pub state: Option<String>,
+    /// Only cases past (true) or within (false) their deadline.
+    pub overdue: Option<bool>,
 }
 
 impl Store {
@@ -67,15 +70,13 @@ impl Store {
             cond = cond.add(self.reach(unit).await?.case_condition());
         }
         if filter.from.is_some() || filter.to.is_some() {
-            let mut period = Query::select();
-            period.column(rating::Column::Id).from(rating::Entity);
-            if let Some(from) = filter.from {
-                period.and_where(rating::Column::RatedAt.gte(from));
-            }
-            if let Some(to) = filter.to {
-                period.and_where(rating::Column::RatedAt.lt(to));
-            }
-            cond = cond.add(case::Column::RatingId.in_subquery(period));
+            cond = cond.add(crate::scope::rated_in(filter.from, filter.to));
+        }
+        if let Some(state) = &filter.state {
+            cond = cond.add(case::Column::State.eq(state.clone()));
+        }
+        if let Some(overdue) = filter.overdue {
+            cond = cond.add(crate::scope::overdue_at(overdue, now));
         }
         if let Some(after) = after {
             cond = cond.add(case::Column::Id.gt(after));

@@ -43,7 +43,7 @@ pub use error::{Result, StoreError};
 pub use ledger::{LEDGER_HEADERS, LedgerFilter, LedgerRow};
 pub use metrics::{GroupBy, MetricsQuery, MetricsRow};
 pub use org::{NewUnit, NewUser, verify_password};
-pub use outbox::{FailureOutcome, OUTBOX_STATUSES, RetryPolicy};
+pub use outbox::{DEAD, FailureOutcome, OUTBOX_STATUSES, RetryPolicy};
 pub use ratings::RecordedRating;
 pub use reminders::ReminderReport;
 pub use review::{ReviewAnswer, ReviewLink, ReviewLinkState};

@@ -509,6 +509,23 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Gives a mail that was given up on (`dead`) a fresh round of attempts, due now; false when
+    /// there is no such dead mail.
+    pub async fn retry_mail(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let result = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(PENDING))
+            .col_expr(outbox::Column::Attempts, Expr::value(0))
+            .col_expr(
+                outbox::Column::NextAttemptAt,
+                Expr::value(crate::clock::truncate_to_micros(now)),
+            )
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Status.eq(DEAD))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// One page of the outbox, newest first, optionally of one status, and the total count.
     pub async fn list_outbox(
         &self,

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -100,10 +101,42 @@ pub struct CaseFilter {
     pub from: Option<DateTime<Utc>>,
     /// Opened before.
     pub to: Option<DateTime<Utc>>,
+    /// Only cases of ratings given at or after.
+    pub rated_from: Option<DateTime<Utc>>,
+    /// Only cases of ratings given before.
+    pub rated_to: Option<DateTime<Utc>>,
+    /// Only cases escalated (true) or not (false).
+    pub escalated: Option<bool>,
+    /// Only cases not closed yet.
+    pub open: bool,
     /// 1-based page.
     pub page: u64,
     /// Rows per page.
     pub per_page: u64,
+}
+
+/// Cases of ratings given in a period.
+pub(crate) fn rated_in(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition {
+    let mut period = sea_orm::sea_query::Query::select();
+    period.column(rating::Column::Id).from(rating::Entity);
+    if let Some(from) = from {
+        period.and_where(rating::Column::RatedAt.gte(from));
+    }
+    if let Some(to) = to {
+        period.and_where(rating::Column::RatedAt.lt(to));
+    }
+    Condition::all().add(case::Column::RatingId.in_subquery(period))
+}
+
+/// Cases past (true) or within (false) their deadline at `now`.
+pub(crate) fn overdue_at(overdue: bool, now: DateTime<Utc>) -> Condition {
+    if overdue {
+        Condition::all().add(case::Column::Deadline.lte(now))
+    } else {
+        Condition::any()
+            .add(case::Column::Deadline.is_null())
+            .add(case::Column::Deadline.gt(now))
+    }
 }
 
 impl Store {
@@ -151,22 +184,23 @@ impl Store {
         if let Some(unit) = &filter.unit {
             cond = cond.add(self.reach(unit).await?.case_condition());
         }
-        match filter.overdue {
-            Some(true) => cond = cond.add(case::Column::Deadline.lte(now)),
-            Some(false) => {
-                cond = cond.add(
-                    Condition::any()
-                        .add(case::Column::Deadline.is_null())
-                        .add(case::Column::Deadline.gt(now)),
-                )
-            }
-            None => {}
+        if let Some(overdue) = filter.overdue {
+            cond = cond.add(overdue_at(overdue, now));
         }
         if let Some(from) = filter.from {
             cond = cond.add(case::Column::OpenedAt.gte(from));
         }
         if let Some(to) = filter.to {
             cond = cond.add(case::Column::OpenedAt.lt(to));
+        }
+        if filter.rated_from.is_some() || filter.rated_to.is_some() {
+            cond = cond.add(rated_in(filter.rated_from, filter.rated_to));
+        }
+        if let Some(escalated) = filter.escalated {
+            cond = cond.add(case::Column::Escalated.eq(escalated));
+        }
+        if filter.open {
+            cond = cond.add(case::Column::ClosedAt.is_null());
         }
         let query = case::Entity::find().filter(cond);
         let total = query.clone().count(&self.db).await?;
@@ -180,6 +214,41 @@ impl Store {
             .await?;
         let rows = self.with_ratings(cases).await?;
         Ok((rows, total))
+    }
+
+    /// The open cases in scope that wait in one of `states` ((workflow, state) pairs), nearest
+    /// deadline first (those without one last), at most `limit`, with the count of all of them.
+    pub async fn todo_cases(
+        &self,
+        scope: &CaseScope,
+        states: &BTreeSet<(String, String)>,
+        limit: u64,
+    ) -> Result<(Vec<(case::Model, rating::Model)>, u64)> {
+        if states.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let waiting = states
+            .iter()
+            .fold(Condition::any(), |any, (workflow, state)| {
+                any.add(
+                    Condition::all()
+                        .add(case::Column::WorkflowId.eq(workflow.clone()))
+                        .add(case::Column::State.eq(state.clone())),
+                )
+            });
+        let query = case::Entity::find()
+            .filter(scope.condition())
+            .filter(case::Column::ClosedAt.is_null())
+            .filter(waiting);
+        let total = query.clone().count(&self.db).await?;
+        let cases = query
+            .order_by_with_nulls(case::Column::Deadline, Order::Asc, NullOrdering::Last)
+            .order_by_asc(case::Column::OpenedAt)
+            .order_by_asc(case::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok((self.with_ratings(cases).await?, total))
     }
 
     /// Cases paired with their ratings, loaded in one query.

@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::{Json, http::header};
 use bihuan_core::{Actor, Role};
 use bihuan_store::entity::{api_token, user};
@@ -182,11 +182,25 @@ impl FromRequestParts<AppState> for SignedIn {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer(parts)? else {
+        // Reading with the pages' cookie is allowed (exports, charts); changing is not, so another
+        // site cannot make a signed-in browser act (the pages' own forms carry CSRF tokens).
+        let cookie = || {
+            matches!(parts.method, Method::GET | Method::HEAD)
+                .then(|| crate::pages::session_cookie_token(&parts.headers))
+                .flatten()
+        };
+        let Some(token) = bearer(parts)?.or_else(cookie) else {
             return Err(ApiError::unauthorized(
                 "请先登录（Authorization: Bearer 令牌）",
             ));
         };
+        Self::from_session(state, token).await
+    }
+}
+
+impl SignedIn {
+    /// The user of a session token, with their role, actor and scope.
+    pub async fn from_session(state: &AppState, token: String) -> Result<Self, ApiError> {
         if token.starts_with(CHANNEL_PREFIX) {
             return Err(ApiError::forbidden(
                 "channel_token_not_allowed",

@@ -1,4 +1,4 @@
-//! The axum front of Bihuan: the JSON API of API.md (pages come later).
+//! The axum front of Bihuan: the JSON API of API.md and the web pages staff work in (`pages`).
 //!
 //! [`app`] builds the whole application from its state, so tests start it on port 0 with a fresh
 //! database. Handlers extract, call one store function, and map the result; every failure is an
@@ -7,6 +7,7 @@
 mod error;
 mod extract;
 mod metrics;
+mod pages;
 mod routes;
 mod views;
 
@@ -40,6 +41,9 @@ pub struct WebConfig {
     pub body_limit: usize,
     /// How long one request may take (default 60 s).
     pub request_timeout: Duration,
+    /// Whether the pages' cookies are marked Secure (the site is served over https; default false,
+    /// and a request that came through a proxy over https gets them Secure anyway).
+    pub secure_cookies: bool,
 }
 
 impl Default for WebConfig {
@@ -48,6 +52,7 @@ impl Default for WebConfig {
             session_ttl: chrono::Duration::hours(12),
             body_limit: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            secure_cookies: false,
         }
     }
 }
@@ -92,8 +97,15 @@ pub fn app(state: AppState) -> Router {
     let recorder = metrics::Metrics::new();
     let (router, doc) = routes().split_for_parts();
     router
+        .merge(pages::router())
         .route_layer(middleware::from_fn(metrics::track))
-        .fallback(|| async { ApiError::not_found("没有这个地址") })
+        .fallback(|headers: axum::http::HeaderMap| async move {
+            if pages::wants_html(&headers) {
+                pages::not_found_page()
+            } else {
+                ApiError::not_found("没有这个地址").into_response()
+            }
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "此地址不支持该请求方法")
         })

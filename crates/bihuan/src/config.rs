@@ -130,9 +130,13 @@ fn problems(list: Vec<String>) -> anyhow::Error {
     anyhow!("the workflow files have problems:\n{}", list.join("\n"))
 }
 
-/// Settings of the HTTP front: `BIHUAN_SESSION_HOURS` (default 12), `BIHUAN_BODY_LIMIT_MB` (default 16).
+/// Settings of the HTTP front: `BIHUAN_SESSION_HOURS` (default 12), `BIHUAN_BODY_LIMIT_MB` (default 16);
+/// the pages' cookies are Secure when `BIHUAN_PUBLIC_URL` is https.
 pub fn web() -> anyhow::Result<bihuan_web::WebConfig> {
-    let mut config = bihuan_web::WebConfig::default();
+    let mut config = bihuan_web::WebConfig {
+        secure_cookies: public_url()?.starts_with("https://"),
+        ..bihuan_web::WebConfig::default()
+    };
     if let Some(hours) = number_var("BIHUAN_SESSION_HOURS")? {
         config.session_ttl = chrono::Duration::hours(hours);
     }

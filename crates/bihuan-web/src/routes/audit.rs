@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Auditors are whoever the workflow lets take `audit_fail`, and admins.
-fn require_auditor(state: &AppState, caller: &SignedIn) -> ApiResult<()> {
+pub(crate) fn require_auditor(state: &AppState, caller: &SignedIn) -> ApiResult<()> {
     let allowed = caller.role == Role::Admin
         || state
             .engine
@@ -40,6 +40,15 @@ fn require_auditor(state: &AppState, caller: &SignedIn) -> ApiResult<()> {
             "只有督查人员可以审核闭环",
         ))
     }
+}
+
+/// The state closed loops are audited in: the one the audit's fail action starts from.
+pub(crate) fn closed_state(engine: &bihuan_core::Engine) -> String {
+    engine
+        .workflow(bihuan_core::NEGATIVE_RATING)
+        .and_then(|d| d.action(AUDIT_FAIL_ACTION))
+        .and_then(|a| a.from.first().cloned())
+        .unwrap_or_else(|| "closed".to_owned())
 }
 
 /// Recomputes the event hash chain.
@@ -75,12 +84,7 @@ async fn sample(
     if !(1..=100).contains(&n) {
         return Err(ApiError::invalid_field("n", "抽查数量应在 1 到 100 之间"));
     }
-    let closed = state
-        .engine
-        .workflow(bihuan_core::NEGATIVE_RATING)
-        .and_then(|d| d.action(AUDIT_FAIL_ACTION))
-        .and_then(|a| a.from.first().cloned())
-        .unwrap_or_else(|| "closed".to_owned());
+    let closed = closed_state(&state.engine);
     let now = state.clock.now();
     let items: Vec<_> = state
         .store

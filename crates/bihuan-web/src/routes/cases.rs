@@ -96,6 +96,7 @@ async fn list(
         to: parse_bound("to", q.to.as_deref(), tz, true)?,
         page,
         per_page,
+        ..CaseFilter::default()
     };
     let now = state.clock.now();
     let (rows, total) = state.store.list_cases(&caller.scope, &filter, now).await?;

@@ -157,6 +157,10 @@ pub struct ExportQuery {
     from: Option<String>,
     to: Option<String>,
     unit: Option<String>,
+    /// Only cases in this state (as the ledger page filters).
+    state: Option<String>,
+    /// Only cases past (true) or within (false) their deadline.
+    overdue: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -203,6 +207,11 @@ async fn export(
             .unit
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty()),
+        state: q
+            .state
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+        overdue: q.overdue,
     };
     if let Some(code) = &filter.unit
         && state.store.unit(code).await?.is_none()

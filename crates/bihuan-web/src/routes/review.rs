@@ -1,30 +1,18 @@
 //! The rater's one-time review page (`/r/{token}`): no login, Chinese, fit for a phone. The answer
 //! takes `review_satisfied` or `review_unsatisfied` as the rater; a used, expired or settled link says so.
 
-use std::sync::LazyLock;
-
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use bihuan_store::{ReviewAnswer, ReviewLink, ReviewLinkState, StoreError};
-use minijinja::{AutoEscape, Environment, context};
+use minijinja::context;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-
-static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| AutoEscape::Html);
-    // A syntax error here is caught by this module's test; the page would then render the error.
-    if let Err(e) = env.add_template("review.html", include_str!("../../templates/review.html")) {
-        tracing::error!(error = %e, "review page template");
-    }
-    env
-});
 
 /// `/r/{token}`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -197,12 +185,9 @@ fn failure_page(e: &StoreError) -> Response {
     )
 }
 
+/// The review page in the pages' layout (narrow, no navigation: the rater has no account).
 fn page(status: StatusCode, ctx: minijinja::Value) -> Response {
-    let body = PAGES
-        .get_template("review.html")
-        .and_then(|t| t.render(ctx))
-        .unwrap_or_else(|e| format!("<!doctype html><p>页面模板错误：{e}</p>"));
-    (status, Html(body)).into_response()
+    crate::pages::render(status, "review.html", ctx)
 }
 
 #[cfg(test)]
@@ -211,16 +196,20 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn the_page_template_parses_and_escapes() {
-        let html = PAGES
-            .get_template("review.html")
-            .unwrap()
-            .render(context! { title => "t", message => "<b>x</b>", error => true })
+    #[tokio::test]
+    async fn the_page_escapes_what_it_shows() {
+        let response = page(
+            StatusCode::OK,
+            context! { title => "t", message => "<b>x</b>", error => true },
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
             .unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
         assert!(
             html.contains("&lt;b&gt;x") && !html.contains("<b>x"),
             "{html}"
         );
+        assert!(html.contains("/static/style.css"), "{html}");
     }
 }

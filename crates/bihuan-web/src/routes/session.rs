@@ -7,7 +7,8 @@ use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use chrono::Duration;
+use bihuan_store::entity::user;
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -61,8 +62,25 @@ async fn sign_in(
     ClientAddr(addr): ClientAddr,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> ApiResult<Json<Value>> {
+    let (user, token, expires_at) =
+        authenticate(&state, &credentials.username, credentials.password, addr).await?;
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": expires_at,
+        "user": { "username": user.username, "role": user.role, "unit": user.unit_code },
+    })))
+}
+
+/// Checks a username and password (throttled per username and address) and opens a session: the
+/// account, the session token and when it expires. The API and the sign-in page both come here.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: String,
+    addr: Option<SocketAddr>,
+) -> ApiResult<(user::Model, String, DateTime<Utc>)> {
     let now = state.clock.now();
-    let username = credentials.username.trim().to_owned();
+    let username = username.trim().to_owned();
     let mut keys = vec![format!("user:{username}")];
     keys.extend(addr.map(|a| format!("addr:{}", a.ip())));
     let since = now - Duration::minutes(WINDOW_MINUTES);
@@ -77,7 +95,6 @@ async fn sign_in(
     }
     let user = state.store.user_by_name(&username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = credentials.password;
     // Verifying is deliberately slow: keep it off the async workers, and do it even for an unknown
     // user so the answer's timing does not tell which usernames exist.
     let valid = tokio::task::spawn_blocking(move || {
@@ -102,11 +119,7 @@ async fn sign_in(
         .store
         .create_session(user.id, now, state.config.session_ttl)
         .await?;
-    Ok(Json(json!({
-        "token": token,
-        "expires_at": expires_at,
-        "user": { "username": user.username, "role": user.role, "unit": user.unit_code },
-    })))
+    Ok((user, token, expires_at))
 }
 
 /// Signs out: revokes the token used.

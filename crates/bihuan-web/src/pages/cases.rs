@@ -1,0 +1,646 @@
+//! 我的待办 and 案件详情: the cases the caller can act on now, and one case with the forms of the
+//! actions the workflow file gives the caller in its state.
+
+use std::collections::BTreeSet;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use bihuan_core::rating::{Channel, Level};
+use bihuan_core::workflow::{ActionDef, FieldKind};
+use bihuan_core::{ActionError, available_actions, field_problems};
+use bihuan_store::entity::audit;
+use bihuan_store::{ActionRequest, CaseDetail, StoreError};
+use chrono::{DateTime, NaiveDateTime, TimeZone};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::views::{CaseRow, Flash, Me, UnitNames, deadline_view, nav, when};
+use super::{PageError, PageResult, PageUser, render};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::views::{may_call_rater, rating_view};
+
+/// The most cases 我的待办 lists (the nearest deadlines first); the ledger has the rest.
+const TODO_LIMIT: u64 = 200;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TodoQuery {
+    done: Option<String>,
+}
+
+/// `GET /`: 我的待办.
+pub(crate) async fn todo(
+    State(state): State<AppState>,
+    user: PageUser,
+    Query(q): Query<TodoQuery>,
+) -> PageResult {
+    let fail = |e: StoreError| PageError::new(e, Some(&user));
+    let caller = &user.caller;
+    // The (workflow, state) pairs in which the caller's role has some action.
+    let states: BTreeSet<(String, String)> = state
+        .engine
+        .workflows()
+        .flat_map(|def| {
+            def.actions
+                .iter()
+                .filter(|a| a.roles.contains(&caller.role))
+                .flat_map(move |a| a.from.iter().map(move |s| (def.id.clone(), s.clone())))
+        })
+        .collect();
+    let now = state.clock.now();
+    let (cases, total) = state
+        .store
+        .todo_cases(&caller.scope, &states, TODO_LIMIT)
+        .await
+        .map_err(fail)?;
+    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let rows: Vec<CaseRow> = cases
+        .iter()
+        .map(|(c, r)| CaseRow::new(&state.engine, &units, c, r, now))
+        .collect();
+    let soon = rows.iter().filter(|r| r.deadline_class == "soon").count();
+    let over = rows.iter().filter(|r| r.deadline_class == "over").count();
+    let me = Me::of(&user).named(&units);
+    let flash = q
+        .done
+        .is_some()
+        .then(|| Flash::ok("操作已完成，该案件已不在您的权限范围内。"));
+    Ok(render(
+        StatusCode::OK,
+        "todo.html",
+        page_context! {
+            title => "我的待办", nav => nav(&me, "/"), me, flash, rows, soon, over,
+            capped => total > TODO_LIMIT,
+        },
+    ))
+}
+
+/// The case header of the detail page.
+#[derive(Debug, Serialize)]
+struct CaseHead {
+    id: Uuid,
+    project_no: String,
+    state_label: String,
+    version: i32,
+    escalated: bool,
+    reopen_count: i32,
+    deadline_text: String,
+    deadline_class: &'static str,
+    deadline_date: String,
+    deadline_provisional: bool,
+    unit_name: Option<String>,
+    origin_unit_name: String,
+    opened: String,
+    closed: String,
+}
+
+/// The rating as the detail page shows it (masked per role).
+#[derive(Debug, Serialize)]
+struct RatingFacts {
+    service_name: String,
+    service_code: String,
+    project_no: String,
+    level_label: String,
+    channel_label: String,
+    rated: String,
+    rater_name: Option<String>,
+    rater_phone: Option<String>,
+    rater_email: Option<String>,
+    masked: bool,
+    staff: String,
+    comment: Option<String>,
+}
+
+/// One event of the timeline.
+#[derive(Debug, Serialize)]
+struct EventLine {
+    label: String,
+    from_label: String,
+    to_label: String,
+    actor: String,
+    at: String,
+    fields: Vec<FieldLine>,
+}
+
+#[derive(Debug, Serialize)]
+struct FieldLine {
+    label: String,
+    value: String,
+}
+
+/// The form of an action the caller may take now.
+#[derive(Debug, Serialize)]
+struct ActionForm {
+    id: String,
+    label: String,
+    error: Option<String>,
+    fields: Vec<FieldForm>,
+}
+
+#[derive(Debug, Serialize)]
+struct FieldForm {
+    name: String,
+    label: String,
+    kind: &'static str,
+    required: bool,
+    options: Vec<Choice>,
+    min: Option<i64>,
+    max: Option<i64>,
+    default_now: bool,
+    /// What the form shows: the value entered when the form comes back with an error.
+    value: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Choice {
+    value: String,
+    label: String,
+}
+
+/// What a submitted form brings back to the page: the action, the values entered, and the errors.
+#[derive(Debug, Default)]
+struct Submitted {
+    action: String,
+    values: Map<String, Value>,
+    /// Errors by field name; "" for the form as a whole.
+    errors: Vec<(String, String)>,
+}
+
+/// Everything the detail page shows.
+struct DetailPage<'a> {
+    state: &'a AppState,
+    user: &'a PageUser,
+    detail: &'a CaseDetail,
+    audits: &'a [audit::Model],
+    units: &'a UnitNames,
+}
+
+impl DetailPage<'_> {
+    fn render(
+        &self,
+        status: StatusCode,
+        flash: Option<Flash>,
+        submitted: Option<&Submitted>,
+    ) -> Response {
+        let engine = &self.state.engine;
+        let cal = engine.calendar();
+        let now = self.state.clock.now();
+        let (c, r) = (&self.detail.case, &self.detail.rating);
+        let def = engine.workflow(&c.workflow_id);
+        let state_label = |id: &str| {
+            def.and_then(|d| d.state(id))
+                .map_or_else(|| id.to_owned(), |s| s.label.clone())
+        };
+        let deadline = c
+            .deadline
+            .filter(|_| c.closed_at.is_none())
+            .map(|d| deadline_view(cal, d, c.overdue, now));
+        let head = CaseHead {
+            id: c.id,
+            project_no: r.project_no.clone(),
+            state_label: state_label(&c.state),
+            version: c.version,
+            escalated: c.escalated,
+            reopen_count: c.reopen_count,
+            deadline_text: deadline
+                .as_ref()
+                .map(|d| d.text.clone())
+                .unwrap_or_default(),
+            deadline_class: deadline.as_ref().map_or("plain", |d| d.class),
+            deadline_date: deadline.map(|d| d.date).unwrap_or_default(),
+            deadline_provisional: c.deadline_provisional,
+            unit_name: c.unit_code.as_deref().map(|u| self.units.name(u)),
+            origin_unit_name: self.units.name(&c.origin_unit),
+            opened: when(cal, c.opened_at),
+            closed: c.closed_at.map(|t| when(cal, t)).unwrap_or_default(),
+        };
+        let masked = !may_call_rater(&self.user.caller, c);
+        let rv = rating_view(r, masked);
+        let facts = RatingFacts {
+            service_name: r.service_name.clone(),
+            service_code: r.service_code.clone(),
+            project_no: r.project_no.clone(),
+            level_label: r
+                .level
+                .parse::<Level>()
+                .map_or_else(|_| r.level.clone(), |l| l.label().to_owned()),
+            channel_label: r
+                .channel
+                .parse::<Channel>()
+                .map_or_else(|_| r.channel.clone(), |ch| ch.label().to_owned()),
+            rated: when(cal, r.rated_at),
+            rater_name: rv.rater.name,
+            rater_phone: rv.rater.phone,
+            rater_email: rv.rater.email,
+            masked,
+            staff: r
+                .staff
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("、")
+                })
+                .unwrap_or_default(),
+            comment: r.comment.clone(),
+        };
+        let events: Vec<EventLine> = self
+            .detail
+            .events
+            .iter()
+            .map(|e| {
+                let action = def.and_then(|d| d.action(&e.action));
+                let recorded: Map<String, Value> =
+                    serde_json::from_str(&e.fields).unwrap_or_default();
+                EventLine {
+                    label: action
+                        .map_or_else(|| event_label(&e.action).to_owned(), |a| a.label.clone()),
+                    from_label: e.from_state.as_deref().map(state_label).unwrap_or_default(),
+                    to_label: state_label(&e.to_state),
+                    actor: e.actor.clone(),
+                    at: when(cal, e.at),
+                    fields: recorded
+                        .iter()
+                        .map(|(name, value)| field_line(action, name, value, self.units, cal))
+                        .collect(),
+                }
+            })
+            .collect();
+        let actions: Vec<ActionForm> = def
+            .map(|d| available_actions(d, &self.detail.subject(), &self.user.caller.actor))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| action_form(a, self.units, submitted.filter(|s| s.action == a.id)))
+            .collect();
+        let audits: Vec<Value> = self
+            .audits
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "at": when(cal, a.at), "auditor": a.auditor,
+                    "verdict": if a.verdict == "pass" { "通过" } else { "不通过" },
+                    "reason": a.reason,
+                })
+            })
+            .collect();
+        let me = Me::of(self.user).named(self.units);
+        render(
+            status,
+            "case.html",
+            page_context! {
+                title => format!("案件 {}", r.project_no), nav => nav(&me, ""), me, flash,
+                c => head, r => facts, events, actions, audits,
+            },
+        )
+    }
+}
+
+/// Labels of the steps no action of the workflow names.
+fn event_label(action: &str) -> &str {
+    match action {
+        "open" => "立案",
+        "timeout" => "超时自动处理",
+        other => other,
+    }
+}
+
+/// A recorded field as people read it: the option's label, the unit's name, the time in Chinese.
+fn field_line(
+    action: Option<&ActionDef>,
+    name: &str,
+    value: &Value,
+    units: &UnitNames,
+    cal: &bihuan_core::WorkingCalendar,
+) -> FieldLine {
+    let def = action.and_then(|a| a.field(name));
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    let shown = match def.map(|f| &f.kind) {
+        Some(FieldKind::Enum { options }) => options
+            .iter()
+            .find(|o| o.value == text)
+            .map_or(text, |o| o.label.clone()),
+        Some(FieldKind::Unit) => units.name(&text),
+        Some(FieldKind::DateTime { .. }) => {
+            DateTime::parse_from_rfc3339(&text).map_or(text, |t| when(cal, t.to_utc()))
+        }
+        _ => text,
+    };
+    FieldLine {
+        label: def.map_or_else(|| name.to_owned(), |f| f.label.clone()),
+        value: shown,
+    }
+}
+
+fn action_form(a: &ActionDef, units: &UnitNames, submitted: Option<&Submitted>) -> ActionForm {
+    let error_of = |name: &str| {
+        submitted.and_then(|s| {
+            s.errors
+                .iter()
+                .find(|(f, _)| f == name)
+                .map(|(_, m)| m.clone())
+        })
+    };
+    ActionForm {
+        id: a.id.clone(),
+        label: a.label.clone(),
+        error: error_of(""),
+        fields: a
+            .fields
+            .iter()
+            .map(|f| {
+                let (kind, options, min, max, default_now) = match &f.kind {
+                    FieldKind::Text { .. } => ("text", Vec::new(), None, None, false),
+                    FieldKind::Enum { options } => (
+                        "enum",
+                        options
+                            .iter()
+                            .map(|o| Choice {
+                                value: o.value.clone(),
+                                label: o.label.clone(),
+                            })
+                            .collect(),
+                        None,
+                        None,
+                        false,
+                    ),
+                    FieldKind::Integer { min, max } => {
+                        ("integer", Vec::new(), Some(*min), Some(*max), false)
+                    }
+                    FieldKind::Unit => (
+                        "unit",
+                        units
+                            .options()
+                            .into_iter()
+                            .map(|u| Choice {
+                                value: u.code,
+                                label: u.label,
+                            })
+                            .collect(),
+                        None,
+                        None,
+                        false,
+                    ),
+                    FieldKind::DateTime { default_now } => {
+                        ("datetime", Vec::new(), None, None, *default_now)
+                    }
+                };
+                let value = submitted
+                    .and_then(|s| s.values.get(&f.name))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default();
+                FieldForm {
+                    name: f.name.clone(),
+                    label: f.label.clone(),
+                    kind,
+                    required: f.required,
+                    options,
+                    min,
+                    max,
+                    default_now,
+                    value,
+                    error: error_of(&f.name),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The case if the caller may see it; a 404 page otherwise.
+async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<CaseDetail, PageError> {
+    let missing = || {
+        PageError::new(
+            ApiError::not_found(format!("案件 {id} 不存在或不在您的权限范围内")),
+            Some(user),
+        )
+    };
+    let detail = match state.store.case(id).await {
+        Ok(d) => d,
+        Err(StoreError::NotFound { .. }) => return Err(missing()),
+        Err(e) => return Err(PageError::new(e, Some(user))),
+    };
+    if user.caller.scope.contains(&detail.case) {
+        Ok(detail)
+    } else {
+        Err(missing())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ShowQuery {
+    done: Option<String>,
+}
+
+/// `GET /cases/{id}`: 案件详情.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ShowQuery>,
+) -> PageResult {
+    let detail = visible(&state, &user, id).await?;
+    let units = UnitNames::new(
+        state
+            .store
+            .units()
+            .await
+            .map_err(|e| PageError::new(e, Some(&user)))?,
+    );
+    let audits = state
+        .store
+        .audits_of(id)
+        .await
+        .map_err(|e| PageError::new(e, Some(&user)))?;
+    let flash = q.done.as_deref().and_then(|done| {
+        state
+            .engine
+            .workflow(&detail.case.workflow_id)
+            .and_then(|d| d.action(done))
+            .map(|a| Flash::ok(format!("已完成“{}”。", a.label)))
+    });
+    let page = DetailPage {
+        state: &state,
+        user: &user,
+        detail: &detail,
+        audits: &audits,
+        units: &units,
+    };
+    Ok(page.render(StatusCode::OK, flash, None))
+}
+
+/// `POST /cases/{id}`: takes the action of one of the page's forms. Field errors come back beside
+/// their fields with the values kept; a stale version shows the fresh case.
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<Uuid>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let get = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    user.check_csrf(get("csrf"))?;
+    let fail = |e: StoreError| PageError::new(e, Some(&user));
+    let detail = visible(&state, &user, id).await?;
+    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let audits = state.store.audits_of(id).await.map_err(fail)?;
+    let now = state.clock.now();
+    let action_id = get("action").unwrap_or_default().to_owned();
+    let def = state
+        .engine
+        .workflow(&detail.case.workflow_id)
+        .ok_or_else(|| {
+            PageError::new(
+                ApiError::internal(&"the case's workflow is not loaded"),
+                Some(&user),
+            )
+        })?;
+    let Some(action) = def.action(&action_id) else {
+        return Err(PageError::new(
+            ActionError::UnknownAction { action: action_id },
+            Some(&user),
+        ));
+    };
+    let version: Option<i32> = get("version").and_then(|v| v.trim().parse().ok());
+    let mut submitted = Submitted {
+        action: action_id.clone(),
+        ..Submitted::default()
+    };
+    let tz = state.engine.calendar().tz();
+    for f in &action.fields {
+        let Some(raw) = get(&format!("f.{}", f.name))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
+            continue;
+        };
+        let value = match f.kind {
+            FieldKind::Integer { .. } => raw
+                .parse::<i64>()
+                .map_or_else(|_| Value::from(raw), Value::from),
+            FieldKind::DateTime { .. } => NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                .ok()
+                .and_then(|t| tz.from_local_datetime(&t).earliest())
+                .map_or_else(|| Value::from(raw), |t| Value::from(t.to_rfc3339())),
+            _ => Value::from(raw),
+        };
+        submitted.values.insert(f.name.clone(), value);
+    }
+    let problems = field_problems(action, &submitted.values, now);
+    if !problems.is_empty() {
+        submitted.errors = problems.iter().map(error_entry).collect();
+        // Show what was typed, not what it was converted to.
+        keep_typed(&mut submitted, action, &get);
+        let page = DetailPage {
+            state: &state,
+            user: &user,
+            detail: &detail,
+            audits: &audits,
+            units: &units,
+        };
+        return Ok(page.render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Flash::bad("提交的内容有误，请按提示修改后重新提交。")),
+            Some(&submitted),
+        ));
+    }
+    let Some(version) = version else {
+        return Err(PageError::new(
+            ApiError::bad_request("invalid_form", "表单缺少案件版本号，请刷新页面后重试。"),
+            Some(&user),
+        ));
+    };
+    let result = state
+        .store
+        .apply_action(
+            &state.engine,
+            &ActionRequest {
+                case_id: id,
+                version,
+                action: &action_id,
+                fields: &submitted.values,
+                actor: &user.caller.actor,
+                now,
+            },
+        )
+        .await;
+    match result {
+        Ok(_) => {
+            let fresh = state.store.case(id).await.map_err(fail)?;
+            let to = if user.caller.scope.contains(&fresh.case) {
+                format!("/cases/{id}?done={action_id}")
+            } else {
+                "/?done=1".to_owned()
+            };
+            Ok(Redirect::to(&to).into_response())
+        }
+        Err(StoreError::Conflict { .. }) => {
+            let fresh = visible(&state, &user, id).await?;
+            let audits = state.store.audits_of(id).await.map_err(fail)?;
+            let page = DetailPage {
+                state: &state,
+                user: &user,
+                detail: &fresh,
+                audits: &audits,
+                units: &units,
+            };
+            Ok(page.render(
+                StatusCode::CONFLICT,
+                Some(Flash::warn(
+                    "其他人已先处理了此案件，您的操作未执行。以下是最新情况，请确认后再操作。",
+                )),
+                None,
+            ))
+        }
+        Err(StoreError::Rejected(e))
+            if e.field().is_some() || matches!(e, ActionError::GuardFailed { .. }) =>
+        {
+            submitted.errors = vec![error_entry(&e)];
+            keep_typed(&mut submitted, action, &get);
+            let page = DetailPage {
+                state: &state,
+                user: &user,
+                detail: &detail,
+                audits: &audits,
+                units: &units,
+            };
+            Ok(page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Flash::bad("提交的内容有误，请按提示修改后重新提交。")),
+                Some(&submitted),
+            ))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// An error keyed by its field ("" when it is about the whole form), in words for the form.
+fn error_entry(e: &ActionError) -> (String, String) {
+    let message = match e {
+        ActionError::MissingField { label, .. } => format!("请填写{label}"),
+        ActionError::InvalidField { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    (e.field().unwrap_or_default().to_owned(), message)
+}
+
+/// The values as typed, for the form to show again.
+fn keep_typed<'f>(
+    submitted: &mut Submitted,
+    action: &ActionDef,
+    get: &impl Fn(&str) -> Option<&'f str>,
+) {
+    submitted.values = action
+        .fields
+        .iter()
+        .filter_map(|f| get(&format!("f.{}", f.name)).map(|v| (f.name.clone(), Value::from(v))))
+        .collect();
+}
