@@ -1,0 +1,333 @@
+//! The whole loop in a real browser: Debian's chromium, headless, driven through chromedriver
+//! (WebDriver, with the fantoccini crate). Center staff accept and transfer, the unit rectifies (first
+//! with a field left out, and sees the error) and records the return visit, the rater's link closes the
+//! case, a supervisor audits it. A screenshot of every page goes to `target/browser-artifacts/`.
+//!
+//! Without chromedriver the test says so and passes, so `cargo test` works on a machine with only the
+//! Rust toolchain; with `BIHUAN_TEST_BROWSER=1` (set by `.ci/run`, which installs chromium) it must run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bihuan_store::testing::TestDb;
+use bihuan_tests::api::{PASSWORD, TestApp, spawn};
+use bihuan_web::WebConfig;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// chromedriver, killed when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Where the screenshots go.
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bihuan_tests::root().join("target"));
+    let dir = target.join("browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Session {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    count: usize,
+}
+
+impl Session {
+    async fn shot(&mut self, name: &str) {
+        self.count += 1;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(
+            self.shots.join(format!("{:02}-{name}.png", self.count)),
+            png,
+        )
+        .unwrap();
+    }
+
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// Clicks and waits for the next page to show `expect`.
+    async fn click_until(&self, css: &str, expect: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_for_text(expect).await;
+    }
+
+    async fn wait_for_text(&self, expect: &str) {
+        for _ in 0..100 {
+            if self.source().await.contains(expect) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("“{expect}” never showed: {}", self.source().await);
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap();
+    }
+
+    async fn sign_in(&mut self, user: &str) {
+        self.open("/").await;
+        self.wait_for_text("登录").await;
+        self.fill("#username", user).await;
+        self.fill("#password", PASSWORD).await;
+        self.click_until("form.stack button", "我的待办").await;
+    }
+
+    async fn sign_out(&self) {
+        self.click_until("form.who button", "密码").await;
+    }
+}
+
+async fn state(app: &TestApp, id: &str) -> String {
+    app.case("admin", id).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_in_a_real_browser() {
+    let required = std::env::var_os("BIHUAN_TEST_BROWSER").is_some();
+    let (Some(chromedriver), Some(chromium)) = (
+        find_program("chromedriver"),
+        find_program("chromium").or_else(|| find_program("chromium-browser")),
+    ) else {
+        assert!(
+            !required,
+            "BIHUAN_TEST_BROWSER is set but chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: no chromium/chromedriver here (install them, or run .ci/run)");
+        return;
+    };
+    let db = TestDb::sqlite().await.unwrap();
+    let app = spawn(&db, WebConfig::default()).await;
+    let id = app.new_case("B-1").await;
+    let project = "500114-2021-B-1";
+
+    let port = bihuan_tests::smtp::SmtpServer::free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let mut client = None;
+    for _ in 0..50 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let mut s = Session {
+        client: client.expect("chromedriver did not start a browser session"),
+        base: app.base.clone(),
+        shots: artifacts(),
+        count: 0,
+    };
+
+    // Center staff: sign in, open the case from 我的待办, accept, transfer.
+    s.open("/").await;
+    s.wait_for_text("登录").await;
+    s.shot("sign-in").await;
+    s.sign_in("center").await;
+    assert!(s.source().await.contains(project));
+    s.shot("todo-center").await;
+    s.client
+        .find(Locator::LinkText(project))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.wait_for_text("案件详情").await;
+    s.shot("case-received").await;
+    s.click_until("#action-accept button", "已完成“受理”").await;
+    s.select("#transfer-unit", "shaba-social").await;
+    s.click_until("#action-transfer button", "已完成“转办”")
+        .await;
+    s.shot("case-transferred").await;
+    assert_eq!(state(&app, &id).await, "rectifying");
+    s.sign_out().await;
+
+    // The unit: rectify, first leaving out the outcome and seeing the error beside it.
+    s.sign_in("unit").await;
+    s.client
+        .find(Locator::LinkText(project))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.wait_for_text("提交整改").await;
+    s.select("#rectify-finding", "partly_true").await;
+    s.fill("#rectify-measures", "补充一次性告知单，窗口人员再培训")
+        .await;
+    s.click_until("#action-rectify button", "请填写整改结果")
+        .await;
+    s.shot("rectify-missing-field").await;
+    let kept = s
+        .client
+        .find(Locator::Css("#rectify-measures"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("补充一次性告知单，窗口人员再培训"));
+    assert!(
+        s.client
+            .find(Locator::Css("#rectify-outcome-error"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(state(&app, &id).await, "rectifying");
+    s.select("#rectify-outcome", "rectified").await;
+    s.click_until("#action-rectify button", "已完成“提交整改”")
+        .await;
+    s.select("#feedback-method", "phone").await;
+    s.fill("#feedback-summary", "已电话回访，群众表示认可")
+        .await;
+    s.click_until("#action-feedback button", "已完成“反馈回访”")
+        .await;
+    s.shot("case-fed-back").await;
+    assert_eq!(state(&app, &id).await, "pending_review");
+    s.sign_out().await;
+
+    // The rater: the one-time link from the mail closes the loop.
+    let (mails, _) = db.store.list_outbox(None, 1, 100).await.unwrap();
+    let link = mails
+        .iter()
+        .find_map(|m| {
+            let start = m.body.find(&format!("{}/r/", app.base))?;
+            m.body[start..].split_whitespace().next().map(str::to_owned)
+        })
+        .expect("the rater's invitation with its link");
+    s.client.goto(&link).await.unwrap();
+    s.wait_for_text("请评价整改结果").await;
+    s.client.set_window_size(390, 844).await.unwrap();
+    s.shot("rater-link-phone").await;
+    s.client
+        .find(Locator::Css("input[value=satisfied]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.click_until("form button[type=submit]", "感谢您的评价")
+        .await;
+    s.shot("rater-thanks").await;
+    s.client.set_window_size(1280, 1000).await.unwrap();
+    assert_eq!(state(&app, &id).await, "closed");
+
+    // A supervisor audits the closed loop from the sample, and sees the ledger and the figures.
+    s.sign_in("sup").await;
+    s.open("/supervise").await;
+    s.wait_for_text("闭环抽查").await;
+    s.shot("supervise").await;
+    s.click_until("form[action='/supervise'] button", "哈希链未被篡改")
+        .await;
+    s.client
+        .find(Locator::Css(&format!("#audit-{id} input[value=pass]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.click_until(&format!("#audit-{id} button"), "已记录审核结论：通过")
+        .await;
+    s.shot("audited").await;
+    let (_, audits) = app
+        .call(
+            "sup",
+            reqwest::Method::GET,
+            &format!("/api/v1/cases/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(audits["audits"][0]["verdict"], "pass", "{audits}");
+    s.open("/ledger").await;
+    s.wait_for_text("导出 Excel").await;
+    s.shot("ledger").await;
+    s.open("/stats?from=2021-01-01&to=2021-12-31&group_by=unit")
+        .await;
+    s.wait_for_text("差评整改率").await;
+    s.shot("stats").await;
+    s.open(&format!("/cases/{id}")).await;
+    s.wait_for_text("督查审核").await;
+    s.client.set_window_size(390, 844).await.unwrap();
+    s.shot("case-closed-phone").await;
+    s.client.close().await.unwrap();
+    db.finish().await.unwrap();
+}
