@@ -1,0 +1,84 @@
+//! `field_problems` names every wrong field of a form at once (the pages show each beside its field),
+//! where `decide` stops at the first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bihuan_core::{ActionError, NEGATIVE_RATING, field_problems};
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use common::engine;
+
+fn problems(action: &str, fields: Value) -> Vec<(String, &'static str)> {
+    let engine = engine();
+    let def = engine.workflow(NEGATIVE_RATING).unwrap();
+    let action = def.action(action).unwrap();
+    let given: Map<String, Value> = serde_json::from_value(fields).unwrap();
+    field_problems(action, &given, Utc::now())
+        .iter()
+        .map(|e| (e.field().unwrap_or_default().to_owned(), e.code()))
+        .collect()
+}
+
+#[test]
+fn every_wrong_field_is_named() {
+    let table: [(&str, Value, Vec<(&str, &str)>); 6] = [
+        (
+            "rectify",
+            json!({}),
+            vec![
+                ("finding", "missing_field"),
+                ("measures", "missing_field"),
+                ("outcome", "missing_field"),
+            ],
+        ),
+        (
+            "rectify",
+            json!({"finding": "partly_true", "measures": "补充告知单"}),
+            vec![("outcome", "missing_field")],
+        ),
+        (
+            "rectify",
+            json!({"finding": "maybe", "measures": "  ", "outcome": "rectified"}),
+            vec![("finding", "invalid_field"), ("measures", "missing_field")],
+        ),
+        (
+            "rectify",
+            json!({"finding": "partly_true", "measures": "x", "outcome": "rectified", "extra": 1}),
+            vec![("extra", "unknown_field")],
+        ),
+        (
+            "rectify",
+            json!({"finding": "partly_true", "measures": "x", "outcome": "rectified"}),
+            vec![],
+        ),
+        (
+            "feedback",
+            json!({"method": "phone", "summary": "已回访", "at": "yesterday"}),
+            vec![("at", "invalid_field")],
+        ),
+    ];
+    for (action, fields, expected) in table {
+        let got = problems(action, fields.clone());
+        let expected: Vec<(String, &str)> = expected
+            .into_iter()
+            .map(|(f, c)| (f.to_owned(), c))
+            .collect();
+        assert_eq!(got, expected, "{action} {fields}");
+    }
+}
+
+#[test]
+fn a_missing_field_is_named_by_its_label() {
+    let engine = engine();
+    let def = engine.workflow(NEGATIVE_RATING).unwrap();
+    let found = field_problems(def.action("feedback").unwrap(), &Map::new(), Utc::now());
+    assert!(
+        found
+            .iter()
+            .any(|e| matches!(e, ActionError::MissingField { label, .. } if label == "反馈内容")),
+        "{found:?}"
+    );
+}
