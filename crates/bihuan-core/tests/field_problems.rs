@@ -22,9 +22,12 @@ fn problems(action: &str, fields: Value) -> Vec<(String, &'static str)> {
         .collect()
 }
 
+/// An action, the fields given, and the (field, code) of every problem expected.
+type Row = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
 #[test]
 fn every_wrong_field_is_named() {
-    let table: [(&str, Value, Vec<(&str, &str)>); 6] = [
+    let table: [Row; 6] = [
         (
             "rectify",
             json!({}),
