@@ -10,6 +10,7 @@ mod engine;
 pub mod interpreter;
 pub mod mail;
 pub mod metrics;
+pub mod plan;
 pub mod rating;
 pub mod rating_input;
 pub mod reminder;
