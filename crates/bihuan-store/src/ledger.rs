@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use bihuan_core::rating::{Channel, Level};
-use bihuan_core::workflow::FieldKind;
+use bihuan_core::workflow::{ActionDef, EffectDef, FieldKind, Mark};
 use bihuan_core::{Engine, WorkflowDefinition};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -137,12 +137,17 @@ fn row(
 ) -> LedgerRow {
     let tz = engine.calendar().tz();
     let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
-    let first = |action: &str| log.iter().find(|e| e.action == action);
+    // The steps the ledger reports, found by what the workflow says an action is (its marks, its
+    // effects, the state it leaves), never by its id.
+    let action_of = |e: &event::Model| def.action(&e.action);
+    let first_where =
+        |test: &dyn Fn(&ActionDef) -> bool| log.iter().find(|e| action_of(e).is_some_and(test));
     let fields = |e: &event::Model| -> Map<String, Value> {
         serde_json::from_str(&e.fields).unwrap_or_default()
     };
-    let option_label = |action: &str, field: &str, value: &str| -> String {
-        def.action(action)
+    // The label of an enum field's value as the action records it.
+    let option_label = |action: Option<&ActionDef>, field: &str, value: &str| -> String {
+        action
             .and_then(|a| a.field(field))
             .and_then(|f| match &f.kind {
                 FieldKind::Enum { options } => options.iter().find(|o| o.value == value),
@@ -150,22 +155,37 @@ fn row(
             })
             .map_or_else(|| value.to_owned(), |o| o.label.clone())
     };
+    let is_enum = |k: &FieldKind| matches!(k, FieldKind::Enum { .. });
+    let is_text = |k: &FieldKind| matches!(k, FieldKind::Text { .. });
     let at = |e: Option<&event::Model>| e.map(|e| time(e.at)).unwrap_or_default();
     let unit_name = |code: &str| units.get(code).cloned().unwrap_or_else(|| code.to_owned());
-    let rectify = first("rectify");
-    let feedback = first("feedback");
-    let review = log.iter().rev().find_map(|e| match e.action.as_str() {
-        "review_satisfied" => {
-            let level = fields(e)
-                .get("level")
+    let accept = log.iter().find(|e| {
+        e.from_state.as_deref() == Some(def.initial.as_str()) && e.to_state != def.initial
+    });
+    let transfer = first_where(&|a| {
+        a.effects
+            .iter()
+            .any(|x| matches!(x, EffectDef::SetResponsibleUnit { .. }))
+    });
+    let rectify = first_where(&|a| a.has_mark(Mark::Rectified));
+    let feedback = first_where(&|a| a.has_mark(Mark::ReturnVisited));
+    let review = log.iter().rev().find_map(|e| {
+        let action = action_of(e)?;
+        if action.has_mark(Mark::ReviewSatisfied) {
+            let level = action.first_field(is_enum)?;
+            let value = fields(e)
+                .get(&level.name)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .unwrap_or_default();
-            Some(option_label("review_satisfied", "level", &level))
+            Some(option_label(Some(action), &level.name, &value))
+        } else if action.has_mark(Mark::ReviewUnsatisfied) {
+            Some("不满意".to_owned())
+        } else if action.has_mark(Mark::ReviewTimedOut) {
+            Some("评议超时".to_owned())
+        } else {
+            None
         }
-        "review_unsatisfied" => Some("不满意".to_owned()),
-        "review_timeout" => Some("评议超时".to_owned()),
-        _ => None,
     });
     let text = |e: Option<&event::Model>, field: &str| -> String {
         e.and_then(|e| {
@@ -176,7 +196,17 @@ fn row(
         })
         .unwrap_or_default()
     };
-    let method = text(feedback, "method");
+    let feedback_action = feedback.and_then(action_of);
+    let method_field = feedback_action
+        .and_then(|a| a.first_field(is_enum))
+        .map(|f| f.name.clone())
+        .unwrap_or_default();
+    let method = text(feedback, &method_field);
+    let measures_field = rectify
+        .and_then(action_of)
+        .and_then(|a| a.first_field(is_text))
+        .map(|f| f.name.clone())
+        .unwrap_or_default();
     let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
     let overdue = !terminal && (c.overdue || c.deadline.is_some_and(|d| d <= now));
     vec![
@@ -192,15 +222,15 @@ fn row(
         c.unit_code.as_deref().map(unit_name).unwrap_or_default(),
         def.state(&c.state)
             .map_or_else(|| c.state.clone(), |s| s.label.clone()),
-        at(first("accept")),
-        at(first("transfer")),
+        at(accept),
+        at(transfer),
         at(rectify),
-        text(rectify, "measures"),
+        text(rectify, &measures_field),
         at(feedback),
         if method.is_empty() {
             method
         } else {
-            option_label("feedback", "method", &method)
+            option_label(feedback_action, &method_field, &method)
         },
         review.unwrap_or_default(),
         if overdue { "是" } else { "否" }.to_owned(),

@@ -1,7 +1,8 @@
 //! The rater's one-time link (`/r/{token}`): it answers the review the case entered when the link was
 //! mailed, once, until the review's time limit.
 
-use bihuan_core::{Actor, Engine};
+use bihuan_core::workflow::{ActionDef, Mark};
+use bihuan_core::{Actor, Engine, Role, WorkflowDefinition};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -9,15 +10,30 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::access::token_hash;
-use crate::cases::{ActionRequest, apply_in};
+use crate::cases::{ActionRequest, apply_in, workflow_of};
 use crate::entity::{case, event, review_link};
 use crate::outbox::{rating_of, unit_name};
 use crate::{Result, Store, StoreError};
 
 /// The state the review waits in, and the actions a link answers with.
-const PENDING_REVIEW: &str = "pending_review";
-const SATISFIED: &str = "review_satisfied";
-const UNSATISFIED: &str = "review_unsatisfied";
+/// The rater's two answers: the actions the rater may take marked review_satisfied and
+/// review_unsatisfied (their fields `level`, `comment` and `reason` are the review page's contract).
+fn review_actions(def: &WorkflowDefinition) -> Result<(&ActionDef, &ActionDef)> {
+    let by_rater = |mark: Mark| {
+        def.actions_marked(mark)
+            .find(|a| a.roles.contains(&Role::Rater))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "workflow {} has no action for the rater marked {mark:?}",
+                    def.id
+                ))
+            })
+    };
+    Ok((
+        by_rater(Mark::ReviewSatisfied)?,
+        by_rater(Mark::ReviewUnsatisfied)?,
+    ))
+}
 
 /// Where a link stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +76,20 @@ pub enum ReviewAnswer {
 
 impl Store {
     /// The link of a token, `None` when no link has it.
-    pub async fn review_link(&self, token: &str, now: DateTime<Utc>) -> Result<Option<ReviewLink>> {
+    pub async fn review_link(
+        &self,
+        engine: &Engine,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ReviewLink>> {
         let Some(link) = find(&self.db, token).await? else {
             return Ok(None);
         };
         let case = case_of(&self.db, link.case_id).await?;
+        let (satisfied, _) = review_actions(workflow_of(engine, &case)?)?;
         let rating = rating_of(&self.db, &case).await?;
         Ok(Some(ReviewLink {
-            state: state_of(&self.db, &link, &case, now).await?,
+            state: state_of(&self.db, &link, &case, satisfied, now).await?,
             service: rating.service_name,
             project_no: rating.project_no,
             unit: unit_name(
@@ -97,7 +119,8 @@ impl Store {
                 id: "…".into(),
             })?;
         let case = case_of(&txn, link.case_id).await?;
-        let state = state_of(&txn, &link, &case, now).await?;
+        let (satisfied, unsatisfied) = review_actions(workflow_of(engine, &case)?)?;
+        let state = state_of(&txn, &link, &case, satisfied, now).await?;
         if state != ReviewLinkState::Open {
             return Ok(Err(state));
         }
@@ -122,11 +145,11 @@ impl Store {
                 if !comment.trim().is_empty() {
                     fields.insert("comment".into(), Value::from(comment.trim()));
                 }
-                SATISFIED
+                satisfied.id.as_str()
             }
             ReviewAnswer::Unsatisfied { reason } => {
                 fields.insert("reason".into(), Value::from(reason.trim()));
-                UNSATISFIED
+                unsatisfied.id.as_str()
             }
         };
         let actor = Actor::rater();
@@ -166,6 +189,7 @@ async fn state_of(
     db: &impl ConnectionTrait,
     link: &review_link::Model,
     case: &case::Model,
+    answer: &ActionDef,
     now: DateTime<Utc>,
 ) -> Result<ReviewLinkState> {
     if link.used_at.is_some() {
@@ -174,7 +198,7 @@ async fn state_of(
     if now >= link.expires_at {
         return Ok(ReviewLinkState::Expired);
     }
-    if case.state == PENDING_REVIEW && case.event_count == link.event_seq {
+    if answer.from.contains(&case.state) && case.event_count == link.event_seq {
         return Ok(ReviewLinkState::Open);
     }
     // Settled since: by the scheduler when the review's time ran out, else by staff.

@@ -266,4 +266,22 @@ impl WorkflowDefinition {
     pub fn action(&self, id: &str) -> Option<&ActionDef> {
         self.actions.iter().find(|a| a.id == id)
     }
+
+    /// The actions carrying a mark, in file order: code finds "the rectification" or "the rater's
+    /// review" by what an action counts as, never by its id.
+    pub fn actions_marked(&self, mark: Mark) -> impl Iterator<Item = &ActionDef> {
+        self.actions.iter().filter(move |a| a.marks.contains(&mark))
+    }
+}
+
+impl ActionDef {
+    /// Whether the action carries a mark.
+    pub fn has_mark(&self, mark: Mark) -> bool {
+        self.marks.contains(&mark)
+    }
+
+    /// The first field of a kind (`text`, `enum`, …) as `FieldKind` names it.
+    pub fn first_field(&self, kind: fn(&FieldKind) -> bool) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| kind(&f.kind))
+    }
 }

@@ -37,7 +37,7 @@ pub struct ReviewForm {
         (status = 410, description = "链接已使用、已过期或评议已结束（HTML）", content_type = "text/html")))]
 async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let now = state.clock.now();
-    match state.store.review_link(&token, now).await {
+    match state.store.review_link(&state.engine, &token, now).await {
         Ok(Some(link)) if link.state == ReviewLinkState::Open => {
             form_page(&state, &link, StatusCode::OK, None, "", "")
         }
@@ -63,7 +63,7 @@ async fn answer(
     form: Result<Form<ReviewForm>, FormRejection>,
 ) -> Response {
     let now = state.clock.now();
-    let link = match state.store.review_link(&token, now).await {
+    let link = match state.store.review_link(&state.engine, &token, now).await {
         Ok(Some(link)) => link,
         Ok(None) => return unknown_page(),
         Err(e) => return failure_page(&e),
