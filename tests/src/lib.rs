@@ -517,13 +517,17 @@ pub mod pages {
             self.cookies.retain(|(n, _)| n != name);
         }
 
-        async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-            let header = self
-                .cookies
+        /// The `Cookie` header of the cookies held.
+        fn cookie_header(&self) -> String {
+            self.cookies
                 .iter()
                 .map(|(n, v)| format!("{n}={v}"))
                 .collect::<Vec<_>>()
-                .join("; ");
+                .join("; ")
+        }
+
+        async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+            let header = self.cookie_header();
             let req = if header.is_empty() {
                 req
             } else {
@@ -567,12 +571,7 @@ pub mod pages {
 
         /// Fetches a resource with the session cookie (an export, a chart): status, content type, bytes.
         pub async fn fetch(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
-            let header = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let header = self.cookie_header();
             let resp = self
                 .client
                 .get(format!("{}{path}", self.app.base))

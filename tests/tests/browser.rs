@@ -75,15 +75,19 @@ impl Session {
         self.client.source().await.unwrap()
     }
 
-    /// Clicks and waits for the next page to show `expect`.
-    async fn click_until(&self, css: &str, expect: &str) {
+    async fn click(&self, locator: Locator<'_>) {
         self.client
-            .find(Locator::Css(css))
+            .find(locator)
             .await
             .unwrap()
             .click()
             .await
             .unwrap();
+    }
+
+    /// Clicks and waits for the next page to show `expect`.
+    async fn click_until(&self, css: &str, expect: &str) {
+        self.click(Locator::Css(css)).await;
         self.wait_for_text(expect).await;
     }
 
@@ -204,13 +208,7 @@ async fn the_loop_in_a_real_browser() {
     s.sign_in("center").await;
     assert!(s.source().await.contains(project));
     s.shot("todo-center").await;
-    s.client
-        .find(Locator::LinkText(project))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click(Locator::LinkText(project)).await;
     s.wait_for_text("案件详情").await;
     s.shot("case-received").await;
     s.click_until("#action-accept button", "已完成“受理”").await;
@@ -223,13 +221,7 @@ async fn the_loop_in_a_real_browser() {
 
     // The unit: rectify, first leaving out the outcome and seeing the error beside it.
     s.sign_in("unit").await;
-    s.client
-        .find(Locator::LinkText(project))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click(Locator::LinkText(project)).await;
     s.wait_for_text("提交整改").await;
     s.select("#rectify-finding", "partly_true").await;
     s.fill("#rectify-measures", "补充一次性告知单，窗口人员再培训")
@@ -278,13 +270,7 @@ async fn the_loop_in_a_real_browser() {
     s.wait_for_text("请评价整改结果").await;
     s.client.set_window_size(390, 844).await.unwrap();
     s.shot("rater-link-phone").await;
-    s.client
-        .find(Locator::Css("input[value=satisfied]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click(Locator::Css("input[value=satisfied]")).await;
     s.click_until("form button[type=submit]", "感谢您的评价")
         .await;
     s.shot("rater-thanks").await;
@@ -298,13 +284,8 @@ async fn the_loop_in_a_real_browser() {
     s.shot("supervise").await;
     s.click_until("form[action='/supervise'] button", "哈希链未被篡改")
         .await;
-    s.client
-        .find(Locator::Css(&format!("#audit-{id} input[value=pass]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click(Locator::Css(&format!("#audit-{id} input[value=pass]")))
+        .await;
     s.click_until(&format!("#audit-{id} button"), "已记录审核结论：通过")
         .await;
     s.shot("audited").await;

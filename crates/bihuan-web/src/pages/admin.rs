@@ -136,6 +136,37 @@ fn form_error(e: StoreError, user: &PageUser) -> Result<String, PageError> {
     }
 }
 
+/// The page after a form: with a message when it was done (200), with the form, its values and its
+/// error when it was refused (422).
+async fn after_form(
+    state: &AppState,
+    user: &PageUser,
+    outcome: Result<Flash, Returned>,
+) -> PageResult {
+    match outcome {
+        Ok(flash) => {
+            admin(
+                state,
+                user,
+                StatusCode::OK,
+                Some(flash),
+                Returned::default(),
+            )
+            .await
+        }
+        Err(returned) => {
+            admin(
+                state,
+                user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                returned,
+            )
+            .await
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub(crate) struct UnitForm {
     #[serde(default, skip_serializing)]
@@ -171,35 +202,15 @@ pub(crate) async fn add_unit(
         email: optional(&form.email),
         region: optional(&form.region_code),
     };
-    match state.store.add_unit(&new, state.clock.now()).await {
-        Ok(u) => {
-            let flash = Flash::ok(format!("已新增单位“{}”。", u.name));
-            admin(
-                &state,
-                &user,
-                StatusCode::OK,
-                Some(flash),
-                Returned::default(),
-            )
-            .await
-        }
-        Err(e) => {
-            let message = form_error(e, &user)?;
-            let returned = Returned {
-                unit_form: Some(form),
-                unit_error: Some(message),
-                ..Returned::default()
-            };
-            admin(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                returned,
-            )
-            .await
-        }
-    }
+    let outcome = match state.store.add_unit(&new, state.clock.now()).await {
+        Ok(u) => Ok(Flash::ok(format!("已新增单位“{}”。", u.name))),
+        Err(e) => Err(Returned {
+            unit_error: Some(form_error(e, &user)?),
+            unit_form: Some(form),
+            ..Returned::default()
+        }),
+    };
+    after_form(&state, &user, outcome).await
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -226,7 +237,7 @@ pub(crate) async fn add_user(
 ) -> Result<Response, PageError> {
     user.check_csrf(Some(&form.csrf))?;
     only_admin(&user)?;
-    let result = match form.role.parse::<Role>() {
+    let added = match form.role.parse::<Role>() {
         Ok(role) => {
             let new = NewUser {
                 username: form.username.trim().to_owned(),
@@ -234,43 +245,26 @@ pub(crate) async fn add_user(
                 unit: optional(&form.unit),
                 email: optional(&form.email),
             };
-            state
+            match state
                 .store
                 .add_user(&new, &form.password, state.clock.now())
                 .await
-                .map_err(|e| form_error(e, &user))
+            {
+                Ok(u) => Ok(u),
+                Err(e) => Err(form_error(e, &user)?),
+            }
         }
-        Err(e) => Err(Ok(e.to_string())),
+        Err(e) => Err(e.to_string()),
     };
-    match result {
-        Ok(u) => {
-            let flash = Flash::ok(format!("已新增用户“{}”。", u.username));
-            admin(
-                &state,
-                &user,
-                StatusCode::OK,
-                Some(flash),
-                Returned::default(),
-            )
-            .await
-        }
-        Err(Err(page)) => Err(page),
-        Err(Ok(message)) => {
-            let returned = Returned {
-                user_form: Some(form),
-                user_error: Some(message),
-                ..Returned::default()
-            };
-            admin(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                returned,
-            )
-            .await
-        }
-    }
+    let outcome = match added {
+        Ok(u) => Ok(Flash::ok(format!("已新增用户“{}”。", u.username))),
+        Err(message) => Err(Returned {
+            user_form: Some(form),
+            user_error: Some(message),
+            ..Returned::default()
+        }),
+    };
+    after_form(&state, &user, outcome).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,14 +313,7 @@ pub(crate) async fn add_token(
                 token_error: Some(form_error(e, &user)?),
                 ..Returned::default()
             };
-            admin(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                returned,
-            )
-            .await
+            after_form(&state, &user, Err(returned)).await
         }
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::views::{CaseRow, Flash, Me, UnitNames, deadline_view, nav, when};
+use super::views::{CaseRow, Flash, Me, UnitNames, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
 use crate::error::ApiError;
@@ -78,23 +78,16 @@ pub(crate) async fn todo(
     ))
 }
 
-/// The case header of the detail page.
+/// The case header of the detail page: the list's row and what only the page shows.
 #[derive(Debug, Serialize)]
 struct CaseHead {
-    id: Uuid,
-    project_no: String,
-    state_label: String,
+    #[serde(flatten)]
+    row: CaseRow,
     version: i32,
-    escalated: bool,
     reopen_count: i32,
-    deadline_text: String,
-    deadline_class: &'static str,
-    deadline_date: String,
     deadline_provisional: bool,
-    unit_name: Option<String>,
     origin_unit_name: String,
     opened: String,
-    closed: String,
 }
 
 /// The rating as the detail page shows it (masked per role).
@@ -195,28 +188,13 @@ impl DetailPage<'_> {
             def.and_then(|d| d.state(id))
                 .map_or_else(|| id.to_owned(), |s| s.label.clone())
         };
-        let deadline = c
-            .deadline
-            .filter(|_| c.closed_at.is_none())
-            .map(|d| deadline_view(cal, d, c.overdue, now));
         let head = CaseHead {
-            id: c.id,
-            project_no: r.project_no.clone(),
-            state_label: state_label(&c.state),
+            row: CaseRow::new(engine, self.units, c, r, now),
             version: c.version,
-            escalated: c.escalated,
             reopen_count: c.reopen_count,
-            deadline_text: deadline
-                .as_ref()
-                .map(|d| d.text.clone())
-                .unwrap_or_default(),
-            deadline_class: deadline.as_ref().map_or("plain", |d| d.class),
-            deadline_date: deadline.map(|d| d.date).unwrap_or_default(),
             deadline_provisional: c.deadline_provisional,
-            unit_name: c.unit_code.as_deref().map(|u| self.units.name(u)),
             origin_unit_name: self.units.name(&c.origin_unit),
             opened: when(cal, c.opened_at),
-            closed: c.closed_at.map(|t| when(cal, t)).unwrap_or_default(),
         };
         let masked = !may_call_rater(&self.user.caller, c);
         let rv = rating_view(r, masked);
