@@ -42,6 +42,8 @@ pub struct Subject {
     pub state: String,
     /// The responsible units (承办单位; a work item's lead units). Empty before transfer.
     pub responsible_units: Vec<String>,
+    /// A work item's co-units (配合单位): their staff may take the actions marked `co_units`.
+    pub co_units: Vec<String>,
     /// How many times the rater reopened it.
     pub reopen_count: u32,
     /// Whether it has been escalated to supervisors.
@@ -315,6 +317,7 @@ pub fn deadlines_before(
     let mut subject = Subject {
         state: String::new(),
         responsible_units: Vec::new(),
+        co_units: Vec::new(),
         reopen_count: 0,
         escalated: false,
         extension_days: 0,
@@ -386,10 +389,9 @@ fn check_permitted(
         });
     }
     if actor.role == Role::UnitStaff {
-        let own = actor
-            .unit
-            .as_ref()
-            .is_some_and(|u| subject.responsible_units.contains(u));
+        let own = actor.unit.as_ref().is_some_and(|u| {
+            subject.responsible_units.contains(u) || (action.co_units && subject.co_units.contains(u))
+        });
         if !own {
             return Err(ActionError::NotResponsibleUnit {
                 action: action.id.clone(),

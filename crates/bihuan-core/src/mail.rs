@@ -16,7 +16,7 @@ use crate::calendar::WorkingCalendar;
 use crate::engine::Source;
 
 /// The templates shipped with the binary; a deployment's `workflows/mail/` replaces them by name.
-pub const BUILT_IN: [(&str, &str); 3] = [
+pub const BUILT_IN: [(&str, &str); 4] = [
     (
         "case.jinja",
         include_str!("../../../workflows/mail/case.jinja"),
@@ -29,6 +29,10 @@ pub const BUILT_IN: [(&str, &str); 3] = [
         "review.jinja",
         include_str!("../../../workflows/mail/review.jinja"),
     ),
+    (
+        "task.jinja",
+        include_str!("../../../workflows/mail/task.jinja"),
+    ),
 ];
 
 /// The template of a notice about one case (action notifications and escalations).
@@ -37,6 +41,8 @@ pub const CASE: &str = "case.jinja";
 pub const DIGEST: &str = "digest.jinja";
 /// The template of the rater's invitation to review.
 pub const REVIEW: &str = "review.jinja";
+/// The template of a notice about one work item (任务分解).
+pub const TASK: &str = "task.jinja";
 
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +95,44 @@ pub struct CaseNotice {
     pub action: Option<String>,
     /// The case.
     pub case: CaseFacts,
+}
+
+/// What a mail says about one work item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskFacts {
+    /// The item's id.
+    pub task_id: String,
+    /// The plan's name.
+    pub plan: String,
+    /// 重点任务.
+    pub key_task: String,
+    /// 具体工作.
+    pub title: String,
+    /// 牵头单位, their names joined by 、.
+    pub lead_units: String,
+    /// The state's label.
+    pub state: String,
+    /// 完成时限 as the table wrote it.
+    pub due: String,
+    /// What it owes by `deadline`: 完成时限, 进展报告 or 验收.
+    pub owed: String,
+    /// The deadline as people say it, if any.
+    pub deadline: Option<String>,
+    /// Working days left (positive), overdue (negative), 0 on the last day.
+    pub working_days: Option<i64>,
+    /// The item's page.
+    pub link: String,
+}
+
+/// A notice about one work item: an action's notification or a reminder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskNotice {
+    /// `task_submitted`, `task_returned`, `due_soon`, `overdue`, `escalated`.
+    pub kind: String,
+    /// The label of the action that caused it, when one did.
+    pub action: Option<String>,
+    /// The item.
+    pub task: TaskFacts,
 }
 
 /// One line of a digest.
@@ -253,10 +297,28 @@ impl Letters {
             link: self.link("/r/sample"),
             expires: "2021年5月12日（星期三）24:00".into(),
         };
+        let task = TaskNotice {
+            kind: "overdue".into(),
+            action: None,
+            task: TaskFacts {
+                task_id: "00000000-0000-0000-0000-000000000000".into(),
+                plan: "2021年政务服务工作任务分解".into(),
+                key_task: "（六）推进政务服务“好差评”".into(),
+                title: "强化政务服务“好差评”系统的规范管理".into(),
+                lead_units: "区政府职转办、区行政服务中心".into(),
+                state: "推进中".into(),
+                due: "持续推进".into(),
+                owed: "进展报告".into(),
+                deadline: Some("2021年5月31日（星期一）24:00".into()),
+                working_days: Some(-1),
+                link: self.link("/tasks/00000000-0000-0000-0000-000000000000"),
+            },
+        };
         [
             self.render(CASE, &notice).err(),
             self.render(DIGEST, &digest).err(),
             self.render(REVIEW, &review).err(),
+            self.render(TASK, &task).err(),
         ]
         .into_iter()
         .flatten()

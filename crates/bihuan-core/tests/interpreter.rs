@@ -58,6 +58,7 @@ fn subject(
     Subject {
         state: state.into(),
         responsible_units: vec!["unit-a".into()],
+        co_units: vec![],
         reopen_count: 0,
         escalated: false,
         extension_days: 0,
@@ -877,6 +878,7 @@ fn apply(s: &Subject, d: &bihuan_core::Decision) -> Subject {
     Subject {
         state: d.to.clone(),
         responsible_units: d.responsible_units.clone(),
+        co_units: s.co_units.clone(),
         reopen_count: d.reopen_count,
         escalated: d.escalated,
         extension_days: d.extension_days,
@@ -895,6 +897,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
     let mut s = Subject {
         state: opened.to.clone(),
         responsible_units: vec![],
+        co_units: vec![],
         reopen_count: 0,
         escalated: false,
         extension_days: 0,

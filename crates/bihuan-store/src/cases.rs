@@ -348,6 +348,7 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
     Subject {
         state: case.state.clone(),
         responsible_units: case.unit_code.iter().cloned().collect(),
+        co_units: Vec::new(),
         reopen_count: u32::try_from(case.reopen_count).unwrap_or(0),
         escalated: case.escalated,
         extension_days: u32::try_from(case.extension_days).unwrap_or(0),

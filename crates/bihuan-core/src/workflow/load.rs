@@ -104,6 +104,8 @@ struct RawAction {
     marks: Vec<Spanned<String>>,
     #[serde(default)]
     notify: Vec<RawNotify>,
+    #[serde(default)]
+    co_units: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -568,6 +570,7 @@ fn check_action(
         effects,
         marks,
         notify,
+        co_units: a.co_units,
     }
 }
 

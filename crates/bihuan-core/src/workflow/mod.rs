@@ -98,6 +98,8 @@ pub struct ActionDef {
     pub marks: Vec<Mark>,
     /// Notifications it queues.
     pub notify: Vec<NotifyDef>,
+    /// Whether unit staff of a work item's co-units (配合单位) may take it too, not only its lead units.
+    pub co_units: bool,
 }
 
 impl ActionDef {
@@ -193,11 +195,13 @@ pub enum Mark {
     AppealUpheld,
     /// 审核不通过.
     AuditFailed,
+    /// A work item's target value reported (fields `target` and `value`).
+    TargetReported,
 }
 
 impl Mark {
     /// Every mark with its identifier.
-    pub const ALL: [(Mark, &'static str); 7] = [
+    pub const ALL: [(Mark, &'static str); 8] = [
         (Mark::Rectified, "rectified"),
         (Mark::ReturnVisited, "return_visited"),
         (Mark::ReviewSatisfied, "review_satisfied"),
@@ -205,6 +209,7 @@ impl Mark {
         (Mark::ReviewTimedOut, "review_timed_out"),
         (Mark::AppealUpheld, "appeal_upheld"),
         (Mark::AuditFailed, "audit_failed"),
+        (Mark::TargetReported, "target_reported"),
     ];
 
     /// The identifier used in files.

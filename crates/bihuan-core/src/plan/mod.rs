@@ -1,5 +1,6 @@
-//! 任务分解: a work plan's table read into work items — the rules only, no file formats (the binary and
-//! the web front read CSV and xlsx into rows of text and hand them here).
+//! 任务分解: a work plan's table read into work items ([`table`] reads the CSV and xlsx files), the
+//! targets its items state ([`target`]) and when an item next owes a report or its completion
+//! ([`schedule`]).
 //!
 //! Columns 重点任务, 具体工作, 牵头单位, 配合单位, 完成时限 (or key_task, title, lead_units, co_units,
 //! deadline). Real tables merge the key-task cells: an empty 重点任务 continues the key task above it.
@@ -9,6 +10,14 @@
 
 use chrono::NaiveDate;
 use serde::Serialize;
+
+pub mod schedule;
+pub mod table;
+pub mod target;
+
+pub use schedule::{DEFAULT_REPORT_MONTHS, Owed, TaskClock, next_deadline};
+pub use table::{TableFormat, read_plan};
+pub use target::{Comparison, Target, metric_of, targets_in};
 
 /// The columns of a plan table: (Chinese header, English header, what the column holds).
 pub const COLUMNS: [(&str, &str); 5] = [
