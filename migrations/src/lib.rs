@@ -8,6 +8,7 @@ mod m20261127_000002_create_access_tables;
 mod m20261127_000003_unit_regions_and_aliases;
 mod m20261128_000004_reminders_and_review_links;
 mod m20261128_000005_metric_days;
+mod m20261128_000006_plans_and_tasks;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_unit_regions_and_aliases::Migration),
             Box::new(m20261128_000004_reminders_and_review_links::Migration),
             Box::new(m20261128_000005_metric_days::Migration),
+            Box::new(m20261128_000006_plans_and_tasks::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ mod ledger;
 mod metrics;
 mod org;
 mod outbox;
+mod plans;
 mod ratings;
 mod reminders;
 mod review;
@@ -44,6 +45,10 @@ pub use ledger::{LEDGER_HEADERS, LedgerFilter, LedgerRow};
 pub use metrics::{GroupBy, MetricsQuery, MetricsRow};
 pub use org::{NewUnit, NewUser, verify_password};
 pub use outbox::{DEAD, FailureOutcome, OUTBOX_STATUSES, RetryPolicy};
+pub use plans::{
+    CO, LEAD, NewItem, NewPlan, PlanDetail, PlanImport, PlanSummary, TaskActionRequest,
+    TaskDetail, TaskView, is_overdue, owed_of, owed_str,
+};
 pub use ratings::RecordedRating;
 pub use reminders::ReminderReport;
 pub use review::{ReviewAnswer, ReviewLink, ReviewLinkState};

@@ -197,11 +197,13 @@ pub enum Mark {
     AuditFailed,
     /// A work item's target value reported (fields `target` and `value`).
     TargetReported,
+    /// A work item's periodic progress report (进展报告): it settles the period's report.
+    ProgressReported,
 }
 
 impl Mark {
     /// Every mark with its identifier.
-    pub const ALL: [(Mark, &'static str); 8] = [
+    pub const ALL: [(Mark, &'static str); 9] = [
         (Mark::Rectified, "rectified"),
         (Mark::ReturnVisited, "return_visited"),
         (Mark::ReviewSatisfied, "review_satisfied"),
@@ -210,6 +212,7 @@ impl Mark {
         (Mark::AppealUpheld, "appeal_upheld"),
         (Mark::AuditFailed, "audit_failed"),
         (Mark::TargetReported, "target_reported"),
+        (Mark::ProgressReported, "progress_reported"),
     ];
 
     /// The identifier used in files.

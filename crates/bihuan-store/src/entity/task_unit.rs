@@ -1,0 +1,24 @@
+//! A unit leading (牵头) or helping (配合) with a work item.
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `task_units`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "task_units")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub task_id: Uuid,
+    /// `lead` or `co`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub role: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub unit_code: String,
+    /// Its place in the table's cell.
+    pub position: i32,
+}
+
+/// No declared relations: queries join explicitly.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

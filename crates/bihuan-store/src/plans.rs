@@ -1,0 +1,1159 @@
+//! 任务分解: importing a plan, reading plans and work items in a caller's scope, and taking a work
+//! item's actions as one transaction each (the same interpreter and hash chain as cases, in the
+//! item's own tables).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bihuan_core::chain::{ChainedEvent, canonical_json, event_hash};
+use bihuan_core::plan::{Due, Owed, TaskClock, Target, next_deadline};
+use bihuan_core::workflow::{Audience, Mark};
+use bihuan_core::{
+    Actor, Deadline, DeadlineBasis, Decision, Engine, ReminderTimes, Subject, Timing,
+    WORK_PLAN_TASK, WorkflowDefinition,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::clock::truncate_to_micros;
+use crate::entity::{plan, task, task_event, task_target, task_unit, unit};
+use crate::scope::CaseScope;
+use crate::{Result, Store, StoreError};
+
+/// The role of a unit on a work item.
+pub const LEAD: &str = "lead";
+/// A co-unit (配合单位).
+pub const CO: &str = "co";
+
+/// A plan to import.
+#[derive(Debug, Clone)]
+pub struct NewPlan {
+    /// Its name (2021年政务服务工作任务分解).
+    pub name: String,
+    /// Its year.
+    pub year: i32,
+    /// The file it comes from, or `api`.
+    pub source: String,
+    /// How often ongoing and scheduled items report, in months.
+    pub report_months: u32,
+    /// Where units the organization does not have yet are created.
+    pub parent_unit: Option<String>,
+    /// Its items, in order.
+    pub items: Vec<NewItem>,
+}
+
+/// One work item to import.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    /// The source row.
+    pub row: usize,
+    /// 重点任务.
+    pub key_task: String,
+    /// 具体工作.
+    pub title: String,
+    /// 牵头单位: names (or codes) of units.
+    pub lead_units: Vec<String>,
+    /// 配合单位.
+    pub co_units: Vec<String>,
+    /// 完成时限.
+    pub due: Due,
+    /// Its targets.
+    pub targets: Vec<Target>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct PlanImport {
+    /// The plan.
+    pub plan: plan::Model,
+    /// Items imported.
+    pub items: usize,
+    /// Key tasks.
+    pub key_tasks: usize,
+    /// Targets found.
+    pub targets: usize,
+    /// Units the organization did not have, created under the parent.
+    pub created_units: Vec<unit::Model>,
+}
+
+/// A plan with counts, as the plan list shows it.
+#[derive(Debug, Clone)]
+pub struct PlanSummary {
+    /// The plan.
+    pub plan: plan::Model,
+    /// Items visible to the caller.
+    pub items: u64,
+    /// Of which done.
+    pub done: u64,
+    /// Of which overdue.
+    pub overdue: u64,
+}
+
+/// A work item with its units and targets.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    /// The row.
+    pub task: task::Model,
+    /// 牵头单位, in the table's order.
+    pub lead_units: Vec<unit::Model>,
+    /// 配合单位.
+    pub co_units: Vec<unit::Model>,
+    /// Its targets, in order.
+    pub targets: Vec<task_target::Model>,
+}
+
+impl TaskView {
+    /// The item as the interpreter sees it.
+    pub fn subject(&self, events: &[task_event::Model]) -> Subject {
+        subject_of(
+            &self.task,
+            codes(&self.lead_units),
+            codes(&self.co_units),
+            events,
+        )
+    }
+
+    /// Its due, as the table wrote it.
+    pub fn due(&self) -> Due {
+        due_of(&self.task)
+    }
+}
+
+/// A plan with the items the caller may see.
+#[derive(Debug, Clone)]
+pub struct PlanDetail {
+    /// The plan.
+    pub plan: plan::Model,
+    /// Its items in order.
+    pub items: Vec<TaskView>,
+}
+
+/// A work item with its plan and events.
+#[derive(Debug, Clone)]
+pub struct TaskDetail {
+    /// The plan.
+    pub plan: plan::Model,
+    /// The item.
+    pub item: TaskView,
+    /// Its events in order.
+    pub events: Vec<task_event::Model>,
+}
+
+/// An action asked of a work item.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskActionRequest<'a> {
+    /// The item.
+    pub task_id: Uuid,
+    /// The version the caller saw.
+    pub version: i32,
+    /// The action's id.
+    pub action: &'a str,
+    /// The submitted fields.
+    pub fields: &'a Map<String, Value>,
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+fn codes(units: &[unit::Model]) -> Vec<String> {
+    units.iter().map(|u| u.code.clone()).collect()
+}
+
+fn due_of(t: &task::Model) -> Due {
+    match (t.due_kind.as_str(), t.due_date) {
+        ("date", Some(d)) => Due::Date(d),
+        ("scheduled", _) => Due::Scheduled,
+        _ => Due::Ongoing,
+    }
+}
+
+fn due_kind(due: Due) -> &'static str {
+    match due {
+        Due::Date(_) => "date",
+        Due::Ongoing => "ongoing",
+        Due::Scheduled => "scheduled",
+    }
+}
+
+/// The identifier of what an item owes.
+pub fn owed_str(owed: Owed) -> &'static str {
+    match owed {
+        Owed::Completion => "completion",
+        Owed::Report => "report",
+        Owed::Acceptance => "acceptance",
+    }
+}
+
+/// What an item owes, from its stored identifier.
+pub fn owed_of(text: &str) -> Option<Owed> {
+    match text {
+        "completion" => Some(Owed::Completion),
+        "report" => Some(Owed::Report),
+        "acceptance" => Some(Owed::Acceptance),
+        _ => None,
+    }
+}
+
+/// A unit code for a unit first named in a plan: `p-` and the first hex digits of its name's hash,
+/// stable across imports.
+fn code_for_name(name: &str) -> String {
+    format!("p-{}", &crate::access::token_hash(name)[..12])
+}
+
+fn not_found(what: &'static str, id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn task_workflow(engine: &Engine) -> Result<&WorkflowDefinition> {
+    engine
+        .workflow(WORK_PLAN_TASK)
+        .ok_or_else(|| StoreError::Corrupt(format!("workflow {WORK_PLAN_TASK} is not loaded")))
+}
+
+impl Store {
+    /// Imports a plan: its units resolved by name or code (unknown ones created under the parent),
+    /// every item opened in the work-plan workflow with its first event, its targets stored. All or
+    /// nothing; a plan of the same name and year is refused.
+    pub async fn import_plan(
+        &self,
+        engine: &Engine,
+        new: &NewPlan,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PlanImport> {
+        let now = truncate_to_micros(now);
+        let def = task_workflow(engine)?;
+        let name = new.name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid {
+                field: "name".into(),
+                message: "计划名称不能为空".into(),
+            });
+        }
+        if !(2000..=2100).contains(&new.year) {
+            return Err(StoreError::Invalid {
+                field: "year".into(),
+                message: format!("年份 {} 无效", new.year),
+            });
+        }
+        if new.items.is_empty() {
+            return Err(StoreError::Invalid {
+                field: "items".into(),
+                message: "计划中没有工作任务".into(),
+            });
+        }
+        if !(1..=12).contains(&new.report_months) {
+            return Err(StoreError::Invalid {
+                field: "report_months".into(),
+                message: format!("报告周期应为 1 到 12 个月，而不是 {}", new.report_months),
+            });
+        }
+        let txn = self.begin_write().await?;
+        if plan::Entity::find()
+            .filter(plan::Column::Name.eq(name))
+            .filter(plan::Column::Year.eq(new.year))
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Duplicate {
+                what: "工作计划",
+                key: format!("{name}（{}年）", new.year),
+            });
+        }
+        if let Some(parent) = &new.parent_unit
+            && unit::Entity::find_by_id(parent.clone())
+                .one(&txn)
+                .await?
+                .is_none()
+        {
+            return Err(StoreError::Invalid {
+                field: "parent".into(),
+                message: format!("上级单位 {parent} 不存在"),
+            });
+        }
+        let known = unit::Entity::find().all(&txn).await?;
+        let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+        for u in &known {
+            by_name.insert(u.code.clone(), u.code.clone());
+        }
+        for u in &known {
+            by_name.insert(u.name.clone(), u.code.clone());
+        }
+        let mut created = Vec::new();
+        for item in &new.items {
+            for unit_name in item.lead_units.iter().chain(&item.co_units) {
+                if by_name.contains_key(unit_name) {
+                    continue;
+                }
+                let model = unit::ActiveModel {
+                    code: Set(code_for_name(unit_name)),
+                    name: Set(unit_name.clone()),
+                    parent_code: Set(new.parent_unit.clone()),
+                    email: Set(None),
+                    region_code: Set(None),
+                    created_at: Set(now),
+                }
+                .insert(&txn)
+                .await?;
+                by_name.insert(unit_name.clone(), model.code.clone());
+                created.push(model);
+            }
+        }
+        let plan = plan::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set(name.to_owned()),
+            year: Set(new.year),
+            source: Set(new.source.clone()),
+            report_months: Set(i32::try_from(new.report_months).unwrap_or(1)),
+            created_by: Set(actor.to_owned()),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        let mut key_tasks = BTreeSet::new();
+        let mut targets = 0;
+        for (i, item) in new.items.iter().enumerate() {
+            key_tasks.insert(item.key_task.clone());
+            let id = Uuid::new_v4();
+            let opened = bihuan_core::open(def, engine.calendar(), now);
+            let hash = event_hash(
+                "",
+                &ChainedEvent {
+                    subject_id: &id.to_string(),
+                    seq: 1,
+                    action: &opened.action,
+                    from: None,
+                    to: &opened.to,
+                    actor,
+                    at: now,
+                    fields: &Map::new(),
+                },
+            );
+            let state_deadline = opened.timing.deadline.map(|d| d.at);
+            let clock = TaskClock {
+                due: item.due,
+                report_months: new.report_months,
+                state_deadline,
+                terminal: false,
+                last_report: None,
+                since: now,
+            };
+            let next = next_deadline(engine.calendar(), &clock);
+            task::ActiveModel {
+                id: Set(id),
+                plan_id: Set(plan.id),
+                position: Set(i32::try_from(i + 1).unwrap_or(i32::MAX)),
+                source_row: Set(i32::try_from(item.row).unwrap_or(0)),
+                key_task: Set(item.key_task.clone()),
+                title: Set(item.title.clone()),
+                due_kind: Set(due_kind(item.due).to_owned()),
+                due_date: Set(item.due.date()),
+                workflow_id: Set(def.id.clone()),
+                workflow_version: Set(i32::try_from(def.version).unwrap_or(1)),
+                state: Set(opened.to.clone()),
+                version: Set(1),
+                state_entered_at: Set(now),
+                deadline: Set(next.map(|(at, _)| at)),
+                owed: Set(next.map(|(_, o)| owed_str(o).to_owned())),
+                state_deadline: Set(state_deadline),
+                deadline_start: Set(opened.timing.basis.map(|b| b.start)),
+                deadline_days: Set(opened
+                    .timing
+                    .basis
+                    .map(|b| i32::try_from(b.working_days).unwrap_or(0))),
+                deadline_provisional: Set(opened.timing.deadline.is_some_and(|d| d.provisional)),
+                escalated: Set(false),
+                overdue: Set(false),
+                remind_at: Set(next.map(|(at, _)| first_remind_at(engine, def, at))),
+                remind_stage: Set(crate::cases::first_stage(next.map(|(at, _)| at))),
+                last_report_at: Set(None),
+                percent: Set(None),
+                last_progress: Set(None),
+                event_count: Set(1),
+                head_hash: Set(hash.clone()),
+                created_at: Set(now),
+                closed_at: Set(None),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+            task_event::ActiveModel {
+                task_id: Set(id),
+                seq: Set(1),
+                action: Set(opened.action.clone()),
+                from_state: Set(None),
+                to_state: Set(opened.to.clone()),
+                actor: Set(actor.to_owned()),
+                at: Set(now),
+                fields: Set(canonical_json(&Value::Object(Map::new()))),
+                prev_hash: Set(String::new()),
+                hash: Set(hash),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+            for (role, names) in [(LEAD, &item.lead_units), (CO, &item.co_units)] {
+                let mut seen = BTreeSet::new();
+                for (position, unit_name) in names.iter().enumerate() {
+                    let code = by_name[unit_name].clone();
+                    if !seen.insert(code.clone()) {
+                        continue;
+                    }
+                    task_unit::ActiveModel {
+                        task_id: Set(id),
+                        role: Set(role.to_owned()),
+                        unit_code: Set(code),
+                        position: Set(i32::try_from(position).unwrap_or(0)),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+            }
+            for (position, target) in item.targets.iter().enumerate() {
+                task_target::ActiveModel {
+                    task_id: Set(id),
+                    position: Set(i32::try_from(position).unwrap_or(0)),
+                    name: Set(target.name.clone()),
+                    comparison: Set(target.comparison.as_str().to_owned()),
+                    value: Set(target.value),
+                    unit: Set(target.unit.clone()),
+                    metric: Set(target.metric.clone()),
+                    reported_value: Set(None),
+                    reported_at: Set(None),
+                    reported_by: Set(None),
+                    ..Default::default()
+                }
+                .insert(&txn)
+                .await?;
+                targets += 1;
+            }
+        }
+        txn.commit().await?;
+        Ok(PlanImport {
+            plan,
+            items: new.items.len(),
+            key_tasks: key_tasks.len(),
+            targets,
+            created_units: created,
+        })
+    }
+
+    /// The plans with at least one item in scope (admins: every plan), newest year first, with counts.
+    pub async fn plans(&self, scope: &CaseScope, now: DateTime<Utc>) -> Result<Vec<PlanSummary>> {
+        let plans = plan::Entity::find()
+            .order_by_desc(plan::Column::Year)
+            .order_by_asc(plan::Column::Name)
+            .all(&self.db)
+            .await?;
+        let visible = self.visible_tasks(scope, None).await?;
+        let mut out = Vec::new();
+        for p in plans {
+            let items: Vec<&task::Model> = visible.iter().filter(|t| t.plan_id == p.id).collect();
+            if items.is_empty() && *scope != CaseScope::All {
+                continue;
+            }
+            out.push(PlanSummary {
+                items: items.len() as u64,
+                done: items.iter().filter(|t| t.closed_at.is_some()).count() as u64,
+                overdue: items.iter().filter(|t| is_overdue(t, now)).count() as u64,
+                plan: p,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One plan with its items in scope; a plan with none is not found.
+    pub async fn plan(&self, id: Uuid, scope: &CaseScope) -> Result<PlanDetail> {
+        let plan = plan::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found("工作计划", id))?;
+        let tasks = self.visible_tasks(scope, Some(id)).await?;
+        if tasks.is_empty() && *scope != CaseScope::All {
+            return Err(not_found("工作计划", id));
+        }
+        let items = self.views(&self.db, tasks).await?;
+        Ok(PlanDetail { plan, items })
+    }
+
+    /// One work item with its plan and events; outside the scope it is not found.
+    pub async fn task(&self, id: Uuid, scope: &CaseScope) -> Result<TaskDetail> {
+        let t = task::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found("工作任务", id))?;
+        let mut views = self.views(&self.db, vec![t]).await?;
+        let item = views.pop().ok_or_else(|| not_found("工作任务", id))?;
+        if !task_in_scope(scope, &item) {
+            return Err(not_found("工作任务", id));
+        }
+        let plan = plan::Entity::find_by_id(item.task.plan_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("task {id} has no plan")))?;
+        let events = task_events_of(&self.db, id).await?;
+        Ok(TaskDetail { plan, item, events })
+    }
+
+    /// The tasks in scope (of one plan, or all), in plan order.
+    async fn visible_tasks(
+        &self,
+        scope: &CaseScope,
+        plan_id: Option<Uuid>,
+    ) -> Result<Vec<task::Model>> {
+        let mut query = task::Entity::find();
+        if let Some(id) = plan_id {
+            query = query.filter(task::Column::PlanId.eq(id));
+        }
+        let units: Option<Vec<String>> = match scope {
+            CaseScope::All => None,
+            CaseScope::Units(reach) => Some(reach.units.iter().cloned().collect()),
+            CaseScope::Responsible(unit) => Some(vec![unit.clone()]),
+        };
+        if let Some(units) = units {
+            let ids: BTreeSet<Uuid> = task_unit::Entity::find()
+                .filter(task_unit::Column::UnitCode.is_in(units))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|u| u.task_id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            query = query.filter(task::Column::Id.is_in(ids));
+        }
+        Ok(query
+            .order_by_asc(task::Column::PlanId)
+            .order_by_asc(task::Column::Position)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The items with their units and targets.
+    async fn views(
+        &self,
+        db: &impl ConnectionTrait,
+        tasks: Vec<task::Model>,
+    ) -> Result<Vec<TaskView>> {
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let units: BTreeMap<String, unit::Model> = unit::Entity::find()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|u| (u.code.clone(), u))
+            .collect();
+        let mut roles: BTreeMap<Uuid, Vec<task_unit::Model>> = BTreeMap::new();
+        let mut targets: BTreeMap<Uuid, Vec<task_target::Model>> = BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            for r in task_unit::Entity::find()
+                .filter(task_unit::Column::TaskId.is_in(chunk.iter().copied()))
+                .order_by_asc(task_unit::Column::Position)
+                .all(db)
+                .await?
+            {
+                roles.entry(r.task_id).or_default().push(r);
+            }
+            for t in task_target::Entity::find()
+                .filter(task_target::Column::TaskId.is_in(chunk.iter().copied()))
+                .order_by_asc(task_target::Column::Position)
+                .all(db)
+                .await?
+            {
+                targets.entry(t.task_id).or_default().push(t);
+            }
+        }
+        Ok(tasks
+            .into_iter()
+            .map(|t| {
+                let of_role = |role: &str| -> Vec<unit::Model> {
+                    roles
+                        .get(&t.id)
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r.role == role)
+                        .filter_map(|r| units.get(&r.unit_code).cloned())
+                        .collect()
+                };
+                TaskView {
+                    lead_units: of_role(LEAD),
+                    co_units: of_role(CO),
+                    targets: targets.remove(&t.id).unwrap_or_default(),
+                    task: t,
+                }
+            })
+            .collect())
+    }
+
+    /// Takes an action on a work item: the interpreter decides, the item's row moves on only if its
+    /// version is unchanged, the hash-chained event is appended, a reported target value is stored
+    /// and the notifications are queued, in one transaction.
+    pub async fn apply_task_action(
+        &self,
+        engine: &Engine,
+        req: &TaskActionRequest<'_>,
+    ) -> Result<task::Model> {
+        let now = truncate_to_micros(req.now);
+        let def = task_workflow(engine)?;
+        let txn = self.begin_write().await?;
+        let current = task::Entity::find_by_id(req.task_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| not_found("工作任务", req.task_id))?;
+        if current.version != req.version {
+            return Err(StoreError::Conflict {
+                expected: req.version,
+                actual: current.version,
+            });
+        }
+        let view = self
+            .views(&txn, vec![current.clone()])
+            .await?
+            .pop()
+            .ok_or_else(|| not_found("工作任务", req.task_id))?;
+        let events = task_events_of(&txn, current.id).await?;
+        let subject = view.subject(&events);
+        let decision = bihuan_core::decide(
+            def,
+            engine.calendar(),
+            &subject,
+            req.actor,
+            req.action,
+            req.fields,
+            now,
+        )?;
+        let action = def
+            .action(&decision.action)
+            .ok_or_else(|| StoreError::Corrupt(format!("action {} vanished", decision.action)))?;
+        if action.has_mark(Mark::TargetReported) {
+            record_target(&txn, &view, &decision.fields, &req.actor.name, now).await?;
+        }
+        let plan = plan::Entity::find_by_id(current.plan_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", current.id)))?;
+        let seq = current.event_count + 1;
+        let hash = event_hash(
+            &current.head_hash,
+            &ChainedEvent {
+                subject_id: &current.id.to_string(),
+                seq,
+                action: &decision.action,
+                from: decision.from.as_deref(),
+                to: &decision.to,
+                actor: &req.actor.name,
+                at: now,
+                fields: &decision.fields,
+            },
+        );
+        let updated = updated_task(&current, &plan, def, engine, &decision, seq, &hash, now);
+        let result = task::Entity::update_many()
+            .set(updated)
+            .filter(task::Column::Id.eq(current.id))
+            .filter(task::Column::Version.eq(req.version))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::Conflict {
+                expected: req.version,
+                actual: current.version + 1,
+            });
+        }
+        task_event::ActiveModel {
+            task_id: Set(current.id),
+            seq: Set(seq),
+            action: Set(decision.action.clone()),
+            from_state: Set(decision.from.clone()),
+            to_state: Set(decision.to.clone()),
+            actor: Set(req.actor.name.clone()),
+            at: Set(now),
+            fields: Set(canonical_json(&Value::Object(decision.fields.clone()))),
+            prev_hash: Set(current.head_hash.clone()),
+            hash: Set(hash),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let after = task::Entity::find_by_id(current.id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| not_found("工作任务", current.id))?;
+        let label = action.label.clone();
+        for note in &decision.notifications {
+            let view = TaskView {
+                task: after.clone(),
+                ..view.clone()
+            };
+            let recipients = task_recipients(&txn, note.audience, &view).await?;
+            let notice = bihuan_core::mail::TaskNotice {
+                kind: note.kind.clone(),
+                action: Some(label.clone()),
+                task: task_facts(engine, def, &plan, &view, now),
+            };
+            crate::outbox::insert_mail(
+                &txn,
+                crate::outbox::NewMail {
+                    kind: note.kind.clone(),
+                    case_id: None,
+                    audience: note.audience.as_str().to_owned(),
+                    recipients,
+                    letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
+                    unique_key: format!(
+                        "task:{}:{seq}:{}:{}",
+                        after.id,
+                        note.kind,
+                        note.audience.as_str()
+                    ),
+                    status: crate::outbox::PENDING,
+                },
+                now,
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(after)
+    }
+}
+
+/// Whether a work item is past what it owes as of `now`.
+pub fn is_overdue(t: &task::Model, now: DateTime<Utc>) -> bool {
+    t.overdue || t.deadline.is_some_and(|d| d <= now)
+}
+
+fn task_in_scope(scope: &CaseScope, view: &TaskView) -> bool {
+    let mut units = view.lead_units.iter().chain(&view.co_units);
+    match scope {
+        CaseScope::All => true,
+        CaseScope::Units(reach) => units.any(|u| reach.units.contains(&u.code)),
+        CaseScope::Responsible(code) => units.any(|u| &u.code == code),
+    }
+}
+
+/// Stores a reported target value: the field `target` names one of the item's targets (by name or
+/// its number from 1), `value` is a number in the target's unit.
+async fn record_target(
+    txn: &DatabaseTransaction,
+    view: &TaskView,
+    fields: &Map<String, Value>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let named = fields
+        .get("target")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim();
+    let target = view
+        .targets
+        .iter()
+        .enumerate()
+        .find(|(i, t)| t.name == named || (i + 1).to_string() == named)
+        .map(|(_, t)| t)
+        .ok_or_else(|| StoreError::Invalid {
+            field: "target".into(),
+            message: if view.targets.is_empty() {
+                "该工作任务没有考核指标".to_owned()
+            } else {
+                format!(
+                    "“{named}”不是该工作任务的指标（应为：{}）",
+                    view.targets
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("、")
+                )
+            },
+        })?;
+    if let Some(metric) = &target.metric {
+        return Err(StoreError::Invalid {
+            field: "target".into(),
+            message: format!("“{}”由系统按 {metric} 实时计算，无需填报", target.name),
+        });
+    }
+    let text = fields
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(['%', '％', '次']);
+    let value: f64 = text
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| StoreError::Invalid {
+            field: "value".into(),
+            message: format!("“{text}”不是数字"),
+        })?;
+    task_target::ActiveModel {
+        id: Set(target.id),
+        reported_value: Set(Some(value)),
+        reported_at: Set(Some(now)),
+        reported_by: Set(Some(actor.to_owned())),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn task_events_of(
+    db: &impl ConnectionTrait,
+    task_id: Uuid,
+) -> Result<Vec<task_event::Model>> {
+    Ok(task_event::Entity::find()
+        .filter(task_event::Column::TaskId.eq(task_id))
+        .order_by_asc(task_event::Column::Seq)
+        .all(db)
+        .await?)
+}
+
+/// The item as the interpreter sees it.
+fn subject_of(
+    t: &task::Model,
+    lead: Vec<String>,
+    co: Vec<String>,
+    events: &[task_event::Model],
+) -> Subject {
+    let mut actions_in_state: BTreeMap<String, u32> = BTreeMap::new();
+    for e in events {
+        if e.from_state.as_deref() == Some(e.to_state.as_str()) {
+            *actions_in_state.entry(e.action.clone()).or_default() += 1;
+        } else {
+            actions_in_state.clear();
+        }
+    }
+    let basis = t
+        .deadline_start
+        .zip(t.deadline_days)
+        .map(|(start, days)| DeadlineBasis {
+            start,
+            working_days: u32::try_from(days).unwrap_or(0),
+        });
+    Subject {
+        state: t.state.clone(),
+        responsible_units: lead,
+        co_units: co,
+        reopen_count: 0,
+        escalated: t.escalated,
+        extension_days: 0,
+        timing: Timing {
+            basis,
+            deadline: t.state_deadline.map(|at| Deadline {
+                at,
+                provisional: t.deadline_provisional,
+            }),
+            paused: None,
+        },
+        actions_in_state,
+    }
+}
+
+fn first_remind_at(engine: &Engine, def: &WorkflowDefinition, at: DateTime<Utc>) -> DateTime<Utc> {
+    ReminderTimes::of(engine.calendar(), &def.settings, at).due_soon
+}
+
+#[allow(clippy::too_many_arguments)]
+fn updated_task(
+    current: &task::Model,
+    plan: &plan::Model,
+    def: &WorkflowDefinition,
+    engine: &Engine,
+    d: &Decision,
+    seq: i64,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> task::ActiveModel {
+    let entered = d.from.as_deref() != Some(d.to.as_str());
+    let terminal = def.state(&d.to).is_some_and(|s| s.terminal);
+    let action = def.action(&d.action);
+    let reported = action.is_some_and(|a| a.has_mark(Mark::ProgressReported));
+    let last_report = if reported {
+        Some(now)
+    } else {
+        current.last_report_at
+    };
+    let text = action.and_then(|a| {
+        a.fields
+            .iter()
+            .filter(|f| matches!(f.kind, bihuan_core::workflow::FieldKind::Text { .. }))
+            .find_map(|f| d.fields.get(&f.name).and_then(Value::as_str))
+    });
+    let percent = action
+        .and_then(|a| {
+            a.first_field(|k| matches!(k, bihuan_core::workflow::FieldKind::Integer { .. }))
+        })
+        .and_then(|f| d.fields.get(&f.name))
+        .and_then(Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok());
+    let state_deadline = d.timing.deadline.map(|x| x.at);
+    let next = next_deadline(
+        engine.calendar(),
+        &TaskClock {
+            due: due_of(current),
+            report_months: u32::try_from(plan.report_months).unwrap_or(1),
+            state_deadline,
+            terminal,
+            last_report,
+            since: current.created_at,
+        },
+    );
+    let deadline = next.map(|(at, _)| at);
+    let fresh = deadline != current.deadline || entered;
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    task::ActiveModel {
+        state: Set(d.to.clone()),
+        version: Set(current.version + 1),
+        state_entered_at: Set(if entered {
+            now
+        } else {
+            current.state_entered_at
+        }),
+        deadline: Set(deadline),
+        owed: Set(next.map(|(_, o)| owed_str(o).to_owned())),
+        state_deadline: Set(state_deadline),
+        deadline_start: Set(d.timing.basis.map(|b| b.start)),
+        deadline_days: Set(d.timing.basis.map(|b| to_i32(b.working_days))),
+        deadline_provisional: Set(d.timing.deadline.is_some_and(|x| x.provisional)),
+        escalated: Set(!fresh && current.escalated),
+        overdue: Set(!fresh && current.overdue),
+        remind_at: Set(if fresh {
+            deadline.map(|at| first_remind_at(engine, def, at))
+        } else {
+            current.remind_at
+        }),
+        remind_stage: Set(if fresh {
+            crate::cases::first_stage(deadline)
+        } else {
+            current.remind_stage
+        }),
+        last_report_at: Set(last_report),
+        percent: Set(if reported {
+            percent.or(current.percent)
+        } else {
+            current.percent
+        }),
+        last_progress: Set(text.map(str::to_owned).or(current.last_progress.clone())),
+        event_count: Set(seq),
+        head_hash: Set(hash.to_owned()),
+        closed_at: Set(terminal.then_some(now)),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// Who a notice about a work item goes to: its lead units (their mail and unit staff), or the
+/// supervisors of the lead units' ancestors (of the units themselves when no ancestor has one).
+async fn task_recipients(
+    db: &impl ConnectionTrait,
+    audience: Audience,
+    view: &TaskView,
+) -> Result<Vec<String>> {
+    let lead = codes(&view.lead_units);
+    let mut addresses = Vec::new();
+    match audience {
+        Audience::Supervisors => {
+            let mut own = Vec::new();
+            let mut above = Vec::new();
+            for code in &lead {
+                for (i, u) in crate::org::self_and_ancestors(db, code)
+                    .await?
+                    .into_iter()
+                    .enumerate()
+                {
+                    if i == 0 { &mut own } else { &mut above }.push(u);
+                }
+            }
+            addresses = crate::outbox::emails_of(db, "supervisor", &above).await?;
+            if addresses.is_empty() {
+                addresses = crate::outbox::emails_of(db, "supervisor", &own).await?;
+            }
+        }
+        _ => {
+            addresses.extend(view.lead_units.iter().filter_map(|u| u.email.clone()));
+            addresses.extend(crate::outbox::emails_of(db, "unit_staff", &lead).await?);
+        }
+    }
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
+/// What a mail says about a work item as of `now`.
+fn task_facts(
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    plan: &plan::Model,
+    view: &TaskView,
+    now: DateTime<Utc>,
+) -> bihuan_core::mail::TaskFacts {
+    let t = &view.task;
+    let cal = engine.calendar();
+    bihuan_core::mail::TaskFacts {
+        task_id: t.id.to_string(),
+        plan: plan.name.clone(),
+        key_task: t.key_task.clone(),
+        title: t.title.clone(),
+        lead_units: view
+            .lead_units
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>()
+            .join("、"),
+        state: def
+            .state(&t.state)
+            .map_or_else(|| t.state.clone(), |s| s.label.clone()),
+        due: due_of(t).text(),
+        owed: t
+            .owed
+            .as_deref()
+            .and_then(owed_of)
+            .map_or("期限", Owed::label)
+            .to_owned(),
+        deadline: t
+            .deadline
+            .map(|d| bihuan_core::mail::chinese_deadline(cal, d)),
+        working_days: t
+            .deadline
+            .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+        link: engine.letters().link(&format!("/tasks/{}", t.id)),
+    }
+}
+
+impl Store {
+    /// Finds every reminder of a work item due at `now`: due soon and overdue to the lead units, the
+    /// escalation (督办) to the supervisors above them. Each is written once (the item's version and
+    /// reminder stage guard the write, the outbox's unique key the mail).
+    pub async fn find_task_reminders(&self, engine: &Engine, now: DateTime<Utc>) -> Result<usize> {
+        let def = task_workflow(engine)?;
+        let due = task::Entity::find()
+            .filter(task::Column::Deadline.is_not_null())
+            .filter(task::Column::RemindStage.lt(bihuan_core::reminder::LAST_STAGE))
+            .filter(task::Column::RemindAt.lte(now))
+            .order_by_asc(task::Column::RemindAt)
+            .all(&self.db)
+            .await?;
+        let mut found = 0;
+        for t in due {
+            let Some(deadline) = t.deadline else {
+                continue;
+            };
+            let times = ReminderTimes::of(engine.calendar(), &def.settings, deadline);
+            let findings = times.findings(t.remind_stage, now);
+            let txn = self.begin_write().await?;
+            let mut mark = task::ActiveModel {
+                remind_stage: Set(findings.stage),
+                remind_at: Set(findings.next_at),
+                ..Default::default()
+            };
+            if !findings.kinds.is_empty() {
+                mark.version = Set(t.version + 1);
+                mark.updated_at = Set(now);
+                mark.overdue = Set(t.overdue || findings.stage >= 2);
+                mark.escalated = Set(t.escalated
+                    || findings
+                        .kinds
+                        .contains(&bihuan_core::ReminderKind::Escalated));
+            }
+            let marked = task::Entity::update_many()
+                .set(mark)
+                .filter(task::Column::Id.eq(t.id))
+                .filter(task::Column::Version.eq(t.version))
+                .filter(task::Column::RemindStage.eq(t.remind_stage))
+                .exec(&txn)
+                .await?;
+            if marked.rows_affected == 0 || findings.kinds.is_empty() {
+                txn.commit().await?;
+                continue;
+            }
+            let plan = plan::Entity::find_by_id(t.plan_id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", t.id)))?;
+            let view = self
+                .views(&txn, vec![t.clone()])
+                .await?
+                .pop()
+                .ok_or_else(|| not_found("工作任务", t.id))?;
+            for kind in &findings.kinds {
+                let audience = if *kind == bihuan_core::ReminderKind::Escalated {
+                    Audience::Supervisors
+                } else {
+                    Audience::ResponsibleUnit
+                };
+                let notice = bihuan_core::mail::TaskNotice {
+                    kind: kind.as_str().to_owned(),
+                    action: None,
+                    task: task_facts(engine, def, &plan, &view, now),
+                };
+                crate::outbox::insert_mail(
+                    &txn,
+                    crate::outbox::NewMail {
+                        kind: format!("task_{}", kind.as_str()),
+                        case_id: None,
+                        audience: audience.as_str().to_owned(),
+                        recipients: task_recipients(&txn, audience, &view).await?,
+                        letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
+                        unique_key: format!(
+                            "task-remind:{}:{}:{}",
+                            t.id,
+                            deadline.timestamp_micros(),
+                            kind.as_str()
+                        ),
+                        status: crate::outbox::PENDING,
+                    },
+                    now,
+                )
+                .await?;
+                tracing::info!(task = %t.id, kind = kind.as_str(), "task reminder");
+                found += 1;
+            }
+            txn.commit().await?;
+        }
+        Ok(found)
+    }
+
+    /// The live values (in percent) of the metrics targets can be bound to, over `year` up to `now`,
+    /// in the caller's scope: metric key → value, `None` when its denominator is 0.
+    pub async fn target_metric_values(
+        &self,
+        scope: &CaseScope,
+        year: i32,
+        today: NaiveDate,
+    ) -> Result<BTreeMap<String, Option<f64>>> {
+        let from = NaiveDate::from_ymd_opt(year, 1, 1);
+        let end = NaiveDate::from_ymd_opt(year, 12, 31);
+        let to = end.map(|e| e.min(today));
+        let rows = self
+            .metrics(
+                scope,
+                &crate::MetricsQuery {
+                    from,
+                    to,
+                    unit: None,
+                    group_by: crate::GroupBy::All,
+                },
+            )
+            .await?;
+        let counts = rows.first().map(|r| r.counts).unwrap_or_default();
+        let figures = serde_json::to_value(bihuan_core::metrics::figures(&counts))
+            .unwrap_or(Value::Null);
+        let mut values = BTreeMap::new();
+        if let Value::Object(map) = figures {
+            for (key, value) in map {
+                if key.ends_with("_rate") {
+                    values.insert(key, value.as_f64().map(|v| v * 100.0));
+                }
+            }
+        }
+        Ok(values)
+    }
+}
