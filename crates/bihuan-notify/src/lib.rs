@@ -83,7 +83,7 @@ pub async fn tick(
 ) -> Result<TickReport, NotifyError> {
     let mut report = fire_timers(store, engine, now).await?;
     let reminders = store.find_reminders(engine, now, PAGE).await?;
-    report.reminders = reminders.found;
+    report.reminders = reminders.found + store.find_task_reminders(engine, now).await?;
     report.overtaken += reminders.overtaken;
     if let Some(day) = digest_day(engine, schedule.digest_at, now) {
         report.digests = store.queue_digests(engine, day, now).await?;

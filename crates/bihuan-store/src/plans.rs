@@ -65,6 +65,81 @@ pub struct NewItem {
     pub targets: Vec<Target>,
 }
 
+/// How a plan file is to be imported.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// The plan's name (default: the file's name without its extension).
+    pub name: Option<String>,
+    /// Its year (default: the first 20xx in the file's name).
+    pub year: Option<i32>,
+    /// Where unknown units are created.
+    pub parent: Option<String>,
+    /// The report period in months (default monthly).
+    pub report_months: Option<u32>,
+}
+
+impl NewPlan {
+    /// A plan from a file's bytes (CSV or xlsx), named and dated by the options or the file's name.
+    /// Every problem is named.
+    pub fn from_file(
+        bytes: &[u8],
+        file_name: Option<&str>,
+        options: PlanOptions,
+    ) -> std::result::Result<Self, Vec<bihuan_core::plan::PlanError>> {
+        use bihuan_core::plan::{PlanError, TableFormat, name_and_year_of_file, read_plan};
+        let (file_stem, file_year) = file_name.map(name_and_year_of_file).unzip();
+        let mut problems = Vec::new();
+        let name = options.name.or(file_stem).unwrap_or_default();
+        if name.trim().is_empty() {
+            problems.push(PlanError {
+                row: 0,
+                column: "计划名称".to_owned(),
+                message: "请给出计划名称（name）".to_owned(),
+            });
+        }
+        let year = options.year.or(file_year.flatten());
+        if year.is_none() {
+            problems.push(PlanError {
+                row: 0,
+                column: "年份".to_owned(),
+                message: "文件名中没有年份，请给出年份（year）".to_owned(),
+            });
+        }
+        let items = read_plan(bytes, TableFormat::of(file_name, bytes));
+        match (items, year) {
+            (Ok(items), Some(year)) if problems.is_empty() => Ok(Self {
+                name,
+                year,
+                source: file_name.unwrap_or("api").to_owned(),
+                report_months: options
+                    .report_months
+                    .unwrap_or(bihuan_core::plan::DEFAULT_REPORT_MONTHS),
+                parent_unit: options.parent,
+                items: items.into_iter().map(NewItem::from_table).collect(),
+            }),
+            (items, _) => {
+                problems.extend(items.err().unwrap_or_default());
+                Err(problems)
+            }
+        }
+    }
+}
+
+impl NewItem {
+    /// An item of an imported table, with the targets its text states.
+    pub fn from_table(item: bihuan_core::plan::PlanItem) -> Self {
+        Self {
+            targets: bihuan_core::plan::targets_in(&item.title),
+            row: item.row,
+            key_task: item.key_task,
+            title: item.title,
+            lead_units: item.lead_units,
+            co_units: item.co_units,
+            due: item.due,
+        }
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone)]
 pub struct PlanImport {

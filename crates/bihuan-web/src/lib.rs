@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod metrics;
 mod pages;
+mod plan_views;
 mod routes;
 mod views;
 
@@ -88,6 +89,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::stats::router())
         .merge(routes::export::router())
         .merge(routes::charts::router())
+        .merge(routes::plans::router())
 }
 
 /// The whole application, ready to serve.

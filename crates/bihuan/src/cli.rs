@@ -206,6 +206,29 @@ pub enum ImportCommand {
         #[arg(long)]
         workflows: Option<PathBuf>,
     },
+    /// A work plan (任务分解) from .csv (UTF-8 or GB18030) or .xlsx with the columns 重点任务, 具体工作,
+    /// 牵头单位, 配合单位, 完成时限; all or nothing, every bad row named.
+    Plan {
+        /// The file.
+        file: PathBuf,
+        /// The plan's name (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Its year (default: the first 20xx in the file's name).
+        #[arg(long)]
+        year: Option<i32>,
+        /// The unit under which units the organization does not have yet are created.
+        #[arg(long)]
+        parent: Option<String>,
+        /// How often ongoing and scheduled items report progress, in months.
+        #[arg(long, default_value_t = bihuan_core::plan::DEFAULT_REPORT_MONTHS)]
+        report_months: u32,
+        #[command(flatten)]
+        db: DbArgs,
+        /// The folder of workflow files (default: ./workflows, else the built-in copies).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

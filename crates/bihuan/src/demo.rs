@@ -25,7 +25,8 @@ const UNITS: [(&str, &str, Option<&str>, Option<&str>); 8] = [
     ("qianjiang", "黔江区人民政府", None, None),
     (
         "qianjiang-zzb",
-        "黔江区政府职能转变办公室",
+        // As the work plan names it, so that the plan's items land on this unit.
+        "区政府职转办",
         Some("qianjiang"),
         Some("zzb@qianjiang.example"),
     ),
@@ -67,8 +68,9 @@ const UNITS: [(&str, &str, Option<&str>, Option<&str>); 8] = [
     ),
 ];
 
-const USERS: [(&str, Role, Option<&str>); 8] = [
+const USERS: [(&str, Role, Option<&str>); 9] = [
     ("admin", Role::Admin, None),
+    ("zhuanban", Role::UnitStaff, Some("qianjiang-zzb")),
     ("duban", Role::Supervisor, Some("shaba")),
     ("quduban", Role::Supervisor, Some("qianjiang")),
     ("zhongxin", Role::CenterStaff, Some("shaba-center")),
@@ -174,14 +176,73 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
             advance(store, engine, &mut rng, case_id, rated_at, now, service).await?;
         }
     }
+    let plan = demo_plan(store, engine, now).await?;
     println!(
-        "已填充演示数据：{} 个单位，{} 个用户，{RATINGS} 条评价，{cases} 件差评工单",
+        "已填充演示数据：{} 个单位，{} 个用户，{RATINGS} 条评价，{cases} 件差评工单，工作计划“{}”{} 项工作",
         UNITS.len(),
-        USERS.len()
+        USERS.len(),
+        plan.plan.name,
+        plan.items
     );
     print_logins("演示账号");
     println!("演示渠道令牌（推送评价用）：{channel_token}");
     Ok(())
+}
+
+/// The town's 2021 plan (the seed's attachment, shipped in workflows/plans/), its unknown district
+/// units created under the district; the items led by 区政府职转办 started and reported on.
+async fn demo_plan(
+    store: &Store,
+    engine: &Engine,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<bihuan_store::PlanImport> {
+    const PLAN: &[u8] = include_bytes!("../../../workflows/plans/shaba-2021.csv");
+    let plan = bihuan_store::NewPlan::from_file(
+        PLAN,
+        Some("shaba-2021.csv"),
+        bihuan_store::PlanOptions {
+            name: Some("2021年政务服务工作任务分解".into()),
+            year: Some(2021),
+            parent: Some("qianjiang".into()),
+            report_months: None,
+        },
+    )
+    .map_err(|problems| anyhow::anyhow!("the shipped plan is invalid: {problems:?}"))?;
+    let done = store.import_plan(engine, &plan, "admin", now).await?;
+    let actor = demo_actor("zhuanban");
+    let detail = store
+        .plan(done.plan.id, &bihuan_store::CaseScope::All)
+        .await?;
+    for item in detail
+        .items
+        .iter()
+        .filter(|i| i.lead_units.iter().any(|u| u.code == "qianjiang-zzb"))
+        .take(4)
+    {
+        let mut version = item.task.version;
+        let steps = [
+            ("start", serde_json::Map::new()),
+            (
+                "report_progress",
+                serde_json::json!({"summary": "已制定工作方案，正在推进。", "percent": 30})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        ];
+        for (action, fields) in steps {
+            let request = bihuan_store::TaskActionRequest {
+                task_id: item.task.id,
+                version,
+                action,
+                fields: &fields,
+                actor: &actor,
+                now,
+            };
+            version = store.apply_task_action(engine, &request).await?.version;
+        }
+    }
+    Ok(done)
 }
 
 fn print_logins(title: &str) {

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod demo;
 mod import;
+mod plan_import;
 mod report;
 
 use std::io::IsTerminal;
@@ -111,6 +112,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = bihuan_store::Store::connect(&db.url).await?;
             store.migrate().await?;
             import::ratings(&store, &engine, clock, &file, partial).await
+        }
+        Command::Import {
+            command:
+                ImportCommand::Plan {
+                    file,
+                    name,
+                    year,
+                    parent,
+                    report_months,
+                    db,
+                    workflows,
+                },
+        } => {
+            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
+            let store = bihuan_store::Store::connect(&db.url).await?;
+            store.migrate().await?;
+            let options = bihuan_store::PlanOptions {
+                name,
+                year,
+                parent,
+                report_months: Some(report_months),
+            };
+            plan_import::run(&store, &engine, clock, &file, options).await
         }
         Command::Token {
             command: TokenCommand::Add { name, scope, db },

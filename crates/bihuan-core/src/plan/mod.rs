@@ -17,7 +17,7 @@ pub mod target;
 
 pub use schedule::{DEFAULT_REPORT_MONTHS, Owed, TaskClock, next_deadline};
 pub use table::{TableFormat, read_plan};
-pub use target::{Comparison, Target, metric_of, targets_in};
+pub use target::{Comparison, Target, metric_of, number_text, targets_in};
 
 /// The columns of a plan table: (Chinese header, English header, what the column holds).
 pub const COLUMNS: [(&str, &str); 5] = [

@@ -131,7 +131,7 @@ pub fn metrics_table_csv(rows: &[MetricsRow]) -> Result<Vec<u8>, String> {
 }
 
 /// A download: the body with its content type and file name.
-fn attachment(body: Body, format: Format, name: &str) -> Response {
+pub(crate) fn attachment(body: Body, format: Format, name: &str) -> Response {
     let (content_type, extension) = match format {
         Format::Xlsx => (
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -164,7 +164,7 @@ pub struct ExportQuery {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Format {
+pub(crate) enum Format {
     Xlsx,
     Csv,
 }

@@ -6,6 +6,7 @@ pub mod cases;
 pub mod charts;
 pub mod export;
 pub mod health;
+pub mod plans;
 pub mod ratings;
 pub mod review;
 pub mod session;
