@@ -390,7 +390,8 @@ fn check_permitted(
     }
     if actor.role == Role::UnitStaff {
         let own = actor.unit.as_ref().is_some_and(|u| {
-            subject.responsible_units.contains(u) || (action.co_units && subject.co_units.contains(u))
+            subject.responsible_units.contains(u)
+                || (action.co_units && subject.co_units.contains(u))
         });
         if !own {
             return Err(ActionError::NotResponsibleUnit {

@@ -323,7 +323,11 @@ async fn supervised_chain(db: &impl ConnectionTrait, case: &case::Model) -> Resu
     }
 }
 
-pub(crate) async fn emails_of(db: &impl ConnectionTrait, role: &str, units: &[String]) -> Result<Vec<String>> {
+pub(crate) async fn emails_of(
+    db: &impl ConnectionTrait,
+    role: &str,
+    units: &[String],
+) -> Result<Vec<String>> {
     if units.is_empty() {
         return Ok(Vec::new());
     }

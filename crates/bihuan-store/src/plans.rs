@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bihuan_core::chain::{ChainedEvent, canonical_json, event_hash};
-use bihuan_core::plan::{Due, Owed, TaskClock, Target, next_deadline};
+use bihuan_core::plan::{Due, Owed, Target, TaskClock, next_deadline};
 use bihuan_core::workflow::{Audience, Mark};
 use bihuan_core::{
     Actor, Deadline, DeadlineBasis, Decision, Engine, ReminderTimes, Subject, Timing,
@@ -1219,8 +1219,8 @@ impl Store {
             )
             .await?;
         let counts = rows.first().map(|r| r.counts).unwrap_or_default();
-        let figures = serde_json::to_value(bihuan_core::metrics::figures(&counts))
-            .unwrap_or(Value::Null);
+        let figures =
+            serde_json::to_value(bihuan_core::metrics::figures(&counts)).unwrap_or(Value::Null);
         let mut values = BTreeMap::new();
         if let Value::Object(map) = figures {
             for (key, value) in map {

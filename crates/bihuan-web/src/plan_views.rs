@@ -347,9 +347,10 @@ pub fn plan_workbook(engine: &Engine, plan: &PlanJson) -> Result<Vec<u8>, String
             .targets
             .iter()
             .map(|t| {
-                let actual = t
-                    .actual
-                    .map_or_else(|| "暂无".to_owned(), |a| format!("{}{}", number_text(a), t.unit));
+                let actual = t.actual.map_or_else(
+                    || "暂无".to_owned(),
+                    |a| format!("{}{}", number_text(a), t.unit),
+                );
                 format!("{} / {actual}", t.text)
             })
             .collect::<Vec<_>>()

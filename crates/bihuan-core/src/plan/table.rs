@@ -120,9 +120,10 @@ fn cell_text(cell: &Data) -> String {
         Data::Float(f) => f.to_string(),
         Data::Bool(b) => b.to_string(),
         // A date cell: the deadline column as a real Excel date.
-        Data::DateTime(d) => d
-            .as_datetime()
-            .map_or_else(|| d.as_f64().to_string(), |t| t.format("%Y-%m-%d").to_string()),
+        Data::DateTime(d) => d.as_datetime().map_or_else(
+            || d.as_f64().to_string(),
+            |t| t.format("%Y-%m-%d").to_string(),
+        ),
         Data::Error(e) => format!("#{e:?}"),
     }
 }
@@ -160,10 +161,7 @@ mod tests {
         assert_eq!(errors.len(), 5, "{errors:?}");
         let errors = read_plan(b"PK\x03\x04junk", TableFormat::Xlsx).unwrap_err();
         assert!(errors[0].message.contains("xlsx"), "{errors:?}");
-        assert_eq!(
-            TableFormat::of(Some("计划.XLSX"), b""),
-            TableFormat::Xlsx
-        );
+        assert_eq!(TableFormat::of(Some("计划.XLSX"), b""), TableFormat::Xlsx);
         assert_eq!(TableFormat::of(None, b"a,b"), TableFormat::Csv);
         assert!(matches!(
             read_plan(CSV.as_bytes(), TableFormat::Csv).unwrap()[0].due,

@@ -175,14 +175,10 @@ pub fn targets_in(text: &str) -> Vec<Target> {
         let start = text[floor..end_of_name]
             .rfind(NAME_STOPS)
             .map_or(floor, |i| {
-                floor
-                    + i
-                    + text[floor + i..]
-                        .chars()
-                        .next()
-                        .map_or(1, char::len_utf8)
+                floor + i + text[floor + i..].chars().next().map_or(1, char::len_utf8)
             });
-        let phrase = text[start..end_of_name].trim_matches(|c: char| c == '、' || c.is_whitespace());
+        let phrase =
+            text[start..end_of_name].trim_matches(|c: char| c == '、' || c.is_whitespace());
         let comparison = comparison.unwrap_or(match suffix {
             Some(Comparison::AtMost) => Comparison::AtMost,
             Some(_) => Comparison::AtLeast,

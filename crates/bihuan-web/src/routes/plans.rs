@@ -225,7 +225,10 @@ async fn import(
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request("empty_body", "请求体为空：请上传任务分解表"));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "请求体为空：请上传任务分解表",
+        ));
     }
     let parent = match (q.parent.clone(), caller.role) {
         (Some(parent), Role::Supervisor) => {
@@ -252,9 +255,8 @@ async fn import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
     let plan = if is_json {
-        let parsed: PlanBody = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("malformed_json", format!("JSON 格式错误：{e}"))
-        })?;
+        let parsed: PlanBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("JSON 格式错误：{e}")))?;
         plan_from_json(parsed, &options)
     } else {
         let file = q.file.clone().or_else(|| disposition_name(&headers));
@@ -294,10 +296,7 @@ pub(crate) async fn live_values(
     caller: &SignedIn,
     year: i32,
 ) -> ApiResult<BTreeMap<String, Option<f64>>> {
-    let today = state
-        .engine
-        .calendar()
-        .local_date(state.clock.now());
+    let today = state.engine.calendar().local_date(state.clock.now());
     Ok(state
         .store
         .target_metric_values(&caller.scope, year, today)
