@@ -569,6 +569,39 @@ pub mod pages {
             self.send(req).await
         }
 
+        /// Posts a multipart form (a file upload): text fields and one file.
+        pub async fn post_file(
+            &mut self,
+            path: &str,
+            fields: &[(&str, &str)],
+            file: (&str, &str, &[u8]),
+        ) -> Page {
+            const BOUNDARY: &str = "bihuan-test-boundary-7d1f";
+            let mut body = Vec::new();
+            for (name, value) in fields {
+                body.extend(
+                    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            let (name, file_name, bytes) = file;
+            body.extend(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend(bytes);
+            body.extend(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+            let req = self
+                .client
+                .post(format!("{}{path}", self.app.base))
+                .header(
+                    CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(body);
+            self.send(req).await
+        }
+
         /// Fetches a resource with the session cookie (an export, a chart): status, content type, bytes.
         pub async fn fetch(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
             let header = self.cookie_header();

@@ -12,6 +12,7 @@ use bihuan_core::Role;
 use bihuan_store::testing::TestDb;
 use bihuan_store::{Clock, NewUser};
 use bihuan_tests::api::{PASSWORD, TestApp, spawn_with};
+use bihuan_tests::pages::Browser;
 use bihuan_tests::smtp::SmtpServer;
 use bihuan_web::WebConfig;
 use chrono::DateTime;
@@ -24,6 +25,7 @@ bihuan_store::on_both_databases!(
     the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state,
     a_missing_monthly_report_is_overdue_mailed_to_the_lead_unit_and_escalated,
     a_target_bound_to_the_rectification_rate_shows_the_live_value,
+    the_plan_pages_import_show_the_board_and_take_the_items_actions,
 );
 
 const SEED: &str = "workflows/plans/shaba-2021.csv";
@@ -897,4 +899,169 @@ async fn a_target_bound_to_the_rectification_rate_shows_the_live_value(db: &Test
             "{t}"
         );
     }
+}
+
+/// The pages: an admin uploads the seed's table (a bad one first, its rows listed), the board shows
+/// the key tasks with their items, and the lead unit's staff take the item's actions through its
+/// forms (a missing field named beside itself, the text kept).
+async fn the_plan_pages_import_show_the_board_and_take_the_items_actions(db: &TestDb) {
+    let app = app(db).await;
+    let mut admin = Browser::signed_in(&app, "admin").await;
+    let page = admin.get("/plans").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains(">任务分解</a>") && page.html.contains("导入任务分解表"),
+        "{}",
+        page.html
+    );
+    let csrf = page.csrf();
+
+    let bad = "重点任务,具体工作,牵头单位,配合单位,完成时限\n（一）甲,一,沙坝镇民政办,,年底前\n"
+        .as_bytes();
+    let page = admin
+        .post_file(
+            "/plans",
+            &[("csrf", &csrf), ("year", "2021")],
+            ("file", "bad.csv", bad),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.html.contains("第 2 行") && page.html.contains("“年底前”不是完成时限"),
+        "{}",
+        page.html
+    );
+    // Without the CSRF token: refused.
+    let page = admin
+        .post_file("/plans", &[], ("file", "bad.csv", bad))
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    let seed = std::fs::read(bihuan_tests::root().join(SEED)).unwrap();
+    let page = admin
+        .post_file(
+            "/plans",
+            &[
+                ("csrf", &csrf),
+                ("name", "沙坝镇2021年任务分解"),
+                ("parent", "shaba"),
+                ("report_months", "1"),
+            ],
+            ("file", "shaba-2021.csv", &seed),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let board_path = page.location.unwrap();
+    assert!(board_path.contains("imported=33"), "{board_path}");
+    let board = admin.get(&board_path).await;
+    assert_eq!(board.status, StatusCode::OK);
+    for expected in [
+        "沙坝镇2021年任务分解",
+        "已导入 33 项工作",
+        "（一）深化行政审批制度改革",
+        "（十三）积极探索政务服务创新举措",
+        "持续推进",
+        "按时序推进",
+        "2021年12月31日",
+        "差评整改率 = 100%",
+        "export.xlsx",
+    ] {
+        assert!(board.html.contains(expected), "{expected} in board");
+    }
+    assert_eq!(
+        board.html.matches("<h2>（").count(),
+        12,
+        "one section per key task"
+    );
+    assert_eq!(board.html.matches("href=\"/tasks/").count(), 33);
+    assert!(
+        admin
+            .get("/plans")
+            .await
+            .html
+            .contains("沙坝镇2021年任务分解")
+    );
+
+    // The lead unit's staff work an item through its page.
+    let id = small_plan(&app, "持续推进").await;
+    let mut unit = Browser::signed_in(&app, "unit").await;
+    let page = unit.get(&format!("/tasks/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains("开始推进") && page.html.contains("沙坝镇社会保障服务所"),
+        "{}",
+        page.html
+    );
+    let csrf = page.csrf();
+    let version = bihuan_tests::pages::hidden(&page.html, "version").unwrap();
+    let page = unit
+        .post(
+            &format!("/tasks/{id}"),
+            &[("csrf", &csrf), ("action", "start"), ("version", &version)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = unit.get(page.location.as_deref().unwrap()).await;
+    assert!(page.html.contains("已完成“开始推进”"), "{}", page.html);
+    assert!(
+        page.html.contains("填报指标值"),
+        "the item has a reported target"
+    );
+    let version = bihuan_tests::pages::hidden(&page.html, "version").unwrap();
+    let page = unit
+        .post(
+            &format!("/tasks/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "report_progress"),
+                ("version", &version),
+                ("f.summary", "已完成事项梳理"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.html.contains("请填写完成百分比") && page.html.contains("已完成事项梳理"),
+        "{}",
+        page.html
+    );
+    let page = unit
+        .post(
+            &format!("/tasks/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "report_progress"),
+                ("version", &version),
+                ("f.summary", "已完成事项梳理"),
+                ("f.percent", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = unit.get(&format!("/tasks/{id}")).await;
+    assert!(
+        page.html.contains("<strong>60%</strong>") && page.html.contains("推进记录"),
+        "{}",
+        page.html
+    );
+    // A stale version: the fresh item, nothing done.
+    let page = unit
+        .post(
+            &format!("/tasks/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "add_note"),
+                ("version", &version),
+                ("f.note", "迟到的备注"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    // The other town's staff: not found.
+    let mut other = Browser::signed_in(&app, "o_unit").await;
+    assert_eq!(
+        other.get(&format!("/tasks/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(!other.get("/plans").await.html.contains("小计划"));
 }

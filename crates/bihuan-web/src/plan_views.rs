@@ -210,7 +210,7 @@ pub fn task_json(
         events: detail.map(|(events, _)| events.iter().map(event_json).collect()),
         actions: detail.map(|(events, caller)| {
             def.map(|d| {
-                bihuan_core::available_actions(d, &view.subject(events), &caller.actor)
+                task_actions(d, view, events, caller)
                     .into_iter()
                     .map(action_view)
                     .collect()
@@ -218,6 +218,32 @@ pub fn task_json(
             .unwrap_or_default()
         }),
     }
+}
+
+/// The actions the caller may take on a work item now: the workflow's, less reporting a target's
+/// value when the item has no target that takes reported values.
+pub fn task_actions<'d>(
+    def: &'d bihuan_core::WorkflowDefinition,
+    view: &TaskView,
+    events: &[task_event::Model],
+    caller: &SignedIn,
+) -> Vec<&'d bihuan_core::workflow::ActionDef> {
+    let reportable = reportable_targets(view);
+    bihuan_core::available_actions(def, &view.subject(events), &caller.actor)
+        .into_iter()
+        .filter(|a| {
+            !a.has_mark(bihuan_core::workflow::Mark::TargetReported) || !reportable.is_empty()
+        })
+        .collect()
+}
+
+/// The names of an item's targets that take reported values (those not computed by the system).
+pub fn reportable_targets(view: &TaskView) -> Vec<String> {
+    view.targets
+        .iter()
+        .filter(|t| t.metric.is_none())
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 trait Owes {

@@ -12,11 +12,12 @@ use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{ActionError, available_actions, field_problems};
 use bihuan_store::entity::audit;
 use bihuan_store::{ActionRequest, CaseDetail, StoreError};
-use chrono::{DateTime, NaiveDateTime, TimeZone};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::forms::{ActionForm, Submitted, action_form, error_entry, keep_typed, submitted_values};
 use super::views::{CaseRow, Flash, Me, UnitNames, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
@@ -119,48 +120,9 @@ struct EventLine {
 }
 
 #[derive(Debug, Serialize)]
-struct FieldLine {
+pub(super) struct FieldLine {
     label: String,
     value: String,
-}
-
-/// The form of an action the caller may take now.
-#[derive(Debug, Serialize)]
-struct ActionForm {
-    id: String,
-    label: String,
-    error: Option<String>,
-    fields: Vec<FieldForm>,
-}
-
-#[derive(Debug, Serialize)]
-struct FieldForm {
-    name: String,
-    label: String,
-    kind: &'static str,
-    required: bool,
-    options: Vec<Choice>,
-    min: Option<i64>,
-    max: Option<i64>,
-    default_now: bool,
-    /// What the form shows: the value entered when the form comes back with an error.
-    value: String,
-    error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Choice {
-    value: String,
-    label: String,
-}
-
-/// What a submitted form brings back to the page: the action, the values entered, and the errors.
-#[derive(Debug, Default)]
-struct Submitted {
-    action: String,
-    values: Map<String, Value>,
-    /// Errors by field name; "" for the form as a whole.
-    errors: Vec<(String, String)>,
 }
 
 /// Everything the detail page shows.
@@ -279,7 +241,7 @@ impl DetailPage<'_> {
 }
 
 /// Labels of the steps no action of the workflow names.
-fn event_label(action: &str) -> &str {
+pub(super) fn event_label(action: &str) -> &str {
     match action {
         "open" => "立案",
         "timeout" => "超时自动处理",
@@ -288,7 +250,7 @@ fn event_label(action: &str) -> &str {
 }
 
 /// A recorded field as people read it: the option's label, the unit's name, the time in Chinese.
-fn field_line(
+pub(super) fn field_line(
     action: Option<&ActionDef>,
     name: &str,
     value: &Value,
@@ -313,80 +275,6 @@ fn field_line(
     FieldLine {
         label: def.map_or_else(|| name.to_owned(), |f| f.label.clone()),
         value: shown,
-    }
-}
-
-fn action_form(a: &ActionDef, units: &UnitNames, submitted: Option<&Submitted>) -> ActionForm {
-    let error_of = |name: &str| {
-        submitted.and_then(|s| {
-            s.errors
-                .iter()
-                .find(|(f, _)| f == name)
-                .map(|(_, m)| m.clone())
-        })
-    };
-    ActionForm {
-        id: a.id.clone(),
-        label: a.label.clone(),
-        error: error_of(""),
-        fields: a
-            .fields
-            .iter()
-            .map(|f| {
-                let (kind, options, min, max, default_now) = match &f.kind {
-                    FieldKind::Text { .. } => ("text", Vec::new(), None, None, false),
-                    FieldKind::Enum { options } => (
-                        "enum",
-                        options
-                            .iter()
-                            .map(|o| Choice {
-                                value: o.value.clone(),
-                                label: o.label.clone(),
-                            })
-                            .collect(),
-                        None,
-                        None,
-                        false,
-                    ),
-                    FieldKind::Integer { min, max } => {
-                        ("integer", Vec::new(), Some(*min), Some(*max), false)
-                    }
-                    FieldKind::Unit => (
-                        "unit",
-                        units
-                            .options()
-                            .into_iter()
-                            .map(|u| Choice {
-                                value: u.code,
-                                label: u.label,
-                            })
-                            .collect(),
-                        None,
-                        None,
-                        false,
-                    ),
-                    FieldKind::DateTime { default_now } => {
-                        ("datetime", Vec::new(), None, None, *default_now)
-                    }
-                };
-                let value = submitted
-                    .and_then(|s| s.values.get(&f.name))
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .unwrap_or_default();
-                FieldForm {
-                    name: f.name.clone(),
-                    label: f.label.clone(),
-                    kind,
-                    required: f.required,
-                    options,
-                    min,
-                    max,
-                    default_now,
-                    value,
-                    error: error_of(&f.name),
-                }
-            })
-            .collect(),
     }
 }
 
@@ -492,26 +380,7 @@ pub(crate) async fn act(
         action: action_id.clone(),
         ..Submitted::default()
     };
-    let tz = state.engine.calendar().tz();
-    for f in &action.fields {
-        let Some(raw) = get(&format!("f.{}", f.name))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        else {
-            continue;
-        };
-        let value = match f.kind {
-            FieldKind::Integer { .. } => raw
-                .parse::<i64>()
-                .map_or_else(|_| Value::from(raw), Value::from),
-            FieldKind::DateTime { .. } => NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-                .ok()
-                .and_then(|t| tz.from_local_datetime(&t).earliest())
-                .map_or_else(|| Value::from(raw), |t| Value::from(t.to_rfc3339())),
-            _ => Value::from(raw),
-        };
-        submitted.values.insert(f.name.clone(), value);
-    }
+    submitted.values = submitted_values(action, &get, state.engine.calendar().tz());
     let problems = field_problems(action, &submitted.values, now);
     if !problems.is_empty() {
         submitted.errors = problems.iter().map(error_entry).collect();
@@ -598,27 +467,4 @@ pub(crate) async fn act(
         }
         Err(e) => Err(fail(e)),
     }
-}
-
-/// An error keyed by its field ("" when it is about the whole form), in words for the form.
-fn error_entry(e: &ActionError) -> (String, String) {
-    let message = match e {
-        ActionError::MissingField { label, .. } => format!("请填写{label}"),
-        ActionError::InvalidField { reason, .. } => reason.clone(),
-        other => other.to_string(),
-    };
-    (e.field().unwrap_or_default().to_owned(), message)
-}
-
-/// The values as typed, for the form to show again.
-fn keep_typed<'f>(
-    submitted: &mut Submitted,
-    action: &ActionDef,
-    get: &impl Fn(&str) -> Option<&'f str>,
-) {
-    submitted.values = action
-        .fields
-        .iter()
-        .filter_map(|f| get(&format!("f.{}", f.name)).map(|v| (f.name.clone(), Value::from(v))))
-        .collect();
 }

@@ -27,7 +27,9 @@ macro_rules! page_context {
 mod admin;
 mod auth;
 mod cases;
+mod forms;
 mod ledger;
+mod plans;
 mod stats;
 mod supervise;
 mod views;
@@ -56,6 +58,9 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/cases/{id}", get(cases::show).post(cases::act))
         .route("/ledger", get(ledger::page))
+        .route("/plans", get(plans::list).post(plans::import))
+        .route("/plans/{id}", get(plans::board))
+        .route("/tasks/{id}", get(plans::show).post(plans::act))
         .route("/stats", get(stats::page))
         .route("/supervise", get(supervise::page))
         .route("/supervise/audits", post(supervise::audit))
@@ -107,6 +112,12 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "admin.html",
             include_str!("../../templates/pages/admin.html"),
         ),
+        (
+            "plans.html",
+            include_str!("../../templates/pages/plans.html"),
+        ),
+        ("plan.html", include_str!("../../templates/pages/plan.html")),
+        ("task.html", include_str!("../../templates/pages/task.html")),
         ("review.html", include_str!("../../templates/review.html")),
     ] {
         // A syntax error is caught by this module's test; the page would then answer 500.
@@ -219,6 +230,9 @@ mod tests {
             "stats.html",
             "supervise.html",
             "admin.html",
+            "plans.html",
+            "plan.html",
+            "task.html",
             "review.html",
         ] {
             TEMPLATES.get_template(name).unwrap();

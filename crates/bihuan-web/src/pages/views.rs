@@ -55,6 +55,7 @@ pub(crate) fn nav(me: &Me, here: &str) -> Vec<NavItem> {
         ("/", "我的待办"),
         ("/ledger", "差评台账"),
         ("/stats", "统计分析"),
+        ("/plans", "任务分解"),
     ];
     if matches!(me.role, "supervisor" | "admin") {
         items.push(("/supervise", "督查"));

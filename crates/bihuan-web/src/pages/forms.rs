@@ -1,0 +1,199 @@
+//! The forms of a workflow's actions, generated from the workflow file: one form per action the
+//! caller may take now, each field as its kind asks (a select for enums and units, a textarea for
+//! text, number and datetime inputs), and a submitted form read back into the action's fields.
+
+use bihuan_core::ActionError;
+use bihuan_core::workflow::{ActionDef, FieldKind};
+use chrono::{NaiveDateTime, TimeZone};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::views::UnitNames;
+
+/// The form of an action the caller may take now.
+#[derive(Debug, Serialize)]
+pub(super) struct ActionForm {
+    id: String,
+    label: String,
+    error: Option<String>,
+    fields: Vec<FieldForm>,
+}
+
+#[derive(Debug, Serialize)]
+struct FieldForm {
+    name: String,
+    label: String,
+    kind: &'static str,
+    required: bool,
+    options: Vec<Choice>,
+    min: Option<i64>,
+    max: Option<i64>,
+    default_now: bool,
+    /// What the form shows: the value entered when the form comes back with an error.
+    value: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Choice {
+    value: String,
+    label: String,
+}
+
+/// What a submitted form brings back to the page: the action, the values entered, and the errors.
+#[derive(Debug, Default)]
+pub(super) struct Submitted {
+    pub action: String,
+    pub values: Map<String, Value>,
+    /// Errors by field name; "" for the form as a whole.
+    pub errors: Vec<(String, String)>,
+}
+
+impl ActionForm {
+    /// The form with a field offered as a choice among `values` (each its own label).
+    pub(super) fn with_choices(mut self, field: &str, values: &[String]) -> Self {
+        for f in self.fields.iter_mut().filter(|f| f.name == field) {
+            f.kind = "enum";
+            f.options = values
+                .iter()
+                .map(|v| Choice {
+                    value: v.clone(),
+                    label: v.clone(),
+                })
+                .collect();
+        }
+        self
+    }
+}
+
+/// The form of one action, with what was submitted and its errors when it comes back.
+pub(super) fn action_form(
+    a: &ActionDef,
+    units: &UnitNames,
+    submitted: Option<&Submitted>,
+) -> ActionForm {
+    let error_of = |name: &str| {
+        submitted.and_then(|s| {
+            s.errors
+                .iter()
+                .find(|(f, _)| f == name)
+                .map(|(_, m)| m.clone())
+        })
+    };
+    ActionForm {
+        id: a.id.clone(),
+        label: a.label.clone(),
+        error: error_of(""),
+        fields: a
+            .fields
+            .iter()
+            .map(|f| {
+                let (kind, options, min, max, default_now) = match &f.kind {
+                    FieldKind::Text { .. } => ("text", Vec::new(), None, None, false),
+                    FieldKind::Enum { options } => (
+                        "enum",
+                        options
+                            .iter()
+                            .map(|o| Choice {
+                                value: o.value.clone(),
+                                label: o.label.clone(),
+                            })
+                            .collect(),
+                        None,
+                        None,
+                        false,
+                    ),
+                    FieldKind::Integer { min, max } => {
+                        ("integer", Vec::new(), Some(*min), Some(*max), false)
+                    }
+                    FieldKind::Unit => (
+                        "unit",
+                        units
+                            .options()
+                            .into_iter()
+                            .map(|u| Choice {
+                                value: u.code,
+                                label: u.label,
+                            })
+                            .collect(),
+                        None,
+                        None,
+                        false,
+                    ),
+                    FieldKind::DateTime { default_now } => {
+                        ("datetime", Vec::new(), None, None, *default_now)
+                    }
+                };
+                let value = submitted
+                    .and_then(|s| s.values.get(&f.name))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default();
+                FieldForm {
+                    name: f.name.clone(),
+                    label: f.label.clone(),
+                    kind,
+                    required: f.required,
+                    options,
+                    min,
+                    max,
+                    default_now,
+                    value,
+                    error: error_of(&f.name),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// An error keyed by its field ("" when it is about the whole form), in words for the form.
+pub(super) fn error_entry(e: &ActionError) -> (String, String) {
+    let message = match e {
+        ActionError::MissingField { label, .. } => format!("请填写{label}"),
+        ActionError::InvalidField { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    (e.field().unwrap_or_default().to_owned(), message)
+}
+
+/// The values as typed, for the form to show again.
+pub(super) fn keep_typed<'f>(
+    submitted: &mut Submitted,
+    action: &ActionDef,
+    get: &impl Fn(&str) -> Option<&'f str>,
+) {
+    submitted.values = action
+        .fields
+        .iter()
+        .filter_map(|f| get(&format!("f.{}", f.name)).map(|v| (f.name.clone(), Value::from(v))))
+        .collect();
+}
+
+/// The fields a submitted form gives for an action (`f.NAME` inputs; empty ones left out), integers
+/// and local datetimes converted; what cannot be converted stays text for the checks to name.
+pub(super) fn submitted_values<'f>(
+    action: &ActionDef,
+    get: &impl Fn(&str) -> Option<&'f str>,
+    tz: chrono_tz::Tz,
+) -> Map<String, Value> {
+    let mut values = Map::new();
+    for f in &action.fields {
+        let Some(raw) = get(&format!("f.{}", f.name))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
+            continue;
+        };
+        let value = match f.kind {
+            FieldKind::Integer { .. } => raw
+                .parse::<i64>()
+                .map_or_else(|_| Value::from(raw), Value::from),
+            FieldKind::DateTime { .. } => NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                .ok()
+                .and_then(|t| tz.from_local_datetime(&t).earliest())
+                .map_or_else(|| Value::from(raw), |t| Value::from(t.to_rfc3339())),
+            _ => Value::from(raw),
+        };
+        values.insert(f.name.clone(), value);
+    }
+    values
+}

@@ -1,0 +1,599 @@
+//! 任务分解: the plans (and importing one from its Excel or CSV table), a plan's board — key tasks
+//! with their items, states, lead units, deadlines, last progress and target values — and a work
+//! item's page with its forms and timeline.
+
+use axum::Form;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use bihuan_core::plan::{PlanError, number_text};
+use bihuan_core::workflow::Mark;
+use bihuan_core::{ActionError, Role, WORK_PLAN_TASK, field_problems};
+use bihuan_store::{NewPlan, PlanOptions, StoreError, TaskActionRequest, TaskDetail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::cases::{event_label, field_line};
+use super::forms::{Submitted, action_form, error_entry, keep_typed, submitted_values};
+use super::views::{DeadlineView, Flash, Me, UnitNames, deadline_view, nav, when};
+use super::{PageError, PageResult, PageUser, render};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::plan_views::{
+    PlanListItem, TargetView, TaskJson, reportable_targets, task_actions, task_json,
+};
+use crate::routes::plans::{live_values, plan_for};
+
+/// A work item as the board and its page show it.
+#[derive(Debug, Serialize)]
+struct ItemRow {
+    id: Uuid,
+    title: String,
+    state: String,
+    state_label: String,
+    lead: String,
+    co: String,
+    due_text: String,
+    owes_label: Option<String>,
+    deadline: Option<DeadlineView>,
+    escalated: bool,
+    percent: Option<i32>,
+    last_progress: Option<String>,
+    last_report: Option<String>,
+    targets: Vec<TargetRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetRow {
+    text: String,
+    actual: String,
+    source: &'static str,
+    met: Option<bool>,
+    reported: Option<String>,
+}
+
+/// A key task with its items.
+#[derive(Debug, Serialize)]
+struct KeyTask {
+    name: String,
+    items: Vec<ItemRow>,
+    done: usize,
+}
+
+fn joined(units: &[crate::plan_views::UnitRef]) -> String {
+    units
+        .iter()
+        .map(|u| u.name.as_str())
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+fn target_row(cal: &bihuan_core::WorkingCalendar, t: &TargetView) -> TargetRow {
+    TargetRow {
+        text: t.text.clone(),
+        actual: t.actual.map_or_else(
+            || "暂无数据".to_owned(),
+            |a| format!("{}{}", number_text(a), t.unit),
+        ),
+        source: match t.actual_source {
+            Some("metric") => "系统实时计算",
+            Some(_) => "填报",
+            None => "",
+        },
+        met: t.met,
+        reported: t.reported_at.map(|at| when(cal, at)),
+    }
+}
+
+fn item_row(state: &AppState, t: &TaskJson) -> ItemRow {
+    let cal = state.engine.calendar();
+    let now = state.clock.now();
+    ItemRow {
+        id: t.id,
+        title: t.title.clone(),
+        state: t.state.clone(),
+        state_label: t.state_label.clone(),
+        lead: joined(&t.lead_units),
+        co: joined(&t.co_units),
+        due_text: t.deadline_text.clone(),
+        owes_label: t.owes_label.clone(),
+        deadline: t
+            .next_deadline
+            .map(|d| deadline_view(cal, d, t.overdue, now)),
+        escalated: t.escalated,
+        percent: t.percent,
+        last_progress: t.last_progress.clone(),
+        last_report: t.last_report_at.map(|at| when(cal, at)),
+        targets: t.targets.iter().map(|x| target_row(cal, x)).collect(),
+    }
+}
+
+fn may_import(user: &PageUser) -> bool {
+    matches!(user.caller.role, Role::Admin | Role::Supervisor)
+}
+
+/// `GET /plans`: the plans in scope, and the import form for admins and supervisors.
+pub(crate) async fn list(State(state): State<AppState>, user: PageUser) -> PageResult {
+    list_page(&state, &user, StatusCode::OK, None, &[]).await
+}
+
+async fn list_page(
+    state: &AppState,
+    user: &PageUser,
+    status: StatusCode,
+    flash: Option<Flash>,
+    problems: &[PlanError],
+) -> PageResult {
+    let fail = |e: StoreError| PageError::new(e, Some(user));
+    let plans: Vec<PlanListItem> = state
+        .store
+        .plans(&user.caller.scope, state.clock.now())
+        .await
+        .map_err(fail)?
+        .iter()
+        .map(PlanListItem::from)
+        .collect();
+    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let me = Me::of(user).named(&units);
+    Ok(render(
+        status,
+        "plans.html",
+        page_context! {
+            title => "任务分解", nav => nav(&me, "/plans"), me, flash, plans, problems,
+            may_import => may_import(user), units => units.options(),
+        },
+    ))
+}
+
+/// `POST /plans`: imports an uploaded table (multipart form: csrf, file, name, year, parent,
+/// report_months). Problems are listed by row on the page; nothing is written then.
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    user: PageUser,
+    mut multipart: Multipart,
+) -> PageResult {
+    let bad = |message: String| {
+        PageError::new(ApiError::bad_request("invalid_form", message), Some(&user))
+    };
+    let mut fields: Map<String, Value> = Map::new();
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("上传内容无法读取：{e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or_default().to_owned();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("文件无法读取：{e}")))?;
+            file = Some((file_name, bytes.to_vec()));
+        } else {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| bad(format!("表单无法读取：{e}")))?;
+            fields.insert(name, Value::from(text.trim()));
+        }
+    }
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    user.check_csrf(text("csrf").as_deref())?;
+    if !may_import(&user) {
+        return Err(PageError::new(
+            ApiError::forbidden("not_allowed", "只有管理员和督查人员可以导入工作计划"),
+            Some(&user),
+        ));
+    }
+    let problem = |column: &str, message: &str| PlanError {
+        row: 0,
+        column: column.to_owned(),
+        message: message.to_owned(),
+    };
+    let Some((file_name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
+        let problems = [problem("文件", "请选择要导入的任务分解表（.xlsx 或 .csv）")];
+        return list_page(
+            &state,
+            &user,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Flash::bad("未导入。")),
+            &problems,
+        )
+        .await;
+    };
+    let year = match text("year").map(|y| y.parse::<i32>()) {
+        Some(Ok(y)) => Some(y),
+        Some(Err(_)) => {
+            let problems = [problem("年份", "年份应为四位数字，例如 2021")];
+            return list_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Flash::bad("未导入。")),
+                &problems,
+            )
+            .await;
+        }
+        None => None,
+    };
+    let parent = match (text("parent"), user.caller.role) {
+        (None, Role::Supervisor) => user.caller.user.unit_code.clone(),
+        (parent, _) => parent,
+    };
+    if let (Some(parent), Role::Supervisor) = (&parent, user.caller.role) {
+        let own = user.caller.user.unit_code.clone().unwrap_or_default();
+        let reach = state
+            .store
+            .reach(&own)
+            .await
+            .map_err(|e| PageError::new(e, Some(&user)))?;
+        if !reach.units.contains(parent) {
+            let problems = [problem("上级单位", "所选上级单位不在您的管辖范围内")];
+            return list_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Flash::bad("未导入。")),
+                &problems,
+            )
+            .await;
+        }
+    }
+    let options = PlanOptions {
+        name: text("name"),
+        year,
+        parent,
+        report_months: text("report_months").and_then(|m| m.parse().ok()),
+    };
+    let plan = match NewPlan::from_file(&bytes, Some(&file_name), options) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            let flash = Flash::bad(format!(
+                "未导入：表格有 {} 处错误，请修改后重新上传。",
+                problems.len()
+            ));
+            return list_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(flash),
+                &problems,
+            )
+            .await;
+        }
+    };
+    match state
+        .store
+        .import_plan(
+            &state.engine,
+            &plan,
+            &user.caller.user.username,
+            state.clock.now(),
+        )
+        .await
+    {
+        Ok(done) => Ok(Redirect::to(&format!(
+            "/plans/{}?imported={}&created={}",
+            done.plan.id,
+            done.items,
+            done.created_units.len()
+        ))
+        .into_response()),
+        Err(e @ (StoreError::Duplicate { .. } | StoreError::Invalid { .. })) => {
+            let problems = [problem("计划", &e.to_string())];
+            list_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(Flash::bad("未导入。")),
+                &problems,
+            )
+            .await
+        }
+        Err(e) => Err(PageError::new(e, Some(&user))),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct BoardQuery {
+    imported: Option<usize>,
+    created: Option<usize>,
+}
+
+/// `GET /plans/{id}`: the plan's board.
+pub(crate) async fn board(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<BoardQuery>,
+) -> PageResult {
+    let plan = plan_for(&state, &user.caller, id)
+        .await
+        .map_err(|e| PageError::new(e, Some(&user)))?;
+    let mut groups: Vec<KeyTask> = Vec::new();
+    for item in &plan.items {
+        let row = item_row(&state, item);
+        let done = usize::from(item.closed_at.is_some());
+        match groups.last_mut() {
+            Some(g) if g.name == item.key_task => {
+                g.items.push(row);
+                g.done += done;
+            }
+            _ => groups.push(KeyTask {
+                name: item.key_task.clone(),
+                items: vec![row],
+                done,
+            }),
+        }
+    }
+    let overdue = plan.items.iter().filter(|i| i.overdue).count();
+    let done = plan.items.iter().filter(|i| i.closed_at.is_some()).count();
+    let units = UnitNames::new(
+        state
+            .store
+            .units()
+            .await
+            .map_err(|e| PageError::new(e, Some(&user)))?,
+    );
+    let me = Me::of(&user).named(&units);
+    let flash = q.imported.map(|n| {
+        Flash::ok(format!(
+            "已导入 {n} 项工作{}。",
+            match q.created {
+                Some(c) if c > 0 => format!("，新建单位 {c} 个（可在“管理”中补充邮箱）"),
+                _ => String::new(),
+            }
+        ))
+    });
+    Ok(render(
+        StatusCode::OK,
+        "plan.html",
+        page_context! {
+            title => plan.name.clone(), nav => nav(&me, "/plans"), me, flash, groups,
+            plan => page_context! { id => plan.id, name => plan.name, year => plan.year,
+                report_months => plan.report_months, items => plan.items.len() },
+            overdue, done,
+        },
+    ))
+}
+
+/// The item if the caller may see it; a 404 page otherwise.
+async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<TaskDetail, PageError> {
+    state
+        .store
+        .task(id, &user.caller.scope)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => PageError::new(
+                ApiError::not_found(format!("工作任务 {id} 不存在或不在您的权限范围内")),
+                Some(user),
+            ),
+            e => PageError::new(e, Some(user)),
+        })
+}
+
+async fn task_page(
+    state: &AppState,
+    user: &PageUser,
+    detail: &TaskDetail,
+    status: StatusCode,
+    flash: Option<Flash>,
+    submitted: Option<&Submitted>,
+) -> PageResult {
+    let fail = |e: ApiError| PageError::new(e, Some(user));
+    let engine = &state.engine;
+    let cal = engine.calendar();
+    let live = live_values(state, &user.caller, detail.plan.year)
+        .await
+        .map_err(fail)?;
+    let json = task_json(engine, &detail.item, &live, state.clock.now(), None);
+    let item = item_row(state, &json);
+    let units = UnitNames::new(
+        state
+            .store
+            .units()
+            .await
+            .map_err(|e| PageError::new(e, Some(user)))?,
+    );
+    let def = engine.workflow(WORK_PLAN_TASK);
+    let state_label = |id: &str| {
+        def.and_then(|d| d.state(id))
+            .map_or_else(|| id.to_owned(), |s| s.label.clone())
+    };
+    let events: Vec<Value> = detail
+        .events
+        .iter()
+        .map(|e| {
+            let action = def.and_then(|d| d.action(&e.action));
+            let recorded: Map<String, Value> = serde_json::from_str(&e.fields).unwrap_or_default();
+            let fields: Vec<_> = recorded
+                .iter()
+                .map(|(name, value)| field_line(action, name, value, &units, cal))
+                .collect();
+            serde_json::json!({
+                "label": match action {
+                    Some(a) => a.label.clone(),
+                    None if e.action == "open" => "导入计划".to_owned(),
+                    None => event_label(&e.action).to_owned(),
+                },
+                "from_label": e.from_state.as_deref().map(state_label).unwrap_or_default(),
+                "to_label": state_label(&e.to_state),
+                "actor": e.actor, "at": when(cal, e.at),
+                "fields": serde_json::to_value(fields).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let reportable = reportable_targets(&detail.item);
+    let actions: Vec<_> = def
+        .map(|d| task_actions(d, &detail.item, &detail.events, &user.caller))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            let form = action_form(a, &units, submitted.filter(|s| s.action == a.id));
+            // A reported value names one of the item's own targets: offer them to choose from.
+            match a.has_mark(Mark::TargetReported) {
+                true => form.with_choices("target", &reportable),
+                false => form,
+            }
+        })
+        .collect();
+    let me = Me::of(user).named(&units);
+    Ok(render(
+        status,
+        "task.html",
+        page_context! {
+            title => format!("工作任务 {}", detail.item.task.position), nav => nav(&me, "/plans"),
+            me, flash, item, events, actions,
+            t => page_context! {
+                id => detail.item.task.id, version => detail.item.task.version,
+                key_task => detail.item.task.key_task, position => detail.item.task.position,
+                source_row => detail.item.task.source_row,
+                plan_id => detail.plan.id, plan_name => detail.plan.name, plan_year => detail.plan.year,
+            },
+        },
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ShowQuery {
+    done: Option<String>,
+}
+
+/// `GET /tasks/{id}`: a work item with its forms and timeline.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ShowQuery>,
+) -> PageResult {
+    let detail = visible(&state, &user, id).await?;
+    let flash = q.done.as_deref().and_then(|done| {
+        state
+            .engine
+            .workflow(WORK_PLAN_TASK)
+            .and_then(|d| d.action(done))
+            .map(|a| Flash::ok(format!("已完成“{}”。", a.label)))
+    });
+    task_page(&state, &user, &detail, StatusCode::OK, flash, None).await
+}
+
+/// `POST /tasks/{id}`: takes the action of one of the item's forms.
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<Uuid>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let get = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    user.check_csrf(get("csrf"))?;
+    let detail = visible(&state, &user, id).await?;
+    let action_id = get("action").unwrap_or_default().to_owned();
+    let Some(action) = state
+        .engine
+        .workflow(WORK_PLAN_TASK)
+        .and_then(|d| d.action(&action_id))
+    else {
+        return Err(PageError::new(
+            ActionError::UnknownAction { action: action_id },
+            Some(&user),
+        ));
+    };
+    let now = state.clock.now();
+    let mut submitted = Submitted {
+        action: action_id.clone(),
+        values: submitted_values(action, &get, state.engine.calendar().tz()),
+        ..Submitted::default()
+    };
+    let invalid = Flash::bad("提交的内容有误，请按提示修改后重新提交。");
+    let problems = field_problems(action, &submitted.values, now);
+    if !problems.is_empty() {
+        submitted.errors = problems.iter().map(error_entry).collect();
+        keep_typed(&mut submitted, action, &get);
+        return task_page(
+            &state,
+            &user,
+            &detail,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(invalid),
+            Some(&submitted),
+        )
+        .await;
+    }
+    let Some(version) = get("version").and_then(|v| v.trim().parse().ok()) else {
+        return Err(PageError::new(
+            ApiError::bad_request("invalid_form", "表单缺少版本号，请刷新页面后重试。"),
+            Some(&user),
+        ));
+    };
+    let result = state
+        .store
+        .apply_task_action(
+            &state.engine,
+            &TaskActionRequest {
+                task_id: id,
+                version,
+                action: &action_id,
+                fields: &submitted.values,
+                actor: &user.caller.actor,
+                now,
+            },
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/tasks/{id}?done={action_id}")).into_response()),
+        Err(StoreError::Conflict { .. }) => {
+            let fresh = visible(&state, &user, id).await?;
+            let flash = Flash::warn(
+                "其他人已先处理了此任务，您的操作未执行。以下是最新情况，请确认后再操作。",
+            );
+            task_page(
+                &state,
+                &user,
+                &fresh,
+                StatusCode::CONFLICT,
+                Some(flash),
+                None,
+            )
+            .await
+        }
+        Err(StoreError::Invalid { field, message }) => {
+            submitted.errors = vec![(field, message)];
+            keep_typed(&mut submitted, action, &get);
+            task_page(
+                &state,
+                &user,
+                &detail,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(invalid),
+                Some(&submitted),
+            )
+            .await
+        }
+        Err(StoreError::Rejected(e)) if e.field().is_some() => {
+            submitted.errors = vec![error_entry(&e)];
+            keep_typed(&mut submitted, action, &get);
+            task_page(
+                &state,
+                &user,
+                &detail,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(invalid),
+                Some(&submitted),
+            )
+            .await
+        }
+        Err(e) => Err(PageError::new(e, Some(&user))),
+    }
+}
