@@ -1,7 +1,8 @@
 //! The whole loop in a real browser: Debian's chromium, headless, driven through chromedriver
 //! (WebDriver, with the fantoccini crate). Center staff accept and transfer, the unit rectifies (first
 //! with a field left out, and sees the error) and records the return visit, the rater's link closes the
-//! case, a supervisor audits it. A screenshot of every page goes to `target/browser-artifacts/`.
+//! case, a supervisor audits it, uploads the town's work plan and sees its board, and the unit reports
+//! progress on a work item. A screenshot of every page goes to `target/browser-artifacts/`.
 //!
 //! Without chromedriver the test says so and passes, so `cargo test` works on a machine with only the
 //! Rust toolchain; with `BIHUAN_TEST_BROWSER=1` (set by `.ci/run`, which installs chromium) it must run.
@@ -309,6 +310,50 @@ async fn the_loop_in_a_real_browser() {
     s.wait_for_text("督查审核").await;
     s.client.set_window_size(390, 844).await.unwrap();
     s.shot("case-closed-phone").await;
+    s.client.set_window_size(1280, 1000).await.unwrap();
+
+    // 任务分解: the supervisor uploads the town's plan and sees its board.
+    s.open("/plans").await;
+    s.wait_for_text("导入任务分解表").await;
+    let seed = bihuan_tests::root().join("workflows/plans/shaba-2021.csv");
+    s.fill("#plan-file", seed.to_str().unwrap()).await;
+    s.fill("#plan-name", "2021年政务服务工作任务分解").await;
+    s.click_until("form[action='/plans'] button", "已导入 33 项工作")
+        .await;
+    assert!(s.source().await.contains("（十三）积极探索政务服务创新举措"));
+    s.shot("plan-board").await;
+    s.sign_out().await;
+
+    // The lead unit's staff start an item and report progress through its page.
+    let plan = json!({"name": "浏览器测试计划", "year": 2021, "items": [
+        {"key_task": "（一）推进好差评", "title": "差评整改率、回访率达到100%。",
+         "lead_units": "沙坝镇社会保障服务所", "deadline": "持续推进"}]});
+    let (_, body) = app
+        .call("admin", reqwest::Method::POST, "/api/v1/plans", Some(plan))
+        .await;
+    let task = body["plan"]["items"][0]["id"].as_str().unwrap().to_owned();
+    s.sign_in("unit").await;
+    s.open(&format!("/tasks/{task}")).await;
+    s.wait_for_text("开始推进").await;
+    s.click_until("#action-start button", "已完成“开始推进”")
+        .await;
+    s.fill("#report_progress-summary", "已逐件回访，整改台账已建立")
+        .await;
+    s.fill("#report_progress-percent", "50").await;
+    s.click_until("#action-report_progress button", "已完成“报告进展”")
+        .await;
+    assert!(s.source().await.contains("<strong>50%</strong>"));
+    s.client.set_window_size(390, 844).await.unwrap();
+    s.shot("task-phone").await;
+    let (_, item) = app
+        .call(
+            "unit",
+            reqwest::Method::GET,
+            &format!("/api/v1/tasks/{task}"),
+            None,
+        )
+        .await;
+    assert_eq!(item["percent"], 50, "{item}");
     s.client.close().await.unwrap();
     db.finish().await.unwrap();
 }
