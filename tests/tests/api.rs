@@ -1192,7 +1192,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 34] = [
+const SERVED: [(&str, &str); 40] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1222,6 +1222,12 @@ const SERVED: [(&str, &str); 34] = [
     ("get", "/api/v1/export/metrics.xlsx"),
     ("get", "/api/v1/export/metrics.csv"),
     ("get", "/api/v1/charts/{name}"),
+    ("post", "/api/v1/plans"),
+    ("get", "/api/v1/plans"),
+    ("get", "/api/v1/plans/{id}"),
+    ("get", "/api/v1/plans/{id}/export.xlsx"),
+    ("get", "/api/v1/tasks/{id}"),
+    ("post", "/api/v1/tasks/{id}/actions"),
     ("get", "/r/{token}"),
     ("post", "/r/{token}"),
     // Not served: the probe below must tell an unknown route apart.

@@ -320,7 +320,11 @@ async fn the_loop_in_a_real_browser() {
     s.fill("#plan-name", "2021年政务服务工作任务分解").await;
     s.click_until("form[action='/plans'] button", "已导入 33 项工作")
         .await;
-    assert!(s.source().await.contains("（十三）积极探索政务服务创新举措"));
+    assert!(
+        s.source()
+            .await
+            .contains("（十三）积极探索政务服务创新举措")
+    );
     s.shot("plan-board").await;
     s.sign_out().await;
 

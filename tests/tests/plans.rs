@@ -684,6 +684,36 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
         ]
     );
     assert_eq!(events[3]["actor"], "civil");
+    let (_, verified) = app
+        .call("admin", Method::GET, "/api/v1/audit/verify", None)
+        .await;
+    assert_eq!(
+        (
+            verified["ok"].as_bool(),
+            verified["events_checked"].as_u64()
+        ),
+        (Some(true), Some(9)),
+        "{verified}"
+    );
+    // An edited work-item event is found like an edited case event.
+    use sea_orm::ConnectionTrait;
+    db.store
+        .connection()
+        .execute_unprepared("UPDATE task_events SET actor = 'someone-else' WHERE seq = 4")
+        .await
+        .unwrap();
+    let (_, verified) = app
+        .call("admin", Method::GET, "/api/v1/audit/verify", None)
+        .await;
+    assert_eq!(verified["ok"], false);
+    assert_eq!(
+        (
+            verified["first_broken"]["task_id"].as_str(),
+            verified["first_broken"]["seq"].as_i64()
+        ),
+        (Some(id.as_str()), Some(4)),
+        "{verified}"
+    );
 
     // The board counts it done; the workbook carries the original columns plus the status.
     let plan_id = get(&app, "admin", &path).await["plan_id"]

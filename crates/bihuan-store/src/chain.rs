@@ -1,4 +1,4 @@
-//! Verifying the hash chain of every case's events.
+//! Verifying the hash chain of every case's and every work item's events.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::entity::{case, event};
+use crate::entity::{case, event, task, task_event};
 use crate::{Result, Store};
 
 /// How many cases are verified per round trip.
@@ -24,10 +24,31 @@ pub struct ChainReport {
     pub first_broken: Option<BrokenEvent>,
 }
 
+/// Whose chain an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainOf {
+    /// A case (差评工单).
+    Case,
+    /// A work item (任务分解).
+    Task,
+}
+
+impl ChainOf {
+    /// 案件 or 工作任务.
+    pub fn label(self) -> &'static str {
+        match self {
+            ChainOf::Case => "案件",
+            ChainOf::Task => "工作任务",
+        }
+    }
+}
+
 /// An event whose hash, link or position is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokenEvent {
-    /// The case.
+    /// A case's chain or a work item's.
+    pub of: ChainOf,
+    /// The case or work item.
     pub case_id: Uuid,
     /// The event's position in the case's chain (or where one is missing).
     pub seq: i64,
@@ -63,7 +84,54 @@ impl Store {
             for case in &cases {
                 let list = events.remove(&case.id).unwrap_or_default();
                 checked += list.len() as u64;
-                if let Some(broken) = verify_case(case, &list) {
+                let head = Head {
+                    of: ChainOf::Case,
+                    id: case.id,
+                    event_count: case.event_count,
+                    head_hash: &case.head_hash,
+                };
+                let links: Vec<Link<'_>> = list.iter().map(Link::of_case).collect();
+                if let Some(broken) = verify(&head, &links) {
+                    return Ok(ChainReport {
+                        ok: false,
+                        events_checked: checked,
+                        first_broken: Some(broken),
+                    });
+                }
+            }
+        }
+        let mut after: Option<Uuid> = None;
+        loop {
+            let mut query = task::Entity::find()
+                .order_by_asc(task::Column::Id)
+                .limit(PAGE);
+            if let Some(last) = after {
+                query = query.filter(task::Column::Id.gt(last));
+            }
+            let tasks = query.all(&self.db).await?;
+            let Some(last) = tasks.last() else { break };
+            after = Some(last.id);
+            let mut events: HashMap<Uuid, Vec<task_event::Model>> = HashMap::new();
+            for e in task_event::Entity::find()
+                .filter(task_event::Column::TaskId.is_in(tasks.iter().map(|t| t.id)))
+                .order_by_asc(task_event::Column::TaskId)
+                .order_by_asc(task_event::Column::Seq)
+                .all(&self.db)
+                .await?
+            {
+                events.entry(e.task_id).or_default().push(e);
+            }
+            for t in &tasks {
+                let list = events.remove(&t.id).unwrap_or_default();
+                checked += list.len() as u64;
+                let head = Head {
+                    of: ChainOf::Task,
+                    id: t.id,
+                    event_count: t.event_count,
+                    head_hash: &t.head_hash,
+                };
+                let links: Vec<Link<'_>> = list.iter().map(Link::of_task).collect();
+                if let Some(broken) = verify(&head, &links) {
                     return Ok(ChainReport {
                         ok: false,
                         events_checked: checked,
@@ -80,16 +148,68 @@ impl Store {
     }
 }
 
-fn verify_case(case: &case::Model, events: &[event::Model]) -> Option<BrokenEvent> {
+/// The row that anchors a chain.
+struct Head<'a> {
+    of: ChainOf,
+    id: Uuid,
+    event_count: i64,
+    head_hash: &'a str,
+}
+
+/// One event of a chain, whichever table it is in.
+struct Link<'a> {
+    seq: i64,
+    action: &'a str,
+    from: Option<&'a str>,
+    to: &'a str,
+    actor: &'a str,
+    at: chrono::DateTime<chrono::Utc>,
+    fields: &'a str,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+impl<'a> Link<'a> {
+    fn of_case(e: &'a event::Model) -> Self {
+        Self {
+            seq: e.seq,
+            action: &e.action,
+            from: e.from_state.as_deref(),
+            to: &e.to_state,
+            actor: &e.actor,
+            at: e.at,
+            fields: &e.fields,
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+        }
+    }
+
+    fn of_task(e: &'a task_event::Model) -> Self {
+        Self {
+            seq: e.seq,
+            action: &e.action,
+            from: e.from_state.as_deref(),
+            to: &e.to_state,
+            actor: &e.actor,
+            at: e.at,
+            fields: &e.fields,
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+        }
+    }
+}
+
+fn verify(head: &Head<'_>, events: &[Link<'_>]) -> Option<BrokenEvent> {
     let broken = |seq: i64, reason: String| {
         Some(BrokenEvent {
-            case_id: case.id,
+            of: head.of,
+            case_id: head.id,
             seq,
             reason,
         })
     };
     let mut prev = GENESIS_HASH.to_owned();
-    let case_id = case.id.to_string();
+    let case_id = head.id.to_string();
     for (i, e) in events.iter().enumerate() {
         let expected_seq = i as i64 + 1;
         if e.seq != expected_seq {
@@ -104,7 +224,7 @@ fn verify_case(case: &case::Model, events: &[event::Model]) -> Option<BrokenEven
                 "its previous hash does not match the event before it".into(),
             );
         }
-        let fields: Map<String, Value> = match serde_json::from_str(&e.fields) {
+        let fields: Map<String, Value> = match serde_json::from_str(e.fields) {
             Ok(f) => f,
             Err(_) => return broken(e.seq, "its fields are not a JSON object".into()),
         };
@@ -113,10 +233,10 @@ fn verify_case(case: &case::Model, events: &[event::Model]) -> Option<BrokenEven
             &ChainedEvent {
                 subject_id: &case_id,
                 seq: e.seq,
-                action: &e.action,
-                from: e.from_state.as_deref(),
-                to: &e.to_state,
-                actor: &e.actor,
+                action: e.action,
+                from: e.from,
+                to: e.to,
+                actor: e.actor,
                 at: e.at,
                 fields: &fields,
             },
@@ -130,19 +250,19 @@ fn verify_case(case: &case::Model, events: &[event::Model]) -> Option<BrokenEven
         prev = hash;
     }
     let count = events.len() as i64;
-    if count != case.event_count {
+    if count != head.event_count {
         return broken(
             count + 1,
             format!(
-                "the case records {} events but {count} are stored",
-                case.event_count
+                "the row records {} events but {count} are stored",
+                head.event_count
             ),
         );
     }
-    if prev != case.head_hash {
+    if prev != head.head_hash {
         return broken(
             count,
-            "the case's head hash does not match its last event".into(),
+            "the row's head hash does not match its last event".into(),
         );
     }
     None

@@ -38,7 +38,7 @@ pub use access::{CHANNEL_PREFIX, SCOPE_RATINGS_WRITE, SESSION_PREFIX, token_hash
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};
 pub use batch::{BatchOutcome, RatingsImport};
 pub use cases::{ActionRequest, CaseDetail};
-pub use chain::{BrokenEvent, ChainReport};
+pub use chain::{BrokenEvent, ChainOf, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
 pub use error::{Result, StoreError};
 pub use ledger::{LEDGER_HEADERS, LedgerFilter, LedgerRow};

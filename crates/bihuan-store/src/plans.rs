@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bihuan_core::chain::{ChainedEvent, canonical_json, event_hash};
+use bihuan_core::chain::{ChainedEvent, GENESIS_HASH, canonical_json, event_hash};
 use bihuan_core::plan::{Due, Owed, Target, TaskClock, next_deadline};
 use bihuan_core::workflow::{Audience, Mark};
 use bihuan_core::{
@@ -401,7 +401,7 @@ impl Store {
             let id = Uuid::new_v4();
             let opened = bihuan_core::open(def, engine.calendar(), now);
             let hash = event_hash(
-                "",
+                GENESIS_HASH,
                 &ChainedEvent {
                     subject_id: &id.to_string(),
                     seq: 1,
@@ -470,7 +470,7 @@ impl Store {
                 actor: Set(actor.to_owned()),
                 at: Set(now),
                 fields: Set(canonical_json(&Value::Object(Map::new()))),
-                prev_hash: Set(String::new()),
+                prev_hash: Set(GENESIS_HASH.to_owned()),
                 hash: Set(hash),
                 ..Default::default()
             }

@@ -279,8 +279,12 @@ pub async fn audit_verify(db: &str) -> anyhow::Result<ExitCode> {
         }
         Some(broken) => {
             eprintln!(
-                "✗ 留痕校验失败：案件 {} 的第 {} 条事件：{}（已校验 {} 条）",
-                broken.case_id, broken.seq, broken.reason, report.events_checked
+                "✗ 留痕校验失败：{} {} 的第 {} 条事件：{}（已校验 {} 条）",
+                broken.of.label(),
+                broken.case_id,
+                broken.seq,
+                broken.reason,
+                report.events_checked
             );
             Ok(ExitCode::FAILURE)
         }

@@ -156,7 +156,7 @@ async fn supervise(
         Some(serde_json::json!({
             "ok": report.ok,
             "events_checked": report.events_checked,
-            "first_broken": report.first_broken.map(|b| format!("案件 {} 第 {} 条：{}", b.case_id, b.seq, b.reason)),
+            "first_broken": report.first_broken.map(|b| format!("{} {} 第 {} 条：{}", b.of.label(), b.case_id, b.seq, b.reason)),
         }))
     } else {
         None

@@ -60,7 +60,10 @@ async fn verify(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Js
     Ok(Json(json!({
         "ok": report.ok,
         "events_checked": report.events_checked,
-        "first_broken": report.first_broken.map(|b| json!({"case_id": b.case_id, "seq": b.seq, "reason": b.reason})),
+        "first_broken": report.first_broken.map(|b| match b.of {
+            bihuan_store::ChainOf::Case => json!({"case_id": b.case_id, "seq": b.seq, "reason": b.reason}),
+            bihuan_store::ChainOf::Task => json!({"task_id": b.case_id, "seq": b.seq, "reason": b.reason}),
+        }),
     })))
 }
 
