@@ -822,6 +822,8 @@ async fn a_missing_monthly_report_is_overdue_mailed_to_the_lead_unit_and_escalat
         vec![],
         "nothing before the last working day"
     );
+    // Due soon when May 31 begins; the mail waits for the working day's mail time (08:30).
+    assert_eq!(tick("2021-05-31T00:10:00"), vec![], "not at night");
     let mails = tick("2021-05-31T09:00:00");
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(mails[0].0, lead);

@@ -15,7 +15,7 @@ mod mailer;
 
 use bihuan_core::{Actor, Engine};
 use bihuan_store::{ActionRequest, FailureOutcome, RetryPolicy, Store, StoreError};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde_json::Map;
 
 pub use mailer::{Mailer, SendFailure};
@@ -83,7 +83,9 @@ pub async fn tick(
 ) -> Result<TickReport, NotifyError> {
     let mut report = fire_timers(store, engine, now).await?;
     let reminders = store.find_reminders(engine, now, PAGE).await?;
-    report.reminders = reminders.found + store.find_task_reminders(engine, now).await?;
+    let office_hours = next_office_time(engine, schedule.digest_at, now);
+    report.reminders =
+        reminders.found + store.find_task_reminders(engine, now, office_hours).await?;
     report.overtaken += reminders.overtaken;
     if let Some(day) = digest_day(engine, schedule.digest_at, now) {
         report.digests = store.queue_digests(engine, day, now).await?;
@@ -100,6 +102,24 @@ pub fn digest_day(engine: &Engine, at: NaiveTime, now: DateTime<Utc>) -> Option<
     let local = now.with_timezone(&cal.tz());
     let day = local.date_naive();
     (local.time() >= at && cal.day(day).working).then_some(day)
+}
+
+/// When a reminder found at `now` may be mailed: at once on a working day once its mail time (the
+/// digest's) has come, else at the mail time of the next working day (today's, before it).
+pub fn next_office_time(engine: &Engine, at: NaiveTime, now: DateTime<Utc>) -> DateTime<Utc> {
+    if digest_day(engine, at, now).is_some() {
+        return now;
+    }
+    let cal = engine.calendar();
+    let local = now.with_timezone(&cal.tz());
+    let mut day = local.date_naive();
+    if local.time() >= at || !cal.day(day).working {
+        day = cal.nth_working_day_after(day, 1).0;
+    }
+    cal.tz()
+        .from_local_datetime(&day.and_time(at))
+        .earliest()
+        .map_or(now, |t| t.with_timezone(&Utc))
 }
 
 /// Fires every timer due at `now`.
@@ -190,6 +210,71 @@ async fn send_outbox(
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bihuan_core::Source;
+
+    use super::*;
+
+    fn engine() -> Engine {
+        let file = |name: &str, text: &str| Source {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        };
+        Engine::build(
+            &[
+                file(
+                    "negative-rating.toml",
+                    include_str!("../../../workflows/negative-rating.toml"),
+                ),
+                file(
+                    "work-plan-task.toml",
+                    include_str!("../../../workflows/work-plan-task.toml"),
+                ),
+            ],
+            &[file(
+                "cn.toml",
+                include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml"),
+            )],
+            chrono_tz::Asia::Shanghai,
+        )
+        .unwrap()
+    }
+
+    fn beijing(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("{text}+08:00"))
+            .unwrap()
+            .to_utc()
+    }
+
+    #[test]
+    fn reminders_wait_for_the_mail_time_of_a_working_day() {
+        let engine = engine();
+        let at = NaiveTime::from_hms_opt(8, 30, 0).unwrap();
+        let table = [
+            // A working day after 08:30: at once.
+            ("2021-09-29T10:00:00", "2021-09-29T10:00:00"),
+            // Before 08:30: at 08:30.
+            ("2021-09-30T00:00:00", "2021-09-30T08:30:00"),
+            // 国庆 (10/1–7): Friday 10/8.
+            ("2021-10-01T00:00:00", "2021-10-08T08:30:00"),
+            ("2021-10-03T12:00:00", "2021-10-08T08:30:00"),
+            // Saturday 10/9 is a make-up working day; Sunday 10/10 waits for Monday.
+            ("2021-10-09T07:00:00", "2021-10-09T08:30:00"),
+            ("2021-10-10T09:00:00", "2021-10-11T08:30:00"),
+        ];
+        for (now, expected) in table {
+            assert_eq!(
+                next_office_time(&engine, at, beijing(now)),
+                beijing(expected),
+                "{now}"
+            );
         }
     }
 }

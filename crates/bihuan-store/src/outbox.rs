@@ -44,6 +44,8 @@ pub(crate) struct NewMail {
     pub letter: Letter,
     pub unique_key: String,
     pub status: &'static str,
+    /// Not before this time (a reminder waiting for office hours); `None`: at once.
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 /// Writes a mail unless its unique key is already there; true when written. A mail without recipients
@@ -70,7 +72,7 @@ pub(crate) async fn insert_mail(
         }
         .to_owned()),
         attempts: Set(0),
-        next_attempt_at: Set(now),
+        next_attempt_at: Set(mail.send_at.map_or(now, |at| at.max(now))),
         last_error: Set(nobody.then(|| {
             "没有收件人：相关单位和人员都没有登记邮箱（no recipient has an email address）"
                 .to_owned()
@@ -138,6 +140,7 @@ pub(crate) async fn queue_notifications(
                 letter,
                 unique_key,
                 status: PENDING,
+                send_at: None,
             },
             now,
         )

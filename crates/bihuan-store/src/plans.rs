@@ -789,6 +789,7 @@ impl Store {
                         note.audience.as_str()
                     ),
                     status: crate::outbox::PENDING,
+                    send_at: None,
                 },
                 now,
             )
@@ -1104,10 +1105,16 @@ fn task_facts(
 }
 
 impl Store {
-    /// Finds every reminder of a work item due at `now`: due soon and overdue to the lead units, the
-    /// escalation (督办) to the supervisors above them. Each is written once (the item's version and
-    /// reminder stage guard the write, the outbox's unique key the mail).
-    pub async fn find_task_reminders(&self, engine: &Engine, now: DateTime<Utc>) -> Result<usize> {
+    /// Finds every reminder of a work item due at `now`: due soon and overdue to the lead units — sent
+    /// no earlier than `office_hours` (the next working day's mail time, so nobody is mailed at night
+    /// or on a holiday) —, the escalation (督办) to the supervisors above them at once. Each is written
+    /// once (the item's version and reminder stage guard the write, the outbox's unique key the mail).
+    pub async fn find_task_reminders(
+        &self,
+        engine: &Engine,
+        now: DateTime<Utc>,
+        office_hours: DateTime<Utc>,
+    ) -> Result<usize> {
         let def = task_workflow(engine)?;
         let due = task::Entity::find()
             .filter(task::Column::Deadline.is_not_null())
@@ -1184,6 +1191,7 @@ impl Store {
                             kind.as_str()
                         ),
                         status: crate::outbox::PENDING,
+                        send_at: (audience != Audience::Supervisors).then_some(office_hours),
                     },
                     now,
                 )

@@ -156,6 +156,7 @@ impl Store {
                 letter: render(engine, mail::CASE, &notice)?,
                 unique_key: format!("remind:{entry}:{}", kind.as_str()),
                 status,
+                send_at: None,
             };
             insert_mail(&txn, mail, now).await?;
             tracing::info!(case = %c.id, kind = kind.as_str(), "reminder");
@@ -271,6 +272,7 @@ impl Store {
                     crate::access::token_hash(&address)
                 ),
                 status: PENDING,
+                send_at: None,
             };
             if insert_mail(&txn, mail, now).await? {
                 written += 1;
