@@ -328,23 +328,40 @@ pub(crate) async fn events_of(
         .await?)
 }
 
-/// The case as the interpreter sees it: its row plus the action counts since it entered its state.
-pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject {
-    let mut actions_in_state: BTreeMap<String, u32> = BTreeMap::new();
-    for e in events {
-        if e.from_state.as_deref() == Some(e.to_state.as_str()) {
-            *actions_in_state.entry(e.action.clone()).or_default() += 1;
+/// How many times each action was taken since the subject entered its current state, from its steps
+/// (from, to, action) in order.
+pub(crate) fn actions_in_state<'a>(
+    steps: impl Iterator<Item = (Option<&'a str>, &'a str, &'a str)>,
+) -> BTreeMap<String, u32> {
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for (from, to, action) in steps {
+        if from == Some(to) {
+            *counts.entry(action.to_owned()).or_default() += 1;
         } else {
-            actions_in_state.clear();
+            counts.clear();
         }
     }
-    let basis = case
-        .deadline_start
-        .zip(case.deadline_days)
-        .map(|(start, days)| DeadlineBasis {
-            start,
-            working_days: u32::try_from(days).unwrap_or(0),
-        });
+    counts
+}
+
+/// The stored basis of a deadline (its start and working days).
+pub(crate) fn basis_of(start: Option<DateTime<Utc>>, days: Option<i32>) -> Option<DeadlineBasis> {
+    start.zip(days).map(|(start, days)| DeadlineBasis {
+        start,
+        working_days: u32::try_from(days).unwrap_or(0),
+    })
+}
+
+/// The case as the interpreter sees it: its row plus the action counts since it entered its state.
+pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject {
+    let actions_in_state = actions_in_state(events.iter().map(|e| {
+        (
+            e.from_state.as_deref(),
+            e.to_state.as_str(),
+            e.action.as_str(),
+        )
+    }));
+    let basis = basis_of(case.deadline_start, case.deadline_days);
     Subject {
         state: case.state.clone(),
         responsible_units: case.unit_code.iter().cloned().collect(),

@@ -8,8 +8,8 @@ use bihuan_core::chain::{ChainedEvent, GENESIS_HASH, canonical_json, event_hash}
 use bihuan_core::plan::{Due, Owed, Target, TaskClock, next_deadline};
 use bihuan_core::workflow::{Audience, Mark};
 use bihuan_core::{
-    Actor, Deadline, DeadlineBasis, Decision, Engine, ReminderTimes, Subject, Timing,
-    WORK_PLAN_TASK, WorkflowDefinition,
+    Actor, Deadline, Decision, Engine, ReminderTimes, Subject, Timing, WORK_PLAN_TASK,
+    WorkflowDefinition,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
@@ -899,21 +899,14 @@ fn subject_of(
     co: Vec<String>,
     events: &[task_event::Model],
 ) -> Subject {
-    let mut actions_in_state: BTreeMap<String, u32> = BTreeMap::new();
-    for e in events {
-        if e.from_state.as_deref() == Some(e.to_state.as_str()) {
-            *actions_in_state.entry(e.action.clone()).or_default() += 1;
-        } else {
-            actions_in_state.clear();
-        }
-    }
-    let basis = t
-        .deadline_start
-        .zip(t.deadline_days)
-        .map(|(start, days)| DeadlineBasis {
-            start,
-            working_days: u32::try_from(days).unwrap_or(0),
-        });
+    let actions_in_state = crate::cases::actions_in_state(events.iter().map(|e| {
+        (
+            e.from_state.as_deref(),
+            e.to_state.as_str(),
+            e.action.as_str(),
+        )
+    }));
+    let basis = crate::cases::basis_of(t.deadline_start, t.deadline_days);
     Subject {
         state: t.state.clone(),
         responsible_units: lead,

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::plan_views::{
     PlanListItem, TargetView, TaskJson, reportable_targets, task_actions, task_json,
 };
-use crate::routes::plans::{live_values, plan_for};
+use crate::routes::plans::{import_parent, live_values, plan_for};
 
 /// A work item as the board and its page show it.
 #[derive(Debug, Serialize)]
@@ -193,112 +193,104 @@ pub(crate) async fn import(
             Some(&user),
         ));
     }
-    let problem = |column: &str, message: &str| PlanError {
+    let upload = UploadForm {
+        file: file.filter(|(_, b)| !b.is_empty()),
+        name: text("name"),
+        year: text("year"),
+        parent: text("parent"),
+        report_months: text("report_months"),
+    };
+    let problems = match upload.plan(&state, &user.caller).await {
+        Ok(plan) => match state
+            .store
+            .import_plan(
+                &state.engine,
+                &plan,
+                &user.caller.user.username,
+                state.clock.now(),
+            )
+            .await
+        {
+            Ok(done) => {
+                let to = format!(
+                    "/plans/{}?imported={}&created={}",
+                    done.plan.id,
+                    done.items,
+                    done.created_units.len()
+                );
+                return Ok(Redirect::to(&to).into_response());
+            }
+            Err(e @ (StoreError::Duplicate { .. } | StoreError::Invalid { .. })) => {
+                vec![problem("计划", &e.to_string())]
+            }
+            Err(e) => return Err(PageError::new(e, Some(&user))),
+        },
+        Err(Ok(problems)) => problems,
+        Err(Err(e)) => return Err(PageError::new(e, Some(&user))),
+    };
+    let flash = Flash::bad(format!(
+        "未导入：有 {} 处错误，请修改后重新上传。",
+        problems.len()
+    ));
+    list_page(
+        &state,
+        &user,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some(flash),
+        &problems,
+    )
+    .await
+}
+
+fn problem(column: &str, message: &str) -> PlanError {
+    PlanError {
         row: 0,
         column: column.to_owned(),
         message: message.to_owned(),
-    };
-    let Some((file_name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
-        let problems = [problem("文件", "请选择要导入的任务分解表（.xlsx 或 .csv）")];
-        return list_page(
-            &state,
-            &user,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Flash::bad("未导入。")),
-            &problems,
-        )
-        .await;
-    };
-    let year = match text("year").map(|y| y.parse::<i32>()) {
-        Some(Ok(y)) => Some(y),
-        Some(Err(_)) => {
-            let problems = [problem("年份", "年份应为四位数字，例如 2021")];
-            return list_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(Flash::bad("未导入。")),
-                &problems,
-            )
-            .await;
-        }
-        None => None,
-    };
-    let parent = match (text("parent"), user.caller.role) {
-        (None, Role::Supervisor) => user.caller.user.unit_code.clone(),
-        (parent, _) => parent,
-    };
-    if let (Some(parent), Role::Supervisor) = (&parent, user.caller.role) {
-        let own = user.caller.user.unit_code.clone().unwrap_or_default();
-        let reach = state
-            .store
-            .reach(&own)
-            .await
-            .map_err(|e| PageError::new(e, Some(&user)))?;
-        if !reach.units.contains(parent) {
-            let problems = [problem("上级单位", "所选上级单位不在您的管辖范围内")];
-            return list_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(Flash::bad("未导入。")),
-                &problems,
-            )
-            .await;
-        }
     }
-    let options = PlanOptions {
-        name: text("name"),
-        year,
-        parent,
-        report_months: text("report_months").and_then(|m| m.parse().ok()),
-    };
-    let plan = match NewPlan::from_file(&bytes, Some(&file_name), options) {
-        Ok(plan) => plan,
-        Err(problems) => {
-            let flash = Flash::bad(format!(
-                "未导入：表格有 {} 处错误，请修改后重新上传。",
-                problems.len()
-            ));
-            return list_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(flash),
-                &problems,
-            )
-            .await;
-        }
-    };
-    match state
-        .store
-        .import_plan(
-            &state.engine,
-            &plan,
-            &user.caller.user.username,
-            state.clock.now(),
-        )
-        .await
-    {
-        Ok(done) => Ok(Redirect::to(&format!(
-            "/plans/{}?imported={}&created={}",
-            done.plan.id,
-            done.items,
-            done.created_units.len()
-        ))
-        .into_response()),
-        Err(e @ (StoreError::Duplicate { .. } | StoreError::Invalid { .. })) => {
-            let problems = [problem("计划", &e.to_string())];
-            list_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(Flash::bad("未导入。")),
-                &problems,
-            )
-            .await
-        }
-        Err(e) => Err(PageError::new(e, Some(&user))),
+}
+
+/// What the upload form sent.
+struct UploadForm {
+    file: Option<(String, Vec<u8>)>,
+    name: Option<String>,
+    year: Option<String>,
+    parent: Option<String>,
+    report_months: Option<String>,
+}
+
+impl UploadForm {
+    /// The plan the form describes, or the problems to list (`Err(Ok)`), or a failure (`Err(Err)`).
+    async fn plan(
+        self,
+        state: &AppState,
+        caller: &crate::extract::SignedIn,
+    ) -> Result<NewPlan, Result<Vec<PlanError>, ApiError>> {
+        let Some((file_name, bytes)) = self.file else {
+            return Err(Ok(vec![problem(
+                "文件",
+                "请选择要导入的任务分解表（.xlsx 或 .csv）",
+            )]));
+        };
+        let year = match self.year.map(|y| y.parse::<i32>()) {
+            Some(Ok(y)) => Some(y),
+            Some(Err(_)) => return Err(Ok(vec![problem("年份", "年份应为四位数字，例如 2021")])),
+            None => None,
+        };
+        let parent = match import_parent(state, caller, self.parent).await {
+            Ok(parent) => parent,
+            Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+                return Err(Ok(vec![problem("上级单位", e.message())]));
+            }
+            Err(e) => return Err(Err(e)),
+        };
+        let options = PlanOptions {
+            name: self.name,
+            year,
+            parent,
+            report_months: self.report_months.and_then(|m| m.parse().ok()),
+        };
+        NewPlan::from_file(&bytes, Some(&file_name), options).map_err(Ok)
     }
 }
 

@@ -148,14 +148,14 @@ async fn show(
     Ok(Json(case_json(&state, &caller, id).await?))
 }
 
-/// An action asked of a case.
+/// An action asked of a case or a work item.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ActionBody {
-    action: String,
-    version: i32,
+    pub(crate) action: String,
+    pub(crate) version: i32,
     #[serde(default)]
     #[schema(value_type = Object)]
-    fields: Map<String, Value>,
+    pub(crate) fields: Map<String, Value>,
 }
 
 /// Takes an action; answers the updated case.

@@ -12,7 +12,7 @@ use bihuan_core::Role;
 use bihuan_core::plan::{Comparison, PlanError, Target, metric_of, parse_due, split_units};
 use bihuan_store::{NewItem, NewPlan, PlanOptions, TaskActionRequest};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, SignedIn};
 use crate::plan_views::{PlanJson, PlanListItem, TaskJson, plan_json, plan_workbook, task_json};
+use crate::routes::cases::ActionBody;
 use crate::routes::export::{Format, attachment};
 
 /// `/api/v1/plans…` and `/api/v1/tasks…`.
@@ -230,20 +231,7 @@ async fn import(
             "请求体为空：请上传任务分解表",
         ));
     }
-    let parent = match (q.parent.clone(), caller.role) {
-        (Some(parent), Role::Supervisor) => {
-            let own = caller.user.unit_code.clone().unwrap_or_default();
-            if !state.store.reach(&own).await?.units.contains(&parent) {
-                return Err(ApiError::invalid_field(
-                    "parent",
-                    format!("上级单位 {parent} 不在您的管辖范围内"),
-                ));
-            }
-            Some(parent)
-        }
-        (None, Role::Supervisor) => caller.user.unit_code.clone(),
-        (parent, _) => parent,
-    };
+    let parent = import_parent(&state, &caller, q.parent.clone()).await?;
     let options = PlanOptions {
         name: q.name.clone().filter(|n| !n.trim().is_empty()),
         year: q.year,
@@ -287,6 +275,34 @@ async fn import(
             }
         })),
     ))
+}
+
+/// Where an import creates the units it does not find: the unit asked for — for a supervisor one in
+/// their subtree, their own unit when none is asked for.
+pub(crate) async fn import_parent(
+    state: &AppState,
+    caller: &SignedIn,
+    requested: Option<String>,
+) -> ApiResult<Option<String>> {
+    if caller.role != Role::Supervisor {
+        return Ok(requested);
+    }
+    let own = caller.user.unit_code.clone();
+    let Some(parent) = requested else {
+        return Ok(own);
+    };
+    let reach = state
+        .store
+        .reach(own.as_deref().unwrap_or_default())
+        .await?;
+    if reach.units.contains(&parent) {
+        Ok(Some(parent))
+    } else {
+        Err(ApiError::invalid_field(
+            "parent",
+            format!("上级单位 {parent} 不在您的管辖范围内"),
+        ))
+    }
 }
 
 /// The live values of the metrics targets can be bound to, over the plan's year, in the caller's
@@ -382,19 +398,9 @@ pub(crate) async fn task_for(state: &AppState, caller: &SignedIn, id: Uuid) -> A
     ))
 }
 
-/// An action asked of a work item.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct TaskActionBody {
-    action: String,
-    version: i32,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    fields: Map<String, Value>,
-}
-
 /// Acts on a work item like on a case; answers the updated item.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/actions", tag = "plans", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "工作任务编号")), request_body = TaskActionBody,
+    params(("id" = Uuid, Path, description = "工作任务编号")), request_body = ActionBody,
     responses((status = 200, body = TaskJson), (status = 401, description = "未登录或令牌无效", body = ErrorBody),
         (status = 403, description = "角色或单位无权执行", body = ErrorBody),
         (status = 404, description = "不存在或不在权限范围内", body = ErrorBody),
@@ -404,7 +410,7 @@ async fn act(
     State(state): State<AppState>,
     caller: SignedIn,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<TaskActionBody>,
+    ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Json<TaskJson>> {
     state.store.task(id, &caller.scope).await?;
     state
