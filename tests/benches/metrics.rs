@@ -161,7 +161,7 @@ async fn fill(db: &TestDb, engine: &Engine, n: usize, advanced: usize) {
                 .apply_action(
                     engine,
                     &ActionRequest {
-                        case_id: *id,
+                        id: *id,
                         version: version as i32 + 1,
                         action,
                         fields: &fields,

@@ -230,7 +230,7 @@ async fn audit_verify_passes_then_names_the_first_edited_event(db: &TestDb) {
         .apply_action(
             &engine,
             &bihuan_store::ActionRequest {
-                case_id,
+                id: case_id,
                 version: 1,
                 action: "accept",
                 fields: &fields,

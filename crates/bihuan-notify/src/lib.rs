@@ -140,7 +140,7 @@ async fn fire_timers(
                 continue;
             };
             let request = ActionRequest {
-                case_id: case.id,
+                id: case.id,
                 version: case.version,
                 action,
                 fields: &fields,

@@ -90,7 +90,7 @@ impl Store {
                 &txn,
                 engine,
                 &ActionRequest {
-                    case_id,
+                    id: case_id,
                     version: current.version,
                     action: AUDIT_FAIL_ACTION,
                     fields: &fields,

@@ -19,11 +19,11 @@ use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating, unit};
 use crate::{Result, Store, StoreError, outbox};
 
-/// An action asked of a case.
+/// An action asked of a case or a work item.
 #[derive(Debug, Clone, Copy)]
 pub struct ActionRequest<'a> {
-    /// The case.
-    pub case_id: Uuid,
+    /// The case (or, for `apply_task_action`, the work item).
+    pub id: Uuid,
     /// The version the caller saw; a different current version is a conflict.
     pub version: i32,
     /// The action's id.
@@ -94,10 +94,10 @@ pub(crate) async fn apply_in(
     req: &ActionRequest<'_>,
 ) -> Result<case::Model> {
     let now = truncate_to_micros(req.now);
-    let current = case::Entity::find_by_id(req.case_id)
+    let current = case::Entity::find_by_id(req.id)
         .one(txn)
         .await?
-        .ok_or_else(|| not_found(req.case_id))?;
+        .ok_or_else(|| not_found(req.id))?;
     if current.version != req.version {
         return Err(StoreError::Conflict {
             expected: req.version,

@@ -46,8 +46,8 @@ pub use metrics::{GroupBy, MetricsQuery, MetricsRow};
 pub use org::{NewUnit, NewUser, verify_password};
 pub use outbox::{DEAD, FailureOutcome, OUTBOX_STATUSES, RetryPolicy};
 pub use plans::{
-    CO, LEAD, NewItem, NewPlan, PlanDetail, PlanImport, PlanOptions, PlanSummary,
-    TaskActionRequest, TaskDetail, TaskView, is_overdue, owed_of, owed_str,
+    CO, LEAD, NewItem, NewPlan, PlanDetail, PlanImport, PlanOptions, PlanSummary, TaskDetail,
+    TaskView, is_overdue,
 };
 pub use ratings::RecordedRating;
 pub use reminders::ReminderReport;

@@ -317,12 +317,23 @@ pub(crate) async fn self_and_ancestors(
     db: &impl ConnectionTrait,
     code: &str,
 ) -> Result<Vec<String>> {
+    Ok(ancestor_chains(db, &[code.to_owned()])
+        .await?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// For each unit, the unit and all its ancestors, nearest first (the units read once).
+pub(crate) async fn ancestor_chains(
+    db: &impl ConnectionTrait,
+    codes: &[String],
+) -> Result<Vec<Vec<String>>> {
     let units = unit::Entity::find().all(db).await?;
     let parents: HashMap<&str, Option<&str>> = units
         .iter()
         .map(|u| (u.code.as_str(), u.parent_code.as_deref()))
         .collect();
-    Ok(chain_up(&parents, code))
+    Ok(codes.iter().map(|c| chain_up(&parents, c)).collect())
 }
 
 /// Walks from a unit to the root through `parents` (code → parent); unknown codes end the walk, a

@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bihuan_core::chain::{ChainedEvent, GENESIS_HASH, canonical_json, event_hash};
-use bihuan_core::plan::{Due, Owed, Target, TaskClock, next_deadline};
+use bihuan_core::plan::{Due, Owed, PlanItem, Target, TaskClock, next_deadline};
 use bihuan_core::workflow::{Audience, Mark};
 use bihuan_core::{
-    Actor, Deadline, Decision, Engine, ReminderTimes, Subject, Timing, WORK_PLAN_TASK,
-    WorkflowDefinition,
+    Deadline, Decision, Engine, ReminderTimes, Subject, Timing, WORK_PLAN_TASK, WorkflowDefinition,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
@@ -22,7 +21,7 @@ use uuid::Uuid;
 use crate::clock::truncate_to_micros;
 use crate::entity::{plan, task, task_event, task_target, task_unit, unit};
 use crate::scope::CaseScope;
-use crate::{Result, Store, StoreError};
+use crate::{ActionRequest, Result, Store, StoreError};
 
 /// The role of a unit on a work item.
 pub const LEAD: &str = "lead";
@@ -49,18 +48,8 @@ pub struct NewPlan {
 /// One work item to import.
 #[derive(Debug, Clone)]
 pub struct NewItem {
-    /// The source row.
-    pub row: usize,
-    /// 重点任务.
-    pub key_task: String,
-    /// 具体工作.
-    pub title: String,
-    /// 牵头单位: names (or codes) of units.
-    pub lead_units: Vec<String>,
-    /// 配合单位.
-    pub co_units: Vec<String>,
-    /// 完成时限.
-    pub due: Due,
+    /// The item as the table gives it; its units are names (or codes) of units.
+    pub item: PlanItem,
     /// Its targets.
     pub targets: Vec<Target>,
 }
@@ -127,15 +116,10 @@ impl NewPlan {
 
 impl NewItem {
     /// An item of an imported table, with the targets its text states.
-    pub fn from_table(item: bihuan_core::plan::PlanItem) -> Self {
+    pub fn from_table(item: PlanItem) -> Self {
         Self {
             targets: bihuan_core::plan::targets_in(&item.title),
-            row: item.row,
-            key_task: item.key_task,
-            title: item.title,
-            lead_units: item.lead_units,
-            co_units: item.co_units,
-            due: item.due,
+            item,
         }
     }
 }
@@ -218,23 +202,6 @@ pub struct TaskDetail {
     pub events: Vec<task_event::Model>,
 }
 
-/// An action asked of a work item.
-#[derive(Debug, Clone, Copy)]
-pub struct TaskActionRequest<'a> {
-    /// The item.
-    pub task_id: Uuid,
-    /// The version the caller saw.
-    pub version: i32,
-    /// The action's id.
-    pub action: &'a str,
-    /// The submitted fields.
-    pub fields: &'a Map<String, Value>,
-    /// Who asks.
-    pub actor: &'a Actor,
-    /// When.
-    pub now: DateTime<Utc>,
-}
-
 fn codes(units: &[unit::Model]) -> Vec<String> {
     units.iter().map(|u| u.code.clone()).collect()
 }
@@ -252,25 +219,6 @@ fn due_kind(due: Due) -> &'static str {
         Due::Date(_) => "date",
         Due::Ongoing => "ongoing",
         Due::Scheduled => "scheduled",
-    }
-}
-
-/// The identifier of what an item owes.
-pub fn owed_str(owed: Owed) -> &'static str {
-    match owed {
-        Owed::Completion => "completion",
-        Owed::Report => "report",
-        Owed::Acceptance => "acceptance",
-    }
-}
-
-/// What an item owes, from its stored identifier.
-pub fn owed_of(text: &str) -> Option<Owed> {
-    match text {
-        "completion" => Some(Owed::Completion),
-        "report" => Some(Owed::Report),
-        "acceptance" => Some(Owed::Acceptance),
-        _ => None,
     }
 }
 
@@ -364,7 +312,7 @@ impl Store {
             by_name.insert(u.name.clone(), u.code.clone());
         }
         let mut created = Vec::new();
-        for item in &new.items {
+        for NewItem { item, .. } in &new.items {
             for unit_name in item.lead_units.iter().chain(&item.co_units) {
                 if by_name.contains_key(unit_name) {
                     continue;
@@ -396,7 +344,14 @@ impl Store {
         .await?;
         let mut key_tasks = BTreeSet::new();
         let mut targets = 0;
-        for (i, item) in new.items.iter().enumerate() {
+        for (
+            i,
+            NewItem {
+                item,
+                targets: item_targets,
+            },
+        ) in new.items.iter().enumerate()
+        {
             key_tasks.insert(item.key_task.clone());
             let id = Uuid::new_v4();
             let opened = bihuan_core::open(def, engine.calendar(), now);
@@ -438,7 +393,7 @@ impl Store {
                 version: Set(1),
                 state_entered_at: Set(now),
                 deadline: Set(next.map(|(at, _)| at)),
-                owed: Set(next.map(|(_, o)| owed_str(o).to_owned())),
+                owed: Set(next.map(|(_, o)| o.as_str().to_owned())),
                 state_deadline: Set(state_deadline),
                 deadline_start: Set(opened.timing.basis.map(|b| b.start)),
                 deadline_days: Set(opened
@@ -493,7 +448,7 @@ impl Store {
                     .await?;
                 }
             }
-            for (position, target) in item.targets.iter().enumerate() {
+            for (position, target) in item_targets.iter().enumerate() {
                 task_target::ActiveModel {
                     task_id: Set(id),
                     position: Set(i32::try_from(position).unwrap_or(0)),
@@ -621,12 +576,6 @@ impl Store {
         tasks: Vec<task::Model>,
     ) -> Result<Vec<TaskView>> {
         let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-        let units: BTreeMap<String, unit::Model> = unit::Entity::find()
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|u| (u.code.clone(), u))
-            .collect();
         let mut roles: BTreeMap<Uuid, Vec<task_unit::Model>> = BTreeMap::new();
         let mut targets: BTreeMap<Uuid, Vec<task_target::Model>> = BTreeMap::new();
         for chunk in ids.chunks(500) {
@@ -647,6 +596,18 @@ impl Store {
                 targets.entry(t.task_id).or_default().push(t);
             }
         }
+        let named: BTreeSet<&str> = roles
+            .values()
+            .flatten()
+            .map(|r| r.unit_code.as_str())
+            .collect();
+        let units: BTreeMap<String, unit::Model> = unit::Entity::find()
+            .filter(unit::Column::Code.is_in(named))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|u| (u.code.clone(), u))
+            .collect();
         Ok(tasks
             .into_iter()
             .map(|t| {
@@ -675,15 +636,15 @@ impl Store {
     pub async fn apply_task_action(
         &self,
         engine: &Engine,
-        req: &TaskActionRequest<'_>,
+        req: &ActionRequest<'_>,
     ) -> Result<task::Model> {
         let now = truncate_to_micros(req.now);
         let def = task_workflow(engine)?;
         let txn = self.begin_write().await?;
-        let current = task::Entity::find_by_id(req.task_id)
+        let current = task::Entity::find_by_id(req.id)
             .one(&txn)
             .await?
-            .ok_or_else(|| not_found("工作任务", req.task_id))?;
+            .ok_or_else(|| not_found("工作任务", req.id))?;
         if current.version != req.version {
             return Err(StoreError::Conflict {
                 expected: req.version,
@@ -694,7 +655,7 @@ impl Store {
             .views(&txn, vec![current.clone()])
             .await?
             .pop()
-            .ok_or_else(|| not_found("工作任务", req.task_id))?;
+            .ok_or_else(|| not_found("工作任务", req.id))?;
         let events = task_events_of(&txn, current.id).await?;
         let subject = view.subject(&events);
         let decision = bihuan_core::decide(
@@ -738,9 +699,13 @@ impl Store {
             .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
+            let actual = task::Entity::find_by_id(current.id)
+                .one(&txn)
+                .await?
+                .map_or(current.version, |t| t.version);
             return Err(StoreError::Conflict {
                 expected: req.version,
-                actual: current.version + 1,
+                actual,
             });
         }
         task_event::ActiveModel {
@@ -987,7 +952,7 @@ fn updated_task(
             current.state_entered_at
         }),
         deadline: Set(deadline),
-        owed: Set(next.map(|(_, o)| owed_str(o).to_owned())),
+        owed: Set(next.map(|(_, o)| o.as_str().to_owned())),
         state_deadline: Set(state_deadline),
         deadline_start: Set(d.timing.basis.map(|b| b.start)),
         deadline_days: Set(d.timing.basis.map(|b| to_i32(b.working_days))),
@@ -1032,14 +997,10 @@ async fn task_recipients(
         Audience::Supervisors => {
             let mut own = Vec::new();
             let mut above = Vec::new();
-            for code in &lead {
-                for (i, u) in crate::org::self_and_ancestors(db, code)
-                    .await?
-                    .into_iter()
-                    .enumerate()
-                {
-                    if i == 0 { &mut own } else { &mut above }.push(u);
-                }
+            for chain in crate::org::ancestor_chains(db, &lead).await? {
+                let mut chain = chain.into_iter();
+                own.extend(chain.next());
+                above.extend(chain);
             }
             addresses = crate::outbox::emails_of(db, "supervisor", &above).await?;
             if addresses.is_empty() {
@@ -1084,7 +1045,7 @@ fn task_facts(
         owed: t
             .owed
             .as_deref()
-            .and_then(owed_of)
+            .and_then(Owed::parse)
             .map_or("期限", Owed::label)
             .to_owned(),
         deadline: t

@@ -154,7 +154,7 @@ impl Store {
         };
         let actor = Actor::rater();
         let request = ActionRequest {
-            case_id: case.id,
+            id: case.id,
             version: case.version,
             action,
             fields: &fields,

@@ -177,7 +177,7 @@ async fn act(
         .apply_action(
             engine,
             &ActionRequest {
-                case_id,
+                id: case_id,
                 version,
                 action,
                 fields: &fields,
@@ -379,7 +379,7 @@ async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(db: &TestDb
     let empty = Map::new();
     let zhang = actor("zhang");
     let request = ActionRequest {
-        case_id: id,
+        id,
         version: 1,
         action: "accept",
         fields: &empty,
@@ -424,7 +424,7 @@ async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(db: &TestDb
             let unit = fields(json!({"unit": "shaba-social"}));
             let zhang = actor("zhang");
             let request = ActionRequest {
-                case_id: id,
+                id,
                 version: 2,
                 action: "transfer",
                 fields: &unit,
@@ -460,7 +460,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(db: &TestDb) {
     let empty = fields(json!({"unit": "shaba-social"}));
     let zhang = actor("zhang");
     let stale = ActionRequest {
-        case_id: id,
+        id,
         version: 1,
         action: "transfer",
         fields: &empty,
@@ -484,7 +484,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(db: &TestDb) {
         ("accepted", 2)
     );
     let missing = ActionRequest {
-        case_id: Uuid::now_v7(),
+        id: Uuid::now_v7(),
         version: 1,
         ..stale
     };
@@ -1106,7 +1106,7 @@ async fn a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_
         .apply_action(
             &engine,
             &ActionRequest {
-                case_id: id,
+                id,
                 version: 1,
                 action: "accept",
                 fields: &Map::new(),
@@ -1355,7 +1355,7 @@ async fn the_metric_sums_always_equal_a_recomputation_from_the_raw_rows(db: &Tes
                         .apply_action(
                             &engine,
                             &ActionRequest {
-                                case_id: id,
+                                id,
                                 version: case.version,
                                 action: &action.id,
                                 fields: &f,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bihuan_core::plan::{Comparison, Owed, number_text};
 use bihuan_core::{Engine, WORK_PLAN_TASK};
 use bihuan_store::entity::{plan, task_event, task_target, unit};
-use bihuan_store::{PlanSummary, TaskView, is_overdue, owed_of};
+use bihuan_store::{PlanSummary, TaskView, is_overdue};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -179,7 +179,7 @@ pub fn task_json(
     let t = &view.task;
     let def = engine.workflow(WORK_PLAN_TASK);
     let due = view.due();
-    let owed = t.owes();
+    let owed = t.owed.as_deref().and_then(Owed::parse);
     TaskJson {
         id: t.id,
         plan_id: t.plan_id,
@@ -244,16 +244,6 @@ pub fn reportable_targets(view: &TaskView) -> Vec<String> {
         .filter(|t| t.metric.is_none())
         .map(|t| t.name.clone())
         .collect()
-}
-
-trait Owes {
-    fn owes(&self) -> Option<Owed>;
-}
-
-impl Owes for bihuan_store::entity::task::Model {
-    fn owes(&self) -> Option<Owed> {
-        self.owed.as_deref().and_then(owed_of)
-    }
 }
 
 fn event_json(e: &task_event::Model) -> Value {

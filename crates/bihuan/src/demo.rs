@@ -231,8 +231,8 @@ async fn demo_plan(
             ),
         ];
         for (action, fields) in steps {
-            let request = bihuan_store::TaskActionRequest {
-                task_id: item.task.id,
+            let request = bihuan_store::ActionRequest {
+                id: item.task.id,
                 version,
                 action,
                 fields: &fields,
@@ -373,7 +373,7 @@ async fn advance(
         let actor = demo_actor(who);
         let fields = fields.as_object().cloned().unwrap_or_default();
         let request = ActionRequest {
-            case_id,
+            id: case_id,
             version: detail.case.version,
             action,
             fields: &fields,

@@ -27,6 +27,26 @@ pub enum Owed {
 }
 
 impl Owed {
+    /// Every kind with its identifier (API, database).
+    pub const ALL: [(Owed, &'static str); 3] = [
+        (Owed::Completion, "completion"),
+        (Owed::Report, "report"),
+        (Owed::Acceptance, "acceptance"),
+    ];
+
+    /// The identifier: `completion`, `report`, `acceptance`.
+    pub fn as_str(self) -> &'static str {
+        Owed::ALL
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("", |(_, s)| s)
+    }
+
+    /// The kind of this identifier.
+    pub fn parse(text: &str) -> Option<Self> {
+        Owed::ALL.iter().find(|(_, s)| *s == text).map(|(o, _)| *o)
+    }
+
     /// The Chinese words for it.
     pub fn label(self) -> &'static str {
         match self {

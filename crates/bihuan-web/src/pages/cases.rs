@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bihuan_core::rating::{Channel, Level};
 use bihuan_core::workflow::{ActionDef, FieldKind};
-use bihuan_core::{ActionError, available_actions, field_problems};
+use bihuan_core::{ActionError, available_actions};
 use bihuan_store::entity::audit;
 use bihuan_store::{ActionRequest, CaseDetail, StoreError};
 use chrono::DateTime;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::forms::{ActionForm, Submitted, action_form, error_entry, keep_typed, submitted_values};
+use super::forms::{ActionForm, INVALID_FORM, Submitted, action_form, form_errors};
 use super::views::{CaseRow, Flash, Me, UnitNames, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
@@ -110,7 +110,7 @@ struct RatingFacts {
 
 /// One event of the timeline.
 #[derive(Debug, Serialize)]
-struct EventLine {
+pub(super) struct EventLine {
     label: String,
     from_label: String,
     to_label: String,
@@ -120,7 +120,7 @@ struct EventLine {
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct FieldLine {
+struct FieldLine {
     label: String,
     value: String,
 }
@@ -146,10 +146,6 @@ impl DetailPage<'_> {
         let now = self.state.clock.now();
         let (c, r) = (&self.detail.case, &self.detail.rating);
         let def = engine.workflow(&c.workflow_id);
-        let state_label = |id: &str| {
-            def.and_then(|d| d.state(id))
-                .map_or_else(|| id.to_owned(), |s| s.label.clone())
-        };
         let head = CaseHead {
             row: CaseRow::new(engine, self.units, c, r, now),
             version: c.version,
@@ -194,21 +190,15 @@ impl DetailPage<'_> {
             .events
             .iter()
             .map(|e| {
-                let action = def.and_then(|d| d.action(&e.action));
-                let recorded: Map<String, Value> =
-                    serde_json::from_str(&e.fields).unwrap_or_default();
-                EventLine {
-                    label: action
-                        .map_or_else(|| event_label(&e.action).to_owned(), |a| a.label.clone()),
-                    from_label: e.from_state.as_deref().map(state_label).unwrap_or_default(),
-                    to_label: state_label(&e.to_state),
-                    actor: e.actor.clone(),
-                    at: when(cal, e.at),
-                    fields: recorded
-                        .iter()
-                        .map(|(name, value)| field_line(action, name, value, self.units, cal))
-                        .collect(),
-                }
+                let step = Recorded {
+                    action: &e.action,
+                    from: e.from_state.as_deref(),
+                    to: &e.to_state,
+                    actor: &e.actor,
+                    at: e.at,
+                    fields: &e.fields,
+                };
+                event_line(def, &step, "立案", self.units, cal)
             })
             .collect();
         let actions: Vec<ActionForm> = def
@@ -240,17 +230,52 @@ impl DetailPage<'_> {
     }
 }
 
-/// Labels of the steps no action of the workflow names.
-pub(super) fn event_label(action: &str) -> &str {
-    match action {
-        "open" => "立案",
-        "timeout" => "超时自动处理",
-        other => other,
+/// A recorded step of a case's or a work item's log.
+pub(super) struct Recorded<'a> {
+    pub action: &'a str,
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub actor: &'a str,
+    pub at: DateTime<chrono::Utc>,
+    /// The fields as stored (canonical JSON text).
+    pub fields: &'a str,
+}
+
+/// A step of the timeline as people read it: the action's label (`opened` for the first step),
+/// the states by label, the fields in words.
+pub(super) fn event_line(
+    def: Option<&bihuan_core::WorkflowDefinition>,
+    e: &Recorded<'_>,
+    opened: &str,
+    units: &UnitNames,
+    cal: &bihuan_core::WorkingCalendar,
+) -> EventLine {
+    let state_label = |id: &str| {
+        def.and_then(|d| d.state(id))
+            .map_or_else(|| id.to_owned(), |s| s.label.clone())
+    };
+    let action = def.and_then(|d| d.action(e.action));
+    let recorded: Map<String, Value> = serde_json::from_str(e.fields).unwrap_or_default();
+    EventLine {
+        label: match (action, e.action) {
+            (Some(a), _) => a.label.clone(),
+            (None, "open") => opened.to_owned(),
+            (None, "timeout") => "超时自动处理".to_owned(),
+            (None, other) => other.to_owned(),
+        },
+        from_label: e.from.map(state_label).unwrap_or_default(),
+        to_label: state_label(e.to),
+        actor: e.actor.to_owned(),
+        at: when(cal, e.at),
+        fields: recorded
+            .iter()
+            .map(|(name, value)| field_line(action, name, value, units, cal))
+            .collect(),
     }
 }
 
 /// A recorded field as people read it: the option's label, the unit's name, the time in Chinese.
-pub(super) fn field_line(
+fn field_line(
     action: Option<&ActionDef>,
     name: &str,
     value: &Value,
@@ -376,26 +401,18 @@ pub(crate) async fn act(
         ));
     };
     let version: Option<i32> = get("version").and_then(|v| v.trim().parse().ok());
-    let mut submitted = Submitted {
-        action: action_id.clone(),
-        ..Submitted::default()
+    let page = |detail| DetailPage {
+        state: &state,
+        user: &user,
+        detail,
+        audits: &audits,
+        units: &units,
     };
-    submitted.values = submitted_values(action, &get, state.engine.calendar().tz());
-    let problems = field_problems(action, &submitted.values, now);
-    if !problems.is_empty() {
-        submitted.errors = problems.iter().map(error_entry).collect();
-        // Show what was typed, not what it was converted to.
-        keep_typed(&mut submitted, action, &get);
-        let page = DetailPage {
-            state: &state,
-            user: &user,
-            detail: &detail,
-            audits: &audits,
-            units: &units,
-        };
-        return Ok(page.render(
+    let submitted = Submitted::read(action, &get, state.engine.calendar().tz(), now);
+    if !submitted.is_valid() {
+        return Ok(page(&detail).render(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Flash::bad("提交的内容有误，请按提示修改后重新提交。")),
+            Some(Flash::bad(INVALID_FORM)),
             Some(&submitted),
         ));
     }
@@ -410,7 +427,7 @@ pub(crate) async fn act(
         .apply_action(
             &state.engine,
             &ActionRequest {
-                case_id: id,
+                id,
                 version,
                 action: &action_id,
                 fields: &submitted.values,
@@ -447,24 +464,13 @@ pub(crate) async fn act(
                 None,
             ))
         }
-        Err(StoreError::Rejected(e))
-            if e.field().is_some() || matches!(e, ActionError::GuardFailed { .. }) =>
-        {
-            submitted.errors = vec![error_entry(&e)];
-            keep_typed(&mut submitted, action, &get);
-            let page = DetailPage {
-                state: &state,
-                user: &user,
-                detail: &detail,
-                audits: &audits,
-                units: &units,
-            };
-            Ok(page.render(
+        Err(e) => match form_errors(&e) {
+            Some(errors) => Ok(page(&detail).render(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some(Flash::bad("提交的内容有误，请按提示修改后重新提交。")),
-                Some(&submitted),
-            ))
-        }
-        Err(e) => Err(fail(e)),
+                Some(Flash::bad(INVALID_FORM)),
+                Some(&submitted.refused(errors, action, &get)),
+            )),
+            None => Err(fail(e)),
+        },
     }
 }

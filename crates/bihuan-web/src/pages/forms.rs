@@ -3,8 +3,10 @@
 //! text, number and datetime inputs), and a submitted form read back into the action's fields.
 
 use bihuan_core::ActionError;
+use bihuan_core::field_problems;
 use bihuan_core::workflow::{ActionDef, FieldKind};
-use chrono::{NaiveDateTime, TimeZone};
+use bihuan_store::StoreError;
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -47,6 +49,71 @@ pub(super) struct Submitted {
     pub values: Map<String, Value>,
     /// Errors by field name; "" for the form as a whole.
     pub errors: Vec<(String, String)>,
+}
+
+/// The message above a form that comes back with errors.
+pub(super) const INVALID_FORM: &str = "提交的内容有误，请按提示修改后重新提交。";
+
+impl Submitted {
+    /// What a form submitted for `action` brings: its fields converted, and the problems the core
+    /// finds with them — the values then kept as typed, for the form to show again.
+    pub(super) fn read<'f>(
+        action: &ActionDef,
+        get: &impl Fn(&str) -> Option<&'f str>,
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let values = submitted_values(action, get, tz);
+        let errors: Vec<_> = field_problems(action, &values, now)
+            .iter()
+            .map(error_entry)
+            .collect();
+        let submitted = Self {
+            action: action.id.clone(),
+            values,
+            errors: Vec::new(),
+        };
+        if errors.is_empty() {
+            submitted
+        } else {
+            submitted.refused(errors, action, get)
+        }
+    }
+
+    /// Whether the fields may go to the store.
+    pub(super) fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The form to show again with these errors and the values as typed.
+    pub(super) fn refused<'f>(
+        mut self,
+        errors: Vec<(String, String)>,
+        action: &ActionDef,
+        get: &impl Fn(&str) -> Option<&'f str>,
+    ) -> Self {
+        self.errors = errors;
+        self.values = action
+            .fields
+            .iter()
+            .filter_map(|f| get(&format!("f.{}", f.name)).map(|v| (f.name.clone(), Value::from(v))))
+            .collect();
+        self
+    }
+}
+
+/// The errors of an action the store refused that belong beside the form's fields (a field's
+/// value, a guard); `None` when the refusal is not about what was typed.
+pub(super) fn form_errors(e: &StoreError) -> Option<Vec<(String, String)>> {
+    match e {
+        StoreError::Invalid { field, message } => Some(vec![(field.clone(), message.clone())]),
+        StoreError::Rejected(e)
+            if e.field().is_some() || matches!(e, ActionError::GuardFailed { .. }) =>
+        {
+            Some(vec![error_entry(e)])
+        }
+        _ => None,
+    }
 }
 
 impl ActionForm {
@@ -146,7 +213,7 @@ pub(super) fn action_form(
 }
 
 /// An error keyed by its field ("" when it is about the whole form), in words for the form.
-pub(super) fn error_entry(e: &ActionError) -> (String, String) {
+fn error_entry(e: &ActionError) -> (String, String) {
     let message = match e {
         ActionError::MissingField { label, .. } => format!("请填写{label}"),
         ActionError::InvalidField { reason, .. } => reason.clone(),
@@ -155,22 +222,9 @@ pub(super) fn error_entry(e: &ActionError) -> (String, String) {
     (e.field().unwrap_or_default().to_owned(), message)
 }
 
-/// The values as typed, for the form to show again.
-pub(super) fn keep_typed<'f>(
-    submitted: &mut Submitted,
-    action: &ActionDef,
-    get: &impl Fn(&str) -> Option<&'f str>,
-) {
-    submitted.values = action
-        .fields
-        .iter()
-        .filter_map(|f| get(&format!("f.{}", f.name)).map(|v| (f.name.clone(), Value::from(v))))
-        .collect();
-}
-
 /// The fields a submitted form gives for an action (`f.NAME` inputs; empty ones left out), integers
 /// and local datetimes converted; what cannot be converted stays text for the checks to name.
-pub(super) fn submitted_values<'f>(
+fn submitted_values<'f>(
     action: &ActionDef,
     get: &impl Fn(&str) -> Option<&'f str>,
     tz: chrono_tz::Tz,

@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use bihuan_core::plan::{PlanError, number_text};
 use bihuan_core::workflow::Mark;
-use bihuan_core::{ActionError, Role, WORK_PLAN_TASK, field_problems};
-use bihuan_store::{NewPlan, PlanOptions, StoreError, TaskActionRequest, TaskDetail};
+use bihuan_core::{ActionError, Role, WORK_PLAN_TASK};
+use bihuan_store::{ActionRequest, NewPlan, PlanOptions, StoreError, TaskDetail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::cases::{event_label, field_line};
-use super::forms::{Submitted, action_form, error_entry, keep_typed, submitted_values};
+use super::cases::{Recorded, event_line};
+use super::forms::{INVALID_FORM, Submitted, action_form, form_errors};
 use super::views::{DeadlineView, Flash, Me, UnitNames, deadline_view, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
@@ -396,31 +396,19 @@ async fn task_page(
             .map_err(|e| PageError::new(e, Some(user)))?,
     );
     let def = engine.workflow(WORK_PLAN_TASK);
-    let state_label = |id: &str| {
-        def.and_then(|d| d.state(id))
-            .map_or_else(|| id.to_owned(), |s| s.label.clone())
-    };
-    let events: Vec<Value> = detail
+    let events: Vec<_> = detail
         .events
         .iter()
         .map(|e| {
-            let action = def.and_then(|d| d.action(&e.action));
-            let recorded: Map<String, Value> = serde_json::from_str(&e.fields).unwrap_or_default();
-            let fields: Vec<_> = recorded
-                .iter()
-                .map(|(name, value)| field_line(action, name, value, &units, cal))
-                .collect();
-            serde_json::json!({
-                "label": match action {
-                    Some(a) => a.label.clone(),
-                    None if e.action == "open" => "导入计划".to_owned(),
-                    None => event_label(&e.action).to_owned(),
-                },
-                "from_label": e.from_state.as_deref().map(state_label).unwrap_or_default(),
-                "to_label": state_label(&e.to_state),
-                "actor": e.actor, "at": when(cal, e.at),
-                "fields": serde_json::to_value(fields).unwrap_or_default(),
-            })
+            let step = Recorded {
+                action: &e.action,
+                from: e.from_state.as_deref(),
+                to: &e.to_state,
+                actor: &e.actor,
+                at: e.at,
+                fields: &e.fields,
+            };
+            event_line(def, &step, "导入计划", &units, cal)
         })
         .collect();
     let reportable = reportable_targets(&detail.item);
@@ -503,22 +491,15 @@ pub(crate) async fn act(
         ));
     };
     let now = state.clock.now();
-    let mut submitted = Submitted {
-        action: action_id.clone(),
-        values: submitted_values(action, &get, state.engine.calendar().tz()),
-        ..Submitted::default()
-    };
-    let invalid = Flash::bad("提交的内容有误，请按提示修改后重新提交。");
-    let problems = field_problems(action, &submitted.values, now);
-    if !problems.is_empty() {
-        submitted.errors = problems.iter().map(error_entry).collect();
-        keep_typed(&mut submitted, action, &get);
+    let submitted = Submitted::read(action, &get, state.engine.calendar().tz(), now);
+    let invalid = || Some(Flash::bad(INVALID_FORM));
+    if !submitted.is_valid() {
         return task_page(
             &state,
             &user,
             &detail,
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some(invalid),
+            invalid(),
             Some(&submitted),
         )
         .await;
@@ -533,8 +514,8 @@ pub(crate) async fn act(
         .store
         .apply_task_action(
             &state.engine,
-            &TaskActionRequest {
-                task_id: id,
+            &ActionRequest {
+                id,
                 version,
                 action: &action_id,
                 fields: &submitted.values,
@@ -560,32 +541,20 @@ pub(crate) async fn act(
             )
             .await
         }
-        Err(StoreError::Invalid { field, message }) => {
-            submitted.errors = vec![(field, message)];
-            keep_typed(&mut submitted, action, &get);
-            task_page(
-                &state,
-                &user,
-                &detail,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(invalid),
-                Some(&submitted),
-            )
-            .await
-        }
-        Err(StoreError::Rejected(e)) if e.field().is_some() => {
-            submitted.errors = vec![error_entry(&e)];
-            keep_typed(&mut submitted, action, &get);
-            task_page(
-                &state,
-                &user,
-                &detail,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(invalid),
-                Some(&submitted),
-            )
-            .await
-        }
-        Err(e) => Err(PageError::new(e, Some(&user))),
+        Err(e) => match form_errors(&e) {
+            Some(errors) => {
+                let submitted = submitted.refused(errors, action, &get);
+                task_page(
+                    &state,
+                    &user,
+                    &detail,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    invalid(),
+                    Some(&submitted),
+                )
+                .await
+            }
+            None => Err(PageError::new(e, Some(&user))),
+        },
     }
 }

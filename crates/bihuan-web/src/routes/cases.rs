@@ -178,7 +178,7 @@ async fn act(
         .apply_action(
             &state.engine,
             &ActionRequest {
-                case_id: id,
+                id,
                 version: body.version,
                 action: &body.action,
                 fields: &body.fields,

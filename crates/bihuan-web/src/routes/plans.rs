@@ -9,8 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bihuan_core::Role;
-use bihuan_core::plan::{Comparison, PlanError, Target, metric_of, parse_due, split_units};
-use bihuan_store::{NewItem, NewPlan, PlanOptions, TaskActionRequest};
+use bihuan_core::plan::{
+    Comparison, PlanError, PlanItem, Target, metric_of, parse_due, split_units,
+};
+use bihuan_store::{ActionRequest, NewItem, NewPlan, PlanOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -154,12 +156,14 @@ fn plan_from_json(body: PlanBody, options: &PlanOptions) -> Result<NewPlan, Vec<
         };
         if let Some(due) = due {
             items.push(NewItem {
-                row,
-                key_task: item.key_task.trim().to_owned(),
-                title: item.title.trim().to_owned(),
-                lead_units,
-                co_units: item.co_units.map(|u| u.names()).unwrap_or_default(),
-                due,
+                item: PlanItem {
+                    row,
+                    key_task: item.key_task.trim().to_owned(),
+                    title: item.title.trim().to_owned(),
+                    lead_units,
+                    co_units: item.co_units.map(|u| u.names()).unwrap_or_default(),
+                    due,
+                },
                 targets,
             });
         }
@@ -417,8 +421,8 @@ async fn act(
         .store
         .apply_task_action(
             &state.engine,
-            &TaskActionRequest {
-                task_id: id,
+            &ActionRequest {
+                id,
                 version: body.version,
                 action: &body.action,
                 fields: &body.fields,
