@@ -41,18 +41,21 @@ impl Store {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>)> {
-        let token = new_token(SESSION_PREFIX);
-        let expires_at = now + ttl;
-        session::ActiveModel {
-            token_hash: Set(token_hash(&token)),
-            user_id: Set(user_id),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
-            revoked_at: Set(None),
-        }
-        .insert(&self.db)
-        .await?;
-        Ok((token, expires_at))
+        self.bounded(async {
+            let token = new_token(SESSION_PREFIX);
+            let expires_at = now + ttl;
+            session::ActiveModel {
+                token_hash: Set(token_hash(&token)),
+                user_id: Set(user_id),
+                created_at: Set(now),
+                expires_at: Set(expires_at),
+                revoked_at: Set(None),
+            }
+            .insert(&self.db)
+            .await?;
+            Ok((token, expires_at))
+        })
+        .await
     }
 
     /// The user of a live session token: known, not revoked, not expired, account not disabled.
@@ -61,19 +64,22 @@ impl Store {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<user::Model>> {
-        let Some(s) = session::Entity::find_by_id(token_hash(token))
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        if s.revoked_at.is_some() || s.expires_at <= now {
-            return Ok(None);
-        }
-        Ok(user::Entity::find_by_id(s.user_id)
-            .one(&self.db)
-            .await?
-            .filter(|u| !u.disabled))
+        self.bounded(async {
+            let Some(s) = session::Entity::find_by_id(token_hash(token))
+                .one(&self.db)
+                .await?
+            else {
+                return Ok(None);
+            };
+            if s.revoked_at.is_some() || s.expires_at <= now {
+                return Ok(None);
+            }
+            Ok(user::Entity::find_by_id(s.user_id)
+                .one(&self.db)
+                .await?
+                .filter(|u| !u.disabled))
+        })
+        .await
     }
 
     /// Every user account, by username.
@@ -94,16 +100,19 @@ impl Store {
 
     /// Revokes a session token; false when it was not live.
     pub async fn revoke_session(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
-        let result = session::Entity::update_many()
-            .set(session::ActiveModel {
-                revoked_at: Set(Some(now)),
-                ..Default::default()
-            })
-            .filter(session::Column::TokenHash.eq(token_hash(token)))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+        self.bounded(async {
+            let result = session::Entity::update_many()
+                .set(session::ActiveModel {
+                    revoked_at: Set(Some(now)),
+                    ..Default::default()
+                })
+                .filter(session::Column::TokenHash.eq(token_hash(token)))
+                .filter(session::Column::RevokedAt.is_null())
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
     }
 
     /// Creates a channel token; returns it (it is shown once and stored only as a hash).
@@ -152,10 +161,13 @@ impl Store {
 
     /// The live channel token matching `token`.
     pub async fn api_token(&self, token: &str) -> Result<Option<api_token::Model>> {
-        Ok(api_token::Entity::find_by_id(token_hash(token))
-            .one(&self.db)
-            .await?
-            .filter(|t| t.revoked_at.is_none()))
+        self.bounded(async {
+            Ok(api_token::Entity::find_by_id(token_hash(token))
+                .one(&self.db)
+                .await?
+                .filter(|t| t.revoked_at.is_none()))
+        })
+        .await
     }
 
     /// Records a failed sign-in under each key (`user:NAME`, `addr:IP`).

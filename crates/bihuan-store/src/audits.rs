@@ -3,7 +3,7 @@
 
 use bihuan_core::{Actor, Engine};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -46,80 +46,74 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<audit::Model> {
-        let now = truncate_to_micros(now);
-        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        let txn = self.begin_write().await?;
-        let current = case::Entity::find_by_id(case_id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "案件",
-                id: case_id.to_string(),
+        self.bounded(async {
+            let now = truncate_to_micros(now);
+            let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+            let txn = self.begin_write().await?;
+            let current = case::Entity::find_by_id(case_id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "案件",
+                    id: case_id.to_string(),
+                })?;
+            let def = workflow_of(engine, &current)?;
+            let fail_action = def.action(AUDIT_FAIL_ACTION).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "workflow {} has no {AUDIT_FAIL_ACTION} action",
+                    def.id
+                ))
             })?;
-        let def = workflow_of(engine, &current)?;
-        let fail_action = def.action(AUDIT_FAIL_ACTION).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "workflow {} has no {AUDIT_FAIL_ACTION} action",
-                def.id
-            ))
-        })?;
-        if !fail_action.roles.contains(&actor.role) {
-            return Err(bihuan_core::ActionError::RoleNotAllowed {
-                action: AUDIT_FAIL_ACTION.to_owned(),
-                role: actor.role,
-            }
-            .into());
-        }
-        if !fail_action.from.contains(&current.state) {
-            return Err(StoreError::Invalid {
-                field: "case_id".into(),
-                message: "只能审核已办结的案件".into(),
-            });
-        }
-        if verdict == Verdict::Fail {
-            let Some(reason) = reason else {
-                return Err(bihuan_core::ActionError::MissingField {
-                    field: "reason".into(),
-                    label: "不通过理由".into(),
+            if !fail_action.roles.contains(&actor.role) {
+                return Err(bihuan_core::ActionError::RoleNotAllowed {
+                    action: AUDIT_FAIL_ACTION.to_owned(),
+                    role: actor.role,
                 }
                 .into());
-            };
-            let mut fields = Map::new();
-            fields.insert("reason".into(), Value::from(reason));
-            apply_in(
-                &txn,
-                engine,
-                &ActionRequest {
-                    id: case_id,
-                    version: current.version,
-                    action: AUDIT_FAIL_ACTION,
-                    fields: &fields,
-                    actor,
-                    now,
-                },
-            )
+            }
+            if !fail_action.from.contains(&current.state) {
+                return Err(StoreError::Invalid {
+                    field: "case_id".into(),
+                    message: "只能审核已办结的案件".into(),
+                });
+            }
+            if verdict == Verdict::Fail {
+                let Some(reason) = reason else {
+                    return Err(bihuan_core::ActionError::MissingField {
+                        field: "reason".into(),
+                        label: "不通过理由".into(),
+                    }
+                    .into());
+                };
+                let mut fields = Map::new();
+                fields.insert("reason".into(), Value::from(reason));
+                apply_in(
+                    &txn,
+                    engine,
+                    &ActionRequest {
+                        id: case_id,
+                        version: current.version,
+                        action: AUDIT_FAIL_ACTION,
+                        fields: &fields,
+                        actor,
+                        now,
+                    },
+                )
+                .await?;
+            }
+            let row = audit::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                case_id: Set(case_id),
+                verdict: Set(verdict.as_str().to_owned()),
+                reason: Set(reason.map(str::to_owned)),
+                auditor: Set(actor.name.clone()),
+                at: Set(now),
+            }
+            .insert(&txn)
             .await?;
-        }
-        let row = audit::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            case_id: Set(case_id),
-            verdict: Set(verdict.as_str().to_owned()),
-            reason: Set(reason.map(str::to_owned)),
-            auditor: Set(actor.name.clone()),
-            at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(row)
-    }
-
-    /// The audits of a case, oldest first.
-    pub async fn audits_of(&self, case_id: Uuid) -> Result<Vec<audit::Model>> {
-        Ok(audit::Entity::find()
-            .filter(audit::Column::CaseId.eq(case_id))
-            .order_by_asc(audit::Column::At)
-            .all(&self.db)
-            .await?)
+            txn.commit().await?;
+            Ok(row)
+        })
+        .await
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
-use crate::entity::{case, event, rating, unit};
+use crate::entity::{audit, case, event, rating, unit};
 use crate::{Result, Store, StoreError, outbox};
 
 /// An action asked of a case or a work item.
@@ -36,7 +36,7 @@ pub struct ActionRequest<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// A case with its rating and its events.
+/// A case with its rating, its events and its audits.
 #[derive(Debug, Clone)]
 pub struct CaseDetail {
     /// The case row.
@@ -45,6 +45,8 @@ pub struct CaseDetail {
     pub rating: rating::Model,
     /// Its events in order.
     pub events: Vec<event::Model>,
+    /// The supervisors' audits of it, oldest first.
+    pub audits: Vec<audit::Model>,
 }
 
 impl CaseDetail {
@@ -55,44 +57,65 @@ impl CaseDetail {
 }
 
 impl Store {
-    /// A case with its rating and events.
+    /// A case with its rating, events and audits.
     pub async fn case(&self, id: Uuid) -> Result<CaseDetail> {
         let case = case::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let rating = rating::Entity::find_by_id(case.rating_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("case {id} has no rating")))?;
         let events = events_of(&self.db, id).await?;
-        Ok(CaseDetail {
-            case,
-            rating,
-            events,
-        })
+        detail_of(&self.db, case, events).await
     }
 
     /// Takes an action: reads the case, lets the core decide, updates the case only if its version is
     /// unchanged, appends the hash-chained event and queues the notifications, all in one transaction.
+    /// The answer is the case as that transaction committed it; an error means nothing was kept.
     pub async fn apply_action(
         &self,
         engine: &Engine,
         req: &ActionRequest<'_>,
-    ) -> Result<case::Model> {
-        let txn = self.begin_write().await?;
-        let after = apply_in(&txn, engine, req).await?;
-        txn.commit().await?;
-        Ok(after)
+    ) -> Result<CaseDetail> {
+        self.bounded(async {
+            let txn = self.begin_write().await?;
+            let (after, events) = apply_in(&txn, engine, req).await?;
+            let detail = detail_of(&txn, after, events).await?;
+            txn.commit().await?;
+            Ok(detail)
+        })
+        .await
     }
 }
 
-/// The body of [`Store::apply_action`], inside a transaction the caller commits.
+/// A case row with its events, completed by its rating and audits.
+async fn detail_of(
+    db: &impl ConnectionTrait,
+    case: case::Model,
+    events: Vec<event::Model>,
+) -> Result<CaseDetail> {
+    let rating = rating::Entity::find_by_id(case.rating_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
+    let audits = audit::Entity::find()
+        .filter(audit::Column::CaseId.eq(case.id))
+        .order_by_asc(audit::Column::At)
+        .all(db)
+        .await?;
+    Ok(CaseDetail {
+        case,
+        rating,
+        events,
+        audits,
+    })
+}
+
+/// The body of [`Store::apply_action`], inside a transaction the caller commits: the case after the
+/// action and its events, the new one last.
 pub(crate) async fn apply_in(
     txn: &DatabaseTransaction,
     engine: &Engine,
     req: &ActionRequest<'_>,
-) -> Result<case::Model> {
+) -> Result<(case::Model, Vec<event::Model>)> {
     let now = truncate_to_micros(req.now);
     let current = case::Entity::find_by_id(req.id)
         .one(txn)
@@ -202,7 +225,7 @@ pub(crate) async fn apply_in(
     if after.deadline_provisional {
         tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
     }
-    Ok(after)
+    Ok((after, events_after))
 }
 
 impl Store {

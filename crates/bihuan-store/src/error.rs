@@ -33,18 +33,140 @@ pub enum StoreError {
     /// Hashing a password failed.
     #[error("密码处理失败：{0}")]
     Password(String),
+    /// The database refused the write or could not be reached: a full disk, a read-only file, an I/O
+    /// error, a lost connection, a server that is away or did not answer within the time limit.
+    /// Nothing of the operation was kept; it may be tried again once the cause is gone.
+    #[error("数据库暂时无法写入（{}）：{message}", outage.label())]
+    Unavailable {
+        /// What kind of outage.
+        outage: Outage,
+        /// The database's own words (no data values: outages carry none).
+        message: String,
+    },
     /// Any other database error.
     #[error("数据库错误：{0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
+}
+
+/// Why the database could not take an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The disk (or the database's size limit) is full.
+    DiskFull,
+    /// The database file or server accepts no writes (read-only file, a standby server).
+    ReadOnly,
+    /// The disk or file system failed to read or write.
+    Io,
+    /// The database is locked by another writer for longer than the time limit.
+    Busy,
+    /// The connection broke, or the server is away or shutting down.
+    ConnectionLost,
+    /// No answer within the time limit (no free connection, no reply).
+    TimedOut,
+}
+
+impl Outage {
+    /// The outage in words, for messages and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outage::DiskFull => "磁盘空间已满",
+            Outage::ReadOnly => "数据库只读",
+            Outage::Io => "磁盘读写错误",
+            Outage::Busy => "数据库被占用",
+            Outage::ConnectionLost => "数据库连接中断",
+            Outage::TimedOut => "数据库响应超时",
+        }
+    }
+}
+
+impl From<DbErr> for StoreError {
+    /// Every database error passes here: an outage becomes [`StoreError::Unavailable`], whatever
+    /// statement met it.
+    fn from(e: DbErr) -> Self {
+        match outage_of(&e) {
+            Some(outage) => StoreError::Unavailable {
+                outage,
+                message: e.to_string(),
+            },
+            None => StoreError::Db(e),
+        }
+    }
 }
 
 impl From<sea_orm::sqlx::Error> for StoreError {
-    /// Errors of the few statements that go to sqlx directly (PostgreSQL `COPY`), in sea-orm's shape
-    /// so that `DbErr::sql_err` reads them like any other.
+    /// Errors of the few statements that go to sqlx directly (the bulk paths), in sea-orm's shape so
+    /// that `DbErr::sql_err` reads them like any other.
     fn from(e: sea_orm::sqlx::Error) -> Self {
-        StoreError::Db(DbErr::Exec(sea_orm::RuntimeErr::SqlxError(
-            std::sync::Arc::new(e),
-        )))
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))).into()
+    }
+}
+
+impl StoreError {
+    /// Whether the database was away or refused the operation (as opposed to the operation being
+    /// wrong): trying again later may succeed.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// The outage a database error stands for, if it is one.
+fn outage_of(e: &DbErr) -> Option<Outage> {
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => Some(Outage::TimedOut),
+        DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed) => Some(Outage::ConnectionLost),
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => sqlx_outage(e),
+        // sea-orm's own wrapping of a lost connection.
+        DbErr::Conn(_) => Some(Outage::ConnectionLost),
+        _ => None,
+    }
+}
+
+fn sqlx_outage(e: &sea_orm::sqlx::Error) -> Option<Outage> {
+    use sea_orm::sqlx::Error;
+    match e {
+        Error::Io(_) | Error::Tls(_) | Error::Protocol(_) | Error::WorkerCrashed => {
+            Some(Outage::ConnectionLost)
+        }
+        Error::PoolTimedOut => Some(Outage::TimedOut),
+        Error::PoolClosed => Some(Outage::ConnectionLost),
+        Error::Database(db) => {
+            let code = db.code()?;
+            match db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>() {
+                Some(_) => postgres_outage(&code),
+                None => code.parse::<i32>().ok().and_then(sqlite_outage),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// SQLite's result codes (the primary code is the low byte of the extended one).
+fn sqlite_outage(extended: i32) -> Option<Outage> {
+    match extended & 0xff {
+        13 => Some(Outage::DiskFull),          // SQLITE_FULL
+        8 => Some(Outage::ReadOnly),           // SQLITE_READONLY
+        10 | 14 | 15 | 26 => Some(Outage::Io), // IOERR, CANTOPEN, PROTOCOL, NOTADB
+        11 => Some(Outage::Io),                // SQLITE_CORRUPT: the file cannot be read
+        7 => Some(Outage::Io),                 // SQLITE_NOMEM
+        5 | 6 => Some(Outage::Busy),           // SQLITE_BUSY, SQLITE_LOCKED
+        _ => None,
+    }
+}
+
+/// PostgreSQL's SQLSTATE codes of an outage.
+fn postgres_outage(sqlstate: &str) -> Option<Outage> {
+    match sqlstate {
+        "53100" => Some(Outage::DiskFull),       // disk_full
+        "25006" => Some(Outage::ReadOnly),       // read_only_sql_transaction
+        "58030" => Some(Outage::Io),             // io_error
+        "55P03" | "57014" => Some(Outage::Busy), // lock_not_available, query_canceled (lock or statement timeout)
+        "57P01" | "57P02" | "57P03" | "57P05" => Some(Outage::ConnectionLost), // admin/crash shutdown, cannot connect now, idle session timeout
+        s if s.starts_with("08") => Some(Outage::ConnectionLost), // connection exception
+        s if s.starts_with("53") => Some(Outage::Busy), // insufficient resources (memory, connections)
+        _ => None,
     }
 }
 

@@ -14,6 +14,7 @@ mod chain;
 mod clock;
 pub mod entity;
 mod error;
+mod guard;
 mod ledger;
 mod metrics;
 mod org;
@@ -29,8 +30,8 @@ mod workflows;
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ConnectOptions, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -40,7 +41,7 @@ pub use batch::{BatchOutcome, RatingsImport};
 pub use cases::{ActionRequest, CaseDetail};
 pub use chain::{BrokenEvent, ChainOf, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
-pub use error::{Result, StoreError};
+pub use error::{Outage, Result, StoreError};
 pub use ledger::{LEDGER_HEADERS, LedgerFilter, LedgerRow};
 pub use metrics::{GroupBy, MetricsQuery, MetricsRow};
 pub use org::{NewUnit, NewUser, verify_password};
@@ -62,25 +63,76 @@ pub struct Store {
     /// SQLite has one writer at a time: bulk writers of this process queue here, handing over at once,
     /// instead of sleeping in SQLite's busy handler.
     bulk_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    settings: DbSettings,
+}
+
+/// How the store deals with its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbSettings {
+    /// The longest a caller waits on the database (`BIHUAN_DB_TIMEOUT`, default 5 s): for a pooled
+    /// connection, for SQLite's write lock, for a row lock on PostgreSQL, and for a whole interactive
+    /// write (an action, a rating, a sign-in) from its `BEGIN` to its `COMMIT`. Past it the answer is
+    /// [`StoreError::Unavailable`], never a hang.
+    pub timeout: Duration,
+    /// The most connections of the pool (default 4 on SQLite, 16 on PostgreSQL).
+    pub max_connections: Option<u32>,
+    /// SQLite only: the most pages the database file may grow to (`PRAGMA max_page_count`), a quota
+    /// under the disk's own size. `None`: SQLite's own limit.
+    pub sqlite_max_pages: Option<u32>,
+}
+
+impl Default for DbSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            max_connections: None,
+            sqlite_max_pages: None,
+        }
+    }
 }
 
 impl Store {
-    /// Connects to `sqlite:…` or `postgres://…`. SQLite runs in WAL mode with a busy timeout.
+    /// Connects to `sqlite:…` or `postgres://…` with the default [`DbSettings`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, DbSettings::default()).await
+    }
+
+    /// Connects to `sqlite:…` or `postgres://…`. SQLite runs in WAL mode with a busy timeout.
+    ///
+    /// Every connection goes back to the pool only outside any transaction: a connection whose
+    /// transaction could not be rolled back (SQLite rolls a transaction back by itself on a full disk
+    /// or an I/O error, and then refuses the `ROLLBACK` sqlx sends) is closed instead, so nothing of
+    /// one request's transaction can reach the next request on that connection.
+    pub async fn connect_with(url: &str, settings: DbSettings) -> Result<Self> {
         let shown = redact(url);
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(30));
+            .connect_timeout(settings.timeout)
+            .acquire_timeout(settings.timeout);
         if url.starts_with("sqlite:") {
-            options.max_connections(4).map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(15))
-                    .foreign_keys(true)
-            });
+            let max_pages = settings.sqlite_max_pages;
+            options
+                .max_connections(settings.max_connections.unwrap_or(4))
+                .map_sqlx_sqlite_opts(move |o| {
+                    let o = o
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .busy_timeout(settings.timeout)
+                        .foreign_keys(true);
+                    match max_pages {
+                        Some(pages) => o.pragma("max_page_count", pages.to_string()),
+                        None => o,
+                    }
+                })
+                .map_sqlx_sqlite_pool_opts(|o| o.after_release(guard::sqlite_released));
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            options.max_connections(16);
+            let lock_timeout = format!("{}ms", settings.timeout.as_millis());
+            options
+                .max_connections(settings.max_connections.unwrap_or(16))
+                .map_sqlx_postgres_opts(move |o| {
+                    o.options([("lock_timeout", lock_timeout.as_str())])
+                })
+                .map_sqlx_postgres_pool_opts(|o| o.after_release(guard::postgres_released));
             probe_postgres(url, &shown).await?;
         } else {
             return Err(StoreError::BadUrl { url: shown });
@@ -98,7 +150,53 @@ impl Store {
         Ok(Self {
             db,
             bulk_writer: Default::default(),
+            settings,
         })
+    }
+
+    /// The settings the store was opened with.
+    pub fn settings(&self) -> DbSettings {
+        self.settings
+    }
+
+    /// Runs one interactive operation within the time limit; past it the operation is abandoned (an
+    /// open transaction is rolled back when it is dropped) and the answer is an outage.
+    pub(crate) async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.settings.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable {
+                outage: Outage::TimedOut,
+                message: format!("{} 毫秒内未完成", self.settings.timeout.as_millis()),
+            }),
+        }
+    }
+
+    /// Proves that a write would succeed now (for `/readyz`): inserts a row the size of a database
+    /// page and deletes it in one write transaction, and commits — the database must find room for
+    /// a fresh page and write its log, as an action would. Gives up after `within`.
+    pub async fn check_writable(&self, within: Duration) -> Result<()> {
+        let probe = async {
+            let txn = self.begin_write().await?;
+            let id = uuid::Uuid::new_v4();
+            entity::readiness_probe::ActiveModel {
+                id: sea_orm::Set(id),
+                filler: sea_orm::Set(vec![0; PROBE_BYTES]),
+            }
+            .insert(&txn)
+            .await?;
+            entity::readiness_probe::Entity::delete_by_id(id)
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(())
+        };
+        match tokio::time::timeout(within, probe).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable {
+                outage: Outage::TimedOut,
+                message: format!("{} 毫秒内未能写入", within.as_millis()),
+            }),
+        }
     }
 
     /// Applies pending migrations; returns how many were applied.
@@ -148,6 +246,9 @@ impl Store {
         Ok(txn)
     }
 }
+
+/// The bytes of the readiness probe's row: SQLite's default page, so the row needs a page of its own.
+const PROBE_BYTES: usize = 4096;
 
 /// One direct connection before the pool, so an unreachable server answers at once with its real
 /// reason instead of the pool's time-out.

@@ -637,131 +637,148 @@ impl Store {
         &self,
         engine: &Engine,
         req: &ActionRequest<'_>,
-    ) -> Result<task::Model> {
-        let now = truncate_to_micros(req.now);
-        let def = task_workflow(engine)?;
-        let txn = self.begin_write().await?;
-        let current = task::Entity::find_by_id(req.id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| not_found("工作任务", req.id))?;
-        if current.version != req.version {
-            return Err(StoreError::Conflict {
-                expected: req.version,
-                actual: current.version,
-            });
-        }
-        let view = self
-            .views(&txn, vec![current.clone()])
-            .await?
-            .pop()
-            .ok_or_else(|| not_found("工作任务", req.id))?;
-        let events = task_events_of(&txn, current.id).await?;
-        let subject = view.subject(&events);
-        let decision = bihuan_core::decide(
-            def,
-            engine.calendar(),
-            &subject,
-            req.actor,
-            req.action,
-            req.fields,
-            now,
-        )?;
-        let action = def
-            .action(&decision.action)
-            .ok_or_else(|| StoreError::Corrupt(format!("action {} vanished", decision.action)))?;
-        if action.has_mark(Mark::TargetReported) {
-            record_target(&txn, &view, &decision.fields, &req.actor.name, now).await?;
-        }
-        let plan = plan::Entity::find_by_id(current.plan_id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", current.id)))?;
-        let seq = current.event_count + 1;
-        let hash = event_hash(
-            &current.head_hash,
-            &ChainedEvent {
-                subject_id: &current.id.to_string(),
-                seq,
-                action: &decision.action,
-                from: decision.from.as_deref(),
-                to: &decision.to,
-                actor: &req.actor.name,
-                at: now,
-                fields: &decision.fields,
-            },
-        );
-        let updated = updated_task(&current, &plan, def, engine, &decision, seq, &hash, now);
-        let result = task::Entity::update_many()
-            .set(updated)
-            .filter(task::Column::Id.eq(current.id))
-            .filter(task::Column::Version.eq(req.version))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 0 {
-            let actual = task::Entity::find_by_id(current.id)
+    ) -> Result<TaskDetail> {
+        self.bounded(async {
+            let now = truncate_to_micros(req.now);
+            let def = task_workflow(engine)?;
+            let txn = self.begin_write().await?;
+            let current = task::Entity::find_by_id(req.id)
                 .one(&txn)
                 .await?
-                .map_or(current.version, |t| t.version);
-            return Err(StoreError::Conflict {
-                expected: req.version,
-                actual,
-            });
-        }
-        task_event::ActiveModel {
-            task_id: Set(current.id),
-            seq: Set(seq),
-            action: Set(decision.action.clone()),
-            from_state: Set(decision.from.clone()),
-            to_state: Set(decision.to.clone()),
-            actor: Set(req.actor.name.clone()),
-            at: Set(now),
-            fields: Set(canonical_json(&Value::Object(decision.fields.clone()))),
-            prev_hash: Set(current.head_hash.clone()),
-            hash: Set(hash),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        let after = task::Entity::find_by_id(current.id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| not_found("工作任务", current.id))?;
-        let label = action.label.clone();
-        for note in &decision.notifications {
-            let view = TaskView {
-                task: after.clone(),
-                ..view.clone()
-            };
-            let recipients = task_recipients(&txn, note.audience, &view).await?;
-            let notice = bihuan_core::mail::TaskNotice {
-                kind: note.kind.clone(),
-                action: Some(label.clone()),
-                task: task_facts(engine, def, &plan, &view, now),
-            };
-            crate::outbox::insert_mail(
-                &txn,
-                crate::outbox::NewMail {
-                    kind: note.kind.clone(),
-                    case_id: None,
-                    audience: note.audience.as_str().to_owned(),
-                    recipients,
-                    letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
-                    unique_key: format!(
-                        "task:{}:{seq}:{}:{}",
-                        after.id,
-                        note.kind,
-                        note.audience.as_str()
-                    ),
-                    status: crate::outbox::PENDING,
-                    send_at: None,
-                },
+                .ok_or_else(|| not_found("工作任务", req.id))?;
+            if current.version != req.version {
+                return Err(StoreError::Conflict {
+                    expected: req.version,
+                    actual: current.version,
+                });
+            }
+            let view = self
+                .views(&txn, vec![current.clone()])
+                .await?
+                .pop()
+                .ok_or_else(|| not_found("工作任务", req.id))?;
+            let events = task_events_of(&txn, current.id).await?;
+            let subject = view.subject(&events);
+            let decision = bihuan_core::decide(
+                def,
+                engine.calendar(),
+                &subject,
+                req.actor,
+                req.action,
+                req.fields,
                 now,
-            )
+            )?;
+            let action = def.action(&decision.action).ok_or_else(|| {
+                StoreError::Corrupt(format!("action {} vanished", decision.action))
+            })?;
+            if action.has_mark(Mark::TargetReported) {
+                record_target(&txn, &view, &decision.fields, &req.actor.name, now).await?;
+            }
+            let plan = plan::Entity::find_by_id(current.plan_id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", current.id)))?;
+            let seq = current.event_count + 1;
+            let hash = event_hash(
+                &current.head_hash,
+                &ChainedEvent {
+                    subject_id: &current.id.to_string(),
+                    seq,
+                    action: &decision.action,
+                    from: decision.from.as_deref(),
+                    to: &decision.to,
+                    actor: &req.actor.name,
+                    at: now,
+                    fields: &decision.fields,
+                },
+            );
+            let updated = updated_task(&current, &plan, def, engine, &decision, seq, &hash, now);
+            let result = task::Entity::update_many()
+                .set(updated)
+                .filter(task::Column::Id.eq(current.id))
+                .filter(task::Column::Version.eq(req.version))
+                .exec(&txn)
+                .await?;
+            if result.rows_affected == 0 {
+                let actual = task::Entity::find_by_id(current.id)
+                    .one(&txn)
+                    .await?
+                    .map_or(current.version, |t| t.version);
+                return Err(StoreError::Conflict {
+                    expected: req.version,
+                    actual,
+                });
+            }
+            let new_event = task_event::ActiveModel {
+                task_id: Set(current.id),
+                seq: Set(seq),
+                action: Set(decision.action.clone()),
+                from_state: Set(decision.from.clone()),
+                to_state: Set(decision.to.clone()),
+                actor: Set(req.actor.name.clone()),
+                at: Set(now),
+                fields: Set(canonical_json(&Value::Object(decision.fields.clone()))),
+                prev_hash: Set(current.head_hash.clone()),
+                hash: Set(hash),
+                ..Default::default()
+            }
+            .insert(&txn)
             .await?;
-        }
-        txn.commit().await?;
-        Ok(after)
+            let after = task::Entity::find_by_id(current.id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| not_found("工作任务", current.id))?;
+            // The item as this transaction leaves it: a reported target changed its targets too.
+            let view = if action.has_mark(Mark::TargetReported) {
+                self.views(&txn, vec![after])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| not_found("工作任务", req.id))?
+            } else {
+                TaskView {
+                    task: after,
+                    ..view
+                }
+            };
+            let label = action.label.clone();
+            for note in &decision.notifications {
+                let recipients = task_recipients(&txn, note.audience, &view).await?;
+                let notice = bihuan_core::mail::TaskNotice {
+                    kind: note.kind.clone(),
+                    action: Some(label.clone()),
+                    task: task_facts(engine, def, &plan, &view, now),
+                };
+                crate::outbox::insert_mail(
+                    &txn,
+                    crate::outbox::NewMail {
+                        kind: note.kind.clone(),
+                        case_id: None,
+                        audience: note.audience.as_str().to_owned(),
+                        recipients,
+                        letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
+                        unique_key: format!(
+                            "task:{}:{seq}:{}:{}",
+                            view.task.id,
+                            note.kind,
+                            note.audience.as_str()
+                        ),
+                        status: crate::outbox::PENDING,
+                        send_at: None,
+                    },
+                    now,
+                )
+                .await?;
+            }
+            txn.commit().await?;
+            let mut events = events;
+            events.push(new_event);
+            Ok(TaskDetail {
+                plan,
+                item: view,
+                events,
+            })
+        })
+        .await
     }
 }
 

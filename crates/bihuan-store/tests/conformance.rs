@@ -186,6 +186,7 @@ async fn act(
             },
         )
         .await
+        .map(|done| done.case)
 }
 
 async fn count<E>(store: &Store) -> u64

@@ -5,8 +5,11 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bihuan_core::ActionError;
-use bihuan_store::StoreError;
+use bihuan_store::{Outage, StoreError};
 use serde_json::{Value, json};
+
+/// When to try again after the database was away.
+const STORAGE_RETRY_SECONDS: u64 = 5;
 
 /// An error answer of the API.
 #[derive(Debug)]
@@ -80,6 +83,35 @@ impl ApiError {
         )
     }
 
+    /// 503 `storage_unavailable`, or 507 `insufficient_storage` for a full disk: the database refused
+    /// the request or could not be reached, and nothing of it was kept. Logged here, once, with its
+    /// cause; the answer says to try again and, for 503, when.
+    pub fn storage(outage: Outage, cause: &str) -> Self {
+        tracing::error!(
+            outage = outage.label(),
+            cause,
+            "the database refused the request"
+        );
+        if outage == Outage::DiskFull {
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                "服务器存储空间已满，本次操作未保存。请联系管理员释放空间后重试。",
+            );
+        }
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            format!(
+                "数据库暂时不可用（{}），本次操作未保存，请稍后重试。",
+                outage.label()
+            ),
+        )
+        .with_details(json!({ "retry_after_seconds": STORAGE_RETRY_SECONDS }));
+        e.retry_after = Some(STORAGE_RETRY_SECONDS);
+        e
+    }
+
     /// The status of the answer.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -142,6 +174,7 @@ impl From<StoreError> for ApiError {
             StoreError::Duplicate { .. } => {
                 Self::new(StatusCode::CONFLICT, "duplicate", e.to_string())
             }
+            StoreError::Unavailable { outage, message } => Self::storage(outage, &message),
             StoreError::BadUrl { .. }
             | StoreError::Connect { .. }
             | StoreError::Corrupt(_)

@@ -119,7 +119,9 @@ pub fn app(state: AppState) -> Router {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "服务器内部错误，请稍后重试").into_response()
         }))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Failures are logged where they happen, once, with their cause (`ApiError`): the trace
+            // layer's own line for every 5xx would say it a second time without one.
+            TraceLayer::new_for_http().on_failure(()).make_span_with(|req: &Request| {
                 let id = req
                     .headers()
                     .get(&REQUEST_ID)

@@ -5,7 +5,7 @@ use bihuan_core::rating::{mask_email, mask_name, mask_phone};
 use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{Engine, Role};
 use bihuan_store::CaseDetail;
-use bihuan_store::entity::{audit, case, event, rating};
+use bihuan_store::entity::{case, event, rating};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -170,7 +170,6 @@ pub fn case_summary(
 pub fn case_detail(
     engine: &Engine,
     detail: &CaseDetail,
-    audits: &[audit::Model],
     caller: &SignedIn,
     now: DateTime<Utc>,
 ) -> CaseView {
@@ -184,7 +183,8 @@ pub fn case_detail(
         None => Vec::new(),
     });
     view.audits = Some(
-        audits
+        detail
+            .audits
             .iter()
             .map(|a| AuditView {
                 id: a.id,

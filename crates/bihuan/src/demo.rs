@@ -239,7 +239,12 @@ async fn demo_plan(
                 actor: &actor,
                 now,
             };
-            version = store.apply_task_action(engine, &request).await?.version;
+            version = store
+                .apply_task_action(engine, &request)
+                .await?
+                .item
+                .task
+                .version;
         }
     }
     Ok(done)

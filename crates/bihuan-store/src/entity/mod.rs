@@ -12,6 +12,7 @@ pub mod metric_detail;
 pub mod outbox;
 pub mod plan;
 pub mod rating;
+pub mod readiness_probe;
 pub mod review_link;
 pub mod session;
 pub mod task;

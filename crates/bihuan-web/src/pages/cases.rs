@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use bihuan_core::rating::{Channel, Level};
 use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{ActionError, available_actions};
-use bihuan_store::entity::audit;
 use bihuan_store::{ActionRequest, CaseDetail, StoreError};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
@@ -130,7 +129,6 @@ struct DetailPage<'a> {
     state: &'a AppState,
     user: &'a PageUser,
     detail: &'a CaseDetail,
-    audits: &'a [audit::Model],
     units: &'a UnitNames,
 }
 
@@ -208,6 +206,7 @@ impl DetailPage<'_> {
             .map(|a| action_form(a, self.units, submitted.filter(|s| s.action == a.id)))
             .collect();
         let audits: Vec<Value> = self
+            .detail
             .audits
             .iter()
             .map(|a| {
@@ -343,11 +342,6 @@ pub(crate) async fn show(
             .await
             .map_err(|e| PageError::new(e, Some(&user)))?,
     );
-    let audits = state
-        .store
-        .audits_of(id)
-        .await
-        .map_err(|e| PageError::new(e, Some(&user)))?;
     let flash = q.done.as_deref().and_then(|done| {
         state
             .engine
@@ -359,7 +353,6 @@ pub(crate) async fn show(
         state: &state,
         user: &user,
         detail: &detail,
-        audits: &audits,
         units: &units,
     };
     Ok(page.render(StatusCode::OK, flash, None))
@@ -382,7 +375,6 @@ pub(crate) async fn act(
     let fail = |e: StoreError| PageError::new(e, Some(&user));
     let detail = visible(&state, &user, id).await?;
     let units = UnitNames::new(state.store.units().await.map_err(fail)?);
-    let audits = state.store.audits_of(id).await.map_err(fail)?;
     let now = state.clock.now();
     let action_id = get("action").unwrap_or_default().to_owned();
     let def = state
@@ -405,7 +397,6 @@ pub(crate) async fn act(
         state: &state,
         user: &user,
         detail,
-        audits: &audits,
         units: &units,
     };
     let submitted = Submitted::read(action, &get, state.engine.calendar().tz(), now);
@@ -437,9 +428,9 @@ pub(crate) async fn act(
         )
         .await;
     match result {
-        Ok(_) => {
-            let fresh = state.store.case(id).await.map_err(fail)?;
-            let to = if user.caller.scope.contains(&fresh.case) {
+        Ok(done) => {
+            // Where to go from what the action committed: back to the case while it stays in scope.
+            let to = if user.caller.scope.contains(&done.case) {
                 format!("/cases/{id}?done={action_id}")
             } else {
                 "/?done=1".to_owned()
@@ -448,12 +439,10 @@ pub(crate) async fn act(
         }
         Err(StoreError::Conflict { .. }) => {
             let fresh = visible(&state, &user, id).await?;
-            let audits = state.store.audits_of(id).await.map_err(fail)?;
             let page = DetailPage {
                 state: &state,
                 user: &user,
                 detail: &fresh,
-                audits: &audits,
                 units: &units,
             };
             Ok(page.render(

@@ -126,11 +126,9 @@ async fn visible_case(
 /// The full case JSON for the caller.
 pub async fn case_json(state: &AppState, caller: &SignedIn, id: Uuid) -> ApiResult<CaseView> {
     let detail = visible_case(state, caller, id).await?;
-    let audits = state.store.audits_of(id).await?;
     Ok(case_detail(
         &state.engine,
         &detail,
-        &audits,
         caller,
         state.clock.now(),
     ))
@@ -173,7 +171,9 @@ async fn act(
     ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Json<CaseView>> {
     visible_case(&state, &caller, id).await?;
-    state
+    // The answer is the case as the action's transaction committed it. The actor gets it back even
+    // when the action moved the case out of their scope (a unit returning a case to the center).
+    let detail = state
         .store
         .apply_action(
             &state.engine,
@@ -187,14 +187,9 @@ async fn act(
             },
         )
         .await?;
-    // The actor gets the result of their own action back, even when it moved the case out of their
-    // scope (a unit returning a case to the center).
-    let detail = state.store.case(id).await?;
-    let audits = state.store.audits_of(id).await?;
     Ok(Json(case_detail(
         &state.engine,
         &detail,
-        &audits,
         &caller,
         state.clock.now(),
     )))

@@ -2,6 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use bihuan_store::{Outage, StoreError};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,18 +24,31 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "数据库可用", body = Object), (status = 503, description = "数据库不可用", body = ErrorBody)))]
+/// How long `/readyz` lets its write probe take: it answers within 2 s whatever the database does.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Readiness: a write would succeed now (the store writes and removes a probe row and commits).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "数据库可写", body = Object), (status = 503, description = "数据库不可用或无法写入", body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    match state.store.ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready"}))),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness check failed");
-            Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "数据库暂时无法访问",
-            ))
-        }
-    }
+    let Err(e) = state.store.check_writable(READY_WITHIN).await else {
+        return Ok(Json(json!({"status": "ready"})));
+    };
+    tracing::error!(error = %e, "not ready: a write would not succeed");
+    // Not ready is 503 whatever the cause; the code says whether the disk is full.
+    let (code, why) = match e {
+        StoreError::Unavailable { outage, .. } => (
+            if outage == Outage::DiskFull {
+                "insufficient_storage"
+            } else {
+                "storage_unavailable"
+            },
+            outage.label(),
+        ),
+        _ => ("storage_unavailable", "数据库错误"),
+    };
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code,
+        format!("数据库暂时无法写入（{why}）"),
+    ))
 }

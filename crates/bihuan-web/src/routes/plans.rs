@@ -416,8 +416,11 @@ async fn act(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Json<TaskJson>> {
-    state.store.task(id, &caller.scope).await?;
-    state
+    let before = state.store.task(id, &caller.scope).await?;
+    // The live rates a target shows do not depend on the item: read before acting, so that the answer
+    // after the commit is built from what the action's transaction committed, with nothing left to read.
+    let live = live_values(&state, &caller, before.plan.year).await?;
+    let detail = state
         .store
         .apply_task_action(
             &state.engine,
@@ -431,5 +434,11 @@ async fn act(
             },
         )
         .await?;
-    Ok(Json(task_for(&state, &caller, id).await?))
+    Ok(Json(task_json(
+        &state.engine,
+        &detail.item,
+        &live,
+        state.clock.now(),
+        Some((&detail.events, &caller)),
+    )))
 }
