@@ -10,10 +10,15 @@
 //! 4. sends the outbox: claims due mail, sends it, marks it sent, or records the failure and retries
 //!    with exponential backoff until the row is dead;
 //! 5. folds what the transactions since the last pass added to the metrics into the per-day sums.
+//!
+//! A [`Scheduler`] runs the passes of one process and remembers, from one pass to the next, the mails
+//! the mail server took while the database could not record it: they are marked sent as soon as the
+//! database is back, before anything is claimed, so an outage neither loses nor doubles a mail.
 
 mod mailer;
 
 use bihuan_core::{Actor, Engine};
+use bihuan_store::entity::outbox;
 use bihuan_store::{ActionRequest, FailureOutcome, RetryPolicy, Store, StoreError};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde_json::Map;
@@ -34,6 +39,13 @@ pub enum NotifyError {
     /// A setting is wrong; the message names it.
     #[error("{0}")]
     Config(String),
+}
+
+impl NotifyError {
+    /// Whether the pass stopped because the database was away (it resumes by itself once it is back).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, NotifyError::Store(e) if e.is_outage())
+    }
 }
 
 /// How the scheduler runs.
@@ -74,6 +86,7 @@ pub struct TickReport {
 }
 
 /// One scheduler pass as of `now`: timers, reminders, the digest when it is due, then the outbox.
+/// A pass of its own: what it cannot mark sent is marked by no later pass (see [`Scheduler`]).
 pub async fn tick(
     store: &Store,
     engine: &Engine,
@@ -81,18 +94,134 @@ pub async fn tick(
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Result<TickReport, NotifyError> {
-    let mut report = fire_timers(store, engine, now).await?;
-    let reminders = store.find_reminders(engine, now, PAGE).await?;
-    let office_hours = next_office_time(engine, schedule.digest_at, now);
-    report.reminders =
-        reminders.found + store.find_task_reminders(engine, now, office_hours).await?;
-    report.overtaken += reminders.overtaken;
-    if let Some(day) = digest_day(engine, schedule.digest_at, now) {
-        report.digests = store.queue_digests(engine, day, now).await?;
+    Scheduler::default()
+        .tick(store, engine, mailer, schedule, now)
+        .await
+}
+
+/// The passes of one process.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    /// Mails the mail server accepted whose `sent` mark the database refused: marked first thing in
+    /// the next pass (their lease keeps other senders off them meanwhile).
+    unmarked: Vec<outbox::Model>,
+}
+
+impl Scheduler {
+    /// One pass as of `now`: the mails left unmarked by an earlier pass, timers, reminders, the digest
+    /// when it is due, then the outbox.
+    pub async fn tick(
+        &mut self,
+        store: &Store,
+        engine: &Engine,
+        mailer: &Mailer,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) -> Result<TickReport, NotifyError> {
+        let mut report = TickReport::default();
+        self.mark_unmarked(store, now, &mut report).await?;
+        let timers = fire_timers(store, engine, now).await?;
+        report.fired = timers.fired;
+        report.overtaken = timers.overtaken;
+        let reminders = store.find_reminders(engine, now, PAGE).await?;
+        let office_hours = next_office_time(engine, schedule.digest_at, now);
+        report.reminders =
+            reminders.found + store.find_task_reminders(engine, now, office_hours).await?;
+        report.overtaken += reminders.overtaken;
+        if let Some(day) = digest_day(engine, schedule.digest_at, now) {
+            report.digests = store.queue_digests(engine, day, now).await?;
+        }
+        self.send_outbox(store, mailer, &schedule.retry, now, &mut report)
+            .await?;
+        store.compact_metrics().await?;
+        Ok(report)
     }
-    send_outbox(store, mailer, &schedule.retry, now, &mut report).await?;
-    store.compact_metrics().await?;
-    Ok(report)
+
+    /// How many sent mails wait for their mark (the database was away when they went).
+    pub fn unmarked(&self) -> usize {
+        self.unmarked.len()
+    }
+
+    async fn mark_unmarked(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        while let Some(row) = self.unmarked.first() {
+            if store.mark_sent(row, now).await? {
+                report.sent += 1;
+                tracing::info!(
+                    mail = row.id,
+                    "a mail sent while the database was away is marked sent"
+                );
+            } else {
+                // Its lease ran out during the outage and another sender claimed it.
+                tracing::warn!(
+                    mail = row.id,
+                    "a mail sent while the database was away was claimed again by another sender"
+                );
+            }
+            self.unmarked.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Sends every mail due at `now`, a page at a time, until none is left to claim. After a failure
+    /// the rest of the page is handed back untried and the pass stops sending: a server that is down
+    /// or slow to answer costs one attempt per pass, not one time-out per mail.
+    async fn send_outbox(
+        &mut self,
+        store: &Store,
+        mailer: &Mailer,
+        retry: &RetryPolicy,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        loop {
+            let claimed = store.claim_mail(now, SEND_PAGE, retry).await?;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            for (i, row) in claimed.iter().enumerate() {
+                match mailer.send(row).await {
+                    Ok(()) => {
+                        tracing::info!(mail = row.id, kind = %row.kind, "mail sent");
+                        match store.mark_sent(row, now).await {
+                            Ok(true) => report.sent += 1,
+                            Ok(false) => {}
+                            Err(e) => {
+                                // The mail is out: remember it, so it is marked, not sent again.
+                                // The rest of the page stays leased and is tried after the lease.
+                                self.unmarked.push(row.clone());
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Err(failure) => {
+                        let outcome = store
+                            .mark_failed(row, &failure.message, failure.permanent, now, retry)
+                            .await?;
+                        match outcome {
+                            FailureOutcome::Retry(at) => {
+                                report.retrying += 1;
+                                tracing::warn!(mail = row.id, attempts = row.attempts, error = %failure.message, retry_at = %at, "mail failed; will retry");
+                            }
+                            FailureOutcome::Dead => {
+                                report.dead += 1;
+                                tracing::error!(mail = row.id, attempts = row.attempts, error = %failure.message, "mail given up");
+                            }
+                        }
+                        if !failure.permanent {
+                            let rest = &claimed[i + 1..];
+                            store.release_mail(rest, now + retry.first_delay).await?;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The day whose digest is due at `now`: today, when it is a working day and the digest time has
@@ -162,54 +291,6 @@ async fn fire_timers(
         // A short page is the last; a page where nothing moved would come back the same.
         if (found as u64) < PAGE || !progressed {
             return Ok(report);
-        }
-    }
-}
-
-/// Sends every mail due at `now`, a page at a time, until none is left to claim. After a failure the
-/// rest of the page is handed back untried and the pass stops sending: a server that is down or slow
-/// to answer costs one attempt per pass, not one time-out per mail.
-async fn send_outbox(
-    store: &Store,
-    mailer: &Mailer,
-    retry: &RetryPolicy,
-    now: DateTime<Utc>,
-    report: &mut TickReport,
-) -> Result<(), StoreError> {
-    loop {
-        let claimed = store.claim_mail(now, SEND_PAGE, retry).await?;
-        if claimed.is_empty() {
-            return Ok(());
-        }
-        for (i, row) in claimed.iter().enumerate() {
-            match mailer.send(row).await {
-                Ok(()) => {
-                    if store.mark_sent(row, now).await? {
-                        report.sent += 1;
-                    }
-                    tracing::info!(mail = row.id, kind = %row.kind, "mail sent");
-                }
-                Err(failure) => {
-                    let outcome = store
-                        .mark_failed(row, &failure.message, failure.permanent, now, retry)
-                        .await?;
-                    match outcome {
-                        FailureOutcome::Retry(at) => {
-                            report.retrying += 1;
-                            tracing::warn!(mail = row.id, attempts = row.attempts, error = %failure.message, retry_at = %at, "mail failed; will retry");
-                        }
-                        FailureOutcome::Dead => {
-                            report.dead += 1;
-                            tracing::error!(mail = row.id, attempts = row.attempts, error = %failure.message, "mail given up");
-                        }
-                    }
-                    if !failure.permanent {
-                        let rest = &claimed[i + 1..];
-                        store.release_mail(rest, now + retry.first_delay).await?;
-                        return Ok(());
-                    }
-                }
-            }
         }
     }
 }

@@ -429,7 +429,7 @@ impl Store {
         }
         let until = now + policy.lease;
         use sea_orm::sea_query::ExprTrait;
-        outbox::Entity::update_many()
+        let leased = outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::Attempts,
                 Expr::col(outbox::Column::Attempts).add(1),
@@ -438,6 +438,14 @@ impl Store {
             .filter(outbox::Column::Id.is_in(claimed.iter().map(|m| m.id)))
             .exec(&txn)
             .await?;
+        // The rows were read under the write lock (or locked for update): each must take its lease.
+        if leased.rows_affected != claimed.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "claimed {} mails but leased {}",
+                claimed.len(),
+                leased.rows_affected
+            )));
+        }
         txn.commit().await?;
         for m in &mut claimed {
             m.attempts += 1;

@@ -29,7 +29,7 @@ pub async fn serve(
     let (engine, from) = config::engine(workflows, tz)?;
     tracing::info!(workflows = %from, "workflows loaded");
     warn_missing_years(&engine, &clock);
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let applied = store.migrate().await?;
     tracing::info!(applied, "database migrated");
     let recomputed = store
@@ -89,22 +89,40 @@ async fn scheduler(
 ) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut passes = bihuan_notify::Scheduler::default();
+    // While the database is away each pass fails the same way: said once when it starts and once
+    // when the passes resume.
+    let mut away = false;
     loop {
         every.tick().await;
-        match bihuan_notify::tick(&store, &engine, &mailer, &schedule, clock.now()).await {
-            Ok(report) if report != bihuan_notify::TickReport::default() => {
-                tracing::info!(
-                    fired = report.fired,
-                    reminders = report.reminders,
-                    digests = report.digests,
-                    sent = report.sent,
-                    retrying = report.retrying,
-                    dead = report.dead,
-                    overtaken = report.overtaken,
-                    "scheduler pass"
-                )
+        match passes
+            .tick(&store, &engine, &mailer, &schedule, clock.now())
+            .await
+        {
+            Ok(report) => {
+                if away {
+                    away = false;
+                    tracing::info!("the database is back: scheduler passes resume");
+                }
+                if report != bihuan_notify::TickReport::default() {
+                    tracing::info!(
+                        fired = report.fired,
+                        reminders = report.reminders,
+                        digests = report.digests,
+                        sent = report.sent,
+                        retrying = report.retrying,
+                        dead = report.dead,
+                        overtaken = report.overtaken,
+                        "scheduler pass"
+                    )
+                }
             }
-            Ok(_) => {}
+            Err(e) if e.is_outage() => {
+                if !away {
+                    away = true;
+                    tracing::error!(error = %e, unmarked = passes.unmarked(), "scheduler paused: the database is away; it resumes by itself");
+                }
+            }
             Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
         }
     }
@@ -145,7 +163,7 @@ fn warn_missing_years(engine: &Engine, clock: &Clock) {
 
 /// `bihuan migrate`.
 pub async fn migrate(db: &str) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let applied = store.migrate().await?;
     println!("数据库迁移完成：本次应用 {applied} 个迁移");
     Ok(ExitCode::SUCCESS)
@@ -198,7 +216,7 @@ pub async fn user_add(
 ) -> anyhow::Result<ExitCode> {
     let role: Role = role.parse()?;
     let password = read_password()?;
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let user = store
         .add_user(
             &NewUser {
@@ -234,7 +252,7 @@ fn read_password() -> anyhow::Result<String> {
 
 /// `bihuan unit add`.
 pub async fn unit_add(clock: Clock, db: &str, unit: &NewUnit) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let unit = store.add_unit(unit, clock.now()).await?;
     println!("已添加单位 {}（{}）", unit.code, unit.name);
     Ok(ExitCode::SUCCESS)
@@ -242,7 +260,7 @@ pub async fn unit_add(clock: Clock, db: &str, unit: &NewUnit) -> anyhow::Result<
 
 /// `bihuan unit map`.
 pub async fn unit_map(clock: Clock, db: &str, code: &str, to: &str) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let alias = store.map_unit_code(code, to, "cli", clock.now()).await?;
     println!("已将单位编码 {} 映射到 {}", alias.code, alias.unit_code);
     Ok(ExitCode::SUCCESS)
@@ -255,7 +273,7 @@ pub async fn token_add(
     name: &str,
     scope: &str,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let token = store.add_api_token(name, scope, clock.now()).await?;
     eprintln!(
         "已创建渠道令牌 {}（{scope}）。令牌只显示这一次，请妥善保存：",
@@ -267,7 +285,7 @@ pub async fn token_add(
 
 /// `bihuan audit verify`.
 pub async fn audit_verify(db: &str) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(db).await?;
+    let store = config::store(db).await?;
     let report = store.verify_chain().await?;
     match report.first_broken {
         None => {

@@ -146,6 +146,26 @@ pub fn web() -> anyhow::Result<bihuan_web::WebConfig> {
     Ok(config)
 }
 
+/// Opens the database with the time limit of `BIHUAN_DB_TIMEOUT` (seconds, fractions allowed; default
+/// 5): no request waits longer on a database that is away, locked or silent.
+pub async fn store(url: &str) -> anyhow::Result<bihuan_store::Store> {
+    let mut settings = bihuan_store::DbSettings::default();
+    if let Ok(value) = std::env::var("BIHUAN_DB_TIMEOUT")
+        && !value.trim().is_empty()
+    {
+        settings.timeout = value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && (0.1..=600.0).contains(s))
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| {
+                anyhow!("BIHUAN_DB_TIMEOUT={value} should be a number of seconds from 0.1 to 600, such as 5")
+            })?;
+    }
+    Ok(bihuan_store::Store::connect_with(url, settings).await?)
+}
+
 fn number_var(name: &str) -> anyhow::Result<Option<i64>> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => match v.trim().parse::<i64>() {

@@ -179,7 +179,7 @@ pub async fn ratings(
         // All or nothing: after the first bad row nothing more is written, but every row is still
         // checked so that every bad one is named.
         if partial || bad_rows == 0 {
-            import.add(&batch.good).await?;
+            import.add(&batch.good).await.context(NOTHING_IMPORTED)?;
         }
     }
     read.await.context("the file reader stopped")??;
@@ -192,7 +192,7 @@ pub async fn ratings(
         );
         return Ok(ExitCode::FAILURE);
     }
-    let outcome = import.commit().await?;
+    let outcome = import.commit().await.context(NOTHING_IMPORTED)?;
     println!(
         "导入完成：新增 {} 条评价，重复 {} 条，开立差评工单 {} 件{}",
         outcome.inserted,
@@ -210,6 +210,10 @@ pub async fn ratings(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// What a failed write means for the file: it is one transaction, so none of it was kept.
+const NOTHING_IMPORTED: &str =
+    "写入数据库失败，未导入任何数据（整个文件在一个事务中写入，已全部撤销）";
 
 fn progress_bar(bytes: u64, verb: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -28,8 +28,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
+            // sqlx warns of every connection it drops after an outage; the outage itself is logged
+            // once where it is answered, with its cause.
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
+                tracing_subscriber::EnvFilter::new("info,sqlx=error,sea_orm=warn")
             }),
         )
         .init();
@@ -109,7 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = bihuan_store::Store::connect(&db.url).await?;
+            let store = config::store(&db.url).await?;
             store.migrate().await?;
             import::ratings(&store, &engine, clock, &file, partial).await
         }
@@ -126,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = bihuan_store::Store::connect(&db.url).await?;
+            let store = config::store(&db.url).await?;
             store.migrate().await?;
             let options = bihuan_store::PlanOptions {
                 name,
@@ -150,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             db,
         } => {
-            let store = bihuan_store::Store::connect(&db.url).await?;
+            let store = config::store(&db.url).await?;
             store.migrate().await?;
             report::report(
                 &store,
@@ -168,7 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: MetricsCommand::Rebuild { db, workflows },
         } => {
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = bihuan_store::Store::connect(&db.url).await?;
+            let store = config::store(&db.url).await?;
             store.migrate().await?;
             let (ratings, cases) = store.rebuild_metrics(&engine).await?;
             println!("统计数据已重新计算：评价 {ratings} 条，工单 {cases} 件");
@@ -182,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => clock.now(),
             };
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = bihuan_store::Store::connect(&db.url).await?;
+            let store = config::store(&db.url).await?;
             store.migrate().await?;
             let (mailer, schedule) = config::mail()?;
             let report = bihuan_notify::tick(&store, &engine, &mailer, &schedule, now).await?;

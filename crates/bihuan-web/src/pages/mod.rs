@@ -165,6 +165,7 @@ impl IntoResponse for PageError {
             StatusCode::NOT_FOUND => "没有找到",
             StatusCode::FORBIDDEN => "无权访问",
             StatusCode::CONFLICT => "操作冲突",
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE => "暂时无法保存",
             s if s.is_server_error() => "服务器内部错误",
             _ => "请求无效",
         };
