@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
+mod common;
+
 use std::path::Path;
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
-use bihuan_core::{Actor, Engine, Role};
+use bihuan_core::{Actor, Role};
 use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,6 +18,8 @@ use sea_orm::{
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
+
+use common::{act, actor, at, engine, fields, open_case, rating, seed_org};
 
 bihuan_store::on_both_databases!(
     a_full_loop_closes_the_case_and_the_chain_verifies,
@@ -33,161 +37,6 @@ bihuan_store::on_both_databases!(
     a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_run,
     the_metric_sums_always_equal_a_recomputation_from_the_raw_rows,
 );
-
-fn engine() -> Engine {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
-    bihuan_store::load_dir(&dir, chrono_tz::Asia::Shanghai).unwrap()
-}
-
-fn at(day: u32, hour: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Shanghai
-        .with_ymd_and_hms(2021, 5, day, hour, 0, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-fn rating(source_id: &str, level: Level, channel: Channel) -> Rating {
-    Rating {
-        source: "yukuaiban".into(),
-        source_id: source_id.into(),
-        project_no: format!("500114-2021-{source_id}"),
-        service_code: "11500114MB1234567X4000117001".into(),
-        service_name: "城乡居民基本养老保险参保登记".into(),
-        unit_code: "shaba-center".into(),
-        region_code: "500114112".into(),
-        channel,
-        level,
-        rated_at: at(6, 10),
-        assess_number: 1,
-        rater: Rater {
-            kind: RaterType::Individual,
-            real_name: true,
-            name: Some("张三".into()),
-            phone: Some("13800001234".into()),
-            email: None,
-        },
-        staff: vec!["李四".into()],
-        indicators: json!({"overall": 2}).as_object().cloned().unwrap(),
-        comment: Some("材料要求反复变化".into()),
-    }
-}
-
-async fn seed_org(store: &Store) {
-    let now = at(1, 9);
-    for (code, name, parent, email) in [
-        ("shaba", "沙坝镇人民政府", None, None),
-        (
-            "shaba-center",
-            "沙坝镇便民服务中心",
-            Some("shaba"),
-            Some("center@shaba.example"),
-        ),
-        (
-            "shaba-social",
-            "沙坝镇社会保障服务所",
-            Some("shaba"),
-            Some("social@shaba.example"),
-        ),
-    ] {
-        store
-            .add_unit(
-                &NewUnit {
-                    code: code.into(),
-                    name: name.into(),
-                    parent: parent.map(Into::into),
-                    email: email.map(Into::into),
-                    region: None,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-    }
-    for (username, role, unit, email) in [
-        (
-            "zhang",
-            Role::CenterStaff,
-            "shaba-center",
-            "zhang@shaba.example",
-        ),
-        ("li", Role::UnitStaff, "shaba-social", "li@shaba.example"),
-        ("wang", Role::Supervisor, "shaba", "wang@shaba.example"),
-    ] {
-        store
-            .add_user(
-                &NewUser {
-                    username: username.into(),
-                    role,
-                    unit: Some(unit.into()),
-                    email: Some(email.into()),
-                },
-                "correct horse",
-                now,
-            )
-            .await
-            .unwrap();
-    }
-}
-
-fn actor(name: &str) -> Actor {
-    let (role, unit) = match name {
-        "zhang" => (Role::CenterStaff, "shaba-center"),
-        "li" => (Role::UnitStaff, "shaba-social"),
-        "wang" => (Role::Supervisor, "shaba"),
-        other => panic!("{other}"),
-    };
-    Actor {
-        name: name.into(),
-        role,
-        unit: Some(unit.into()),
-    }
-}
-
-fn fields(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap()
-}
-
-async fn open_case(store: &Store, engine: &Engine, source_id: &str) -> Uuid {
-    store
-        .record_rating(
-            engine,
-            &rating(source_id, Level::Dissatisfied, Channel::Mobile),
-            at(6, 10),
-        )
-        .await
-        .unwrap()
-        .case_id
-        .unwrap()
-}
-
-/// Takes an action at the case's current version.
-async fn act(
-    store: &Store,
-    engine: &Engine,
-    case_id: Uuid,
-    who: &str,
-    action: &str,
-    f: Value,
-    now: DateTime<Utc>,
-) -> Result<entity::case::Model, StoreError> {
-    let version = store.case(case_id).await.unwrap().case.version;
-    let actor = actor(who);
-    let fields = fields(f);
-    store
-        .apply_action(
-            engine,
-            &ActionRequest {
-                id: case_id,
-                version,
-                action,
-                fields: &fields,
-                actor: &actor,
-                now,
-            },
-        )
-        .await
-        .map(|done| done.case)
-}
 
 async fn count<E>(store: &Store) -> u64
 where
