@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod drills;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -87,6 +89,8 @@ pub struct Server {
     pub base: String,
     /// What it printed before it started listening.
     pub banner: Vec<String>,
+    /// Its standard error so far, read as it comes so that a busy log never blocks the server.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -95,6 +99,17 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -114,31 +129,38 @@ impl Server {
                             child,
                             base: addr.trim().to_owned(),
                             banner,
+                            log,
                         };
                     }
                     banner.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    let out = child.wait_with_output().unwrap();
-                    panic!(
-                        "serve did not start: {banner:?} {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!("serve did not start: {banner:?} {}", log.lock().unwrap());
                 }
             }
         }
     }
 
+    /// What it wrote to standard error so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Stops the server and returns what it wrote to standard error.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
-        let mut err = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
-        }
         let _ = self.child.wait();
-        err
+        // The reader thread sees the end of the pipe once the process is gone.
+        for _ in 0..50 {
+            if std::sync::Arc::strong_count(&self.log) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log()
     }
 }
 
@@ -246,7 +268,11 @@ pub mod api {
     }
 
     async fn seed(db: &TestDb) {
-        let now = chrono::Utc::now();
+        seed_org(&db.store, chrono::Utc::now()).await;
+    }
+
+    /// The two towns' units and the users of [`USERS`] (password [`PASSWORD`]).
+    pub async fn seed_org(store: &bihuan_store::Store, now: chrono::DateTime<chrono::Utc>) {
         for (code, name, parent) in [
             ("shaba", "沙坝镇人民政府", None),
             ("shaba-center", "沙坝镇便民服务中心", Some("shaba")),
@@ -267,7 +293,7 @@ pub mod api {
                     _ => None,
                 },
             };
-            db.store.add_unit(&unit, now).await.unwrap();
+            store.add_unit(&unit, now).await.unwrap();
         }
         for (username, role, unit) in USERS {
             let user = NewUser {
@@ -276,7 +302,7 @@ pub mod api {
                 unit: unit.map(Into::into),
                 email: Some(format!("{username}@example.org")),
             };
-            db.store.add_user(&user, PASSWORD, now).await.unwrap();
+            store.add_user(&user, PASSWORD, now).await.unwrap();
         }
     }
 
@@ -461,7 +487,8 @@ pub mod pages {
     /// A signed-in browser (or not yet: `cookies` empty).
     #[derive(Debug)]
     pub struct Browser<'a> {
-        pub app: &'a TestApp,
+        /// The site's `http://127.0.0.1:PORT`.
+        pub base: &'a str,
         client: reqwest::Client,
         cookies: Vec<(String, String)>,
     }
@@ -469,8 +496,13 @@ pub mod pages {
     impl<'a> Browser<'a> {
         /// A browser without cookies.
         pub fn new(app: &'a TestApp) -> Self {
+            Self::at(&app.base)
+        }
+
+        /// A browser without cookies, on the site at `base` (a `bihuan serve` of a test).
+        pub fn at(base: &'a str) -> Self {
             Self {
-                app,
+                base,
                 client: reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
@@ -481,7 +513,12 @@ pub mod pages {
 
         /// Signs in through the sign-in page as a seeded user.
         pub async fn signed_in(app: &'a TestApp, user: &str) -> Self {
-            let mut browser = Self::new(app);
+            Self::signed_in_at(&app.base, user).await
+        }
+
+        /// Signs in through the sign-in page of the site at `base` as a seeded user.
+        pub async fn signed_in_at(base: &'a str, user: &str) -> Self {
+            let mut browser = Self::at(base);
             let login = browser.get("/login").await;
             let answer = browser
                 .post(
@@ -555,7 +592,7 @@ pub mod pages {
 
         /// Opens a page.
         pub async fn get(&mut self, path: &str) -> Page {
-            let req = self.client.get(format!("{}{path}", self.app.base));
+            let req = self.client.get(format!("{}{path}", self.base));
             self.send(req).await
         }
 
@@ -563,7 +600,7 @@ pub mod pages {
         pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
             let req = self
                 .client
-                .post(format!("{}{path}", self.app.base))
+                .post(format!("{}{path}", self.base))
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(serde_urlencoded::to_string(form).unwrap());
             self.send(req).await
@@ -593,7 +630,7 @@ pub mod pages {
             body.extend(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
             let req = self
                 .client
-                .post(format!("{}{path}", self.app.base))
+                .post(format!("{}{path}", self.base))
                 .header(
                     CONTENT_TYPE,
                     format!("multipart/form-data; boundary={BOUNDARY}"),
@@ -607,7 +644,7 @@ pub mod pages {
             let header = self.cookie_header();
             let resp = self
                 .client
-                .get(format!("{}{path}", self.app.base))
+                .get(format!("{}{path}", self.base))
                 .header(COOKIE, header)
                 .send()
                 .await
@@ -688,8 +725,16 @@ pub mod smtp {
         }
     }
 
+    /// A held answer: the server has the message and waits before it says 250.
+    #[derive(Debug)]
+    struct Hold {
+        arrived: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
     struct Collector {
         inbox: Arc<Mutex<Vec<Received>>>,
+        hold: Arc<Mutex<Option<Hold>>>,
         login: Option<(String, String)>,
         user: Option<String>,
         from: String,
@@ -716,6 +761,11 @@ pub mod smtp {
         }
 
         fn data_end(&mut self) -> Response {
+            let held = self.hold.lock().unwrap().take();
+            if let Some(hold) = held {
+                let _ = hold.arrived.send(());
+                let _ = hold.release.recv();
+            }
             let mut to = std::mem::take(&mut self.to);
             to.sort();
             self.inbox.lock().unwrap().push(Received {
@@ -748,6 +798,7 @@ pub mod smtp {
         /// Its port on 127.0.0.1.
         pub port: u16,
         inbox: Arc<Mutex<Vec<Received>>>,
+        hold: Arc<Mutex<Option<Hold>>>,
         stopped: Arc<AtomicBool>,
     }
 
@@ -763,6 +814,7 @@ pub mod smtp {
             let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
             let port = listener.local_addr().unwrap().port();
             let inbox = Arc::new(Mutex::new(Vec::new()));
+            let hold = Arc::new(Mutex::new(None));
             let stopped = Arc::new(AtomicBool::new(false));
             let mut builder = SessionBuilder::new("smtp.test");
             let login = login.map(|(u, p)| (u.to_owned(), p.to_owned()));
@@ -771,7 +823,8 @@ pub mod smtp {
                     .enable_auth(AuthMechanism::Plain)
                     .insecure_enable_plaintext_auth();
             }
-            let (accepting, server_inbox) = (stopped.clone(), inbox.clone());
+            let (accepting, server_inbox, server_hold) =
+                (stopped.clone(), inbox.clone(), hold.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if accepting.load(Ordering::SeqCst) {
@@ -780,6 +833,7 @@ pub mod smtp {
                     let Ok(stream) = stream else { continue };
                     let collector = Collector {
                         inbox: server_inbox.clone(),
+                        hold: server_hold.clone(),
                         login: login.clone(),
                         user: None,
                         from: String::new(),
@@ -795,8 +849,18 @@ pub mod smtp {
             Self {
                 port,
                 inbox,
+                hold,
                 stopped,
             }
+        }
+
+        /// Holds the answer to the next message: the server keeps it but says 250 only once
+        /// `release` is sent to. `arrived` hears when it came.
+        pub fn hold_next(&self) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+            let (arrived, arrived_rx) = std::sync::mpsc::channel();
+            let (release_tx, release) = std::sync::mpsc::channel();
+            *self.hold.lock().unwrap() = Some(Hold { arrived, release });
+            (arrived_rx, release_tx)
         }
 
         /// Stops accepting: the port refuses connections from now on.

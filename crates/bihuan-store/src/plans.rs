@@ -129,6 +129,8 @@ impl NewItem {
 pub struct PlanImport {
     /// The plan.
     pub plan: plan::Model,
+    /// Its items as the import's transaction stored them, in order.
+    pub stored: Vec<TaskView>,
     /// Items imported.
     pub items: usize,
     /// Key tasks.
@@ -467,9 +469,16 @@ impl Store {
                 targets += 1;
             }
         }
+        let tasks = task::Entity::find()
+            .filter(task::Column::PlanId.eq(plan.id))
+            .order_by_asc(task::Column::Position)
+            .all(&txn)
+            .await?;
+        let stored = self.views(&txn, tasks).await?;
         txn.commit().await?;
         Ok(PlanImport {
             plan,
+            stored,
             items: new.items.len(),
             key_tasks: key_tasks.len(),
             targets,

@@ -256,19 +256,17 @@ async fn import(
     }
     .map_err(plan_problems)?;
     let now = state.clock.now();
+    // Read before the import, so that the answer after the commit is built from what the import's
+    // transaction stored, with nothing left to read.
+    let live = live_values(&state, &caller, plan.year).await?;
     let done = state
         .store
         .import_plan(&state.engine, &plan, &caller.user.username, now)
         .await?;
-    let detail = state
-        .store
-        .plan(done.plan.id, &bihuan_store::CaseScope::All)
-        .await?;
-    let live = live_values(&state, &caller, done.plan.year).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
-            "plan": plan_json(&state.engine, &detail.plan, &detail.items, &live, now),
+            "plan": plan_json(&state.engine, &done.plan, &done.stored, &live, now),
             "summary": {
                 "items": done.items,
                 "key_tasks": done.key_tasks,
