@@ -154,27 +154,16 @@ impl Store {
         })
     }
 
-    /// The settings the store was opened with.
-    pub fn settings(&self) -> DbSettings {
-        self.settings
-    }
-
     /// Runs one interactive operation within the time limit; past it the operation is abandoned (an
     /// open transaction is rolled back when it is dropped) and the answer is an outage.
     pub(crate) async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        match tokio::time::timeout(self.settings.timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable {
-                outage: Outage::TimedOut,
-                message: format!("{} 毫秒内未完成", self.settings.timeout.as_millis()),
-            }),
-        }
+        within(self.settings.timeout, work).await
     }
 
     /// Proves that a write would succeed now (for `/readyz`): inserts a row the size of a database
     /// page and deletes it in one write transaction, and commits — the database must find room for
-    /// a fresh page and write its log, as an action would. Gives up after `within`.
-    pub async fn check_writable(&self, within: Duration) -> Result<()> {
+    /// a fresh page and write its log, as an action would. Gives up after `limit`.
+    pub async fn check_writable(&self, limit: Duration) -> Result<()> {
         let probe = async {
             let txn = self.begin_write().await?;
             let id = uuid::Uuid::new_v4();
@@ -190,13 +179,7 @@ impl Store {
             txn.commit().await?;
             Ok(())
         };
-        match tokio::time::timeout(within, probe).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable {
-                outage: Outage::TimedOut,
-                message: format!("{} 毫秒内未能写入", within.as_millis()),
-            }),
-        }
+        within(limit, probe).await
     }
 
     /// Applies pending migrations; returns how many were applied.
@@ -206,11 +189,6 @@ impl Store {
             .len();
         bihuan_migration::Migrator::up(&self.db, None).await?;
         Ok(pending)
-    }
-
-    /// Whether the database answers (for `/readyz`).
-    pub async fn ping(&self) -> Result<()> {
-        Ok(self.db.ping().await?)
     }
 
     /// The underlying connection, for tests and tools (handlers never touch it; queries live in this
@@ -245,6 +223,16 @@ impl Store {
         };
         Ok(txn)
     }
+}
+
+/// `work`, or an outage when it takes longer than `limit`.
+async fn within<T>(limit: Duration, work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable {
+            outage: Outage::TimedOut,
+            message: format!("{} 毫秒内未完成", limit.as_millis()),
+        })
+    })
 }
 
 /// The bytes of the readiness probe's row: SQLite's default page, so the row needs a page of its own.

@@ -43,7 +43,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
         }
         Ok(Some(link)) => closed_page(&link),
         Ok(None) => unknown_page(),
-        Err(e) => failure_page(&e),
+        Err(e) => failure_page(e),
     }
 }
 
@@ -66,7 +66,7 @@ async fn answer(
     let link = match state.store.review_link(&state.engine, &token, now).await {
         Ok(Some(link)) => link,
         Ok(None) => return unknown_page(),
-        Err(e) => return failure_page(&e),
+        Err(e) => return failure_page(e),
     };
     if link.state != ReviewLinkState::Open {
         return closed_page(&link);
@@ -126,7 +126,7 @@ async fn answer(
             &choice,
             &comment,
         ),
-        Err(e) => failure_page(&e),
+        Err(e) => failure_page(e),
     }
 }
 
@@ -177,11 +177,13 @@ fn unknown_page() -> Response {
     )
 }
 
-fn failure_page(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "review page");
+/// The database failed: 503/507 when it refused or was away (nothing was saved), 500 otherwise; the
+/// cause is logged once, by `ApiError`.
+fn failure_page(e: StoreError) -> Response {
+    let status = crate::error::ApiError::from(e).status();
     page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        context! { title => "暂时无法处理", message => "系统暂时无法处理您的评价，请稍后再试。", error => true },
+        status,
+        context! { title => "暂时无法处理", message => "系统暂时无法处理，请稍后再试。", error => true },
     )
 }
 
