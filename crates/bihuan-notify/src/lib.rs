@@ -86,7 +86,8 @@ pub struct TickReport {
 }
 
 /// One scheduler pass as of `now`: timers, reminders, the digest when it is due, then the outbox.
-/// A pass of its own: what it cannot mark sent is marked by no later pass (see [`Scheduler`]).
+/// A pass of its own (`bihuan tick`): a mail it sends but cannot mark sent, because the database went
+/// away in between, is sent again after its lease, with the same Message-ID (see [`Scheduler`]).
 pub async fn tick(
     store: &Store,
     engine: &Engine,
@@ -99,7 +100,9 @@ pub async fn tick(
         .await
 }
 
-/// The passes of one process.
+/// The passes of one process (`serve`). What it remembers lives in memory: a process that stops
+/// during an outage forgets its unmarked mails, which then go again after their lease with the same
+/// Message-ID, so that mail systems can drop the copy.
 #[derive(Debug, Default)]
 pub struct Scheduler {
     /// Mails the mail server accepted whose `sent` mark the database refused: marked first thing in
@@ -149,18 +152,26 @@ impl Scheduler {
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
         while let Some(row) = self.unmarked.first() {
-            if store.mark_sent(row, now).await? {
-                report.sent += 1;
-                tracing::info!(
-                    mail = row.id,
-                    "a mail sent while the database was away is marked sent"
-                );
-            } else {
+            match store.mark_sent(row, now).await {
+                Ok(true) => {
+                    report.sent += 1;
+                    tracing::info!(
+                        mail = row.id,
+                        "a mail sent while the database was away is marked sent"
+                    );
+                }
                 // Its lease ran out during the outage and another sender claimed it.
-                tracing::warn!(
+                Ok(false) => tracing::warn!(
                     mail = row.id,
                     "a mail sent while the database was away was claimed again by another sender"
-                );
+                ),
+                Err(e) if e.is_outage() => return Err(e),
+                // Not an outage: trying again would fail the same way and hold up every later pass.
+                Err(e) => tracing::error!(
+                    mail = row.id,
+                    error = %e,
+                    "a mail sent while the database was away cannot be marked sent; it goes again after its lease"
+                ),
             }
             self.unmarked.remove(0);
         }

@@ -46,12 +46,11 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<audit::Model> {
-        self.bounded(async {
+        self.write(async |txn| {
             let now = truncate_to_micros(now);
             let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-            let txn = self.begin_write().await?;
             let current = case::Entity::find_by_id(case_id)
-                .one(&txn)
+                .one(txn)
                 .await?
                 .ok_or_else(|| StoreError::NotFound {
                     what: "案件",
@@ -88,7 +87,7 @@ impl Store {
                 let mut fields = Map::new();
                 fields.insert("reason".into(), Value::from(reason));
                 apply_in(
-                    &txn,
+                    txn,
                     engine,
                     &ActionRequest {
                         id: case_id,
@@ -109,9 +108,8 @@ impl Store {
                 auditor: Set(actor.name.clone()),
                 at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?;
-            txn.commit().await?;
             Ok(row)
         })
         .await

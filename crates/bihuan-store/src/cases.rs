@@ -75,11 +75,9 @@ impl Store {
         engine: &Engine,
         req: &ActionRequest<'_>,
     ) -> Result<CaseDetail> {
-        self.bounded(async {
-            let txn = self.begin_write().await?;
-            let (after, events) = apply_in(&txn, engine, req).await?;
-            let detail = detail_of(&txn, after, events).await?;
-            txn.commit().await?;
+        self.write(async |txn| {
+            let (after, events) = apply_in(txn, engine, req).await?;
+            let detail = detail_of(txn, after, events).await?;
             Ok(detail)
         })
         .await

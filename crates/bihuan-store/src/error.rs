@@ -43,6 +43,15 @@ pub enum StoreError {
         /// The database's own words (no data values: outages carry none).
         message: String,
     },
+    /// The database went away while committing (no answer in time, the connection lost): the write
+    /// may or may not have been kept. Read it back before trying again.
+    #[error("提交时数据库连接中断（{}），无法确认本次操作是否已保存：{message}", outage.label())]
+    CommitUnknown {
+        /// What kind of outage.
+        outage: Outage,
+        /// The database's own words.
+        message: String,
+    },
     /// Any other database error.
     #[error("数据库错误：{0}")]
     Db(DbErr),
@@ -59,6 +68,8 @@ pub enum Outage {
     Io,
     /// The database is locked by another writer for longer than the time limit.
     Busy,
+    /// The database ran out of memory or connections.
+    Exhausted,
     /// The connection broke, or the server is away or shutting down.
     ConnectionLost,
     /// No answer within the time limit (no free connection, no reply).
@@ -73,6 +84,7 @@ impl Outage {
             Outage::ReadOnly => "数据库只读",
             Outage::Io => "磁盘读写错误",
             Outage::Busy => "数据库被占用",
+            Outage::Exhausted => "数据库资源不足",
             Outage::ConnectionLost => "数据库连接中断",
             Outage::TimedOut => "数据库响应超时",
         }
@@ -105,7 +117,10 @@ impl StoreError {
     /// Whether the database was away or refused the operation (as opposed to the operation being
     /// wrong): trying again later may succeed.
     pub fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::CommitUnknown { .. }
+        )
     }
 }
 
@@ -143,15 +158,16 @@ fn sqlx_outage(e: &sea_orm::sqlx::Error) -> Option<Outage> {
     }
 }
 
-/// SQLite's result codes (the primary code is the low byte of the extended one).
+/// SQLite's result codes (the primary code is the low byte of the extended one). A corrupt file
+/// (SQLITE_CORRUPT, SQLITE_NOTADB) is no outage: it does not heal by waiting, and answers 500 with
+/// its cause in the log.
 fn sqlite_outage(extended: i32) -> Option<Outage> {
     match extended & 0xff {
-        13 => Some(Outage::DiskFull),          // SQLITE_FULL
-        8 => Some(Outage::ReadOnly),           // SQLITE_READONLY
-        10 | 14 | 15 | 26 => Some(Outage::Io), // IOERR, CANTOPEN, PROTOCOL, NOTADB
-        11 => Some(Outage::Io),                // SQLITE_CORRUPT: the file cannot be read
-        7 => Some(Outage::Io),                 // SQLITE_NOMEM
-        5 | 6 => Some(Outage::Busy),           // SQLITE_BUSY, SQLITE_LOCKED
+        13 => Some(Outage::DiskFull),     // SQLITE_FULL
+        8 => Some(Outage::ReadOnly),      // SQLITE_READONLY
+        10 | 14 | 15 => Some(Outage::Io), // SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_PROTOCOL
+        7 => Some(Outage::Exhausted),     // SQLITE_NOMEM
+        4..=6 => Some(Outage::Busy),      // SQLITE_ABORT, SQLITE_BUSY, SQLITE_LOCKED
         _ => None,
     }
 }
@@ -159,13 +175,17 @@ fn sqlite_outage(extended: i32) -> Option<Outage> {
 /// PostgreSQL's SQLSTATE codes of an outage.
 fn postgres_outage(sqlstate: &str) -> Option<Outage> {
     match sqlstate {
-        "53100" => Some(Outage::DiskFull),       // disk_full
-        "25006" => Some(Outage::ReadOnly),       // read_only_sql_transaction
-        "58030" => Some(Outage::Io),             // io_error
-        "55P03" | "57014" => Some(Outage::Busy), // lock_not_available, query_canceled (lock or statement timeout)
-        "57P01" | "57P02" | "57P03" | "57P05" => Some(Outage::ConnectionLost), // admin/crash shutdown, cannot connect now, idle session timeout
-        s if s.starts_with("08") => Some(Outage::ConnectionLost), // connection exception
-        s if s.starts_with("53") => Some(Outage::Busy), // insufficient resources (memory, connections)
+        "53100" => Some(Outage::DiskFull), // disk_full
+        "25006" => Some(Outage::ReadOnly), // read_only_sql_transaction
+        "58030" => Some(Outage::Io),       // io_error
+        // lock_not_available, query_canceled (a lock or statement time-out), serialization_failure,
+        // deadlock_detected: nothing was kept, and trying again may succeed.
+        "55P03" | "57014" | "40001" | "40P01" => Some(Outage::Busy),
+        // admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout,
+        // idle_in_transaction_session_timeout
+        "57P01" | "57P02" | "57P03" | "57P05" | "25P03" => Some(Outage::ConnectionLost),
+        s if s.starts_with("08") => Some(Outage::ConnectionLost), // connection_exception
+        s if s.starts_with("53") => Some(Outage::Exhausted),      // insufficient_resources
         _ => None,
     }
 }
@@ -179,3 +199,44 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
 
 /// Shorthand for results of the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::{Outage, postgres_outage, sqlite_outage};
+
+    #[test]
+    fn database_error_codes_name_their_outage() {
+        let sqlite = [
+            (13, Some(Outage::DiskFull)),
+            (8, Some(Outage::ReadOnly)),
+            (1032, Some(Outage::ReadOnly)), // SQLITE_READONLY_DBMOVED
+            (778, Some(Outage::Io)),        // SQLITE_IOERR_WRITE
+            (5, Some(Outage::Busy)),
+            (517, Some(Outage::Busy)), // SQLITE_BUSY_SNAPSHOT
+            (516, Some(Outage::Busy)), // SQLITE_ABORT_ROLLBACK
+            (7, Some(Outage::Exhausted)),
+            (11, None),   // SQLITE_CORRUPT
+            (26, None),   // SQLITE_NOTADB
+            (2067, None), // SQLITE_CONSTRAINT_UNIQUE
+            (1, None),    // SQLITE_ERROR (a bad statement)
+        ];
+        for (code, expected) in sqlite {
+            assert_eq!(sqlite_outage(code), expected, "SQLite {code}");
+        }
+        let postgres = [
+            ("53100", Some(Outage::DiskFull)),
+            ("53300", Some(Outage::Exhausted)),
+            ("25006", Some(Outage::ReadOnly)),
+            ("57P01", Some(Outage::ConnectionLost)),
+            ("08006", Some(Outage::ConnectionLost)),
+            ("40001", Some(Outage::Busy)),
+            ("55P03", Some(Outage::Busy)),
+            ("23505", None), // unique_violation
+            ("42P01", None), // undefined_table
+            ("22P02", None), // invalid_text_representation
+        ];
+        for (code, expected) in postgres {
+            assert_eq!(postgres_outage(code), expected, "PostgreSQL {code}");
+        }
+    }
+}

@@ -34,9 +34,10 @@ pub(crate) fn sqlite_released(conn: &mut SqliteConnection, _: PoolConnectionMeta
     })
 }
 
-/// PostgreSQL: the rollback of a dropped transaction is queued and sent with the pool's own check of
-/// the released connection (which closes it when the `ROLLBACK` fails); a transaction still counted
-/// open here was never rolled back, so the connection is closed.
+/// PostgreSQL: sqlx queues the `ROLLBACK` of a dropped transaction and sends it with the pool's own
+/// check of the released connection, which closes the connection when it fails; that check is the
+/// real guard here. A transaction still counted open at this point never had its rollback queued
+/// (sea-orm could not reach the connection to queue it), so the connection is closed.
 pub(crate) fn postgres_released(conn: &mut PgConnection, _: PoolConnectionMetadata) -> Check<'_> {
     Box::pin(async move { Ok(!conn.is_in_transaction()) })
 }

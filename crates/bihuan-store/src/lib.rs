@@ -64,6 +64,23 @@ pub struct Store {
     /// instead of sleeping in SQLite's busy handler.
     bulk_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     settings: DbSettings,
+    readiness: std::sync::Arc<Readiness>,
+}
+
+/// Why the database is not ready: the outage when it is one, and the database's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// What kind of outage (`None`: another database error).
+    pub outage: Option<Outage>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The readiness checks of one store: one probe at a time, its answer shared for a second.
+#[derive(Debug, Default)]
+struct Readiness {
+    last: std::sync::Mutex<Option<(std::time::Instant, std::result::Result<(), NotReady>)>>,
+    probing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How the store deals with its database.
@@ -151,13 +168,115 @@ impl Store {
             db,
             bulk_writer: Default::default(),
             settings,
+            readiness: Default::default(),
         })
     }
 
-    /// Runs one interactive operation within the time limit; past it the operation is abandoned (an
-    /// open transaction is rolled back when it is dropped) and the answer is an outage.
+    /// The time limit of every wait on the database.
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    /// Runs one interactive read within the time limit; past it the read is abandoned and the answer
+    /// is an outage.
     pub(crate) async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         within(self.settings.timeout, work).await
+    }
+
+    /// The one path of an interactive write: `body` in a write transaction, then the commit. The
+    /// `BEGIN` and the body have the time limit; past it, or on any error, the transaction is rolled
+    /// back (it is dropped) and nothing was kept. The commit is never cut off by that limit: it gets
+    /// one of its own, and a commit the database refused kept nothing, while one that got no answer
+    /// (the connection lost, the limit passed) may have been kept: [`StoreError::CommitUnknown`].
+    pub(crate) async fn write<T>(
+        &self,
+        body: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let limit = self.settings.timeout;
+        let (txn, out) = within(limit, async {
+            let txn = self.begin_write().await?;
+            let out = body(&txn).await?;
+            Ok((txn, out))
+        })
+        .await?;
+        match tokio::time::timeout(limit, txn.commit()).await {
+            Ok(Ok(())) => Ok(out),
+            Ok(Err(e)) => Err(match StoreError::from(e) {
+                StoreError::Unavailable {
+                    outage: outage @ (Outage::ConnectionLost | Outage::TimedOut),
+                    message,
+                } => StoreError::CommitUnknown { outage, message },
+                refused => refused,
+            }),
+            Err(_) => Err(StoreError::CommitUnknown {
+                outage: Outage::TimedOut,
+                message: format!("提交在 {} 毫秒内没有应答", limit.as_millis()),
+            }),
+        }
+    }
+
+    /// Whether a write would succeed now, for `/readyz`: answers within `within` whatever the
+    /// database does. One probe ([`Store::check_writable`]) runs at a time, in a task of its own that
+    /// is never cut off (so a probe waiting on a lock holds one connection, not one per request), and
+    /// its answer is shared for a second; while a probe is still out, the answer is "not ready".
+    /// A change of answer is logged, once.
+    pub async fn ready(&self, within: Duration) -> std::result::Result<(), NotReady> {
+        const FRESH: Duration = Duration::from_secs(1);
+        let last = self
+            .readiness
+            .last
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or(None);
+        if let Some((at, answer)) = &last
+            && at.elapsed() < FRESH
+        {
+            return answer.clone();
+        }
+        let Ok(probing) = self.readiness.probing.clone().try_lock_owned() else {
+            return Err(NotReady {
+                outage: Some(Outage::TimedOut),
+                message: "上一次写入检查仍未完成".into(),
+            });
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let store = self.clone();
+        tokio::spawn(async move {
+            let answer = store
+                .check_writable(store.settings.timeout)
+                .await
+                .map_err(|e| NotReady {
+                    outage: match &e {
+                        StoreError::Unavailable { outage, .. }
+                        | StoreError::CommitUnknown { outage, .. } => Some(*outage),
+                        _ => None,
+                    },
+                    message: e.to_string(),
+                });
+            let before = store
+                .readiness
+                .last
+                .lock()
+                .ok()
+                .and_then(|mut l| l.replace((std::time::Instant::now(), answer.clone())))
+                .map(|(_, a)| a.is_ok());
+            match (&answer, before) {
+                (Ok(()), Some(false)) => tracing::info!("ready again: a write succeeds"),
+                (Err(e), Some(true) | None) => {
+                    tracing::error!(cause = %e.message, "not ready: a write would not succeed")
+                }
+                _ => {}
+            }
+            drop(probing);
+            let _ = tx.send(answer);
+        });
+        match tokio::time::timeout(within, rx).await {
+            Ok(Ok(answer)) => answer,
+            _ => Err(NotReady {
+                outage: Some(Outage::TimedOut),
+                message: format!("{} 毫秒内未能写入", within.as_millis()),
+            }),
+        }
     }
 
     /// Proves that a write would succeed now (for `/readyz`): inserts a row the size of a database

@@ -647,12 +647,11 @@ impl Store {
         engine: &Engine,
         req: &ActionRequest<'_>,
     ) -> Result<TaskDetail> {
-        self.bounded(async {
+        self.write(async |txn| {
             let now = truncate_to_micros(req.now);
             let def = task_workflow(engine)?;
-            let txn = self.begin_write().await?;
             let current = task::Entity::find_by_id(req.id)
-                .one(&txn)
+                .one(txn)
                 .await?
                 .ok_or_else(|| not_found("工作任务", req.id))?;
             if current.version != req.version {
@@ -662,11 +661,11 @@ impl Store {
                 });
             }
             let view = self
-                .views(&txn, vec![current.clone()])
+                .views(txn, vec![current.clone()])
                 .await?
                 .pop()
                 .ok_or_else(|| not_found("工作任务", req.id))?;
-            let events = task_events_of(&txn, current.id).await?;
+            let events = task_events_of(txn, current.id).await?;
             let subject = view.subject(&events);
             let decision = bihuan_core::decide(
                 def,
@@ -681,10 +680,10 @@ impl Store {
                 StoreError::Corrupt(format!("action {} vanished", decision.action))
             })?;
             if action.has_mark(Mark::TargetReported) {
-                record_target(&txn, &view, &decision.fields, &req.actor.name, now).await?;
+                record_target(txn, &view, &decision.fields, &req.actor.name, now).await?;
             }
             let plan = plan::Entity::find_by_id(current.plan_id)
-                .one(&txn)
+                .one(txn)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", current.id)))?;
             let seq = current.event_count + 1;
@@ -706,11 +705,11 @@ impl Store {
                 .set(updated)
                 .filter(task::Column::Id.eq(current.id))
                 .filter(task::Column::Version.eq(req.version))
-                .exec(&txn)
+                .exec(txn)
                 .await?;
             if result.rows_affected == 0 {
                 let actual = task::Entity::find_by_id(current.id)
-                    .one(&txn)
+                    .one(txn)
                     .await?
                     .map_or(current.version, |t| t.version);
                 return Err(StoreError::Conflict {
@@ -731,15 +730,15 @@ impl Store {
                 hash: Set(hash),
                 ..Default::default()
             }
-            .insert(&txn)
+            .insert(txn)
             .await?;
             let after = task::Entity::find_by_id(current.id)
-                .one(&txn)
+                .one(txn)
                 .await?
                 .ok_or_else(|| not_found("工作任务", current.id))?;
             // The item as this transaction leaves it: a reported target changed its targets too.
             let view = if action.has_mark(Mark::TargetReported) {
-                self.views(&txn, vec![after])
+                self.views(txn, vec![after])
                     .await?
                     .pop()
                     .ok_or_else(|| not_found("工作任务", req.id))?
@@ -751,14 +750,14 @@ impl Store {
             };
             let label = action.label.clone();
             for note in &decision.notifications {
-                let recipients = task_recipients(&txn, note.audience, &view).await?;
+                let recipients = task_recipients(txn, note.audience, &view).await?;
                 let notice = bihuan_core::mail::TaskNotice {
                     kind: note.kind.clone(),
                     action: Some(label.clone()),
                     task: task_facts(engine, def, &plan, &view, now),
                 };
                 crate::outbox::insert_mail(
-                    &txn,
+                    txn,
                     crate::outbox::NewMail {
                         kind: note.kind.clone(),
                         case_id: None,
@@ -778,7 +777,6 @@ impl Store {
                 )
                 .await?;
             }
-            txn.commit().await?;
             let mut events = events;
             events.push(new_event);
             Ok(TaskDetail {

@@ -36,46 +36,52 @@ impl Store {
         rating: &Rating,
         now: DateTime<Utc>,
     ) -> Result<RecordedRating> {
-        self.bounded(async {
-            let now = truncate_to_micros(now);
-            let txn = self.begin_write().await?;
-            if let Some(found) = find_existing(&txn, rating).await? {
-                return Ok(found);
-            }
-            let rating_id = Uuid::now_v7();
-            let inserted = to_active_model(rating, rating_id, now).insert(&txn).await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    // Another writer stored the same rating between our read and our insert.
-                    drop(txn);
-                    return find_existing(&self.db, rating).await?.ok_or_else(|| {
-                        StoreError::Corrupt("评价唯一约束冲突但找不到已有评价".into())
-                    });
+        let recorded = self
+            .write(async |txn| {
+                let now = truncate_to_micros(now);
+                if let Some(found) = find_existing(txn, rating).await? {
+                    return Ok(found);
                 }
-                Err(e) => return Err(e.into()),
-            }
-            let case_id = if rating.opens_case() {
-                Some(open_case(&txn, engine, rating_id, rating, now).await?)
-            } else {
-                None
-            };
-            let mut sums = metrics::DaySums::new();
-            metrics::add(
-                &mut sums,
-                metrics::DayKey::of_rating(engine, rating),
-                &rating.service_name,
-                metrics::counts_of_new_rating(rating, case_id.is_some()),
-            );
-            metrics::add_deltas(&txn, sums).await?;
-            txn.commit().await?;
-            Ok(RecordedRating {
-                rating_id,
-                case_id,
-                duplicate: false,
+                let rating_id = Uuid::now_v7();
+                let inserted = to_active_model(rating, rating_id, now).insert(txn).await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        // Another writer stored the same rating between our read and our insert: its
+                        // answer is read once this transaction is rolled back.
+                        return Err(StoreError::Duplicate {
+                            what: "评价",
+                            key: rating.source_id.clone(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let case_id = if rating.opens_case() {
+                    Some(open_case(txn, engine, rating_id, rating, now).await?)
+                } else {
+                    None
+                };
+                let mut sums = metrics::DaySums::new();
+                metrics::add(
+                    &mut sums,
+                    metrics::DayKey::of_rating(engine, rating),
+                    &rating.service_name,
+                    metrics::counts_of_new_rating(rating, case_id.is_some()),
+                );
+                metrics::add_deltas(txn, sums).await?;
+                Ok(RecordedRating {
+                    rating_id,
+                    case_id,
+                    duplicate: false,
+                })
             })
-        })
-        .await
+            .await;
+        match recorded {
+            Err(StoreError::Duplicate { .. }) => find_existing(&self.db, rating)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("评价唯一约束冲突但找不到已有评价".into())),
+            other => other,
+        }
     }
 }
 

@@ -111,68 +111,67 @@ impl Store {
         answer: &ReviewAnswer,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<(), ReviewLinkState>> {
-        self.bounded(async {
-            let txn = self.begin_write().await?;
-            let link = find(&txn, token)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "评议链接",
-                    id: "…".into(),
-                })?;
-            let case = case_of(&txn, link.case_id).await?;
-            let (satisfied, unsatisfied) = review_actions(workflow_of(engine, &case)?)?;
-            let state = state_of(&txn, &link, &case, satisfied, now).await?;
-            if state != ReviewLinkState::Open {
-                return Ok(Err(state));
-            }
-            let used = review_link::Entity::update_many()
-                .col_expr(review_link::Column::UsedAt, Expr::value(now))
-                .filter(review_link::Column::TokenHash.eq(link.token_hash.clone()))
-                .filter(review_link::Column::UsedAt.is_null())
-                .exec(&txn)
-                .await?;
-            if used.rows_affected == 0 {
-                return Ok(Err(ReviewLinkState::Used));
-            }
-            let mut fields = Map::new();
-            let action = match answer {
-                ReviewAnswer::Satisfied { comment }
-                | ReviewAnswer::BasicallySatisfied { comment } => {
-                    let level = if matches!(answer, ReviewAnswer::Satisfied { .. }) {
-                        "satisfied"
-                    } else {
-                        "basically_satisfied"
-                    };
-                    fields.insert("level".into(), Value::from(level));
-                    if !comment.trim().is_empty() {
-                        fields.insert("comment".into(), Value::from(comment.trim()));
+        let answered = self
+            .write(async |txn| {
+                let link = find(txn, token)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: "评议链接",
+                        id: "…".into(),
+                    })?;
+                let case = case_of(txn, link.case_id).await?;
+                let (satisfied, unsatisfied) = review_actions(workflow_of(engine, &case)?)?;
+                let state = state_of(txn, &link, &case, satisfied, now).await?;
+                if state != ReviewLinkState::Open {
+                    return Ok(Err(state));
+                }
+                let used = review_link::Entity::update_many()
+                    .col_expr(review_link::Column::UsedAt, Expr::value(now))
+                    .filter(review_link::Column::TokenHash.eq(link.token_hash.clone()))
+                    .filter(review_link::Column::UsedAt.is_null())
+                    .exec(txn)
+                    .await?;
+                if used.rows_affected == 0 {
+                    return Ok(Err(ReviewLinkState::Used));
+                }
+                let mut fields = Map::new();
+                let action = match answer {
+                    ReviewAnswer::Satisfied { comment }
+                    | ReviewAnswer::BasicallySatisfied { comment } => {
+                        let level = if matches!(answer, ReviewAnswer::Satisfied { .. }) {
+                            "satisfied"
+                        } else {
+                            "basically_satisfied"
+                        };
+                        fields.insert("level".into(), Value::from(level));
+                        if !comment.trim().is_empty() {
+                            fields.insert("comment".into(), Value::from(comment.trim()));
+                        }
+                        satisfied.id.as_str()
                     }
-                    satisfied.id.as_str()
-                }
-                ReviewAnswer::Unsatisfied { reason } => {
-                    fields.insert("reason".into(), Value::from(reason.trim()));
-                    unsatisfied.id.as_str()
-                }
-            };
-            let actor = Actor::rater();
-            let request = ActionRequest {
-                id: case.id,
-                version: case.version,
-                action,
-                fields: &fields,
-                actor: &actor,
-                now,
-            };
-            match apply_in(&txn, engine, &request).await {
-                Ok(_) => {
-                    txn.commit().await?;
-                    Ok(Ok(()))
-                }
-                Err(StoreError::Conflict { .. }) => Ok(Err(ReviewLinkState::Closed)),
-                Err(e) => Err(e),
-            }
-        })
-        .await
+                    ReviewAnswer::Unsatisfied { reason } => {
+                        fields.insert("reason".into(), Value::from(reason.trim()));
+                        unsatisfied.id.as_str()
+                    }
+                };
+                let actor = Actor::rater();
+                let request = ActionRequest {
+                    id: case.id,
+                    version: case.version,
+                    action,
+                    fields: &fields,
+                    actor: &actor,
+                    now,
+                };
+                apply_in(txn, engine, &request).await?;
+                Ok(Ok(()))
+            })
+            .await;
+        match answered {
+            // The case moved on between the page and the answer: the link is left unused.
+            Err(StoreError::Conflict { .. }) => Ok(Err(ReviewLinkState::Closed)),
+            other => other,
+        }
     }
 }
 

@@ -33,7 +33,7 @@ fn one_connection() -> DbSettings {
 
 /// Whether the pooled connection is outside any transaction, as sqlx counts it and as the database
 /// itself sees it.
-async fn outside_any_transaction(store: &Store) -> bool {
+async fn outside_any_transaction(store: &Store, url: &str) -> bool {
     match store.backend() {
         DatabaseBackend::Sqlite => {
             let pool = store.connection().get_sqlite_connection_pool();
@@ -48,14 +48,21 @@ async fn outside_any_transaction(store: &Store) -> bool {
         _ => {
             let pool = store.connection().get_postgres_connection_pool();
             let mut conn = pool.acquire().await.unwrap();
-            // Outside a transaction each statement is a transaction of its own.
-            let (alone,): (bool,) = sqlx::query_as(
-                "SELECT xact_start = query_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            )
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-            !conn.is_in_transaction() && alone
+            let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            // The server's own word on that backend, between two of its statements, asked from
+            // another connection: "idle", or "idle in transaction".
+            let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+            let (state,): (String,) =
+                sqlx::query_as("SELECT state FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(&mut watcher)
+                    .await
+                    .unwrap();
+            watcher.close().await.unwrap();
+            !conn.is_in_transaction() && state == "idle"
         }
     }
 }
@@ -105,7 +112,7 @@ async fn a_statement_failing_inside_an_action_leaves_the_next_action_outside_any
     .unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert!(
-        outside_any_transaction(&store).await,
+        outside_any_transaction(&store, &db.url).await,
         "after a failed statement"
     );
 
@@ -125,7 +132,10 @@ async fn a_statement_failing_inside_an_action_leaves_the_next_action_outside_any
         .await
         .unwrap_err();
     assert!(matches!(refused, StoreError::Conflict { .. }), "{refused}");
-    assert!(outside_any_transaction(&store).await, "after a refusal");
+    assert!(
+        outside_any_transaction(&store, &db.url).await,
+        "after a refusal"
+    );
 
     // The next action commits for real: another pool sees it at once, and so does a reopened file.
     let done = act(
@@ -140,7 +150,10 @@ async fn a_statement_failing_inside_an_action_leaves_the_next_action_outside_any
     .await
     .unwrap();
     assert_eq!((done.state.as_str(), done.version), ("accepted", 2));
-    assert!(outside_any_transaction(&store).await, "after a commit");
+    assert!(
+        outside_any_transaction(&store, &db.url).await,
+        "after a commit"
+    );
     store.close().await.unwrap();
     let other = Store::connect(&db.url).await.unwrap();
     for (id, state, version) in [
@@ -197,6 +210,7 @@ async fn a_write_waits_on_a_lock_no_longer_than_the_time_limit(db: &TestDb) {
     .await
     .unwrap();
     // Bounded by the test too, so that a hang fails it instead of stalling the suite.
+    let started = std::time::Instant::now();
     let answer = tokio::time::timeout(
         Duration::from_secs(10),
         act(
@@ -212,6 +226,12 @@ async fn a_write_waits_on_a_lock_no_longer_than_the_time_limit(db: &TestDb) {
     .await
     .expect("the action answers within the time limit, not after the lock is released")
     .unwrap_err();
+    // Well inside three times the limit (the default limit, 5 s, would not be).
+    assert!(
+        started.elapsed() < Duration::from_millis(2400),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(
             answer,

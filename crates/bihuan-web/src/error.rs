@@ -175,6 +175,24 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "duplicate", e.to_string())
             }
             StoreError::Unavailable { outage, message } => Self::storage(outage, &message),
+            StoreError::CommitUnknown { outage, message } => {
+                tracing::error!(
+                    outage = outage.label(),
+                    cause = message,
+                    "the database went away while committing: the outcome is unknown"
+                );
+                let mut e = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    format!(
+                        "提交时数据库连接中断（{}），无法确认本次操作是否已保存。请刷新查看后再决定是否重试。",
+                        outage.label()
+                    ),
+                )
+                .with_details(json!({ "outcome": "unknown", "retry_after_seconds": STORAGE_RETRY_SECONDS }));
+                e.retry_after = Some(STORAGE_RETRY_SECONDS);
+                e
+            }
             StoreError::BadUrl { .. }
             | StoreError::Connect { .. }
             | StoreError::Corrupt(_)

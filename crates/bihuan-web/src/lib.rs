@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -96,6 +96,7 @@ fn routes() -> OpenApiRouter<AppState> {
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let timeout = state.config.request_timeout;
+    let deadline_state = state.clone();
     let recorder = metrics::Metrics::new();
     let (router, doc) = routes().split_for_parts();
     router
@@ -112,6 +113,7 @@ pub fn app(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "此地址不支持该请求方法")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(deadline_state, storage_deadline))
         .layer(middleware::from_fn(json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(|_| {
@@ -172,6 +174,47 @@ async fn openapi_json(
     axum::Extension(doc): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
 ) -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json((*doc).clone())
+}
+
+/// Whether a request legitimately runs long: a whole export, a bulk import. Each of its waits on the
+/// database is bounded by the store (pool, locks); the request as a whole by `request_timeout`.
+fn runs_long(method: &axum::http::Method, path: &str) -> bool {
+    path.starts_with("/api/v1/export/")
+        || path.ends_with("/export.xlsx")
+        || (method == axum::http::Method::POST
+            && matches!(path, "/api/v1/ratings/batch" | "/api/v1/plans" | "/plans"))
+}
+
+/// Every other request answers within the database's time limit (and a second for the rest): a
+/// database that stops answering (a frozen server, a cut network, a hung disk) gives 503
+/// `storage_unavailable`, not a hang. A write's own transaction is bounded inside the store, which
+/// tells "not saved" from "outcome unknown"; this deadline cannot tell, so it says neither.
+async fn storage_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if runs_long(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let html = pages::wants_html(req.headers());
+    let limit = state.store.timeout() + Duration::from_secs(1);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(
+                limit_ms = limit.as_millis() as u64,
+                "the database did not answer in time"
+            );
+            let error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "数据库未在规定时间内应答，请稍后重试；如是提交操作，请先刷新查看是否已生效。",
+            )
+            .with_details(serde_json::json!({ "outcome": "unknown" }));
+            if html {
+                pages::PageError::new(error, None).into_response()
+            } else {
+                error.into_response()
+            }
+        }
+    }
 }
 
 /// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of
