@@ -178,6 +178,39 @@ impl PgCluster {
         );
     }
 
+    /// Freezes every process of the server (`SIGSTOP`): connections stay open and nothing answers,
+    /// as with a hung machine or a cut network.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a frozen server run on (`SIGCONT`).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let pid = pid_file.lines().next().unwrap().trim().to_owned();
+        // The postmaster first on stopping (so it starts no new backend), last on continuing.
+        let postmaster = || {
+            let status = Command::new("kill")
+                .args([&format!("-{name}"), &pid])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -{name} {pid}");
+        };
+        if name == "STOP" {
+            postmaster();
+        }
+        let _ = Command::new("pkill")
+            .args([&format!("-{name}"), "-P", &pid])
+            .status();
+        if name != "STOP" {
+            postmaster();
+        }
+    }
+
     /// The URL of `database` on this server.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)

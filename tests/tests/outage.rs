@@ -548,7 +548,7 @@ async fn until_all_sent(url: &str) -> Vec<outbox::Model> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_server_stopped_and_started_under_load_loses_and_doubles_nothing() {
+async fn a_postgres_server_stopped_started_and_frozen_under_load_loses_and_doubles_nothing() {
     let Some(cluster) = PgCluster::start() else {
         return;
     };
@@ -586,6 +586,31 @@ async fn a_postgres_server_stopped_and_started_under_load_loses_and_doubles_noth
     let rows = until_all_sent(&url).await;
     assert_eq!(rows.len(), ids.len(), "one assignment mail per transfer");
 
+    // A server that stops answering without closing its connections (a hung machine, a cut
+    // network): reads and writes answer 503 within the limit instead of hanging, and serving resumes
+    // when it answers again.
+    let frozen = town.open_cases("FROZEN", 1).await.remove(0);
+    cluster.freeze();
+    let read = town.case(&frozen).await;
+    assert_outage_error(&read);
+    let write = town.act(&frozen, "accept", 1, json!({})).await;
+    assert_outage_error(&write);
+    until_ready(&town, StatusCode::SERVICE_UNAVAILABLE).await;
+    cluster.thaw();
+    until_ready(&town, StatusCode::OK).await;
+    let accepted = town.act(&frozen, "accept", 1, json!({})).await;
+    assert_eq!(
+        accepted.status,
+        StatusCode::OK,
+        "the frozen write was not kept: {accepted:?}"
+    );
+    let transferred = town
+        .act(&frozen, "transfer", 2, json!({"unit": "shaba-social"}))
+        .await;
+    assert_eq!(transferred.status, StatusCode::OK, "{transferred:?}");
+    let rows = until_all_sent(&url).await;
+    assert_eq!(rows.len(), ids.len() + 1);
+
     // A mail the mail server takes while the database goes away is marked sent once it is back, not
     // sent again.
     let (arrived, release) = smtp.hold_next();
@@ -615,7 +640,7 @@ async fn a_postgres_server_stopped_and_started_under_load_loses_and_doubles_noth
     assert!(server.log().contains("unmarked=1"), "{}", server.log());
     cluster.start_again();
     let rows = until_all_sent(&url).await;
-    assert_eq!(rows.len(), ids.len() + 1);
+    assert_eq!(rows.len(), ids.len() + 2);
     // One more pass after the mark, to see that nothing goes twice.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let log = server.stop();
