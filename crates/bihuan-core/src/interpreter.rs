@@ -156,6 +156,10 @@ pub enum ActionError {
     /// A unit staff member acted on a case that is not their unit's.
     #[error("只有承办单位的工作人员可以执行操作 {action}")]
     NotResponsibleUnit { action: String },
+    /// A supervisor acted on a work item led by no unit of their subtree (they see it only as the
+    /// supervisor of a co-unit).
+    #[error("该工作任务的牵头单位不在您的督查范围内，不能执行操作 {action}")]
+    LeadUnitOutOfScope { action: String },
     /// A required field is missing or empty.
     #[error("缺少必填字段 {field}（{label}）")]
     MissingField { field: String, label: String },
@@ -178,6 +182,7 @@ impl ActionError {
             ActionError::NotAllowedFromState { .. } => "action_not_allowed_in_state",
             ActionError::RoleNotAllowed { .. } => "role_not_allowed",
             ActionError::NotResponsibleUnit { .. } => "not_responsible_unit",
+            ActionError::LeadUnitOutOfScope { .. } => "lead_unit_out_of_scope",
             ActionError::MissingField { .. } => "missing_field",
             ActionError::InvalidField { .. } => "invalid_field",
             ActionError::UnknownField { .. } => "unknown_field",

@@ -137,12 +137,13 @@ pub(crate) async fn apply_in(
         req.fields,
         now,
     )?;
-    for code in decision
+    let newly_responsible: Vec<&String> = decision
         .responsible_units
         .iter()
         .filter(|u| !subject.responsible_units.contains(u))
-    {
-        if unit::Entity::find_by_id(code.clone())
+        .collect();
+    for code in &newly_responsible {
+        if unit::Entity::find_by_id((*code).clone())
             .one(txn)
             .await?
             .is_none()
@@ -150,6 +151,22 @@ pub(crate) async fn apply_in(
             return Err(StoreError::Invalid {
                 field: "unit".into(),
                 message: format!("单位 {code} 不存在"),
+            });
+        }
+    }
+    // A case goes only to a unit the actor's center answers for (admins: any), read in this
+    // transaction.
+    if !newly_responsible.is_empty() && req.actor.role != bihuan_core::Role::Admin {
+        let reach = match &req.actor.unit {
+            Some(unit) => crate::scope::reach_in(txn, unit).await?,
+            None => crate::Reach::default(),
+        };
+        if let Some(outside) = newly_responsible
+            .iter()
+            .find(|code| !reach.origins.contains(code.as_str()))
+        {
+            return Err(StoreError::UnitOutOfScope {
+                unit: (*outside).clone(),
             });
         }
     }

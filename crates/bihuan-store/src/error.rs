@@ -24,6 +24,12 @@ pub enum StoreError {
     /// Input that is well-formed but does not fit the data (an unknown unit, say).
     #[error("{field}：{message}")]
     Invalid { field: String, message: String },
+    /// The unit named is outside what the caller may reach (a transfer to another town).
+    #[error("单位 {unit} 不在您的权限范围内")]
+    UnitOutOfScope {
+        /// The unit named.
+        unit: String,
+    },
     /// A record with this key exists already.
     #[error("{what} {key} 已存在")]
     Duplicate { what: &'static str, key: String },

@@ -182,6 +182,19 @@ impl TaskView {
     pub fn due(&self) -> Due {
         due_of(&self.task)
     }
+
+    /// Whether one of its lead units (牵头单位) is in `scope`: a supervisor oversees only the items
+    /// their subtree leads, not those it merely co-handles.
+    pub fn led_within(&self, scope: &CaseScope) -> bool {
+        match scope {
+            CaseScope::All => true,
+            CaseScope::Units(reach) => self
+                .lead_units
+                .iter()
+                .any(|u| reach.units.contains(&u.code)),
+            CaseScope::Responsible(unit) => self.lead_units.iter().any(|u| &u.code == unit),
+        }
+    }
 }
 
 /// A plan with the items the caller may see.
@@ -665,6 +678,18 @@ impl Store {
                 .await?
                 .pop()
                 .ok_or_else(|| not_found("工作任务", req.id))?;
+            if req.actor.role == bihuan_core::Role::Supervisor {
+                let reach = match &req.actor.unit {
+                    Some(unit) => crate::scope::reach_in(txn, unit).await?,
+                    None => crate::Reach::default(),
+                };
+                if !view.led_within(&CaseScope::Units(reach)) {
+                    return Err(bihuan_core::ActionError::LeadUnitOutOfScope {
+                        action: req.action.to_owned(),
+                    }
+                    .into());
+                }
+            }
             let events = task_events_of(txn, current.id).await?;
             let subject = view.subject(&events);
             let decision = bihuan_core::decide(

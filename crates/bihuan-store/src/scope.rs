@@ -1,13 +1,14 @@
 //! What a caller may see, and the case list with its filters.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -16,32 +17,79 @@ use crate::{Result, Store};
 
 /// A unit's subtree of the organization: its units (with the outside codes mapped onto them) and the
 /// 行政区划 its service centers answer for.
+///
+/// The tree decides for every unit the organization knows (DOMAIN.md, "Scope"): a case, rating or sum
+/// of a registered (or mapped) unit is in reach only when that unit is. A region code reaches only
+/// what comes from units the organization does not know, routed to the center that answers for the
+/// region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reach {
     /// Unit codes, registered or mapped.
     pub units: BTreeSet<String>,
+    /// The units whose ratings come to a service center of the subtree: the subtree's own units and
+    /// every unit whose nearest service center up the tree (a unit with a region code, or one among
+    /// the children of the unit or of one of its ancestors) is in the subtree, with their mapped codes.
+    pub origins: BTreeSet<String>,
     /// Region codes of the units that carry one.
     pub regions: BTreeSet<String>,
+    /// Every code the organization knows (registered and mapped), in reach or not: what a region
+    /// code never reaches.
+    pub known: Arc<BTreeSet<String>>,
+}
+
+/// The codes the organization knows: registered units and the outside codes mapped onto them.
+fn known_codes() -> (
+    sea_orm::sea_query::SelectStatement,
+    sea_orm::sea_query::SelectStatement,
+) {
+    (
+        unit::Entity::find()
+            .select_only()
+            .column(unit::Column::Code)
+            .into_query(),
+        unit_alias::Entity::find()
+            .select_only()
+            .column(unit_alias::Column::Code)
+            .into_query(),
+    )
 }
 
 impl Reach {
+    /// Whether something of unit `unit` (from region `region`) is in reach.
+    pub fn reaches(&self, unit: &str, region: Option<&str>) -> bool {
+        self.origins.contains(unit)
+            || (!self.known.contains(unit) && region.is_some_and(|r| self.regions.contains(r)))
+    }
+
+    /// `unit_col IN origins`, or `region_col IN regions` for a unit the organization does not know.
+    fn condition_on(
+        &self,
+        unit_col: impl ColumnTrait + Copy,
+        region_col: impl ColumnTrait,
+    ) -> Condition {
+        let (registered, mapped) = known_codes();
+        Condition::any()
+            .add(unit_col.is_in(self.origins.iter().cloned()))
+            .add(
+                Condition::all()
+                    .add(region_col.is_in(self.regions.iter().cloned()))
+                    .add(unit_col.not_in_subquery(registered))
+                    .add(unit_col.not_in_subquery(mapped)),
+            )
+    }
+
     pub(crate) fn case_condition(&self) -> Condition {
         Condition::any()
-            .add(case::Column::OriginUnit.is_in(self.units.iter().cloned()))
+            .add(self.condition_on(case::Column::OriginUnit, case::Column::RegionCode))
             .add(case::Column::UnitCode.is_in(self.units.iter().cloned()))
-            .add(case::Column::RegionCode.is_in(self.regions.iter().cloned()))
     }
 
     fn rating_condition(&self) -> Condition {
-        Condition::any()
-            .add(rating::Column::UnitCode.is_in(self.units.iter().cloned()))
-            .add(rating::Column::RegionCode.is_in(self.regions.iter().cloned()))
+        self.condition_on(rating::Column::UnitCode, rating::Column::RegionCode)
     }
 
     pub(crate) fn metrics_condition(&self) -> Condition {
-        Condition::any()
-            .add(metric_day::Column::UnitCode.is_in(self.units.iter().cloned()))
-            .add(metric_day::Column::RegionCode.is_in(self.regions.iter().cloned()))
+        self.condition_on(metric_day::Column::UnitCode, metric_day::Column::RegionCode)
     }
 }
 
@@ -63,15 +111,11 @@ impl CaseScope {
         match self {
             CaseScope::All => true,
             CaseScope::Units(reach) => {
-                reach.units.contains(&case.origin_unit)
+                reach.reaches(&case.origin_unit, case.region_code.as_deref())
                     || case
                         .unit_code
                         .as_ref()
                         .is_some_and(|u| reach.units.contains(u))
-                    || case
-                        .region_code
-                        .as_ref()
-                        .is_some_and(|r| reach.regions.contains(r))
             }
             CaseScope::Responsible(unit) => case.unit_code.as_deref() == Some(unit.as_str()),
         }
@@ -143,30 +187,7 @@ impl Store {
     /// A unit's subtree: the codes of the unit, every unit below it and every outside code mapped onto
     /// one of them, and the regions those units answer for.
     pub async fn reach(&self, root: &str) -> Result<Reach> {
-        let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut regions: BTreeMap<String, String> = BTreeMap::new();
-        for u in unit::Entity::find().all(&self.db).await? {
-            if let Some(region) = u.region_code {
-                regions.insert(u.code.clone(), region);
-            }
-            if let Some(parent) = u.parent_code {
-                children.entry(parent).or_default().push(u.code);
-            }
-        }
-        let mut reach = Reach::default();
-        let mut stack = vec![root.to_owned()];
-        while let Some(code) = stack.pop() {
-            if reach.units.insert(code.clone()) {
-                reach.regions.extend(regions.get(&code).cloned());
-                stack.extend(children.get(&code).cloned().unwrap_or_default());
-            }
-        }
-        for alias in unit_alias::Entity::find().all(&self.db).await? {
-            if reach.units.contains(&alias.unit_code) {
-                reach.units.insert(alias.code);
-            }
-        }
-        Ok(reach)
+        reach_in(&self.db, root).await
     }
 
     /// One page of the cases in scope that pass the filter, newest first, with their ratings, and the
@@ -319,6 +340,74 @@ impl Store {
     }
 }
 
+/// A unit's subtree, read through `db` (a transaction sees its own changes).
+pub(crate) async fn reach_in(db: &impl ConnectionTrait, root: &str) -> Result<Reach> {
+    let all = unit::Entity::find().all(db).await?;
+    let parent: BTreeMap<&str, &str> = all
+        .iter()
+        .filter_map(|u| u.parent_code.as_deref().map(|p| (u.code.as_str(), p)))
+        .collect();
+    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (child, parent) in &parent {
+        children.entry(parent).or_default().push(child);
+    }
+    let regions: BTreeMap<&str, &str> = all
+        .iter()
+        .filter_map(|u| u.region_code.as_deref().map(|r| (u.code.as_str(), r)))
+        .collect();
+    let mut reach = Reach::default();
+    let mut stack = vec![root];
+    while let Some(code) = stack.pop() {
+        if reach.units.insert(code.to_owned()) {
+            reach
+                .regions
+                .extend(regions.get(code).map(|r| (*r).to_owned()));
+            stack.extend(children.get(code).into_iter().flatten());
+        }
+    }
+    // Whether a unit's ratings come to a service center in reach: the unit itself when it is a
+    // center, else the centers among the children of the nearest unit up the tree (itself first)
+    // that has any.
+    let routed_here = |code: &str| -> bool {
+        let mut at = Some(code);
+        while let Some(a) = at {
+            if regions.contains_key(a) {
+                return reach.units.contains(a);
+            }
+            let mut centers = children
+                .get(a)
+                .into_iter()
+                .flatten()
+                .filter(|c| regions.contains_key(**c))
+                .peekable();
+            if centers.peek().is_some() {
+                return centers.any(|c| reach.units.contains(*c));
+            }
+            at = parent.get(a).copied();
+        }
+        false
+    };
+    let routed: Vec<String> = all
+        .iter()
+        .filter(|u| routed_here(&u.code))
+        .map(|u| u.code.clone())
+        .collect();
+    reach.origins = reach.units.clone();
+    reach.origins.extend(routed);
+    let mut known: BTreeSet<String> = all.iter().map(|u| u.code.clone()).collect();
+    for alias in unit_alias::Entity::find().all(db).await? {
+        if reach.units.contains(&alias.unit_code) {
+            reach.units.insert(alias.code.clone());
+        }
+        if reach.origins.contains(&alias.unit_code) {
+            reach.origins.insert(alias.code.clone());
+        }
+        known.insert(alias.code);
+    }
+    reach.known = Arc::new(known);
+    Ok(reach)
+}
+
 /// Filters of the rating list.
 #[derive(Debug, Clone, Default)]
 pub struct RatingFilter {
@@ -413,14 +502,7 @@ impl Store {
     /// The unit codes of stored ratings that are neither registered units nor mapped onto one, most
     /// ratings first.
     pub async fn unmapped_units(&self) -> Result<Vec<UnmappedUnit>> {
-        let registered = unit::Entity::find()
-            .select_only()
-            .column(unit::Column::Code)
-            .into_query();
-        let mapped = unit_alias::Entity::find()
-            .select_only()
-            .column(unit_alias::Column::Code)
-            .into_query();
+        let (registered, mapped) = known_codes();
         let rows = rating::Entity::find()
             .select_only()
             .column(rating::Column::UnitCode)

@@ -139,9 +139,9 @@ impl IntoResponse for ApiError {
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
         let status = match e {
-            ActionError::RoleNotAllowed { .. } | ActionError::NotResponsibleUnit { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            ActionError::RoleNotAllowed { .. }
+            | ActionError::NotResponsibleUnit { .. }
+            | ActionError::LeadUnitOutOfScope { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let details = match &e {
@@ -171,6 +171,12 @@ impl From<StoreError> for ApiError {
                 ref field,
                 ref message,
             } => Self::invalid_field(field, message.clone()),
+            StoreError::UnitOutOfScope { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unit_out_of_scope",
+                e.to_string(),
+            )
+            .with_details(json!({ "field": "unit" })),
             StoreError::Duplicate { .. } => {
                 Self::new(StatusCode::CONFLICT, "duplicate", e.to_string())
             }

@@ -221,13 +221,17 @@ pub fn task_json(
 }
 
 /// The actions the caller may take on a work item now: the workflow's, less reporting a target's
-/// value when the item has no target that takes reported values.
+/// value when the item has no target that takes reported values; none for a supervisor whose subtree
+/// only co-handles it (the store refuses those too).
 pub fn task_actions<'d>(
     def: &'d bihuan_core::WorkflowDefinition,
     view: &TaskView,
     events: &[task_event::Model],
     caller: &SignedIn,
 ) -> Vec<&'d bihuan_core::workflow::ActionDef> {
+    if caller.role == bihuan_core::Role::Supervisor && !view.led_within(&caller.scope) {
+        return Vec::new();
+    }
     let reportable = reportable_targets(view);
     bihuan_core::available_actions(def, &view.subject(events), &caller.actor)
         .into_iter()

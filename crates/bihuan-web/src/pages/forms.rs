@@ -107,6 +107,7 @@ impl Submitted {
 pub(super) fn form_errors(e: &StoreError) -> Option<Vec<(String, String)>> {
     match e {
         StoreError::Invalid { field, message } => Some(vec![(field.clone(), message.clone())]),
+        StoreError::UnitOutOfScope { .. } => Some(vec![("unit".to_owned(), e.to_string())]),
         StoreError::Rejected(e)
             if e.field().is_some() || matches!(e, ActionError::GuardFailed { .. }) =>
         {
