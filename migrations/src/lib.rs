@@ -10,6 +10,7 @@ mod m20261128_000004_reminders_and_review_links;
 mod m20261128_000005_metric_days;
 mod m20261128_000006_plans_and_tasks;
 mod m20261202_000007_readiness_probes;
+mod m20261202_000008_trust;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_metric_days::Migration),
             Box::new(m20261128_000006_plans_and_tasks::Migration),
             Box::new(m20261202_000007_readiness_probes::Migration),
+            Box::new(m20261202_000008_trust::Migration),
         ]
     }
 }

@@ -916,19 +916,9 @@ async fn sessions_expire_and_can_be_revoked_and_failed_sign_ins_are_throttled(db
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")),
         "even the right password waits"
     );
-    // The address is throttled too, whatever the username.
-    let (status, _) = app
-        .raw(
-            Method::POST,
-            "/api/v1/session",
-            None,
-            Some(&json!({"username": "nobody", "password": "x"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn personal_data_is_masked_for_viewers(db: &TestDb) {
@@ -1021,7 +1011,7 @@ async fn admins_create_units_users_and_tokens(db: &TestDb) {
             "admin",
             Method::POST,
             "/api/v1/tokens",
-            Some(json!({"name": "12345", "scope": "ratings:write"})),
+            Some(json!({"name": "12345", "scope": "ratings:write", "source": "yukuaiban"})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -1152,9 +1142,19 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
     app.new_case("MET-2").await;
     app.to_rectifying(&id).await;
     app.case("center", &id).await;
+    let (status, body) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "prometheus", "scope": "metrics:read"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let response = app
         .client
         .get(format!("{}/metrics", app.base))
+        .bearer_auth(body["token"].as_str().unwrap())
         .send()
         .await
         .unwrap();
@@ -1192,13 +1192,16 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (API.md's contract so far).
-const SERVED: [(&str, &str); 40] = [
+const SERVED: [(&str, &str); 43] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
     ("post", "/api/v1/session"),
     ("delete", "/api/v1/session"),
+    ("post", "/api/v1/session/password"),
+    ("post", "/api/v1/users/{username}/disable"),
+    ("post", "/api/v1/users/{username}/enable"),
     ("post", "/api/v1/ratings"),
     ("get", "/api/v1/ratings"),
     ("post", "/api/v1/ratings/batch"),
@@ -1266,6 +1269,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: &TestDb) {
         let url = path
             .replace("{id}", "0192f3c4-0000-7000-8000-000000000000")
             .replace("{token}", "no-such-link")
+            .replace("{username}", "no-such-user")
             .replace("{name}", "trend.svg");
         let (status, body) = app
             .raw(

@@ -43,7 +43,12 @@ async fn prepare(url: &str) -> String {
     store.migrate().await.unwrap();
     seed_org(&store, now()).await;
     let token = store
-        .add_api_token("yukuaiban", "ratings:write", now())
+        .add_api_token(
+            "yukuaiban",
+            bihuan_store::TokenScope::RatingsWrite,
+            None,
+            now(),
+        )
         .await
         .unwrap();
     store.close().await.unwrap();

@@ -9,7 +9,8 @@
 //! 3. once a working day at the digest time (default 08:30 local), makes the daily digests;
 //! 4. sends the outbox: claims due mail, sends it, marks it sent, or records the failure and retries
 //!    with exponential backoff until the row is dead;
-//! 5. folds what the transactions since the last pass added to the metrics into the per-day sums.
+//! 5. folds what the transactions since the last pass added to the metrics into the per-day sums;
+//! 6. once an hour, removes sessions that ended and sign-in attempts that no longer count.
 //!
 //! A [`Scheduler`] runs the passes of one process and remembers, from one pass to the next, the mails
 //! the mail server took while the database could not record it: they are marked sent as soon as the
@@ -108,6 +109,8 @@ pub struct Scheduler {
     /// Mails the mail server accepted whose `sent` mark the database refused: marked first thing in
     /// the next pass (their lease keeps other senders off them meanwhile).
     unmarked: Vec<outbox::Model>,
+    /// When ended sessions and old sign-in attempts were last removed (once an hour).
+    pruned_at: Option<DateTime<Utc>>,
 }
 
 impl Scheduler {
@@ -137,6 +140,13 @@ impl Scheduler {
         self.send_outbox(store, mailer, &schedule.retry, now, &mut report)
             .await?;
         store.compact_metrics().await?;
+        if self
+            .pruned_at
+            .is_none_or(|at| now - at >= chrono::Duration::hours(1))
+        {
+            store.prune_access(now).await?;
+            self.pruned_at = Some(now);
+        }
         Ok(report)
     }
 

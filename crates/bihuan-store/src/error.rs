@@ -36,6 +36,15 @@ pub enum StoreError {
     /// Stored data that cannot be read back (a hand-edited row, a removed workflow).
     #[error("数据不一致：{0}")]
     Corrupt(String),
+    /// A new password is too short.
+    #[error("密码至少 {min} 个字符")]
+    WeakPassword {
+        /// The fewest characters allowed.
+        min: usize,
+    },
+    /// The current password given is wrong.
+    #[error("当前密码不正确")]
+    BadPassword,
     /// Hashing a password failed.
     #[error("密码处理失败：{0}")]
     Password(String),

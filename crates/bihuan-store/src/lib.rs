@@ -35,7 +35,10 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-pub use access::{CHANNEL_PREFIX, SCOPE_RATINGS_WRITE, SESSION_PREFIX, token_hash};
+pub use access::{
+    ApiToken, CHANNEL_PREFIX, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, SESSION_PREFIX,
+    SignInAttempt, ThrottleKey, TokenScope, check_password, token_hash,
+};
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};
 pub use batch::{BatchOutcome, RatingsImport};
 pub use cases::{ActionRequest, CaseDetail};

@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
 use bihuan_core::Role;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -187,21 +187,12 @@ impl Store {
                 message: format!("角色 {} 必须属于一个单位（--unit）", new.role),
             });
         }
-        if password.chars().count() < 8 {
-            return Err(StoreError::Invalid {
-                field: "password".into(),
-                message: "密码至少 8 个字符".into(),
-            });
-        }
         let email = new
             .email
             .as_deref()
             .map(|e| checked_email("email", e))
             .transpose()?;
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes())
-            .map_err(|e| StoreError::Password(e.to_string()))?
-            .to_string();
+        let hash = crate::access::hash_password(password).await?;
         let txn = self.begin_write().await?;
         if let Some(unit) = &new.unit
             && unit::Entity::find_by_id(unit.clone())

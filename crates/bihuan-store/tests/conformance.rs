@@ -642,22 +642,25 @@ async fn units_and_users_are_checked_and_passwords_hashed(db: &TestDb) {
     };
     assert!(matches!(
         store
-            .add_user(&user("zhang", Role::Viewer, None), "long enough", now)
+            .add_user(&user("zhang", Role::Viewer, None), "long enough 12", now)
             .await,
         Err(StoreError::Duplicate { .. })
     ));
     assert!(
-        matches!(store.add_user(&user("a", Role::UnitStaff, None), "long enough", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "unit")
+        matches!(store.add_user(&user("a", Role::UnitStaff, None), "long enough 12", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "unit")
     );
     assert!(
-        matches!(store.add_user(&user("b", Role::UnitStaff, Some("nowhere")), "long enough", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "unit")
+        matches!(store.add_user(&user("b", Role::UnitStaff, Some("nowhere")), "long enough 12", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "unit")
     );
     assert!(
-        matches!(store.add_user(&user("c", Role::Rater, None), "long enough", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "role")
+        matches!(store.add_user(&user("c", Role::Rater, None), "long enough 12", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "role")
     );
-    assert!(
-        matches!(store.add_user(&user("d", Role::Viewer, None), "short", now).await, Err(StoreError::Invalid { ref field, .. }) if field == "password")
-    );
+    assert!(matches!(
+        store
+            .add_user(&user("d", Role::Viewer, None), "elevenchars", now)
+            .await,
+        Err(StoreError::WeakPassword { min: 12 })
+    ));
     let admin = store
         .add_user(&user("admin", Role::Admin, None), "s3cret-passphrase", now)
         .await

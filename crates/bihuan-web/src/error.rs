@@ -65,9 +65,9 @@ impl ApiError {
             .with_details(json!({ "field": field }))
     }
 
-    /// 429: too many attempts; try again after `seconds`.
-    pub fn too_many_requests(message: impl Into<String>, seconds: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+    /// 429 with `code`: too many requests or attempts; try again after `seconds`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, seconds: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
             .with_details(json!({ "retry_after_seconds": seconds }));
         e.retry_after = Some(seconds);
         e
@@ -177,6 +177,18 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             )
             .with_details(json!({ "field": "unit" })),
+            StoreError::WeakPassword { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak_password",
+                e.to_string(),
+            )
+            .with_details(json!({ "field": "new" })),
+            StoreError::BadPassword => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_password",
+                e.to_string(),
+            )
+            .with_details(json!({ "field": "current" })),
             StoreError::Duplicate { .. } => {
                 Self::new(StatusCode::CONFLICT, "duplicate", e.to_string())
             }

@@ -1,13 +1,16 @@
 //! Extractors that answer with the API's JSON errors: the body, the path, the query, and who calls.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::{Json, http::header};
 use bihuan_core::{Actor, Role};
-use bihuan_store::entity::{api_token, user};
-use bihuan_store::{CHANNEL_PREFIX, CaseScope, SESSION_PREFIX};
+use bihuan_store::entity::user;
+use bihuan_store::{ApiToken, CHANNEL_PREFIX, CaseScope, SESSION_PREFIX, TokenScope};
+use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -141,9 +144,84 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
         .to_str()
         .map_err(|_| ApiError::unauthorized("Authorization 头无效"))?;
     match value.strip_prefix("Bearer ").map(str::trim) {
+        // Tokens are 68 characters; anything much longer is refused before any lookup.
+        Some(token) if token.len() > MAX_TOKEN_BYTES => {
+            Err(ApiError::unauthorized("令牌无效或已过期"))
+        }
         Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
         _ => Err(ApiError::unauthorized("Authorization 头应为 Bearer 令牌")),
     }
+}
+
+/// The longest bearer token looked up.
+const MAX_TOKEN_BYTES: usize = 256;
+
+/// The client's address: the peer's, or — when the peer is a trusted proxy
+/// (`BIHUAN_TRUSTED_PROXIES`) — the nearest address in `X-Forwarded-For` that is not one. Used for
+/// the sign-in throttle; `None` when the server does not know the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Self(peer.map(|peer| {
+            client_ip(peer, &forwarded, &state.config.trusted_proxies)
+        })))
+    }
+}
+
+/// The client of a request from `peer` carrying `X-Forwarded-For: forwarded`: the header is believed
+/// only as far as the proxies that wrote it are trusted, read from the right (the nearest hop first).
+pub fn client_ip(peer: IpAddr, forwarded: &str, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded
+        .rsplit(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // A hop that is no address: what lies beyond it cannot be believed.
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+/// Parses `BIHUAN_TRUSTED_PROXIES`: comma-separated CIDRs or single addresses.
+pub fn parse_trusted_proxies(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("“{t}”不是 CIDR（如 10.0.0.0/8）或 IP 地址"))
+        })
+        .collect()
 }
 
 /// A signed-in user, with the scope of cases they may see.
@@ -212,7 +290,7 @@ impl SignedIn {
         }
         let user = state
             .store
-            .session_user(&token, state.clock.now())
+            .session_user(&token, state.clock.now(), state.config.session_idle)
             .await?
             .ok_or_else(|| ApiError::unauthorized("令牌无效或已过期"))?;
         let role: Role = user
@@ -243,8 +321,26 @@ impl SignedIn {
 /// A channel pushing ratings with its API token.
 #[derive(Debug, Clone)]
 pub struct Channel {
-    /// The token's record.
-    pub token: api_token::Model,
+    /// The token (scope `ratings:write`, bound to its source).
+    pub token: ApiToken,
+}
+
+impl Channel {
+    /// A rating of another source than the token's is refused: one channel cannot write (or squat)
+    /// another's ratings.
+    pub fn check_source(&self, source: &str) -> Result<(), ApiError> {
+        match &self.token.source {
+            Some(own) if own == source => Ok(()),
+            own => Err(ApiError::forbidden(
+                "source_mismatch",
+                format!(
+                    "该渠道令牌只能推送来源为 {} 的评价，不能推送来源 {source}",
+                    own.as_deref().unwrap_or("（无）")
+                ),
+            )
+            .with_details(serde_json::json!({ "field": "source" }))),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Channel {
@@ -270,9 +366,44 @@ impl FromRequestParts<AppState> for Channel {
             .api_token(&token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("令牌无效或已吊销"))?;
-        if token.scope != bihuan_store::SCOPE_RATINGS_WRITE {
+        if token.scope != TokenScope::RatingsWrite {
             return Err(ApiError::forbidden("scope_missing", "该令牌无权推送评价"));
         }
         Ok(Self { token })
+    }
+}
+
+/// A monitoring system reading `/metrics` with a `metrics:read` token — or anyone, when the
+/// deployment made the figures public (`BIHUAN_METRICS_PUBLIC=true`).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.config.metrics_public {
+            return Ok(Self);
+        }
+        let Some(token) = bearer(parts)? else {
+            return Err(ApiError::unauthorized(
+                "需要监控令牌（Authorization: Bearer 令牌，权限范围 metrics:read）",
+            ));
+        };
+        let token = state
+            .store
+            .api_token(&token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("令牌无效或已吊销"))?;
+        if token.scope != TokenScope::MetricsRead {
+            return Err(ApiError::forbidden(
+                "scope_missing",
+                "该令牌无权读取监控指标（需要 metrics:read）",
+            ));
+        }
+        Ok(Self)
     }
 }

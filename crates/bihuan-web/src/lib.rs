@@ -30,6 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
+pub use extract::{client_ip, parse_trusted_proxies};
 pub use routes::export::{metrics_table_csv, metrics_workbook};
 pub use routes::stats::metrics_json;
 
@@ -45,6 +46,13 @@ pub struct WebConfig {
     /// Whether the pages' cookies are marked Secure (the site is served over https; default false,
     /// and a request that came through a proxy over https gets them Secure anyway).
     pub secure_cookies: bool,
+    /// How long a session may go unused before it ends (`BIHUAN_SESSION_IDLE_MINUTES`, default 30).
+    pub session_idle: chrono::Duration,
+    /// The proxies whose `X-Forwarded-For` is believed (`BIHUAN_TRUSTED_PROXIES`; default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether `/metrics` answers without a `metrics:read` token (`BIHUAN_METRICS_PUBLIC`, default
+    /// false).
+    pub metrics_public: bool,
 }
 
 impl Default for WebConfig {
@@ -54,6 +62,9 @@ impl Default for WebConfig {
             body_limit: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             secure_cookies: false,
+            session_idle: chrono::Duration::minutes(30),
+            trusted_proxies: Vec::new(),
+            metrics_public: false,
         }
     }
 }

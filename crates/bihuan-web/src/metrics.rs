@@ -14,12 +14,20 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::extract::MetricsReader;
 
 const DURATION: &str = "http_request_duration_seconds";
 
-/// The app's metrics recorder.
+/// The app's metrics recorder, and when the gauges read from the database were last refreshed.
 #[derive(Clone)]
-pub struct Metrics(Arc<PrometheusRecorder>);
+pub struct Metrics(
+    Arc<PrometheusRecorder>,
+    Arc<std::sync::Mutex<Option<Instant>>>,
+);
+
+/// The gauges read from the database (cases by state, the outbox by status) are refreshed at most
+/// this often, however often `/metrics` is scraped.
+const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +50,7 @@ impl Metrics {
                     PrometheusBuilder::new()
                 }
             };
-        Self(Arc::new(builder.build_recorder()))
+        Self(Arc::new(builder.build_recorder()), Arc::default())
     }
 }
 
@@ -71,23 +79,36 @@ pub async fn track(Extension(metrics): Extension<Metrics>, req: Request, next: N
     response
 }
 
-/// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus 文本格式", content_type = "text/plain", body = String)))]
+/// `GET /metrics`: for a `metrics:read` token (or anyone when `BIHUAN_METRICS_PUBLIC=true`).
+#[utoipa::path(get, path = "/metrics", tag = "health", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus 文本格式", content_type = "text/plain", body = String),
+        (status = 401, description = "缺少 metrics:read 令牌", body = crate::error::ErrorBody),
+        (status = 403, description = "令牌无权读取监控指标", body = crate::error::ErrorBody)))]
 pub async fn render(
     State(state): State<AppState>,
+    _reader: MetricsReader,
     Extension(metrics): Extension<Metrics>,
 ) -> ApiResult<Response> {
-    let cases = state.store.case_counts_by_state().await?;
-    let outbox = state.store.outbox_counts_by_status().await?;
-    metrics::with_local_recorder(&*metrics.0, || {
-        for (s, n) in cases {
-            metrics::gauge!("bihuan_cases", "state" => s).set(n as f64);
+    let due = metrics
+        .1
+        .lock()
+        .map(|at| at.is_none_or(|at| at.elapsed() >= GAUGES_EVERY))
+        .unwrap_or(true);
+    if due {
+        let cases = state.store.case_counts_by_state().await?;
+        let outbox = state.store.outbox_counts_by_status().await?;
+        metrics::with_local_recorder(&*metrics.0, || {
+            for (s, n) in cases {
+                metrics::gauge!("bihuan_cases", "state" => s).set(n as f64);
+            }
+            for (s, n) in outbox {
+                metrics::gauge!("bihuan_outbox", "status" => s).set(n as f64);
+            }
+        });
+        if let Ok(mut at) = metrics.1.lock() {
+            *at = Some(Instant::now());
         }
-        for (s, n) in outbox {
-            metrics::gauge!("bihuan_outbox", "status" => s).set(n as f64);
-        }
-    });
+    }
     Ok((
         [(
             header::CONTENT_TYPE,

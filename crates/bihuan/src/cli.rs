@@ -150,6 +150,30 @@ pub enum UserCommand {
         unit: Option<String>,
         #[arg(long)]
         email: Option<String>,
+        /// Read the password from the first line of standard input (at least 12 characters).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disable an account: its sessions end at once and it cannot sign in until enabled.
+    Disable {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set a user's password (read from standard input, at least 12 characters); their sessions end.
+    Password {
+        #[arg(long)]
+        username: String,
         /// Read the password from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -233,14 +257,29 @@ pub enum ImportCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a channel token and print it once.
+    /// Create an API token and print it once.
     Add {
-        /// The channel, e.g. yukuaiban.
+        /// The channel (e.g. yukuaiban) or monitoring system.
         #[arg(long)]
         name: String,
-        /// What the token may do.
+        /// What the token may do: ratings:write or metrics:read.
         #[arg(long, default_value = "ratings:write")]
         scope: String,
+        /// For ratings:write, the only `source` its ratings may have (default: the name).
+        #[arg(long)]
+        source: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token: it answers 401 from its next request.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the tokens (never the tokens themselves: only their hashes are kept).
+    List {
         #[command(flatten)]
         db: DbArgs,
     },

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bihuan_core::{Engine, Role};
-use bihuan_store::{Clock, NewUnit, NewUser, Store};
+use bihuan_store::{Clock, NewUnit, NewUser, Store, TokenScope};
 use bihuan_web::AppState;
 use chrono_tz::Tz;
 
@@ -216,6 +216,9 @@ pub async fn user_add(
 ) -> anyhow::Result<ExitCode> {
     let role: Role = role.parse()?;
     let password = read_password()?;
+    if let Some(code) = weak(&password) {
+        return Ok(code);
+    }
     let store = config::store(db).await?;
     let user = store
         .add_user(
@@ -230,6 +233,48 @@ pub async fn user_add(
         )
         .await?;
     println!("已添加用户 {}（{}）", user.username, role.label());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A password too short for an account: said, and exit 2 (bad usage), before anything is opened.
+fn weak(password: &str) -> Option<ExitCode> {
+    match bihuan_store::check_password(password) {
+        Ok(()) => None,
+        Err(e) => {
+            eprintln!("错误：{e}");
+            Some(ExitCode::from(2))
+        }
+    }
+}
+
+/// `bihuan user disable` / `user enable`.
+pub async fn user_disable(
+    clock: Clock,
+    db: &str,
+    username: &str,
+    disabled: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = config::store(db).await?;
+    let user = store
+        .set_user_disabled(username, disabled, clock.now())
+        .await?;
+    if disabled {
+        println!("已停用用户 {}：其会话已全部结束", user.username);
+    } else {
+        println!("已启用用户 {}", user.username);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan user password`.
+pub async fn user_password(clock: Clock, db: &str, username: &str) -> anyhow::Result<ExitCode> {
+    let password = read_password()?;
+    if let Some(code) = weak(&password) {
+        return Ok(code);
+    }
+    let store = config::store(db).await?;
+    store.set_password(username, &password, clock.now()).await?;
+    println!("已重设用户 {username} 的密码：其会话已全部结束");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -272,14 +317,53 @@ pub async fn token_add(
     db: &str,
     name: &str,
     scope: &str,
+    source: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let scope: TokenScope = scope.parse()?;
     let store = config::store(db).await?;
-    let token = store.add_api_token(name, scope, clock.now()).await?;
+    let token = store
+        .add_api_token(name, scope, source, clock.now())
+        .await?;
+    let bound = match scope {
+        TokenScope::RatingsWrite => {
+            format!("，只能推送来源 {} 的评价", source.unwrap_or(name).trim())
+        }
+        TokenScope::MetricsRead => String::new(),
+    };
     eprintln!(
-        "已创建渠道令牌 {}（{scope}）。令牌只显示这一次，请妥善保存：",
+        "已创建令牌 {}（{scope}{bound}）。令牌只显示这一次，请妥善保存：",
         name.trim()
     );
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan token revoke`.
+pub async fn token_revoke(clock: Clock, db: &str, name: &str) -> anyhow::Result<ExitCode> {
+    let store = config::store(db).await?;
+    store.revoke_api_token(name, clock.now()).await?;
+    println!("已吊销令牌 {}：自下一次请求起答复 401", name.trim());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan token list`.
+pub async fn token_list(db: &str) -> anyhow::Result<ExitCode> {
+    let store = config::store(db).await?;
+    for t in store.api_tokens().await? {
+        println!(
+            "{}\t{}\t{}\t创建于 {}\t{}",
+            t.name,
+            t.scope,
+            t.source
+                .as_deref()
+                .map_or("-".to_owned(), |s| format!("来源 {s}")),
+            t.created_at.format("%Y-%m-%d %H:%M"),
+            t.revoked_at.map_or("有效".to_owned(), |at| format!(
+                "已吊销 {}",
+                at.format("%Y-%m-%d %H:%M")
+            )),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

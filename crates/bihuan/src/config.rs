@@ -130,8 +130,10 @@ fn problems(list: Vec<String>) -> anyhow::Error {
     anyhow!("the workflow files have problems:\n{}", list.join("\n"))
 }
 
-/// Settings of the HTTP front: `BIHUAN_SESSION_HOURS` (default 12), `BIHUAN_BODY_LIMIT_MB` (default 16);
-/// the pages' cookies are Secure when `BIHUAN_PUBLIC_URL` is https.
+/// Settings of the HTTP front: `BIHUAN_SESSION_HOURS` (default 12), `BIHUAN_SESSION_IDLE_MINUTES`
+/// (default 30), `BIHUAN_BODY_LIMIT_MB` (default 16), `BIHUAN_TRUSTED_PROXIES` (CIDRs whose
+/// `X-Forwarded-For` is believed), `BIHUAN_METRICS_PUBLIC` (default false); the pages' cookies are
+/// Secure when `BIHUAN_PUBLIC_URL` is https.
 pub fn web() -> anyhow::Result<bihuan_web::WebConfig> {
     let mut config = bihuan_web::WebConfig {
         secure_cookies: public_url()?.starts_with("https://"),
@@ -143,6 +145,19 @@ pub fn web() -> anyhow::Result<bihuan_web::WebConfig> {
     if let Some(mb) = number_var("BIHUAN_BODY_LIMIT_MB")? {
         config.body_limit = usize::try_from(mb)?.saturating_mul(1024 * 1024);
     }
+    if let Some(minutes) = number_var("BIHUAN_SESSION_IDLE_MINUTES")? {
+        config.session_idle = chrono::Duration::minutes(minutes);
+    }
+    if let Ok(text) = std::env::var("BIHUAN_TRUSTED_PROXIES") {
+        config.trusted_proxies = bihuan_web::parse_trusted_proxies(&text)
+            .map_err(|e| anyhow!("BIHUAN_TRUSTED_PROXIES: {e}"))?;
+    }
+    config.metrics_public = match std::env::var("BIHUAN_METRICS_PUBLIC") {
+        Ok(v) if v.trim().eq_ignore_ascii_case("true") => true,
+        Ok(v) if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("false") => false,
+        Ok(v) => bail!("BIHUAN_METRICS_PUBLIC={v} should be true or false"),
+        Err(_) => false,
+    };
     Ok(config)
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The password of every demo account (printed; a demo is not a deployment).
-const DEMO_PASSWORD: &str = "bihuan-demo";
+const DEMO_PASSWORD: &str = "bihuan-demo-2021";
 const RATINGS: usize = 300;
 /// 沙坝镇's 行政区划代码; its 便民服务中心 answers for it.
 const REGION: &str = "500114112";
@@ -159,7 +159,12 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
             .with_context(|| format!("demo user {username}"))?;
     }
     let channel_token = store
-        .add_api_token("demo-channel", bihuan_store::SCOPE_RATINGS_WRITE, now)
+        .add_api_token(
+            "demo-channel",
+            bihuan_store::TokenScope::RatingsWrite,
+            None,
+            now,
+        )
         .await?;
     let mut rng = SplitMix(0x5eed_b1a0_2021);
     let mut cases = 0;

@@ -139,8 +139,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan_import::run(&store, &engine, clock, &file, options).await
         }
         Command::Token {
-            command: TokenCommand::Add { name, scope, db },
-        } => commands::token_add(clock, &db.url, &name, &scope).await,
+            command:
+                TokenCommand::Add {
+                    name,
+                    scope,
+                    source,
+                    db,
+                },
+        } => commands::token_add(clock, &db.url, &name, &scope, source.as_deref()).await,
+        Command::Token {
+            command: TokenCommand::Revoke { name, db },
+        } => commands::token_revoke(clock, &db.url, &name).await,
+        Command::Token {
+            command: TokenCommand::List { db },
+        } => commands::token_list(&db.url).await,
+        Command::User {
+            command: UserCommand::Disable { username, db },
+        } => commands::user_disable(clock, &db.url, &username, true).await,
+        Command::User {
+            command: UserCommand::Enable { username, db },
+        } => commands::user_disable(clock, &db.url, &username, false).await,
+        Command::User {
+            command:
+                UserCommand::Password {
+                    username,
+                    password_stdin: _,
+                    db,
+                },
+        } => commands::user_password(clock, &db.url, &username).await,
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => commands::audit_verify(&db.url).await,

@@ -10,6 +10,8 @@ pub struct Model {
     pub token_hash: String,
     pub name: String,
     pub scope: String,
+    /// The only rating `source` a ratings token may send (`None` for other scopes).
+    pub source: Option<String>,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
 }

@@ -12,6 +12,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// When it was last used (for the idle time-out).
+    pub last_seen_at: Option<DateTimeUtc>,
 }
 
 /// No declared relations: queries join explicitly.

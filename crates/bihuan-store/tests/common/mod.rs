@@ -73,7 +73,8 @@ pub async fn seed_org(store: &Store) {
                     name: name.into(),
                     parent: parent.map(Into::into),
                     email: email.map(Into::into),
-                    region: None,
+                    // The service center answers for 沙坝镇 (500114112).
+                    region: (code == "shaba-center").then(|| "500114112".into()),
                 },
                 now,
             )

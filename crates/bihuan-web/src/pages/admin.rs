@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bihuan_core::Role;
+use bihuan_store::TokenScope;
 use bihuan_store::{NewUnit, NewUser, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +75,7 @@ async fn admin(
         .iter()
         .map(|t| {
             serde_json::json!({
-                "name": t.name, "scope": t.scope, "created": when(cal, t.created_at),
+                "name": t.name, "scope": t.scope, "source": t.source, "created": when(cal, t.created_at),
                 "revoked": t.revoked_at.is_some(),
             })
         })
@@ -275,6 +276,8 @@ pub(crate) struct TokenForm {
     name: String,
     #[serde(default)]
     scope: String,
+    #[serde(default)]
+    source: String,
 }
 
 /// `POST /admin/tokens`: the new token is shown once, on the page that answers.
@@ -286,15 +289,21 @@ pub(crate) async fn add_token(
     user.check_csrf(Some(&form.csrf))?;
     only_admin(&user)?;
     let scope = if form.scope.is_empty() {
-        bihuan_store::SCOPE_RATINGS_WRITE
+        Ok(TokenScope::RatingsWrite)
     } else {
-        form.scope.as_str()
+        form.scope.parse::<TokenScope>()
     };
-    match state
-        .store
-        .add_api_token(&form.name, scope, state.clock.now())
-        .await
-    {
+    let source = Some(form.source.trim()).filter(|s| !s.is_empty());
+    let created = match scope {
+        Ok(scope) => {
+            state
+                .store
+                .add_api_token(&form.name, scope, source, state.clock.now())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(token) => {
             let returned = Returned {
                 new_token: Some(token),

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use super::{PageError, render, views};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::ClientIp;
 use crate::extract::SignedIn;
-use crate::routes::session::{ClientAddr, authenticate};
+use crate::routes::session::authenticate;
 
 /// The cookie holding the session token.
 pub(crate) const SESSION_COOKIE: &str = "bihuan_session";
@@ -142,12 +143,45 @@ impl FromRequestParts<AppState> for PageUser {
     }
 }
 
-/// Where to go after signing in: a path of this site only.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
+/// Where to go after signing in: a path of this site only. A browser decodes percent escapes and
+/// drops tabs and newlines before it resolves a path, so `/%09/evil.example` would lead to
+/// `//evil.example`, another site: the path is judged as the browser will read it, and anything
+/// doubtful goes home.
+pub(crate) fn safe_next(next: Option<&str>) -> String {
+    let Some(n) = next else {
+        return "/".to_owned();
+    };
+    let raw_ok = n.len() <= 2048 && n.bytes().all(|b| b.is_ascii_graphic());
+    let decoded = percent_decoded(n);
+    let read_ok = decoded.as_deref().is_some_and(|d| {
+        d.starts_with('/')
+            && !d.starts_with("//")
+            && !d.contains('\\')
+            && d.bytes().all(|b| b >= 0x20 && b != 0x7f)
+    });
+    if raw_ok && read_ok && n.starts_with('/') {
+        n.to_owned()
+    } else {
+        "/".to_owned()
     }
+}
+
+/// `%XX` escapes decoded; `None` when one is broken or the result is not UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,7 +240,7 @@ pub(crate) struct LoginForm {
 pub(crate) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ClientAddr(addr): ClientAddr,
+    ClientIp(addr): ClientIp,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());

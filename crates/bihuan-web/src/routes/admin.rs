@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bihuan_core::Role;
-use bihuan_store::{NewUnit, NewUser};
+use bihuan_store::{NewUnit, NewUser, TokenScope};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, SignedIn};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, SignedIn};
 use crate::routes::cases::paging;
 
 /// `/api/v1/units`, `/api/v1/users`, `/api/v1/tokens`.
@@ -22,6 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unmapped))
         .routes(routes!(aliases, map_code))
         .routes(routes!(add_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
         .routes(routes!(add_token))
         .routes(routes!(outbox))
 }
@@ -171,11 +173,57 @@ async fn add_user(
     ))
 }
 
-/// A channel token to create.
+/// Disables an account (admins): its sessions end at once and it cannot sign in until enabled.
+#[utoipa::path(post, path = "/api/v1/users/{username}/disable", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, description = "用户名")),
+    responses((status = 204, description = "已停用"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "不能停用自己的账号", body = ErrorBody)))]
+async fn disable_user(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    if username == caller.user.username {
+        return Err(ApiError::invalid_field(
+            "username",
+            "不能停用自己的账号（否则将无人管理）",
+        ));
+    }
+    state
+        .store
+        .set_user_disabled(&username, true, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enables a disabled account again (admins).
+#[utoipa::path(post, path = "/api/v1/users/{username}/enable", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, description = "用户名")),
+    responses((status = 204, description = "已启用"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn enable_user(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    state
+        .store
+        .set_user_disabled(&username, false, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An API token to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenBody {
     name: String,
-    scope: String,
+    /// `ratings:write` (default) or `metrics:read`.
+    #[serde(default)]
+    scope: Option<String>,
+    /// For a ratings token: the only `source` its ratings may have (default: its name).
+    #[serde(default)]
+    source: Option<String>,
 }
 
 /// Creates a channel token (admins); it is shown once.
@@ -187,13 +235,21 @@ async fn add_token(
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_admin()?;
+    let scope = match b.scope.as_deref() {
+        None => TokenScope::RatingsWrite,
+        Some(s) => s.parse()?,
+    };
     let token = state
         .store
-        .add_api_token(&b.name, &b.scope, state.clock.now())
+        .add_api_token(&b.name, scope, b.source.as_deref(), state.clock.now())
         .await?;
+    let source = (scope == TokenScope::RatingsWrite)
+        .then(|| b.source.as_deref().unwrap_or(&b.name).trim().to_owned());
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": b.name.trim(), "scope": b.scope, "token": token})),
+        Json(
+            json!({"name": b.name.trim(), "scope": scope.as_str(), "source": source, "token": token}),
+        ),
     ))
 }
 

@@ -46,6 +46,7 @@ async fn create(
             "errors": errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
         }))
     })?;
+    channel.check_source(&rating.source)?;
     let recorded = state
         .store
         .record_rating(&state.engine, &rating, state.clock.now())
@@ -96,7 +97,13 @@ async fn batch(
     let mut errors = Vec::new();
     for (index, value) in body.ratings.iter().enumerate() {
         match parse_rating(value, tz) {
-            Ok(r) => valid.push(r),
+            // Another source anywhere in the batch refuses the whole batch: nothing is stored.
+            Ok(r) => {
+                channel
+                    .check_source(&r.source)
+                    .map_err(|e| e.with_details(json!({ "field": "source", "index": index })))?;
+                valid.push(r);
+            }
             Err(errs) => errors.extend(errs.into_iter().map(|e| {
                 json!({"index": index, "error": "invalid_rating", "field": e.field, "message": format!("{}：{}", e.field, e.message)})
             })),

@@ -1,13 +1,14 @@
-//! Signing in and out: `POST /api/v1/session` issues a token, `DELETE` revokes it.
-//! Repeated failures for one username or address within ten minutes answer 429 for a while.
+//! Signing in and out: `POST /api/v1/session` issues a token, `DELETE` revokes it, and
+//! `POST /api/v1/session/password` changes the password. Too many attempts for one username at one
+//! address, or from one address, within ten minutes answer 429 for a while.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use bihuan_store::entity::user;
+use bihuan_store::{SignInAttempt, ThrottleKey};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,16 +17,23 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, SignedIn};
+use crate::extract::{ApiJson, ClientIp, SignedIn};
 
-/// Failed sign-ins allowed per username or address within [`WINDOW_MINUTES`].
-pub const MAX_FAILURES: u64 = 5;
+/// Sign-in attempts allowed per username and address within [`WINDOW_MINUTES`].
+pub const MAX_PER_USER_AND_ADDRESS: u64 = 5;
+/// Sign-in attempts allowed per address within [`WINDOW_MINUTES`], whatever the usernames (an
+/// office behind one address signs in many people; a guesser tries many names).
+pub const MAX_PER_ADDRESS: u64 = 30;
 /// The throttling window.
 pub const WINDOW_MINUTES: i64 = 10;
+/// The longest username (usernames are codes of at most 64 characters).
+pub const MAX_USERNAME_CHARS: usize = 64;
 
-/// `/api/v1/session`.
+/// `/api/v1/session`, `/api/v1/session/password`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(sign_in, sign_out))
+    OpenApiRouter::new()
+        .routes(routes!(sign_in, sign_out))
+        .routes(routes!(change_password))
 }
 
 /// A sign-in.
@@ -35,31 +43,15 @@ pub struct Credentials {
     password: String,
 }
 
-/// The caller's address, when the server knows it.
-#[derive(Debug)]
-pub struct ClientAddr(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}
-
-/// Signs in: a bearer token for the API (expires, default 12 hours).
+/// Signs in: a bearer token for the API (expires, default 12 hours; ends after 30 idle minutes).
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Credentials,
     responses((status = 200, description = "{token, expires_at, user}", body = Object),
         (status = 401, description = "用户名或密码错误", body = ErrorBody),
-        (status = 429, description = "登录失败次数过多", body = ErrorBody)))]
+        (status = 422, description = "用户名或密码过长", body = ErrorBody),
+        (status = 429, description = "登录尝试次数过多（Retry-After）", body = ErrorBody)))]
 async fn sign_in(
     State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
+    ClientIp(addr): ClientIp,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> ApiResult<Json<Value>> {
     let (user, token, expires_at) =
@@ -71,28 +63,57 @@ async fn sign_in(
     })))
 }
 
-/// Checks a username and password (throttled per username and address) and opens a session: the
-/// account, the session token and when it expires. The API and the sign-in page both come here.
+/// Checks a username and password and opens a session: the account, the session token and when it
+/// expires. The API and the sign-in page both come here.
+///
+/// Throttled per (username, client address) and per address, never per username alone (anyone could
+/// lock anyone out); the attempt is counted before the password is checked, so parallel attempts
+/// cannot slip past the count.
 pub(crate) async fn authenticate(
     state: &AppState,
     username: &str,
     password: String,
-    addr: Option<SocketAddr>,
+    addr: Option<IpAddr>,
 ) -> ApiResult<(user::Model, String, DateTime<Utc>)> {
     let now = state.clock.now();
     let username = username.trim().to_owned();
-    let mut keys = vec![format!("user:{username}")];
-    keys.extend(addr.map(|a| format!("addr:{}", a.ip())));
-    let since = now - Duration::minutes(WINDOW_MINUTES);
-    for key in &keys {
-        if state.store.login_failures_since(key, since).await? >= MAX_FAILURES {
-            tracing::warn!(key = %key.split(':').next().unwrap_or_default(), "sign-in throttled");
-            return Err(ApiError::too_many_requests(
-                format!("登录失败次数过多，请 {WINDOW_MINUTES} 分钟后再试"),
-                u64::try_from(WINDOW_MINUTES * 60).unwrap_or(600),
+    if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
+        return Err(ApiError::invalid_field(
+            "username",
+            format!("用户名不能为空，最长 {MAX_USERNAME_CHARS} 个字符"),
+        ));
+    }
+    if password.len() > bihuan_store::MAX_PASSWORD_BYTES {
+        return Err(ApiError::invalid_field(
+            "password",
+            format!("密码不能超过 {} 字节", bihuan_store::MAX_PASSWORD_BYTES),
+        ));
+    }
+    let address = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let pair = format!("pair:{username}|{address}");
+    let keys = [
+        ThrottleKey {
+            key: pair.clone(),
+            max: MAX_PER_USER_AND_ADDRESS,
+        },
+        ThrottleKey {
+            key: format!("addr:{address}"),
+            max: MAX_PER_ADDRESS,
+        },
+    ];
+    let window = Duration::minutes(WINDOW_MINUTES);
+    let attempt = match state.store.begin_sign_in(&keys, window, now).await? {
+        SignInAttempt::Allowed(rows) => rows,
+        SignInAttempt::Throttled(wait) => {
+            tracing::warn!("sign-in throttled");
+            let seconds = u64::try_from(wait.num_seconds()).unwrap_or(1).max(1);
+            return Err(ApiError::too_many(
+                "too_many_attempts",
+                format!("登录尝试次数过多，请 {} 分钟后再试", seconds.div_ceil(60)),
+                seconds,
             ));
         }
-    }
+    };
     let user = state.store.user_by_name(&username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // Verifying is deliberately slow: keep it off the async workers, and do it even for an unknown
@@ -105,8 +126,8 @@ pub(crate) async fn authenticate(
     .map_err(|e| ApiError::internal(&e))?;
     let user = match user {
         Some(u) if valid && !u.disabled => u,
+        // The attempt stays counted.
         _ => {
-            state.store.record_login_failure(&keys, now).await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -114,7 +135,7 @@ pub(crate) async fn authenticate(
             ));
         }
     };
-    state.store.clear_login_failures(&keys[0]).await?;
+    state.store.end_sign_in(&attempt, &[pair]).await?;
     let (token, expires_at) = state
         .store
         .create_session(user.id, now, state.config.session_ttl)
@@ -129,6 +150,38 @@ async fn sign_out(State(state): State<AppState>, caller: SignedIn) -> ApiResult<
     state
         .store
         .revoke_session(&caller.token, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// Changes the caller's password; every other session of theirs ends.
+#[utoipa::path(post, path = "/api/v1/session/password", tag = "session", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 204, description = "已修改；其他会话已结束"), (status = 401, description = "未登录或令牌无效", body = ErrorBody),
+        (status = 422, description = "当前密码不正确，或新密码少于 12 个字符（weak_password）", body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    if body.current.len() > bihuan_store::MAX_PASSWORD_BYTES {
+        return Err(ApiError::invalid_field("current", "当前密码不正确"));
+    }
+    state
+        .store
+        .change_password(
+            caller.user.id,
+            &body.current,
+            &body.new,
+            Some(&caller.token),
+            state.clock.now(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
