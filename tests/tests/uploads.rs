@@ -1,7 +1,8 @@
-//! Uploads a hostile file cannot abuse (issue 16), end to end on SQLite and PostgreSQL: a workbook
-//! declaring the whole sheet (cells at A1 and XFD1048576), a zip bomb, a body over
+//! Uploads and exports a hostile file cannot abuse (issue 16), end to end on SQLite and PostgreSQL:
+//! a workbook declaring the whole sheet (cells at A1 and XFD1048576), a zip bomb, a body over
 //! `BIHUAN_MAX_UPLOAD_MB` and a CSV of too many rows are refused through the API, the upload page
-//! and the binary's imports, naming the limit, with nothing stored and the server still answering.
+//! and the binary's imports, naming the limit, with nothing stored and the server still answering;
+//! and cells that Excel would run as formulas come out of the CSV exports quoted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
@@ -10,7 +11,7 @@ use std::path::Path;
 
 use bihuan_store::entity::{plan, rating};
 use bihuan_store::testing::TestDb;
-use bihuan_tests::api::{TestApp, spawn};
+use bihuan_tests::api::{TestApp, rating as rating_json, spawn};
 use bihuan_tests::pages::Browser;
 use bihuan_tests::{bihuan, root, text};
 use bihuan_web::WebConfig;
@@ -25,6 +26,7 @@ bihuan_store::on_both_databases!(
     a_csv_of_too_many_rows_is_refused_naming_the_limit,
     the_upload_page_refuses_the_far_cell_workbook_and_the_oversized_file_and_says_why,
     the_imports_of_the_binary_refuse_a_file_over_the_limit_and_the_far_cell_workbook,
+    csv_export_cells_that_begin_like_a_formula_are_quoted,
 );
 
 const MIB: usize = 1024 * 1024;
@@ -345,4 +347,99 @@ async fn the_imports_of_the_binary_refuse_a_file_over_the_limit_and_the_far_cell
     let conn = db.store.connection();
     assert_eq!(rating::Entity::find().count(conn).await.unwrap(), 0);
     assert_eq!(plan::Entity::find().count(conn).await.unwrap(), 0);
+}
+
+/// The CSV cells of the ledger and the metrics that begin with = + - @ come out with a leading `'`,
+/// so Excel shows them as text instead of running them; plain figures stay numbers.
+async fn csv_export_cells_that_begin_like_a_formula_are_quoted(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let hyperlink = "=HYPERLINK(\"http://evil.example/\",\"点击查看\")";
+    let attacks = [
+        hyperlink,
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "-2+3+cmd|' /C calc'!A0",
+    ];
+    let mut ids = Vec::new();
+    for (i, name) in attacks.iter().enumerate() {
+        let mut rating = rating_json(&format!("F-{i}"), "dissatisfied", "mobile");
+        rating["service_name"] = json!(name);
+        rating["service_code"] = json!(format!("11500114MB1234567X40001170{i:02}"));
+        rating["comment"] = json!("+cmd|' /C calc'!A0");
+        let (status, body) = app.push_rating(&rating).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["case_id"].as_str().unwrap().to_owned());
+    }
+    app.to_rectifying(&ids[0]).await;
+    let measures = "+cmd|' /C calc'!A0";
+    app.step(
+        "unit",
+        &ids[0],
+        "rectify",
+        json!({"finding": "partly_true", "measures": measures, "outcome": "rectified"}),
+    )
+    .await;
+
+    let ledger = csv_rows(&app, "/api/v1/export/cases.csv").await;
+    let header = &ledger[0];
+    let column = |title: &str| {
+        header
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == title)
+            .unwrap()
+    };
+    let (service, measure) = (column("事项名称"), column("整改措施"));
+    let mut services: Vec<&str> = ledger[1..].iter().map(|r| r[service].as_str()).collect();
+    services.sort_unstable();
+    let mut expected: Vec<String> = attacks.iter().map(|a| format!("'{a}")).collect();
+    expected.sort_unstable();
+    assert_eq!(services, expected);
+    assert!(
+        ledger[1..]
+            .iter()
+            .any(|r| r[measure] == format!("'{measures}")),
+        "{ledger:?}"
+    );
+    for row in &ledger[1..] {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '@', '\t', '\r'])
+                    && (!cell.starts_with('-') || cell.parse::<f64>().is_ok()),
+                "{cell:?} in {row:?}"
+            );
+        }
+    }
+
+    let metrics = csv_rows(&app, "/api/v1/export/metrics.csv?group_by=service").await;
+    let labels: Vec<&str> = metrics[1..].iter().map(|r| r[0].as_str()).collect();
+    assert!(
+        labels.contains(&format!("'{hyperlink}").as_str()),
+        "{metrics:?}"
+    );
+    // The figures are untouched: one rating, one negative, rates in per cent or "—".
+    let row = metrics[1..]
+        .iter()
+        .find(|r| r[0] == format!("'{hyperlink}"))
+        .unwrap();
+    assert_eq!((row[1].as_str(), row[2].as_str()), ("1", "1"), "{row:?}");
+    assert!(row[1..].iter().all(|c| !c.starts_with('\'')), "{row:?}");
+}
+
+/// A CSV export's rows as the admin downloads it.
+async fn csv_rows(app: &TestApp, path: &str) -> Vec<Vec<String>> {
+    let token = app.token("admin").await;
+    let resp = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
 }

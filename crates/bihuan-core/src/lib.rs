@@ -27,5 +27,5 @@ pub use interpreter::{
 pub use mail::{Letter, Letters, MailError};
 pub use reminder::{ReminderKind, ReminderTimes};
 pub use role::{Role, UnknownRole};
-pub use sheet::{LimitError, Limits};
+pub use sheet::{LimitError, Limits, csv_safe};
 pub use workflow::{WorkflowDefinition, load};

@@ -1,10 +1,12 @@
-//! Spreadsheet files in: the [`Limits`] an uploaded table must keep (its size, what its zip inflates
-//! to, its rows and columns) and an xlsx read cell by cell within them ([`xlsx_rows`]), so that no
-//! file can make the process allocate what its declared extent or its compression ratio asks for.
+//! Spreadsheet files in and out. In: the [`Limits`] an uploaded table must keep (its size, what its
+//! zip inflates to, its rows and columns) and an xlsx read cell by cell within them ([`xlsx_rows`]),
+//! so that no file can make the process allocate what its declared extent or its compression ratio
+//! asks for. Out: [`csv_safe`], which keeps a CSV cell from being taken for a formula by Excel.
 //!
 //! Pure like the rest of the core: the caller opens the file (or holds the bytes) and passes a
 //! reader; the limits come in as values.
 
+use std::borrow::Cow;
 use std::io::{Read, Seek, SeekFrom};
 
 use calamine::{Data, Reader, Xlsx};
@@ -243,11 +245,74 @@ pub fn xlsx_rows<R: Read + Seek>(
     Ok(())
 }
 
+/// A CSV cell that Excel will show as text: a cell beginning with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return would be read as a formula (`=HYPERLINK(…)`, `+cmd|…`, `@SUM(…)`), so it gets a
+/// leading `'`, as OWASP advises. A cell that is a plain number (`-3`, `-1.5`, `+2`, `-12.5%`) is
+/// left as it is: Excel reads it as that number and nothing else, and the metrics' figures stay
+/// numbers a spreadsheet can sum.
+pub fn csv_safe(cell: &str) -> Cow<'_, str> {
+    let Some(first) = cell.chars().next() else {
+        return Cow::Borrowed(cell);
+    };
+    if !matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r') || is_plain_number(cell) {
+        return Cow::Borrowed(cell);
+    }
+    Cow::Owned(format!("'{cell}"))
+}
+
+/// A sign, digits, at most one decimal point with digits around it, and an optional per cent sign.
+fn is_plain_number(cell: &str) -> bool {
+    let unsigned = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    let unsigned = unsigned.strip_suffix('%').unwrap_or(unsigned);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn csv_cells_that_excel_would_run_get_a_quote() {
+        let check = |cell: &str, expected: &str| assert_eq!(csv_safe(cell), expected, "{cell:?}");
+        check(
+            "=HYPERLINK(\"http://x\",\"点我\")",
+            "'=HYPERLINK(\"http://x\",\"点我\")",
+        );
+        check("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0");
+        check("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0");
+        check("@SUM(1+1)", "'@SUM(1+1)");
+        check("\t=1+1", "'\t=1+1");
+        check("\r=1+1", "'\r=1+1");
+        check("-", "'-");
+        check("--", "'--");
+        check("-1.", "'-1.");
+        check("-.5", "'-.5");
+        check("-1e5", "'-1e5");
+        check("+", "'+");
+        check("=", "'=");
+        // Plain numbers stay numbers.
+        check("-3", "-3");
+        check("-1.5", "-1.5");
+        check("+2", "+2");
+        check("-12.5%", "-12.5%");
+        // Anything else is untouched.
+        check("", "");
+        check(
+            "城乡居民基本养老保险参保登记",
+            "城乡居民基本养老保险参保登记",
+        );
+        check("a=1", "a=1");
+        check(" =1", " =1");
+        check("'=1", "'=1");
+        check("12.5%", "12.5%");
+        check("—", "—");
+        check("2021-05-06 10:00", "2021-05-06 10:00");
+        assert!(matches!(csv_safe("abc"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn limits_name_what_they_refuse() {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, anyhow, bail};
 use bihuan_core::rating::Rating;
 use bihuan_core::rating_input::{FieldError, parse_rating};
-use bihuan_core::{Engine, Limits, sheet};
+use bihuan_core::{Engine, Limits, csv_safe, sheet};
 use bihuan_store::{Clock, Store};
 use calamine::Data;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -589,12 +589,15 @@ impl Rejected {
             .iter()
             .map(|e| format!("{}：{}", e.field, e.message))
             .collect();
-        self.writer.write_record([
+        // The reasons quote what was sent, which may begin like a formula.
+        let record = [
             number.to_string(),
             fields.join("、"),
             reasons.join("；"),
             row.to_string(),
-        ])?;
+        ];
+        self.writer
+            .write_record(record.iter().map(|cell| csv_safe(cell).into_owned()))?;
         Ok(())
     }
 
@@ -607,6 +610,25 @@ impl Rejected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rejected rows' cells are the line number, field names, "field：reason" and the row as JSON
+    /// (`{…}`), none of which begins like a formula today; the file goes through `csv_safe` all the
+    /// same, like every CSV the product writes.
+    #[test]
+    fn the_rejected_rows_file_quotes_a_cell_that_begins_like_a_formula() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Rejected::create(&dir.path().join("ratings.csv")).unwrap();
+        let error = FieldError {
+            field: "=HYPERLINK(\"http://evil.example/\")".to_owned(),
+            message: "无效".to_owned(),
+        };
+        out.write(2, &[error], &Value::Null).unwrap();
+        let file = out.finish().unwrap();
+        let mut reader = csv::Reader::from_path(file).unwrap();
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(&row[1], "'=HYPERLINK(\"http://evil.example/\")");
+        assert!(row[2].starts_with("'=HYPERLINK("), "{row:?}");
+    }
 
     #[test]
     fn chinese_and_english_headers_fill_the_same_fields() {
