@@ -15,6 +15,7 @@ pub mod rating;
 pub mod rating_input;
 pub mod reminder;
 mod role;
+pub mod sheet;
 pub mod workflow;
 
 pub use calendar::{Deadline, DeadlineBasis, WorkingCalendar};
@@ -26,4 +27,5 @@ pub use interpreter::{
 pub use mail::{Letter, Letters, MailError};
 pub use reminder::{ReminderKind, ReminderTimes};
 pub use role::{Role, UnknownRole};
+pub use sheet::{LimitError, Limits, csv_safe};
 pub use workflow::{WorkflowDefinition, load};

@@ -68,14 +68,17 @@ pub struct PlanOptions {
 }
 
 impl NewPlan {
-    /// A plan from a file's bytes (CSV or xlsx), named and dated by the options or the file's name.
-    /// Every problem is named.
+    /// A plan from a file's bytes (CSV or xlsx), named and dated by the options or the file's name,
+    /// read within `limits`. Every problem is named; a file beyond a limit is refused as a whole.
     pub fn from_file(
         bytes: &[u8],
         file_name: Option<&str>,
         options: PlanOptions,
-    ) -> std::result::Result<Self, Vec<bihuan_core::plan::PlanError>> {
-        use bihuan_core::plan::{PlanError, TableFormat, name_and_year_of_file, read_plan};
+        limits: &bihuan_core::Limits,
+    ) -> std::result::Result<Self, bihuan_core::plan::PlanFileError> {
+        use bihuan_core::plan::{
+            PlanError, PlanFileError, TableFormat, name_and_year_of_file, read_plan,
+        };
         let (file_stem, file_year) = file_name.map(name_and_year_of_file).unzip();
         let mut problems = Vec::new();
         let name = options.name.or(file_stem).unwrap_or_default();
@@ -94,8 +97,11 @@ impl NewPlan {
                 message: "文件名中没有年份，请给出年份（year）".to_owned(),
             });
         }
-        let items = read_plan(bytes, TableFormat::of(file_name, bytes));
-        match (items, year) {
+        match (
+            read_plan(bytes, TableFormat::of(file_name, bytes), limits),
+            year,
+        ) {
+            (Err(PlanFileError::Limit(e)), _) => Err(e.into()),
             (Ok(items), Some(year)) if problems.is_empty() => Ok(Self {
                 name,
                 year,
@@ -107,8 +113,10 @@ impl NewPlan {
                 items: items.into_iter().map(NewItem::from_table).collect(),
             }),
             (items, _) => {
-                problems.extend(items.err().unwrap_or_default());
-                Err(problems)
+                if let Err(PlanFileError::Problems(more)) = items {
+                    problems.extend(more);
+                }
+                Err(problems.into())
             }
         }
     }

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bihuan_core::ActionError;
+use bihuan_core::{ActionError, LimitError};
 use bihuan_store::{Outage, StoreError};
 use serde_json::{Value, json};
 
@@ -63,6 +63,29 @@ impl ApiError {
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
             .with_details(json!({ "field": field }))
+    }
+
+    /// 413 `payload_too_large`: a request body over `limit` bytes, the limit named.
+    pub fn payload_too_large(limit: usize) -> Self {
+        let limit_mb = limit.div_ceil(1024 * 1024).max(1);
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("请求内容过大：不能超过 {limit_mb} MB"),
+        )
+        .with_details(json!({ "limit_mb": limit_mb }))
+    }
+
+    /// A file beyond a limit: 413 `too_large` for its size, 422 with the limit's code
+    /// (`workbook_too_large`, `too_many_rows`, `too_many_columns`) for what it holds; the message and
+    /// the details name the limit.
+    pub fn limit(e: LimitError) -> Self {
+        let status = match e {
+            LimitError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let (name, value) = e.limit();
+        Self::new(status, e.code(), e.to_string()).with_details(json!({ name: value }))
     }
 
     /// 429 with `code`: too many requests or attempts; try again after `seconds`.

@@ -3,7 +3,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::{Json, http::header};
@@ -20,10 +20,14 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T>
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let too_large = || ApiError::payload_too_large(AppState::from_ref(state).config.body_limit);
         let declared_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -39,6 +43,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             // axum's own extractor names what is wrong.
             return match Json::<T>::from_request(req, state).await {
                 Ok(Json(value)) => Ok(Self(value)),
+                Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Err(too_large())
+                }
                 Err(rejection) => Err(json_rejection(&rejection)),
             };
         }
@@ -46,11 +53,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "请求内容过大",
-                    )
+                    too_large()
                 } else {
                     ApiError::bad_request(
                         "bad_request",
@@ -85,11 +88,6 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "请求须为 JSON（Content-Type: application/json）",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "请求内容过大",
         ),
         other => ApiError::bad_request(
             "bad_request",

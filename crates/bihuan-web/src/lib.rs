@@ -41,6 +41,9 @@ pub struct WebConfig {
     pub session_ttl: chrono::Duration,
     /// The largest request body accepted (default 16 MiB).
     pub body_limit: usize,
+    /// The largest file an upload route (a plan's table) accepts, in bytes (`BIHUAN_MAX_UPLOAD_MB`,
+    /// default 20 MiB); it also sets what an uploaded workbook may inflate to.
+    pub max_upload: usize,
     /// How long one request may take (default 60 s).
     pub request_timeout: Duration,
     /// Whether the pages' cookies are marked Secure (the site is served over https; default false,
@@ -60,6 +63,7 @@ impl Default for WebConfig {
         Self {
             session_ttl: chrono::Duration::hours(12),
             body_limit: 16 * 1024 * 1024,
+            max_upload: 20 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             secure_cookies: false,
             session_idle: chrono::Duration::minutes(30),
@@ -86,7 +90,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The routers of every area with their OpenAPI description: one declaration serves both, so the
 /// document cannot drift from the routes.
-fn routes() -> OpenApiRouter<AppState> {
+fn routes(config: &WebConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(metrics::render))
         .routes(utoipa_axum::routes!(openapi_json))
@@ -100,7 +104,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::stats::router())
         .merge(routes::export::router())
         .merge(routes::charts::router())
-        .merge(routes::plans::router())
+        .merge(routes::plans::router(config.max_upload))
 }
 
 /// The whole application, ready to serve.
@@ -109,9 +113,9 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     let deadline_state = state.clone();
     let recorder = metrics::Metrics::new();
-    let (router, doc) = routes().split_for_parts();
+    let (router, doc) = routes(&state.config).split_for_parts();
     router
-        .merge(pages::router())
+        .merge(pages::router(state.config.max_upload))
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(|headers: axum::http::HeaderMap| async move {
             if pages::wants_html(&headers) {
@@ -125,7 +129,7 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(deadline_state, storage_deadline))
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(body_limit, json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
@@ -154,7 +158,7 @@ pub fn app(state: AppState) -> Router {
 
 /// The OpenAPI document of this API, for other systems and tests.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    routes(&WebConfig::default()).split_for_parts().1
 }
 
 #[derive(utoipa::OpenApi)]
@@ -229,8 +233,9 @@ async fn storage_deadline(State(state): State<AppState>, req: Request, next: Nex
 }
 
 /// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of
-/// the API with a code for its status.
-async fn json_errors(req: Request, next: Next) -> Response {
+/// the API with a code for its status; a body over the limit is told the limit (the upload routes
+/// answer their own larger limit themselves).
+async fn json_errors(State(body_limit): State<usize>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
     let is_json = response
@@ -241,16 +246,22 @@ async fn json_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let (code, message) = match status {
-        StatusCode::REQUEST_TIMEOUT => ("timeout", "请求处理超时"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "请求内容过大"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "此地址不支持该请求方法"),
-        StatusCode::NOT_FOUND => ("not_found", "没有这个地址"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "不支持的请求内容类型"),
-        s if s.is_server_error() => ("internal_error", "服务器内部错误，请稍后重试"),
-        _ => ("bad_request", "请求无效"),
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large(body_limit)
+    } else {
+        let (code, message) = match status {
+            StatusCode::REQUEST_TIMEOUT => ("timeout", "请求处理超时"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "此地址不支持该请求方法"),
+            StatusCode::NOT_FOUND => ("not_found", "没有这个地址"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "不支持的请求内容类型")
+            }
+            s if s.is_server_error() => ("internal_error", "服务器内部错误，请稍后重试"),
+            _ => ("bad_request", "请求无效"),
+        };
+        ApiError::new(status, code, message)
     };
-    let mut fresh = ApiError::new(status, code, message).into_response();
+    let mut fresh = error.into_response();
     for name in [REQUEST_ID, header::RETRY_AFTER] {
         if let Some(v) = response.headers().get(&name) {
             fresh.headers_mut().insert(name, v.clone());

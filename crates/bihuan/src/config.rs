@@ -130,13 +130,23 @@ fn problems(list: Vec<String>) -> anyhow::Error {
     anyhow!("the workflow files have problems:\n{}", list.join("\n"))
 }
 
+/// The largest file an upload or an import may be, in bytes (`BIHUAN_MAX_UPLOAD_MB`, default 20): a
+/// plan's table sent to the server, and the files `import ratings` and `import plan` read.
+pub fn max_upload() -> anyhow::Result<u64> {
+    Ok(match number_var("BIHUAN_MAX_UPLOAD_MB")? {
+        Some(mb) => u64::try_from(mb)?.saturating_mul(bihuan_core::sheet::MIB),
+        None => bihuan_core::sheet::DEFAULT_MAX_UPLOAD,
+    })
+}
+
 /// Settings of the HTTP front: `BIHUAN_SESSION_HOURS` (default 12), `BIHUAN_SESSION_IDLE_MINUTES`
-/// (default 30), `BIHUAN_BODY_LIMIT_MB` (default 16), `BIHUAN_TRUSTED_PROXIES` (CIDRs whose
-/// `X-Forwarded-For` is believed), `BIHUAN_METRICS_PUBLIC` (default false); the pages' cookies are
-/// Secure when `BIHUAN_PUBLIC_URL` is https.
+/// (default 30), `BIHUAN_BODY_LIMIT_MB` (default 16), `BIHUAN_MAX_UPLOAD_MB` (default 20),
+/// `BIHUAN_TRUSTED_PROXIES` (CIDRs whose `X-Forwarded-For` is believed), `BIHUAN_METRICS_PUBLIC`
+/// (default false); the pages' cookies are Secure when `BIHUAN_PUBLIC_URL` is https.
 pub fn web() -> anyhow::Result<bihuan_web::WebConfig> {
     let mut config = bihuan_web::WebConfig {
         secure_cookies: public_url()?.starts_with("https://"),
+        max_upload: usize::try_from(max_upload()?)?,
         ..bihuan_web::WebConfig::default()
     };
     if let Some(hours) = number_var("BIHUAN_SESSION_HOURS")? {

@@ -211,6 +211,7 @@ async fn demo_plan(
             parent: Some("qianjiang".into()),
             report_months: None,
         },
+        &bihuan_core::Limits::plans(bihuan_core::sheet::DEFAULT_MAX_UPLOAD),
     )
     .map_err(|problems| anyhow::anyhow!("the shipped plan is invalid: {problems:?}"))?;
     let done = store.import_plan(engine, &plan, "admin", now).await?;

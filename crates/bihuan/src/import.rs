@@ -14,12 +14,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, bail};
-use bihuan_core::Engine;
+use anyhow::{Context, anyhow, bail};
 use bihuan_core::rating::Rating;
 use bihuan_core::rating_input::{FieldError, parse_rating};
+use bihuan_core::{Engine, Limits, csv_safe, sheet};
 use bihuan_store::{Clock, Store};
-use calamine::{Data, Reader};
+use calamine::Data;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -127,6 +127,7 @@ pub async fn ratings(
     clock: Clock,
     path: &Path,
     partial: bool,
+    limits: Limits,
 ) -> anyhow::Result<ExitCode> {
     let format = match path
         .extension()
@@ -145,10 +146,14 @@ pub async fn ratings(
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
+    // Before a byte is read: the same limit as an upload to the server.
+    limits
+        .check_size(size)
+        .map_err(|e| anyhow!("{}：{e}（BIHUAN_MAX_UPLOAD_MB）", path.display()))?;
     let tz = engine.calendar().tz();
 
     let progress = progress_bar(size, "导入");
-    let (mut batches, read) = spawn_reader(path, format, tz, progress.clone())?;
+    let (mut batches, read) = spawn_reader(path, format, tz, limits, progress.clone())?;
     let mut import = store.begin_ratings_import(engine, clock.now()).await?;
     let mut rejected: Option<Rejected> = None;
     let mut bad_rows = 0u64;
@@ -233,6 +238,7 @@ fn spawn_reader(
     path: &Path,
     format: Format,
     tz: chrono_tz::Tz,
+    limits: Limits,
     progress: ProgressBar,
 ) -> anyhow::Result<(
     mpsc::Receiver<Batch>,
@@ -247,9 +253,9 @@ fn spawn_reader(
             batch: Batch::default(),
         };
         match format {
-            Format::Csv => read_csv(&path, &mut sink, &progress),
+            Format::Csv => read_csv(&path, &limits, &mut sink, &progress),
             Format::Json => read_json(&path, &mut sink, &progress),
-            Format::Xlsx => read_xlsx(&path, &mut sink, &progress),
+            Format::Xlsx => read_xlsx(&path, &limits, &mut sink, &progress),
         }?;
         sink.finish();
         Ok(())
@@ -307,7 +313,19 @@ fn detect_encoding(path: &Path) -> anyhow::Result<&'static encoding_rs::Encoding
     }
 }
 
-fn read_csv(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Result<()> {
+/// Refuses a non-empty cell beyond the limits, naming the file and the limit.
+fn check_cell(path: &Path, limits: &Limits, row: usize, column: usize) -> anyhow::Result<()> {
+    limits
+        .check_cell(row, column)
+        .map_err(|e| anyhow!("{}：{e}", path.display()))
+}
+
+fn read_csv(
+    path: &Path,
+    limits: &Limits,
+    sink: &mut Sink,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
     let encoding = detect_encoding(path)?;
     let (counting, read) = open_counting(path)?;
     let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
@@ -323,13 +341,25 @@ fn read_csv(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Res
         .iter()
         .map(str::to_owned)
         .collect();
+    for (i, h) in headers.iter().enumerate() {
+        if !h.trim().is_empty() {
+            check_cell(path, limits, 1, i + 1)?;
+        }
+    }
     let fields = map_headers(path, &headers)?;
+    // The header is the first row; a record's row counts records, not lines (a quoted cell may span
+    // several).
+    let mut row = 1;
     for record in reader.records() {
         let record = record.with_context(|| format!("{}: malformed CSV", path.display()))?;
+        row += 1;
         let number = record.position().map_or(0, |p| p.line());
         let cells: Vec<String> = record.iter().map(str::to_owned).collect();
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
+        }
+        if let Some(last) = cells.iter().rposition(|c| !c.trim().is_empty()) {
+            check_cell(path, limits, row, last + 1)?;
         }
         progress.set_position(read.load(Ordering::Relaxed));
         if !sink.push(number, flat_row(&fields, &cells)) {
@@ -339,30 +369,48 @@ fn read_csv(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Res
     Ok(())
 }
 
-fn read_xlsx(path: &Path, sink: &mut Sink, progress: &ProgressBar) -> anyhow::Result<()> {
-    let mut book = calamine::open_workbook_auto(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let range = book
-        .worksheet_range_at(0)
-        .with_context(|| format!("{}: the workbook has no sheet", path.display()))?
-        .with_context(|| format!("{}: cannot read the first sheet", path.display()))?;
-    let mut rows = range.rows();
-    let Some(header) = rows.next() else {
+/// The first sheet read cell by cell within the limits (calamine's dense range of a sheet's extent
+/// is never built): its first row is the header.
+fn read_xlsx(
+    path: &Path,
+    limits: &Limits,
+    sink: &mut Sink,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // calamine reads the zip itself, so the bytes read are not known as it goes: the bar counts the
+    // sheet's rows instead.
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg} 第 {pos} 行 {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let mut fields: Option<Vec<Option<&'static str>>> = None;
+    let mut failure = None;
+    sheet::xlsx_rows(
+        BufReader::with_capacity(1 << 16, file),
+        limits,
+        |number, row| {
+            let cells: Vec<String> = row.iter().map(cell_text).collect();
+            let Some(fields) = &fields else {
+                match map_headers(path, &cells) {
+                    Ok(found) => fields = Some(found),
+                    Err(e) => failure = Some(e),
+                }
+                return failure.is_none();
+            };
+            if cells.iter().all(|c| c.trim().is_empty()) {
+                return true;
+            }
+            progress.set_position(number as u64);
+            sink.push(number as u64, flat_row(fields, &cells))
+        },
+    )
+    .map_err(|e| anyhow!("{}：{e}", path.display()))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if fields.is_none() {
         bail!("{}: the first sheet is empty", path.display());
-    };
-    let headers: Vec<String> = header.iter().map(cell_text).collect();
-    let fields = map_headers(path, &headers)?;
-    progress.set_length(range.height() as u64);
-    for (i, row) in rows.enumerate() {
-        let cells: Vec<String> = row.iter().map(cell_text).collect();
-        progress.set_position(i as u64 + 2);
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        // Sheet rows count from 1, the header being row 1.
-        if !sink.push(i as u64 + 2, flat_row(&fields, &cells)) {
-            break;
-        }
     }
     Ok(())
 }
@@ -541,12 +589,15 @@ impl Rejected {
             .iter()
             .map(|e| format!("{}：{}", e.field, e.message))
             .collect();
-        self.writer.write_record([
+        // The reasons quote what was sent, which may begin like a formula.
+        let record = [
             number.to_string(),
             fields.join("、"),
             reasons.join("；"),
             row.to_string(),
-        ])?;
+        ];
+        self.writer
+            .write_record(record.iter().map(|cell| csv_safe(cell).into_owned()))?;
         Ok(())
     }
 
@@ -559,6 +610,25 @@ impl Rejected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rejected rows' cells are the line number, field names, "field：reason" and the row as JSON
+    /// (`{…}`), none of which begins like a formula today; the file goes through `csv_safe` all the
+    /// same, like every CSV the product writes.
+    #[test]
+    fn the_rejected_rows_file_quotes_a_cell_that_begins_like_a_formula() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Rejected::create(&dir.path().join("ratings.csv")).unwrap();
+        let error = FieldError {
+            field: "=HYPERLINK(\"http://evil.example/\")".to_owned(),
+            message: "无效".to_owned(),
+        };
+        out.write(2, &[error], &Value::Null).unwrap();
+        let file = out.finish().unwrap();
+        let mut reader = csv::Reader::from_path(file).unwrap();
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(&row[1], "'=HYPERLINK(\"http://evil.example/\")");
+        assert!(row[2].starts_with("'=HYPERLINK("), "{row:?}");
+    }
 
     #[test]
     fn chinese_and_english_headers_fill_the_same_fields() {

@@ -110,10 +110,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     workflows,
                 },
         } => {
+            let limits = bihuan_core::Limits::ratings(config::max_upload()?);
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
             let store = config::store(&db.url).await?;
             store.migrate().await?;
-            import::ratings(&store, &engine, clock, &file, partial).await
+            import::ratings(&store, &engine, clock, &file, partial, limits).await
         }
         Command::Import {
             command:
@@ -127,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     workflows,
                 },
         } => {
+            let limits = bihuan_core::Limits::plans(config::max_upload()?);
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
             let store = config::store(&db.url).await?;
             store.migrate().await?;
@@ -136,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 parent,
                 report_months: Some(report_months),
             };
-            plan_import::run(&store, &engine, clock, &file, options).await
+            plan_import::run(&store, &engine, clock, &file, options, &limits).await
         }
         Command::Token {
             command:

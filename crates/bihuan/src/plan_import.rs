@@ -4,22 +4,43 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bihuan_core::Engine;
+use bihuan_core::plan::PlanFileError;
+use bihuan_core::{Engine, Limits};
 use bihuan_store::{Clock, NewPlan, PlanOptions, Store};
 
-/// Reads the file, names every problem (exit 1) or imports the plan and prints what it holds.
+/// Reads the file within `limits` (its size is checked before it is read), names every problem
+/// (exit 1) or imports the plan and prints what it holds.
 pub async fn run(
     store: &Store,
     engine: &Engine,
     clock: Clock,
     path: &Path,
     options: PlanOptions,
+    limits: &Limits,
 ) -> anyhow::Result<ExitCode> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if let Err(e) = limits.check_size(size) {
+        eprintln!("{}：{e}（BIHUAN_MAX_UPLOAD_MB）", path.display());
+        return Ok(ExitCode::FAILURE);
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file_name = path.file_name().and_then(|n| n.to_str());
-    let plan = match NewPlan::from_file(&bytes, file_name, options) {
+    let file_name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+    let limits = *limits;
+    // Parsing is CPU work bounded by the limits; it stays off the runtime's workers.
+    let read = tokio::task::spawn_blocking(move || {
+        NewPlan::from_file(&bytes, file_name.as_deref(), options, &limits)
+    })
+    .await
+    .context("the file reader stopped")?;
+    let plan = match read {
         Ok(plan) => plan,
-        Err(problems) => {
+        Err(PlanFileError::Limit(e)) => {
+            eprintln!("{}：{e}", path.display());
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(PlanFileError::Problems(problems)) => {
             for p in &problems {
                 eprintln!("{}: {p}", path.display());
             }

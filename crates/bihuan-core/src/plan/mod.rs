@@ -96,6 +96,24 @@ pub struct PlanError {
     pub message: String,
 }
 
+/// Why a plan's table was not read: a file beyond a limit (nothing more of it was read), or every
+/// problem of its header and cells.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanFileError {
+    /// The file is too large, inflates too far, or has cells beyond the table's extent.
+    #[error(transparent)]
+    Limit(#[from] crate::sheet::LimitError),
+    /// Problems with the table, each named by row and column.
+    #[error("计划有 {} 处错误", .0.len())]
+    Problems(Vec<PlanError>),
+}
+
+impl From<Vec<PlanError>> for PlanFileError {
+    fn from(problems: Vec<PlanError>) -> Self {
+        PlanFileError::Problems(problems)
+    }
+}
+
 /// Where each column is in a header row (by Chinese or English name, in any order, surrounding
 /// spaces and a byte-order mark ignored). Every missing column is named.
 pub fn columns_of(header: &[String], row: usize) -> Result<[usize; 5], Vec<PlanError>> {

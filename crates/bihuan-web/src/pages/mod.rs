@@ -37,6 +37,7 @@ mod views;
 use std::sync::LazyLock;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,15 +51,20 @@ use crate::error::ApiError;
 pub(crate) use auth::PageUser;
 pub use auth::session_cookie_token;
 
-/// The pages' routes.
-pub fn router() -> Router<AppState> {
+/// The pages' routes; the plan upload form takes files of up to `max_upload` bytes.
+pub fn router(max_upload: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(cases::todo))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/cases/{id}", get(cases::show).post(cases::act))
         .route("/ledger", get(ledger::page))
-        .route("/plans", get(plans::list).post(plans::import))
+        .route(
+            "/plans",
+            get(plans::list)
+                .post(plans::import)
+                .layer(DefaultBodyLimit::max(max_upload)),
+        )
         .route("/plans/{id}", get(plans::board))
         .route("/tasks/{id}", get(plans::show).post(plans::act))
         .route("/stats", get(stats::page))

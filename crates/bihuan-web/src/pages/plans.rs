@@ -3,10 +3,12 @@
 //! item's page with its forms and timeline.
 
 use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use bihuan_core::plan::{PlanError, number_text};
+use bihuan_core::LimitError;
+use bihuan_core::plan::{PlanError, PlanFileError, number_text};
 use bihuan_core::workflow::Mark;
 use bihuan_core::{ActionError, Role, WORK_PLAN_TASK};
 use bihuan_store::{ActionRequest, NewPlan, PlanOptions, StoreError, TaskDetail};
@@ -23,7 +25,7 @@ use crate::error::ApiError;
 use crate::plan_views::{
     PlanListItem, TargetView, TaskJson, reportable_targets, task_actions, task_json,
 };
-use crate::routes::plans::{import_parent, live_values, plan_for};
+use crate::routes::plans::{import_parent, live_values, plan_for, plan_limits, read_upload};
 
 /// A work item as the board and its page show it.
 #[derive(Debug, Serialize)]
@@ -147,7 +149,9 @@ async fn list_page(
 }
 
 /// `POST /plans`: imports an uploaded table (multipart form: csrf, file, name, year, parent,
-/// report_months). Problems are listed by row on the page; nothing is written then.
+/// report_months). Problems are listed by row on the page; nothing is written then. A file over the
+/// upload limit, or one that inflates or extends beyond the table's limits, is refused on the page
+/// with the limit named.
 pub(crate) async fn import(
     State(state): State<AppState>,
     user: PageUser,
@@ -157,7 +161,8 @@ pub(crate) async fn import(
         PageError::new(ApiError::bad_request("invalid_form", message), Some(&user))
     };
     let mut fields: Map<String, Value> = Map::new();
-    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut file: Option<(String, Bytes)> = None;
+    let mut oversize = false;
     while let Some(field) = multipart
         .next_field()
         .await
@@ -166,11 +171,16 @@ pub(crate) async fn import(
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let file_name = field.file_name().unwrap_or_default().to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| bad(format!("文件无法读取：{e}")))?;
-            file = Some((file_name, bytes.to_vec()));
+            match field.bytes().await {
+                Ok(bytes) => file = Some((file_name, bytes)),
+                // The rest of the body cannot be read any more: the fields sent before the file
+                // (the form puts the CSRF token first) are all there is.
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    oversize = true;
+                    break;
+                }
+                Err(e) => return Err(bad(format!("文件无法读取：{e}"))),
+            }
         } else {
             let text = field
                 .text()
@@ -193,6 +203,12 @@ pub(crate) async fn import(
             Some(&user),
         ));
     }
+    if oversize {
+        let limit = LimitError::TooLarge {
+            limit: state.config.max_upload as u64,
+        };
+        return refused(&state, &user, PlanFileError::Limit(limit)).await;
+    }
     let upload = UploadForm {
         file: file.filter(|(_, b)| !b.is_empty()),
         name: text("name"),
@@ -200,7 +216,7 @@ pub(crate) async fn import(
         parent: text("parent"),
         report_months: text("report_months"),
     };
-    let problems = match upload.plan(&state, &user.caller).await {
+    let refusal = match upload.plan(&state, &user.caller).await {
         Ok(plan) => match state
             .store
             .import_plan(
@@ -221,25 +237,31 @@ pub(crate) async fn import(
                 return Ok(Redirect::to(&to).into_response());
             }
             Err(e @ (StoreError::Duplicate { .. } | StoreError::Invalid { .. })) => {
-                vec![problem("计划", &e.to_string())]
+                vec![problem("计划", &e.to_string())].into()
             }
             Err(e) => return Err(PageError::new(e, Some(&user))),
         },
-        Err(Ok(problems)) => problems,
+        Err(Ok(refusal)) => refusal,
         Err(Err(e)) => return Err(PageError::new(e, Some(&user))),
+    };
+    refused(&state, &user, refusal).await
+}
+
+/// The plans page again with why nothing was imported: the limit the file passed (413 for its size,
+/// 422 for what it holds), or its problems by row (422).
+async fn refused(state: &AppState, user: &PageUser, refusal: PlanFileError) -> PageResult {
+    let (status, problems) = match refusal {
+        PlanFileError::Limit(e) => (
+            ApiError::limit(e).status(),
+            vec![problem("文件", &e.to_string())],
+        ),
+        PlanFileError::Problems(problems) => (StatusCode::UNPROCESSABLE_ENTITY, problems),
     };
     let flash = Flash::bad(format!(
         "未导入：有 {} 处错误，请修改后重新上传。",
         problems.len()
     ));
-    list_page(
-        &state,
-        &user,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some(flash),
-        &problems,
-    )
-    .await
+    list_page(state, user, status, Some(flash), &problems).await
 }
 
 fn problem(column: &str, message: &str) -> PlanError {
@@ -252,7 +274,7 @@ fn problem(column: &str, message: &str) -> PlanError {
 
 /// What the upload form sent.
 struct UploadForm {
-    file: Option<(String, Vec<u8>)>,
+    file: Option<(String, Bytes)>,
     name: Option<String>,
     year: Option<String>,
     parent: Option<String>,
@@ -260,27 +282,33 @@ struct UploadForm {
 }
 
 impl UploadForm {
-    /// The plan the form describes, or the problems to list (`Err(Ok)`), or a failure (`Err(Err)`).
+    /// The plan the form describes, or why not (`Err(Ok)`: shown on the form), or a failure
+    /// (`Err(Err)`). The file is read on a blocking thread within the plan's limits.
     async fn plan(
         self,
         state: &AppState,
         caller: &crate::extract::SignedIn,
-    ) -> Result<NewPlan, Result<Vec<PlanError>, ApiError>> {
+    ) -> Result<NewPlan, Result<PlanFileError, ApiError>> {
         let Some((file_name, bytes)) = self.file else {
             return Err(Ok(vec![problem(
                 "文件",
                 "请选择要导入的任务分解表（.xlsx 或 .csv）",
-            )]));
+            )]
+            .into()));
         };
         let year = match self.year.map(|y| y.parse::<i32>()) {
             Some(Ok(y)) => Some(y),
-            Some(Err(_)) => return Err(Ok(vec![problem("年份", "年份应为四位数字，例如 2021")])),
+            Some(Err(_)) => {
+                return Err(Ok(
+                    vec![problem("年份", "年份应为四位数字，例如 2021")].into()
+                ));
+            }
             None => None,
         };
         let parent = match import_parent(state, caller, self.parent).await {
             Ok(parent) => parent,
             Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
-                return Err(Ok(vec![problem("上级单位", e.message())]));
+                return Err(Ok(vec![problem("上级单位", e.message())].into()));
             }
             Err(e) => return Err(Err(e)),
         };
@@ -290,7 +318,11 @@ impl UploadForm {
             parent,
             report_months: self.report_months.and_then(|m| m.parse().ok()),
         };
-        NewPlan::from_file(&bytes, Some(&file_name), options).map_err(Ok)
+        let limits = plan_limits(state);
+        read_upload(move || NewPlan::from_file(&bytes, Some(&file_name), options, &limits))
+            .await
+            .map_err(Err)?
+            .map_err(Ok)
     }
 }
 

@@ -8,6 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bihuan_core::csv_safe;
 use bihuan_core::metrics::{Cell, TABLE_COLUMNS, figures, table_cells};
 use bihuan_store::{LEDGER_HEADERS, LedgerFilter, LedgerRow, MetricsRow};
 use serde::Deserialize;
@@ -121,9 +122,12 @@ pub fn metrics_table_csv(rows: &[MetricsRow]) -> Result<Vec<u8>, String> {
         header.extend(TABLE_COLUMNS);
         writer.write_record(&header).map_err(|e| e.to_string())?;
         for row in rows {
+            // The label is a unit's or a service's name as sent by a channel: it may begin like a
+            // formula. The figures are plain numbers, rates and "—", which `csv_safe` leaves as
+            // they are (a negative figure would stay a number too).
             let mut record = vec![row.label.clone()];
             record.extend(table_cells(&figures(&row.counts)).iter().map(Cell::text));
-            writer.write_record(&record).map_err(|e| e.to_string())?;
+            write_safe(&mut writer, &record).map_err(|e| e.to_string())?;
         }
         writer.flush().map_err(|e| e.to_string())?;
     }
@@ -311,10 +315,20 @@ fn write_csv(path: &std::path::Path, mut rx: mpsc::Receiver<Vec<LedgerRow>>) -> 
         .map_err(|e| e.to_string())?;
     while let Some(rows) = rx.blocking_recv() {
         for row in rows {
-            writer.write_record(&row).map_err(|e| e.to_string())?;
+            // Service names, measures and units come from channels and staff: a cell beginning
+            // with = + - @ would run as a formula in Excel.
+            write_safe(&mut writer, &row).map_err(|e| e.to_string())?;
         }
     }
     writer.flush().map_err(|e| e.to_string())
+}
+
+/// Writes one CSV record, each cell through [`csv_safe`] (every CSV the product writes does).
+fn write_safe<W: std::io::Write>(writer: &mut csv::Writer<W>, cells: &[String]) -> csv::Result<()> {
+    for cell in cells {
+        writer.write_field(csv_safe(cell).as_bytes())?;
+    }
+    writer.write_record(None::<&[u8]>)
 }
 
 /// The file as a streamed body, read 64 KiB at a time; the temporary file is removed once sent.

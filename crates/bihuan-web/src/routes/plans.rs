@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use bihuan_core::Role;
 use bihuan_core::plan::{
-    Comparison, PlanError, PlanItem, Target, metric_of, parse_due, split_units,
+    Comparison, PlanError, PlanFileError, PlanItem, Target, metric_of, parse_due, split_units,
 };
+use bihuan_core::{LimitError, Limits, Role};
 use bihuan_store::{ActionRequest, NewItem, NewPlan, PlanOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,10 +27,14 @@ use crate::plan_views::{PlanJson, PlanListItem, TaskJson, plan_json, plan_workbo
 use crate::routes::cases::ActionBody;
 use crate::routes::export::{Format, attachment};
 
-/// `/api/v1/plans…` and `/api/v1/tasks…`.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// `/api/v1/plans…` and `/api/v1/tasks…`; the import takes files of up to `max_upload` bytes.
+pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
+    // A plan's workbook may be larger than other requests' bodies (`BIHUAN_MAX_UPLOAD_MB`).
+    let upload = OpenApiRouter::new()
         .routes(routes!(import, list))
+        .layer(DefaultBodyLimit::max(max_upload));
+    OpenApiRouter::new()
+        .merge(upload)
         .routes(routes!(show))
         .routes(routes!(export))
         .routes(routes!(task))
@@ -103,8 +108,15 @@ struct TargetBody {
     unit: String,
 }
 
-/// The JSON body's plan, every problem named by item (row = its number from 1).
-fn plan_from_json(body: PlanBody, options: &PlanOptions) -> Result<NewPlan, Vec<PlanError>> {
+/// The JSON body's plan within the plan's limits, every problem named by item (row = its number
+/// from 1).
+fn plan_from_json(
+    body: PlanBody,
+    options: &PlanOptions,
+    limits: &Limits,
+) -> Result<NewPlan, PlanFileError> {
+    // A table of that many rows would be refused: so is the same plan as JSON.
+    limits.check_cell(body.items.len(), 1)?;
     let mut problems = Vec::new();
     let mut items = Vec::new();
     for (i, item) in body.items.into_iter().enumerate() {
@@ -169,7 +181,7 @@ fn plan_from_json(body: PlanBody, options: &PlanOptions) -> Result<NewPlan, Vec<
         }
     }
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(problems.into());
     }
     Ok(NewPlan {
         name: options.name.clone().unwrap_or(body.name),
@@ -191,7 +203,12 @@ fn disposition_name(headers: &HeaderMap) -> Option<String> {
     Some(rest.trim().trim_matches('"').to_owned())
 }
 
-fn plan_problems(problems: Vec<PlanError>) -> ApiError {
+/// The answer for a plan that was not read: the limit it passed, or its problems by row.
+pub(crate) fn plan_refused(refusal: PlanFileError) -> ApiError {
+    let problems = match refusal {
+        PlanFileError::Limit(e) => return ApiError::limit(e),
+        PlanFileError::Problems(problems) => problems,
+    };
     let message = problems
         .iter()
         .take(5)
@@ -206,6 +223,21 @@ fn plan_problems(problems: Vec<PlanError>) -> ApiError {
     .with_details(json!({ "errors": problems }))
 }
 
+/// The limits of a plan upload with this app's configuration.
+pub(crate) fn plan_limits(state: &AppState) -> Limits {
+    Limits::plans(state.config.max_upload as u64)
+}
+
+/// Reads an uploaded plan on a blocking thread: parsing a workbook takes CPU time (bounded by the
+/// limits) that must not hold up the async workers serving everyone else.
+pub(crate) async fn read_upload<T: Send + 'static, E: Send + 'static>(
+    read: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> ApiResult<Result<T, E>> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
 /// Imports a plan: a CSV (UTF-8 or GB18030) or xlsx body with the table, or the plan as JSON.
 /// Admins and supervisors; a supervisor's new units go under their own unit (or a parent in their
 /// subtree).
@@ -215,13 +247,14 @@ fn plan_problems(problems: Vec<PlanError>) -> ApiError {
         (status = 400, description = "请求体为空或格式错误", body = ErrorBody),
         (status = 403, description = "只有管理员和督查人员可以导入", body = ErrorBody),
         (status = 409, description = "同名同年的计划已存在", body = ErrorBody),
-        (status = 422, description = "表格有误，details.errors 逐行列出", body = ErrorBody)))]
+        (status = 413, description = "文件超过 BIHUAN_MAX_UPLOAD_MB（too_large，details.limit_mb）", body = ErrorBody),
+        (status = 422, description = "表格有误，details.errors 逐行列出；或超出解压大小、行数、列数的上限（workbook_too_large、too_many_rows、too_many_columns，details.limit）", body = ErrorBody)))]
 async fn import(
     State(state): State<AppState>,
     caller: SignedIn,
     ApiQuery(q): ApiQuery<ImportQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if !matches!(caller.role, Role::Admin | Role::Supervisor) {
         return Err(ApiError::forbidden(
@@ -229,6 +262,18 @@ async fn import(
             "只有管理员和督查人员可以导入工作计划",
         ));
     }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::limit(LimitError::TooLarge {
+                limit: state.config.max_upload as u64,
+            })
+        } else {
+            ApiError::bad_request(
+                "bad_request",
+                format!("无法读取请求内容：{}", rejection.body_text()),
+            )
+        }
+    })?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_body",
@@ -246,15 +291,19 @@ async fn import(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
-    let plan = if is_json {
-        let parsed: PlanBody = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed_json", format!("JSON 格式错误：{e}")))?;
-        plan_from_json(parsed, &options)
-    } else {
-        let file = q.file.clone().or_else(|| disposition_name(&headers));
-        NewPlan::from_file(&body, file.as_deref(), options)
-    }
-    .map_err(plan_problems)?;
+    let limits = plan_limits(&state);
+    let file = q.file.clone().or_else(|| disposition_name(&headers));
+    let plan = read_upload(move || {
+        if is_json {
+            let parsed: PlanBody = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request("malformed_json", format!("JSON 格式错误：{e}"))
+            })?;
+            plan_from_json(parsed, &options, &limits).map_err(plan_refused)
+        } else {
+            NewPlan::from_file(&body, file.as_deref(), options, &limits).map_err(plan_refused)
+        }
+    })
+    .await??;
     let now = state.clock.now();
     // Read before the import, so that the answer after the commit is built from what the import's
     // transaction stored, with nothing left to read.
