@@ -233,7 +233,8 @@ pub fn decide(
     let action = def
         .action(action_id)
         .ok_or_else(|| ActionError::UnknownAction {
-            action: action_id.to_owned(),
+            // Named back as sent, but no longer than an action's name can be.
+            action: action_id.chars().take(64).collect(),
         })?;
     check_permitted(def, subject, actor, action)?;
     let mut recorded = check_fields(action, fields, now)?;
@@ -453,7 +454,7 @@ fn check_fields(
     if let Some(unknown) = given.keys().find(|k| action.field(k).is_none()) {
         return Err(ActionError::UnknownField {
             action: action.id.clone(),
-            field: unknown.clone(),
+            field: unknown.chars().take(64).collect(),
         });
     }
     let mut recorded = Map::new();

@@ -18,6 +18,7 @@
 
 mod mailer;
 
+use bihuan_core::rating::redact_contacts;
 use bihuan_core::{Actor, Engine};
 use bihuan_store::entity::outbox;
 use bihuan_store::{ActionRequest, FailureOutcome, RetryPolicy, Store, StoreError};
@@ -226,11 +227,11 @@ impl Scheduler {
                         match outcome {
                             FailureOutcome::Retry(at) => {
                                 report.retrying += 1;
-                                tracing::warn!(mail = row.id, attempts = row.attempts, error = %failure.message, retry_at = %at, "mail failed; will retry");
+                                tracing::warn!(mail = row.id, attempts = row.attempts, error = %redact_contacts(&failure.message), retry_at = %at, "mail failed; will retry");
                             }
                             FailureOutcome::Dead => {
                                 report.dead += 1;
-                                tracing::error!(mail = row.id, attempts = row.attempts, error = %failure.message, "mail given up");
+                                tracing::error!(mail = row.id, attempts = row.attempts, error = %redact_contacts(&failure.message), "mail given up");
                             }
                         }
                         if !failure.permanent {

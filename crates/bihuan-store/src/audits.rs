@@ -49,6 +49,12 @@ impl Store {
         self.write(async |txn| {
             let now = truncate_to_micros(now);
             let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+            if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+                return Err(StoreError::Invalid {
+                    field: "reason".into(),
+                    message: format!("审核意见最多 {MAX_REASON_CHARS} 个字符"),
+                });
+            }
             let current = case::Entity::find_by_id(case_id)
                 .one(txn)
                 .await?
@@ -115,3 +121,6 @@ impl Store {
         .await
     }
 }
+
+/// The longest reason an audit records.
+const MAX_REASON_CHARS: usize = 2000;

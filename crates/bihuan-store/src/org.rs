@@ -47,13 +47,13 @@ impl Store {
     /// Adds a unit under its parent.
     pub async fn add_unit(&self, new: &NewUnit, now: DateTime<Utc>) -> Result<unit::Model> {
         let code = checked_code("code", &new.code)?;
-        let name = new.name.trim();
-        if name.is_empty() {
-            return Err(StoreError::Invalid {
-                field: "name".into(),
-                message: "单位名称不能为空".into(),
-            });
-        }
+        let name = crate::access::bounded_text(
+            "name",
+            &new.name,
+            bihuan_core::plan::UNIT_NAME_MAX_CHARS,
+            "单位名称",
+        )?;
+        let name = name.as_str();
         let email = new
             .email
             .as_deref()

@@ -394,6 +394,35 @@ impl RetryPolicy {
     }
 }
 
+/// `text` with the token of every rater's link (`/r/TOKEN`) taken out; `None` when it has none.
+pub(crate) fn without_link_tokens(text: &str) -> Option<String> {
+    const LINK: &str = "/r/";
+    const KEPT: &str = "/r/（链接已随邮件发出，不再保存）";
+    if !text.contains(LINK) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find(LINK) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + LINK.len()..];
+        let token_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(after.len());
+        // Tokens are 64 characters; a shorter run is some other path.
+        if token_len >= 32 {
+            out.push_str(KEPT);
+            changed = true;
+        } else {
+            out.push_str(&rest[at..at + LINK.len() + token_len]);
+        }
+        rest = &after[token_len..];
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
 /// What became of a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureOutcome {
@@ -457,7 +486,16 @@ impl Store {
     /// Marks a claimed mail sent; false when it was no longer this sender's (its lease ran out and
     /// another sender claimed it).
     pub async fn mark_sent(&self, mail: &outbox::Model, now: DateTime<Utc>) -> Result<bool> {
-        let done = outbox::Entity::update_many()
+        // A rater's one-time link is the key to their review: once the mail is out, the stored copy
+        // keeps the text without it.
+        let mut update = outbox::Entity::update_many();
+        if let Some(body) = without_link_tokens(&mail.body) {
+            update = update.col_expr(outbox::Column::Body, Expr::value(body));
+        }
+        if let Some(html) = mail.html.as_deref().and_then(without_link_tokens) {
+            update = update.col_expr(outbox::Column::Html, Expr::value(html));
+        }
+        let done = update
             .col_expr(outbox::Column::Status, Expr::value(SENT))
             .col_expr(outbox::Column::SentAt, Expr::value(now))
             .col_expr(
@@ -556,7 +594,7 @@ impl Store {
         let per_page = per_page.clamp(1, 500);
         let items = query
             .order_by_desc(outbox::Column::Id)
-            .offset(page.saturating_sub(1) * per_page)
+            .offset(page.saturating_sub(1).saturating_mul(per_page))
             .limit(per_page)
             .all(&self.db)
             .await?;
@@ -594,6 +632,26 @@ mod tests {
                 Duration::minutes(minutes),
                 "after {attempts} attempts"
             );
+        }
+    }
+
+    #[test]
+    fn the_token_of_a_raters_link_is_taken_out_of_a_sent_mail() {
+        let token = "a".repeat(64);
+        let table = [
+            (
+                format!("请点击 https://x.example/r/{token} 评价"),
+                Some("请点击 https://x.example/r/（链接已随邮件发出，不再保存） 评价".to_owned()),
+            ),
+            (
+                format!("<a href=\"/r/{token}\">评价</a>"),
+                Some("<a href=\"/r/（链接已随邮件发出，不再保存）\">评价</a>".to_owned()),
+            ),
+            ("见 /r/short 与 /api/v1".to_owned(), None),
+            ("没有链接".to_owned(), None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(without_link_tokens(&text), expected, "{text}");
         }
     }
 }

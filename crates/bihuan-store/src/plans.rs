@@ -13,7 +13,7 @@ use bihuan_core::{
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -277,13 +277,8 @@ impl Store {
     ) -> Result<PlanImport> {
         let now = truncate_to_micros(now);
         let def = task_workflow(engine)?;
-        let name = new.name.trim();
-        if name.is_empty() {
-            return Err(StoreError::Invalid {
-                field: "name".into(),
-                message: "计划名称不能为空".into(),
-            });
-        }
+        let name = crate::access::bounded_text("name", &new.name, 200, "计划名称")?;
+        let name = name.as_str();
         if !(2000..=2100).contains(&new.year) {
             return Err(StoreError::Invalid {
                 field: "year".into(),
@@ -820,6 +815,21 @@ impl Store {
         })
         .await
     }
+}
+
+/// The work items in `scope`, as a condition: those a unit of the scope leads or co-handles.
+pub(crate) fn task_condition(scope: &CaseScope) -> sea_orm::Condition {
+    let units: Vec<String> = match scope {
+        CaseScope::All => return sea_orm::Condition::all(),
+        CaseScope::Units(reach) => reach.units.iter().cloned().collect(),
+        CaseScope::Responsible(unit) => vec![unit.clone()],
+    };
+    let of_units = task_unit::Entity::find()
+        .select_only()
+        .column(task_unit::Column::TaskId)
+        .filter(task_unit::Column::UnitCode.is_in(units))
+        .into_query();
+    sea_orm::Condition::all().add(task::Column::Id.in_subquery(of_units))
 }
 
 /// Whether a work item is past what it owes as of `now`.

@@ -229,7 +229,7 @@ impl Store {
         let cases = query
             .order_by_desc(case::Column::OpenedAt)
             .order_by_desc(case::Column::Id)
-            .offset(filter.page.saturating_sub(1) * per_page)
+            .offset(filter.page.saturating_sub(1).saturating_mul(per_page))
             .limit(per_page)
             .all(&self.db)
             .await?;
@@ -480,7 +480,7 @@ impl Store {
         let items = query
             .order_by_desc(rating::Column::RatedAt)
             .order_by_desc(rating::Column::Id)
-            .offset(filter.page.saturating_sub(1) * per_page)
+            .offset(filter.page.saturating_sub(1).saturating_mul(per_page))
             .limit(per_page)
             .all(&self.db)
             .await?;

@@ -181,13 +181,47 @@ pub fn parse_due(cell: &str) -> Result<Due, String> {
         }
     };
     let Some((y, m, d)) = parts else {
+        // The cell as typed, but no more than a date's worth of it.
+        let shown: String = cell.chars().take(30).collect();
         return Err(format!(
-            "“{cell}”不是完成时限：应为日期（2021年6月30日、2021-06-30 或 2021/6/30）、“持续推进”或“按时序推进”"
+            "“{shown}”不是完成时限：应为日期（2021年6月30日、2021-06-30 或 2021/6/30）、“持续推进”或“按时序推进”"
         ));
     };
     NaiveDate::from_ymd_opt(y, m, d)
         .map(Due::Date)
         .ok_or_else(|| format!("“{cell}”不是有效日期"))
+}
+
+/// The longest text each column may hold (重点任务, 具体工作, 牵头单位, 配合单位, 完成时限): a
+/// work item's words are a sentence or two, not a document.
+pub const CELL_MAX_CHARS: [usize; 5] = [500, 2000, 500, 1000, 50];
+
+/// The longest name of a unit a cell names.
+pub const UNIT_NAME_MAX_CHARS: usize = 100;
+
+/// What is too long in an item's five texts (in the columns' order): a cell over its
+/// [`CELL_MAX_CHARS`], a unit name over [`UNIT_NAME_MAX_CHARS`]; by column index.
+pub fn cell_problems(texts: [&str; 5]) -> Vec<(usize, String)> {
+    let mut problems = Vec::new();
+    for (column, (text, max)) in texts.iter().zip(CELL_MAX_CHARS).enumerate() {
+        let chars = text.chars().count();
+        if chars > max {
+            problems.push((column, format!("最多 {max} 个字符，实际 {chars} 个")));
+        }
+    }
+    for column in [2, 3] {
+        if let Some(long) = split_units(texts[column])
+            .iter()
+            .find(|n| n.chars().count() > UNIT_NAME_MAX_CHARS)
+        {
+            let shown: String = long.chars().take(20).collect();
+            problems.push((
+                column,
+                format!("单位名称“{shown}…”过长：最多 {UNIT_NAME_MAX_CHARS} 个字符"),
+            ));
+        }
+    }
+    problems
 }
 
 /// Reads a plan's data rows (each with its number as people see it, cells in the header's order given
@@ -230,10 +264,16 @@ pub fn parse_items(
         if texts[1].is_empty() {
             problem(1, "具体工作为空".to_owned());
         }
+        for (column, message) in
+            cell_problems([&texts[0], &texts[1], &texts[2], &texts[3], &texts[4]])
+        {
+            problem(column, message);
+        }
         let lead_units = split_units(&texts[2]);
         if lead_units.is_empty() {
             problem(2, "没有牵头单位".to_owned());
         }
+
         let due = parse_due(&texts[4]).map_err(|m| problem(4, m)).ok();
         if let (Some(due), false, false) = (due, texts[1].is_empty(), lead_units.is_empty()) {
             items.push(PlanItem {

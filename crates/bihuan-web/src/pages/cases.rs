@@ -56,7 +56,7 @@ pub(crate) async fn todo(
         .todo_cases(&caller.scope, &states, TODO_LIMIT)
         .await
         .map_err(fail)?;
-    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let units = UnitNames::in_scope(state.store.units().await.map_err(fail)?, &user.caller.scope);
     let rows: Vec<CaseRow> = cases
         .iter()
         .map(|(c, r)| CaseRow::new(&state.engine, &units, c, r, now))
@@ -335,12 +335,13 @@ pub(crate) async fn show(
     Query(q): Query<ShowQuery>,
 ) -> PageResult {
     let detail = visible(&state, &user, id).await?;
-    let units = UnitNames::new(
+    let units = UnitNames::in_scope(
         state
             .store
             .units()
             .await
             .map_err(|e| PageError::new(e, Some(&user)))?,
+        &user.caller.scope,
     );
     let flash = q.done.as_deref().and_then(|done| {
         state
@@ -374,7 +375,7 @@ pub(crate) async fn act(
     user.check_csrf(get("csrf"))?;
     let fail = |e: StoreError| PageError::new(e, Some(&user));
     let detail = visible(&state, &user, id).await?;
-    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let units = UnitNames::in_scope(state.store.units().await.map_err(fail)?, &user.caller.scope);
     let now = state.clock.now();
     let action_id = get("action").unwrap_or_default().to_owned();
     let def = state

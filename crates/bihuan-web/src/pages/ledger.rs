@@ -82,8 +82,9 @@ pub(crate) async fn page(
 ) -> PageResult {
     let fail = |e| PageError::new(e, Some(&user));
     let tz = state.engine.calendar().tz();
-    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
-    let page = q.page.unwrap_or(1).max(1);
+    let units = UnitNames::in_scope(state.store.units().await.map_err(fail)?, &user.caller.scope);
+    let page =
+        crate::routes::cases::page_number(q.page).map_err(|e| PageError::new(e, Some(&user)))?;
     let non_empty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     // A bad date is said beside the form; the list then shows no filter by date.
     let mut error = None;

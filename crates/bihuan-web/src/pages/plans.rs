@@ -136,7 +136,7 @@ async fn list_page(
         .iter()
         .map(PlanListItem::from)
         .collect();
-    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let units = UnitNames::in_scope(state.store.units().await.map_err(fail)?, &user.caller.scope);
     let me = Me::of(user).named(&units);
     Ok(render(
         status,
@@ -360,12 +360,13 @@ pub(crate) async fn board(
     }
     let overdue = plan.items.iter().filter(|i| i.overdue).count();
     let done = plan.items.iter().filter(|i| i.closed_at.is_some()).count();
-    let units = UnitNames::new(
+    let units = UnitNames::in_scope(
         state
             .store
             .units()
             .await
             .map_err(|e| PageError::new(e, Some(&user)))?,
+        &user.caller.scope,
     );
     let me = Me::of(&user).named(&units);
     let flash = q.imported.map(|n| {
@@ -420,12 +421,13 @@ async fn task_page(
         .map_err(fail)?;
     let json = task_json(engine, &detail.item, &live, state.clock.now(), None);
     let item = item_row(state, &json);
-    let units = UnitNames::new(
+    let units = UnitNames::in_scope(
         state
             .store
             .units()
             .await
             .map_err(|e| PageError::new(e, Some(user)))?,
+        &user.caller.scope,
     );
     let def = engine.workflow(WORK_PLAN_TASK);
     let events: Vec<_> = detail

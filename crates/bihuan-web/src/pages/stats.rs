@@ -63,7 +63,10 @@ pub(crate) async fn page(
     if q.group_by.trim().is_empty() {
         q.group_by = "unit".into();
     }
-    let units = UnitNames::new(state.store.units().await.map_err(|e| fail(e.into()))?);
+    let units = UnitNames::in_scope(
+        state.store.units().await.map_err(|e| fail(e.into()))?,
+        &user.caller.scope,
+    );
     let params = MetricsParams {
         from: Some(q.from.clone()),
         to: Some(q.to.clone()),

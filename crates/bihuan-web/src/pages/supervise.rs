@@ -76,7 +76,7 @@ async fn supervise(
     let fail = |e: StoreError| PageError::new(e, Some(user));
     let scope = &user.caller.scope;
     let now = state.clock.now();
-    let units = UnitNames::new(state.store.units().await.map_err(fail)?);
+    let units = UnitNames::in_scope(state.store.units().await.map_err(fail)?, &user.caller.scope);
     let rows = |cases: Vec<(
         bihuan_store::entity::case::Model,
         bihuan_store::entity::rating::Model,
@@ -152,7 +152,11 @@ async fn supervise(
         })
         .collect();
     let chain = if verify {
-        let report = state.store.verify_chain().await.map_err(fail)?;
+        let report = state
+            .store
+            .verify_chain_in(&user.caller.scope)
+            .await
+            .map_err(fail)?;
         Some(serde_json::json!({
             "ok": report.ok,
             "events_checked": report.events_checked,

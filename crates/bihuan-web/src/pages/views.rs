@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use bihuan_core::mail::chinese_day;
 use bihuan_core::reminder::working_days_to;
 use bihuan_core::{Engine, Role, WorkingCalendar};
+use bihuan_store::CaseScope;
 use bihuan_store::entity::{case, rating, unit};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -111,10 +112,30 @@ pub(crate) struct UnitNames {
 }
 
 impl UnitNames {
+    /// Every unit (the admin's pages).
     pub fn new(units: Vec<unit::Model>) -> Self {
         let names = units
             .iter()
             .map(|u| (u.code.clone(), u.name.clone()))
+            .collect();
+        Self { units, names }
+    }
+
+    /// The units a caller may choose (their subtree and the units their center answers for): what
+    /// selects and trees offer. Names stay known for every unit, to name the units of what the caller
+    /// may see.
+    pub fn in_scope(units: Vec<unit::Model>, scope: &CaseScope) -> Self {
+        let names = units
+            .iter()
+            .map(|u| (u.code.clone(), u.name.clone()))
+            .collect();
+        let units = units
+            .into_iter()
+            .filter(|u| match scope {
+                CaseScope::All => true,
+                CaseScope::Units(reach) => reach.origins.contains(&u.code),
+                CaseScope::Responsible(unit) => &u.code == unit,
+            })
             .collect();
         Self { units, names }
     }
@@ -143,7 +164,7 @@ impl UnitNames {
             let parent = u
                 .parent_code
                 .as_deref()
-                .filter(|p| self.names.contains_key(*p));
+                .filter(|p| self.units.iter().any(|o| o.code == *p));
             children.entry(parent).or_default().push(u);
         }
         fn build(

@@ -51,12 +51,12 @@ pub(crate) fn closed_state(engine: &bihuan_core::Engine) -> String {
         .unwrap_or_else(|| "closed".to_owned())
 }
 
-/// Recomputes the event hash chain.
+/// Recomputes the event hash chain of the cases and work items in the caller's scope.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, description = "{ok, events_checked, first_broken}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn verify(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
     require_auditor(&state, &caller)?;
-    let report = state.store.verify_chain().await?;
+    let report = state.store.verify_chain_in(&caller.scope).await?;
     Ok(Json(json!({
         "ok": report.ok,
         "events_checked": report.events_checked,

@@ -36,16 +36,34 @@ pub struct ListQuery {
     per_page: Option<u64>,
 }
 
-/// The page (from 1) and rows per page (1 to 500, default 50) of a list.
+/// The highest page number a list answers (500 rows a page: half a billion rows).
+pub const MAX_PAGE: u64 = 1_000_000;
+
+/// The page (1 to [`MAX_PAGE`], default 1) and rows per page (1 to 500, default 50) of a list; out of
+/// range is 400.
 pub fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
     let per_page = per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
-        return Err(ApiError::invalid_field(
-            "per_page",
-            "每页条数应在 1 到 500 之间",
-        ));
+        return Err(ApiError::bad_request(
+            "invalid_page",
+            "每页条数（per_page）应在 1 到 500 之间",
+        )
+        .with_details(serde_json::json!({ "field": "per_page" })));
     }
-    Ok((page.unwrap_or(1).max(1), per_page))
+    Ok((page_number(page)?, per_page))
+}
+
+/// A page number: 1 to [`MAX_PAGE`] (default 1); out of range is 400.
+pub fn page_number(page: Option<u64>) -> ApiResult<u64> {
+    let page = page.unwrap_or(1);
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(ApiError::bad_request(
+            "invalid_page",
+            format!("页码（page）应在 1 到 {MAX_PAGE} 之间"),
+        )
+        .with_details(serde_json::json!({ "field": "page" })));
+    }
+    Ok(page)
 }
 
 /// A date (a whole day in the deployment's time zone) or an RFC 3339 instant.

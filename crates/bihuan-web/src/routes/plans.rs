@@ -132,6 +132,20 @@ fn plan_from_json(
         if lead_units.is_empty() {
             problem("牵头单位", "没有牵头单位".to_owned());
         }
+        let co_text = item
+            .co_units
+            .as_ref()
+            .map(|u| u.names().join("、"))
+            .unwrap_or_default();
+        for (column, message) in bihuan_core::plan::cell_problems([
+            &item.key_task,
+            &item.title,
+            &lead_units.join("、"),
+            &co_text,
+            &item.deadline,
+        ]) {
+            problem(bihuan_core::plan::COLUMNS[column].0, message);
+        }
         if item.key_task.trim().is_empty() {
             problem("重点任务", "重点任务为空".to_owned());
         }
@@ -146,13 +160,18 @@ fn plan_from_json(
             Some(list) => list
                 .into_iter()
                 .filter_map(|t| {
-                    let Some(comparison) = Comparison::parse(&t.comparison) else {
+                    if t.name.chars().count() > 100 || t.unit.chars().count() > 20 {
                         problem(
                             "考核指标",
-                            format!(
-                                "“{}”不是比较方式（at_least、at_most、equal 或 ≥ ≤ =）",
-                                t.comparison
-                            ),
+                            "指标名称最多 100 个字符，单位最多 20 个字符".to_owned(),
+                        );
+                        return None;
+                    }
+                    let Some(comparison) = Comparison::parse(&t.comparison) else {
+                        let shown: String = t.comparison.chars().take(10).collect();
+                        problem(
+                            "考核指标",
+                            format!("“{shown}”不是比较方式（at_least、at_most、equal 或 ≥ ≤ =）"),
                         );
                         return None;
                     };
