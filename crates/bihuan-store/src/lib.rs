@@ -221,64 +221,77 @@ impl Store {
     /// Whether a write would succeed now, for `/readyz`: answers within `within` whatever the
     /// database does. One probe ([`Store::check_writable`]) runs at a time, in a task of its own that
     /// is never cut off (so a probe waiting on a lock holds one connection, not one per request), and
-    /// its answer is shared for a second; while a probe is still out, the answer is "not ready".
+    /// its answer is shared for a second; a request arriving while a probe is out waits for that
+    /// probe's answer (within the same `within`) instead of starting another.
     /// A change of answer is logged, once.
     pub async fn ready(&self, within: Duration) -> std::result::Result<(), NotReady> {
         const FRESH: Duration = Duration::from_secs(1);
-        let last = self
-            .readiness
-            .last
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or(None);
-        if let Some((at, answer)) = &last
-            && at.elapsed() < FRESH
-        {
-            return answer.clone();
-        }
-        let Ok(probing) = self.readiness.probing.clone().try_lock_owned() else {
-            return Err(NotReady {
-                outage: Some(Outage::TimedOut),
-                message: "上一次写入检查仍未完成".into(),
-            });
+        let deadline = tokio::time::Instant::now() + within;
+        let timed_out = || NotReady {
+            outage: Some(Outage::TimedOut),
+            message: format!("{} 毫秒内未能写入", within.as_millis()),
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let store = self.clone();
-        tokio::spawn(async move {
-            let answer = store
-                .check_writable(store.settings.timeout)
-                .await
-                .map_err(|e| NotReady {
-                    outage: match &e {
-                        StoreError::Unavailable { outage, .. }
-                        | StoreError::CommitUnknown { outage, .. } => Some(*outage),
-                        _ => None,
-                    },
-                    message: e.to_string(),
-                });
-            let before = store
+        loop {
+            let last = self
                 .readiness
                 .last
                 .lock()
-                .ok()
-                .and_then(|mut l| l.replace((std::time::Instant::now(), answer.clone())))
-                .map(|(_, a)| a.is_ok());
-            match (&answer, before) {
-                (Ok(()), Some(false)) => tracing::info!("ready again: a write succeeds"),
-                (Err(e), Some(true) | None) => {
-                    tracing::error!(cause = %e.message, "not ready: a write would not succeed")
-                }
-                _ => {}
+                .map(|l| l.clone())
+                .unwrap_or(None);
+            if let Some((at, answer)) = &last
+                && at.elapsed() < FRESH
+            {
+                return answer.clone();
             }
-            drop(probing);
-            let _ = tx.send(answer);
-        });
-        match tokio::time::timeout(within, rx).await {
-            Ok(Ok(answer)) => answer,
-            _ => Err(NotReady {
-                outage: Some(Outage::TimedOut),
-                message: format!("{} 毫秒内未能写入", within.as_millis()),
-            }),
+            let probing = match self.readiness.probing.clone().try_lock_owned() {
+                Ok(probing) => probing,
+                Err(_) => {
+                    // Another request's probe is out: share its answer rather than start a second.
+                    let probing = self.readiness.probing.clone();
+                    match tokio::time::timeout_at(deadline, probing.lock_owned()).await {
+                        Ok(done) => {
+                            drop(done);
+                            continue;
+                        }
+                        Err(_) => return Err(timed_out()),
+                    }
+                }
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let store = self.clone();
+            tokio::spawn(async move {
+                let answer = store
+                    .check_writable(store.settings.timeout)
+                    .await
+                    .map_err(|e| NotReady {
+                        outage: match &e {
+                            StoreError::Unavailable { outage, .. }
+                            | StoreError::CommitUnknown { outage, .. } => Some(*outage),
+                            _ => None,
+                        },
+                        message: e.to_string(),
+                    });
+                let before = store
+                    .readiness
+                    .last
+                    .lock()
+                    .ok()
+                    .and_then(|mut l| l.replace((std::time::Instant::now(), answer.clone())))
+                    .map(|(_, a)| a.is_ok());
+                match (&answer, before) {
+                    (Ok(()), Some(false)) => tracing::info!("ready again: a write succeeds"),
+                    (Err(e), Some(true) | None) => {
+                        tracing::error!(cause = %e.message, "not ready: a write would not succeed")
+                    }
+                    _ => {}
+                }
+                drop(probing);
+                let _ = tx.send(answer);
+            });
+            return match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(answer)) => answer,
+                _ => Err(timed_out()),
+            };
         }
     }
 
@@ -324,9 +337,42 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// Closes the pool.
+    /// Closes the pool. A connection dropped by its user goes back to the pool from a task of its
+    /// own (sqlx), and `close` can miss one that lands after it emptied the idle queue and then wait
+    /// for it forever: so this first waits for the connections still on their way back, then
+    /// closes; each step bounded by the store's time limit (at least 5 s), past which the pool is
+    /// left to the process's end, with one line in the log.
     pub async fn close(self) -> Result<()> {
-        Ok(self.db.close().await?)
+        let limit = self.settings.timeout.max(Duration::from_secs(5));
+        let settled = tokio::time::Instant::now() + limit;
+        while self.checked_out() > 0 && tokio::time::Instant::now() < settled {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match tokio::time::timeout(limit, self.db.close()).await {
+            Ok(closed) => Ok(closed?),
+            Err(_) => {
+                tracing::warn!(
+                    "the database pool did not close within {} s",
+                    limit.as_secs()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Connections of the pool in use (or on their way back to it).
+    fn checked_out(&self) -> usize {
+        let (size, idle) = match self.backend() {
+            DatabaseBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        (size as usize).saturating_sub(idle)
     }
 
     /// Begins a write transaction: on SQLite it takes the write lock at once, so two writers never

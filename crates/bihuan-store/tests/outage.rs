@@ -21,6 +21,7 @@ use common::{act, actor, at, engine, open_case, seed_org};
 bihuan_store::on_both_databases!(
     a_statement_failing_inside_an_action_leaves_the_next_action_outside_any_transaction,
     a_write_waits_on_a_lock_no_longer_than_the_time_limit,
+    readiness_asked_many_times_at_once_is_ready,
 );
 
 /// One pooled connection, so that "the next action" runs on the connection the failure left.
@@ -389,4 +390,17 @@ async fn a_full_sqlite_database_answers_every_write_with_an_error_or_a_committed
     assert!(report.ok, "{:?}", report.first_broken);
     reopened.close().await.unwrap();
     db.finish().await.unwrap();
+}
+
+/// Sixteen `/readyz` at once on a healthy database: one probe runs and every caller shares its
+/// answer (before, the callers arriving while it ran were told "not ready").
+async fn readiness_asked_many_times_at_once_is_ready(db: &TestDb) {
+    let mut asked = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = db.store.clone();
+        asked.spawn(async move { store.ready(Duration::from_secs(5)).await });
+    }
+    while let Some(answer) = asked.join_next().await {
+        assert!(answer.unwrap().is_ok(), "a healthy database is ready");
+    }
 }
