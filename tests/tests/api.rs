@@ -1372,7 +1372,7 @@ async fn the_case_list_filters_and_pages_within_scope(db: &TestDb) {
         .await;
     assert_eq!(
         (status, body["details"]["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("per_page"))
+        (StatusCode::BAD_REQUEST, Some("per_page"))
     );
 }
 

@@ -507,6 +507,24 @@ async fn the_raters_link_works_once_then_refuses(db: &TestDb) {
         link.len() > app.base.len() + 3 + 60,
         "an unguessable token: {link}"
     );
+    // Once sent, the stored copies keep no token.
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    let stored = <bihuan_store::entity::outbox::Entity as sea_orm::EntityTrait>::find()
+        .all(db.store.connection())
+        .await
+        .unwrap();
+    assert!(stored.iter().any(|m| m.body.contains("链接已随邮件发出")));
+    assert!(
+        stored
+            .iter()
+            .all(|m| !m.body.contains(&token) && !m.html.as_deref().unwrap_or("").contains(&token)),
+        "a sent mail keeps its link's token: {:?}",
+        stored
+            .iter()
+            .filter(|m| m.body.contains(&token))
+            .map(|m| (&m.status, &m.kind, &m.subject, &m.body))
+            .collect::<Vec<_>>()
+    );
 
     let (status, html) = page(&app, Method::GET, &link, None).await;
     assert_eq!(status, StatusCode::OK);

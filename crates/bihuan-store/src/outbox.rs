@@ -394,28 +394,31 @@ impl RetryPolicy {
     }
 }
 
-/// `text` with the token of every rater's link (`/r/TOKEN`) taken out; `None` when it has none.
+/// `text` with the token of every rater's link (`/r/TOKEN`) taken out; `None` when it has none. The
+/// HTML part writes the slashes as entities (`&#x2f;r&#x2f;TOKEN`, the templates' escaping), so
+/// those spellings count too.
 pub(crate) fn without_link_tokens(text: &str) -> Option<String> {
-    const LINK: &str = "/r/";
-    const KEPT: &str = "/r/（链接已随邮件发出，不再保存）";
-    if !text.contains(LINK) {
-        return None;
-    }
+    const LINKS: [&str; 4] = ["/r/", "&#x2f;r&#x2f;", "&#x2F;r&#x2F;", "&#47;r&#47;"];
+    const KEPT: &str = "（链接已随邮件发出，不再保存）";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut changed = false;
-    while let Some(at) = rest.find(LINK) {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + LINK.len()..];
+    while let Some((at, link)) = LINKS
+        .iter()
+        .filter_map(|link| rest.find(link).map(|at| (at, *link)))
+        .min()
+    {
+        let after = &rest[at + link.len()..];
         let token_len = after
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
             .unwrap_or(after.len());
+        out.push_str(&rest[..at + link.len()]);
         // Tokens are 64 characters; a shorter run is some other path.
         if token_len >= 32 {
             out.push_str(KEPT);
             changed = true;
         } else {
-            out.push_str(&rest[at..at + LINK.len() + token_len]);
+            out.push_str(&after[..token_len]);
         }
         rest = &after[token_len..];
     }
@@ -646,6 +649,20 @@ mod tests {
             (
                 format!("<a href=\"/r/{token}\">评价</a>"),
                 Some("<a href=\"/r/（链接已随邮件发出，不再保存）\">评价</a>".to_owned()),
+            ),
+            (
+                format!("<a href=\"https:&#x2f;&#x2f;x.example&#x2f;r&#x2f;{token}\">评价</a>"),
+                Some(
+                    "<a href=\"https:&#x2f;&#x2f;x.example&#x2f;r&#x2f;（链接已随邮件发出，不再保存）\">评价</a>"
+                        .to_owned(),
+                ),
+            ),
+            (
+                format!("/r/{token} 与 &#47;r&#47;{token}"),
+                Some(
+                    "/r/（链接已随邮件发出，不再保存） 与 &#47;r&#47;（链接已随邮件发出，不再保存）"
+                        .to_owned(),
+                ),
             ),
             ("见 /r/short 与 /api/v1".to_owned(), None),
             ("没有链接".to_owned(), None),
