@@ -110,6 +110,13 @@ impl From<DbErr> for StoreError {
     /// Every database error passes here: an outage becomes [`StoreError::Unavailable`], whatever
     /// statement met it.
     fn from(e: DbErr) -> Self {
+        if refused_text(&e) {
+            // The edges refuse a NUL before it gets here; text read from a file may still hold one.
+            return StoreError::Invalid {
+                field: "text".into(),
+                message: "含有数据库不接受的字符（NUL，\\u0000）".into(),
+            };
+        }
         match outage_of(&e) {
             Some(outage) => StoreError::Unavailable {
                 outage,
@@ -136,6 +143,21 @@ impl StoreError {
             self,
             StoreError::Unavailable { .. } | StoreError::CommitUnknown { .. }
         )
+    }
+}
+
+/// Whether PostgreSQL refused a text value for a character it cannot store (a NUL):
+/// character_not_in_repertoire, untranslatable_character.
+fn refused_text(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_database_error().and_then(|db| db.code()).as_deref(),
+                Some("22021" | "22P05")
+            )
+        }
+        _ => false,
     }
 }
 

@@ -63,13 +63,51 @@ where
             })?;
         // The plain parser first (a batch holds thousands of ratings); only a body that fails is parsed
         // again by axum's, which tracks the path to the error for the message.
-        if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
-            return Ok(Self(value));
+        let value = match serde_json::from_slice::<T>(&bytes) {
+            Ok(value) => value,
+            Err(_) => match Json::<T>::from_bytes(&bytes) {
+                Ok(Json(value)) => value,
+                Err(rejection) => return Err(json_rejection(&rejection)),
+            },
+        };
+        // JSON can spell a NUL character only as the escape `\u0000`: a body without that text
+        // holds none; one with it is searched for the string that does.
+        if bytes.windows(6).any(|w| w == b"\\u0000")
+            && let Ok(tree) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(at) = nul_at(&tree, "")
+        {
+            return Err(crate::nul_error(&format!("字段 {at} ")));
         }
-        match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        Ok(Self(value))
+    }
+}
+
+/// The path (`ratings[3].name`) of the first string or key of `value` holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(if path.is_empty() {
+            "(body)".into()
+        } else {
+            path.into()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let here = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(here.replace('\0', "\\u0000"))
+            } else {
+                nul_at(item, &here)
+            }
+        }),
+        _ => None,
     }
 }
 

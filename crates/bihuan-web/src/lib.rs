@@ -133,11 +133,13 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
+            body_limit,
+            forms_without_nul,
+        ))
+        .layer(middleware::from_fn_with_state(
             deadline_state,
             storage_deadline,
         ))
-        .layer(middleware::from_fn_with_state(body_limit, json_errors))
-        .layer(middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -151,6 +153,10 @@ pub fn app(state: AppState) -> Router {
             )
             .into_response()
         }))
+        // Outside the time limit and the panic catcher, so that their answers too are JSON errors
+        // with the security headers.
+        .layer(middleware::from_fn_with_state(body_limit, json_errors))
+        .layer(middleware::from_fn(security_headers))
         .layer(
             // Failures are logged where they happen, once, with their cause (`ApiError`): the trace
             // layer's own line for every 5xx would say it a second time without one.
@@ -229,18 +235,18 @@ const CSP: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-
 /// `Cache-Control: no-store` — signed-in pages and API answers carry personal data; only the
 /// stylesheet says it may be cached.
 async fn security_headers(req: Request, next: Next) -> Response {
-    // Every path and query parameter is bounded at once by the address's length.
-    let mut response = if req
-        .uri()
-        .path_and_query()
-        .is_some_and(|pq| pq.as_str().len() > MAX_URI_BYTES)
-    {
+    // Every path and query parameter is bounded at once by the address's length, and none may hold
+    // a NUL character (PostgreSQL refuses it in text; no name, date or code has one).
+    let address = req.uri().path_and_query().map_or("", |pq| pq.as_str());
+    let mut response = if address.len() > MAX_URI_BYTES {
         ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
             format!("请求地址过长：不能超过 {MAX_URI_BYTES} 字节"),
         )
         .into_response()
+    } else if has_encoded_nul(address) {
+        nul_error("请求地址").into_response()
     } else {
         next.run(req).await
     };
@@ -303,6 +309,47 @@ async fn storage_deadline(State(state): State<AppState>, req: Request, next: Nex
 /// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of
 /// the API with a code for its status; a body over the limit is told the limit (the upload routes
 /// answer their own larger limit themselves).
+/// Whether URL-encoded text holds an encoded NUL (`%00`).
+fn has_encoded_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
+/// 400 `invalid_text`: `place` holds a NUL character.
+pub(crate) fn nul_error(place: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_text",
+        format!("{place}中含有不允许的 NUL 字符（\\u0000）"),
+    )
+}
+
+/// A form (`application/x-www-form-urlencoded`) holding an encoded NUL is refused before any handler
+/// reads it, as the address is; other bodies pass untouched.
+async fn forms_without_nul(State(body_limit): State<usize>, req: Request, next: Next) -> Response {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, body_limit).await else {
+        return ApiError::payload_too_large(body_limit).into_response();
+    };
+    if bytes.windows(3).any(|w| w == b"%00") {
+        return nul_error("表单").into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
 async fn json_errors(State(body_limit): State<usize>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();

@@ -205,6 +205,9 @@ pub fn cell_problems(texts: [&str; 5]) -> Vec<(usize, String)> {
     let mut problems = Vec::new();
     for (column, (text, max)) in texts.iter().zip(CELL_MAX_CHARS).enumerate() {
         let chars = text.chars().count();
+        if text.contains('\0') {
+            problems.push((column, "含有不允许的 NUL 字符".to_owned()));
+        }
         if chars > max {
             problems.push((column, format!("最多 {max} 个字符，实际 {chars} 个")));
         }
@@ -362,6 +365,29 @@ mod tests {
         ];
         for (cell, units) in table {
             assert_eq!(split_units(cell), units, "{cell}");
+        }
+    }
+
+    #[test]
+    fn cells_too_long_or_holding_a_nul_are_named_by_column() {
+        let long_title = "字".repeat(CELL_MAX_CHARS[1] + 1);
+        let table: [([&str; 5], Vec<usize>); 3] = [
+            (
+                ["（一）改革", "推进", "区司法局", "", "2021年6月底前"],
+                vec![],
+            ),
+            (
+                ["（一）改革", &long_title, "区司法局", "", "2021年6月底前"],
+                vec![1],
+            ),
+            (
+                ["（一）改\0革", "推进", "区司法局", "乙\0", "2021年6月底前"],
+                vec![0, 3],
+            ),
+        ];
+        for (cells, columns) in table {
+            let found: Vec<usize> = cell_problems(cells).into_iter().map(|(c, _)| c).collect();
+            assert_eq!(found, columns, "{cells:?}");
         }
     }
 

@@ -89,31 +89,7 @@ pub(crate) async fn authenticate(
             format!("密码不能超过 {} 字节", bihuan_store::MAX_PASSWORD_BYTES),
         ));
     }
-    let address = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    let pair = format!("pair:{username}|{address}");
-    let keys = [
-        ThrottleKey {
-            key: pair.clone(),
-            max: MAX_PER_USER_AND_ADDRESS,
-        },
-        ThrottleKey {
-            key: format!("addr:{address}"),
-            max: MAX_PER_ADDRESS,
-        },
-    ];
-    let window = Duration::minutes(WINDOW_MINUTES);
-    let attempt = match state.store.begin_sign_in(&keys, window, now).await? {
-        SignInAttempt::Allowed(rows) => rows,
-        SignInAttempt::Throttled(wait) => {
-            tracing::warn!("sign-in throttled");
-            let seconds = u64::try_from(wait.num_seconds()).unwrap_or(1).max(1);
-            return Err(ApiError::too_many(
-                "too_many_attempts",
-                format!("登录尝试次数过多，请 {} 分钟后再试", seconds.div_ceil(60)),
-                seconds,
-            ));
-        }
-    };
+    let (attempt, pair) = count_attempt(state, &username, addr).await?;
     let user = state.store.user_by_name(&username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // Verifying is deliberately slow: keep it off the async workers, and do it even for an unknown
@@ -143,6 +119,42 @@ pub(crate) async fn authenticate(
     Ok((user, token, expires_at))
 }
 
+/// Counts an attempt at `username`'s password from `addr` before it is checked, or refuses it (429)
+/// when the pair or the address has had too many; answers the rows to clear when the password turns
+/// out right, and the pair's key.
+async fn count_attempt(
+    state: &AppState,
+    username: &str,
+    addr: Option<IpAddr>,
+) -> ApiResult<(Vec<i64>, String)> {
+    let now = state.clock.now();
+    let address = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let pair = format!("pair:{username}|{address}");
+    let keys = [
+        ThrottleKey {
+            key: pair.clone(),
+            max: MAX_PER_USER_AND_ADDRESS,
+        },
+        ThrottleKey {
+            key: format!("addr:{address}"),
+            max: MAX_PER_ADDRESS,
+        },
+    ];
+    let window = Duration::minutes(WINDOW_MINUTES);
+    match state.store.begin_sign_in(&keys, window, now).await? {
+        SignInAttempt::Allowed(rows) => Ok((rows, pair)),
+        SignInAttempt::Throttled(wait) => {
+            tracing::warn!("password attempt throttled");
+            let seconds = u64::try_from(wait.num_seconds()).unwrap_or(1).max(1);
+            Err(ApiError::too_many(
+                "too_many_attempts",
+                format!("密码尝试次数过多，请 {} 分钟后再试", seconds.div_ceil(60)),
+                seconds,
+            ))
+        }
+    }
+}
+
 /// Signs out: revokes the token used.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", security(("bearer" = [])),
     responses((status = 204, description = "已注销"), (status = 401, description = "未登录或令牌无效", body = ErrorBody)))]
@@ -164,15 +176,19 @@ pub struct PasswordChange {
 /// Changes the caller's password; every other session of theirs ends.
 #[utoipa::path(post, path = "/api/v1/session/password", tag = "session", security(("bearer" = [])), request_body = PasswordChange,
     responses((status = 204, description = "已修改；其他会话已结束"), (status = 401, description = "未登录或令牌无效", body = ErrorBody),
-        (status = 422, description = "当前密码不正确，或新密码少于 12 个字符（weak_password）", body = ErrorBody)))]
+        (status = 422, description = "当前密码不正确，或新密码少于 12 个字符（weak_password）", body = ErrorBody),
+        (status = 429, description = "密码尝试次数过多（Retry-After）", body = ErrorBody)))]
 async fn change_password(
     State(state): State<AppState>,
+    ClientIp(addr): ClientIp,
     caller: SignedIn,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     if body.current.len() > bihuan_store::MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid_field("current", "当前密码不正确"));
     }
+    // Guessing the current password through a stolen session counts as sign-in attempts do.
+    let (attempt, pair) = count_attempt(&state, &caller.user.username, addr).await?;
     state
         .store
         .change_password(
@@ -183,6 +199,7 @@ async fn change_password(
             state.clock.now(),
         )
         .await?;
+    state.store.end_sign_in(&attempt, &[pair]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
