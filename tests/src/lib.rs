@@ -233,6 +233,16 @@ pub mod api {
     /// Seeds the organization and serves the app with `clock`; links in its mail point at it.
     pub async fn spawn_with(db: &TestDb, config: WebConfig, clock: Clock) -> TestApp {
         seed(db).await;
+        serve(db, config, clock, "yukuaiban").await
+    }
+
+    /// A second app on a database already seeded (another setting, the same data), its channel
+    /// token named `channel`.
+    pub async fn spawn_again(db: &TestDb, config: WebConfig, channel: &str) -> TestApp {
+        serve(db, config, Clock::system(), channel).await
+    }
+
+    async fn serve(db: &TestDb, config: WebConfig, clock: Clock, channel: &str) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let engine = engine();
@@ -241,7 +251,7 @@ pub mod api {
         let channel_token = db
             .store
             .add_api_token(
-                "yukuaiban",
+                channel,
                 bihuan_store::TokenScope::RatingsWrite,
                 None,
                 clock.now(),

@@ -11,6 +11,8 @@ use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 
 bihuan_store::on_both_databases!(
     units_and_users_are_added_from_the_command_line,
+    accounts_and_tokens_are_managed_from_the_command_line,
+    no_secret_reaches_the_log,
     audit_verify_passes_then_names_the_first_edited_event,
     serve_migrates_fills_the_demo_once_and_answers_health_checks,
 );
@@ -508,4 +510,146 @@ fn a_broken_workflow_folder_stops_serve_naming_the_problem() {
         !dir.path().join("x.db").exists(),
         "nothing is created before the workflows are checked"
     );
+}
+
+/// `bihuan user disable|enable|password`, `token add --source|revoke|list`; passwords of fewer than
+/// 12 characters exit 2 before anything is written.
+async fn accounts_and_tokens_are_managed_from_the_command_line(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], input: Option<&str>| {
+        let mut cmd = bihuan(dir.path());
+        cmd.env("BIHUAN_DATABASE_URL", &db.url).args(args);
+        match input {
+            Some(i) => run_with_input(cmd, i),
+            None => cmd.output().unwrap(),
+        }
+    };
+    let out = run(
+        &["unit", "add", "--code", "shaba", "--name", "沙坝镇"],
+        None,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let add = [
+        "user",
+        "add",
+        "--username",
+        "wu",
+        "--role",
+        "viewer",
+        "--unit",
+        "shaba",
+        "--password-stdin",
+    ];
+    let out = run(&add, Some("elevenchars\n"));
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("密码至少 12 个字符"),
+        "{:?}",
+        text(&out)
+    );
+    assert!(db.store.user_by_name("wu").await.unwrap().is_none());
+    let out = run(&add, Some("twelve chars\n"));
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = run(&["user", "disable", "--username", "wu"], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(db.store.user_by_name("wu").await.unwrap().unwrap().disabled);
+    let out = run(&["user", "enable", "--username", "wu"], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(!db.store.user_by_name("wu").await.unwrap().unwrap().disabled);
+    let out = run(&["user", "disable", "--username", "nobody"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(
+        &["user", "password", "--username", "wu", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(
+        &["user", "password", "--username", "wu", "--password-stdin"],
+        Some("another twelve\n"),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let user = db.store.user_by_name("wu").await.unwrap().unwrap();
+    assert!(bihuan_store::verify_password(
+        &user.password_hash,
+        "another twelve"
+    ));
+
+    let out = run(
+        &["token", "add", "--name", "hall", "--source", "yukuaiban"],
+        None,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let token = text(&out).0.trim().to_owned();
+    let known = db.store.api_token(&token).await.unwrap().unwrap();
+    assert_eq!(known.source.as_deref(), Some("yukuaiban"));
+    let out = run(
+        &["token", "add", "--name", "prom", "--scope", "metrics:read"],
+        None,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = run(
+        &[
+            "token",
+            "add",
+            "--name",
+            "x",
+            "--scope",
+            "metrics:read",
+            "--source",
+            "y",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(
+        &["token", "add", "--name", "x", "--scope", "everything"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("未知的权限范围"), "{:?}", text(&out));
+    let out = run(&["token", "revoke", "--name", "hall"], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(db.store.api_token(&token).await.unwrap().is_none());
+    let out = run(&["token", "revoke", "--name", "hall"], None);
+    assert_eq!(out.status.code(), Some(1), "a second revocation names it");
+    let out = run(&["token", "list"], None);
+    let (listed, _) = text(&out);
+    assert!(
+        listed.contains("hall") && listed.contains("已吊销") && listed.contains("prom"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&token),
+        "the token itself is never shown again"
+    );
+}
+
+/// No secret and no contact reaches the log: the rater's link is logged without its token, a
+/// password never is, and a sent mail keeps no token in its stored copy.
+async fn no_secret_reaches_the_log(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bihuan(dir.path());
+    cmd.env("RUST_LOG", "debug,sqlx=error,sea_orm=warn,hyper=info");
+    let server = Server::start(cmd, &["--db", &db.url, "--demo"]);
+    let client = reqwest::Client::new();
+    let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let resp = client
+        .get(format!("{}/r/{token}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client
+        .post(format!("{}/api/v1/session", server.base))
+        .json(&serde_json::json!({"username": "zhongxin", "password": "a secret password 13800001234"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let log = server.stop();
+    assert!(log.contains("/r/…"), "the request was logged: {log}");
+    for secret in [token, "a secret password", "13800001234"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
 }
