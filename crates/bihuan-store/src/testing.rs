@@ -9,7 +9,8 @@ use crate::{Result, Store, StoreError};
 /// The environment variable naming the PostgreSQL server for tests.
 pub const PG_URL_VAR: &str = "BIHUAN_TEST_PG_URL";
 
-/// A migrated database for one test. Call [`TestDb::finish`] at the end to remove it.
+/// A migrated database for one test. Call [`TestDb::finish`] at the end to close its store and remove
+/// it; a test that panics before that still leaves nothing behind (the database is removed on drop).
 #[derive(Debug)]
 pub struct TestDb {
     /// The store on it.
@@ -23,6 +24,41 @@ pub struct TestDb {
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
+    Done,
+}
+
+/// Removes a test database from the server.
+async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    let admin = Store::connect(admin_url).await?;
+    admin
+        .connection()
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin.close().await
+}
+
+impl Drop for TestDb {
+    /// A PostgreSQL database left by a test that did not reach [`TestDb::finish`] (it panicked) is
+    /// removed from a thread of its own: `drop` cannot wait on the test's runtime.
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } =
+            std::mem::replace(&mut self.cleanup, Cleanup::Done)
+        {
+            let removed = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime
+                    .block_on(drop_database(&admin_url, &name))
+                    .map_err(|e| e.to_string())
+            })
+            .join();
+            if !matches!(removed, Ok(Ok(()))) {
+                eprintln!("a test database could not be removed: {removed:?}");
+            }
+        }
+    }
 }
 
 impl TestDb {
@@ -65,15 +101,12 @@ impl TestDb {
     }
 
     /// Closes the store and removes the database.
-    pub async fn finish(self) -> Result<()> {
-        self.store.close().await?;
-        if let Cleanup::Postgres { admin_url, name } = self.cleanup {
-            let admin = Store::connect(&admin_url).await?;
-            admin
-                .connection()
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            admin.close().await?;
+    pub async fn finish(mut self) -> Result<()> {
+        self.store.clone().close().await?;
+        if let Cleanup::Postgres { admin_url, name } =
+            std::mem::replace(&mut self.cleanup, Cleanup::Done)
+        {
+            drop_database(&admin_url, &name).await?;
         }
         Ok(())
     }
