@@ -217,6 +217,8 @@ pub mod api {
         pub engine: Arc<Engine>,
         /// A channel token for pushing ratings.
         pub channel_token: String,
+        /// The app's clock.
+        pub clock: Clock,
         tokens: Mutex<HashMap<String, String>>,
     }
 
@@ -225,21 +227,34 @@ pub mod api {
         bihuan_store::load_dir(&super::root().join("workflows"), chrono_tz::Asia::Shanghai).unwrap()
     }
 
-    /// Seeds the organization and serves the app with the system clock.
+    /// When the test apps' clocks start: a Thursday, a working day, in the plan's year (tests never
+    /// read the system clock's date: none may break at midnight in Shanghai or in another year).
+    pub const START: &str = "2021-05-06T11:00:00+08:00";
+
+    /// A clock that starts at [`START`] and runs on.
+    pub fn clock() -> Clock {
+        Clock::starting_at(
+            chrono::DateTime::parse_from_rfc3339(START)
+                .unwrap()
+                .to_utc(),
+        )
+    }
+
+    /// Seeds the organization and serves the app on a clock starting at [`START`].
     pub async fn spawn(db: &TestDb, config: WebConfig) -> TestApp {
-        spawn_with(db, config, Clock::system()).await
+        spawn_with(db, config, clock()).await
     }
 
     /// Seeds the organization and serves the app with `clock`; links in its mail point at it.
     pub async fn spawn_with(db: &TestDb, config: WebConfig, clock: Clock) -> TestApp {
-        seed(db).await;
+        seed_org(&db.store, clock.now()).await;
         serve(db, config, clock, "yukuaiban").await
     }
 
     /// A second app on a database already seeded (another setting, the same data), its channel
     /// token named `channel`.
     pub async fn spawn_again(db: &TestDb, config: WebConfig, channel: &str) -> TestApp {
-        serve(db, config, Clock::system(), channel).await
+        serve(db, config, clock(), channel).await
     }
 
     async fn serve(db: &TestDb, config: WebConfig, clock: Clock, channel: &str) -> TestApp {
@@ -278,12 +293,9 @@ pub mod api {
             client: reqwest::Client::new(),
             engine,
             channel_token,
+            clock,
             tokens: Mutex::new(HashMap::new()),
         }
-    }
-
-    async fn seed(db: &TestDb) {
-        seed_org(&db.store, chrono::Utc::now()).await;
     }
 
     /// The two towns' units and the users of [`USERS`] (password [`PASSWORD`]).

@@ -845,7 +845,7 @@ async fn sessions_expire_and_can_be_revoked_and_failed_sign_ins_are_throttled(db
         .store
         .create_session(
             user.id,
-            chrono::Utc::now() - chrono::Duration::hours(13),
+            app.clock.now() - chrono::Duration::hours(13),
             chrono::Duration::hours(12),
         )
         .await
@@ -1338,7 +1338,9 @@ async fn the_case_list_filters_and_pages_within_scope(db: &TestDb) {
         "lists carry no events"
     );
     // Cases opened today fall inside a period that ends today, not inside one that ended yesterday.
-    let today = chrono::Utc::now()
+    let today = app
+        .clock
+        .now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive();
     let (_, inside) = app

@@ -609,9 +609,9 @@ async fn supervisors_audit_and_admins_manage(db: &TestDb) {
         unique_key: sea_orm::Set("dead-1".into()),
         status: sea_orm::Set("dead".into()),
         attempts: sea_orm::Set(8),
-        next_attempt_at: sea_orm::Set(chrono::Utc::now()),
+        next_attempt_at: sea_orm::Set(app.clock.now()),
         last_error: sea_orm::Set(Some("connection refused".into())),
-        created_at: sea_orm::Set(chrono::Utc::now()),
+        created_at: sea_orm::Set(app.clock.now()),
         sent_at: sea_orm::Set(None),
         html: sea_orm::Set(None),
         ..Default::default()

@@ -462,7 +462,7 @@ fn action_ids(task: &Value) -> Vec<&str> {
 
 async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &TestDb) {
     let app = app(db).await;
-    let now = chrono::Utc::now();
+    let now = app.clock.now();
     let civil = NewUser {
         username: "civil".into(),
         role: Role::UnitStaff,

@@ -478,7 +478,7 @@ async fn accounts_and_tokens_have_a_life_cycle(db: &TestDb) {
     );
     // A revoked channel token answers 401 at once.
     db.store
-        .revoke_api_token("yukuaiban", chrono::Utc::now())
+        .revoke_api_token("yukuaiban", app.clock.now())
         .await
         .unwrap();
     let (status, _) = app
@@ -592,7 +592,7 @@ async fn metrics_need_a_metrics_token(db: &TestDb) {
             "prometheus",
             bihuan_store::TokenScope::MetricsRead,
             None,
-            chrono::Utc::now(),
+            app.clock.now(),
         )
         .await
         .unwrap();
@@ -608,7 +608,7 @@ async fn metrics_need_a_metrics_token(db: &TestDb) {
                         "grafana",
                         bihuan_store::TokenScope::MetricsRead,
                         None,
-                        chrono::Utc::now(),
+                        app.clock.now(),
                     )
                     .await
                     .unwrap(),
