@@ -235,7 +235,9 @@ impl Store {
         keep: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let new_hash = hash_password(new).await?;
+        // The new password's rules first (cheap), the current one's check next (slow), and the
+        // new hash (slow) only once the current password is known right.
+        check_password(new)?;
         let user = user::Entity::find_by_id(user_id)
             .one(&self.db)
             .await?
@@ -250,6 +252,7 @@ impl Store {
         if !valid {
             return Err(StoreError::BadPassword);
         }
+        let new_hash = hash_password(new).await?;
         self.replace_password(user.id, &user.password_hash, new_hash, keep, now)
             .await
     }
@@ -285,15 +288,7 @@ impl Store {
                     actual: 1,
                 });
             }
-            let mut others = session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(now))
-                .filter(session::Column::UserId.eq(user_id))
-                .filter(session::Column::RevokedAt.is_null());
-            if let Some(keep) = keep {
-                others = others.filter(session::Column::TokenHash.ne(token_hash(keep)));
-            }
-            others.exec(txn).await?;
-            Ok(())
+            end_sessions(txn, user_id, keep, now).await
         })
         .await
     }
@@ -320,12 +315,7 @@ impl Store {
                 });
             }
             if disabled {
-                session::Entity::update_many()
-                    .col_expr(session::Column::RevokedAt, Expr::value(now))
-                    .filter(session::Column::UserId.eq(user.id))
-                    .filter(session::Column::RevokedAt.is_null())
-                    .exec(txn)
-                    .await?;
+                end_sessions(txn, user.id, None, now).await?;
             }
             Ok(())
         })
@@ -525,6 +515,24 @@ impl Store {
         })
         .await
     }
+}
+
+/// Ends every live session of a user but `keep` (the token asking), in the caller's transaction.
+async fn end_sessions(
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: Uuid,
+    keep: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut live = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        live = live.filter(session::Column::TokenHash.ne(token_hash(keep)));
+    }
+    live.exec(txn).await?;
+    Ok(())
 }
 
 /// A password's hash (argon2id, PHC string), computed off the async workers; refuses a password

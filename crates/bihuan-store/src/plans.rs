@@ -569,25 +569,8 @@ impl Store {
         if let Some(id) = plan_id {
             query = query.filter(task::Column::PlanId.eq(id));
         }
-        let units: Option<Vec<String>> = match scope {
-            CaseScope::All => None,
-            CaseScope::Units(reach) => Some(reach.units.iter().cloned().collect()),
-            CaseScope::Responsible(unit) => Some(vec![unit.clone()]),
-        };
-        if let Some(units) = units {
-            let ids: BTreeSet<Uuid> = task_unit::Entity::find()
-                .filter(task_unit::Column::UnitCode.is_in(units))
-                .all(&self.db)
-                .await?
-                .into_iter()
-                .map(|u| u.task_id)
-                .collect();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            query = query.filter(task::Column::Id.is_in(ids));
-        }
         Ok(query
+            .filter(task_condition(scope))
             .order_by_asc(task::Column::PlanId)
             .order_by_asc(task::Column::Position)
             .all(&self.db)

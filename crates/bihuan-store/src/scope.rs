@@ -106,6 +106,16 @@ pub enum CaseScope {
 }
 
 impl CaseScope {
+    /// Whether a registered unit is one the caller may see (its subtree and the units routed to its
+    /// service center; unit staff their own unit): the unit pickers and `GET /api/v1/units`.
+    pub fn reaches_unit(&self, code: &str) -> bool {
+        match self {
+            CaseScope::All => true,
+            CaseScope::Units(reach) => reach.origins.contains(code),
+            CaseScope::Responsible(unit) => unit == code,
+        }
+    }
+
     /// Whether a case is visible.
     pub fn contains(&self, case: &case::Model) -> bool {
         match self {

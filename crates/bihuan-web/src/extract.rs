@@ -397,16 +397,34 @@ impl FromRequestParts<AppState> for Channel {
                 "推送评价须使用渠道令牌",
             ));
         }
-        let token = state
-            .store
-            .api_token(&token)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("令牌无效或已吊销"))?;
-        if token.scope != TokenScope::RatingsWrite {
-            return Err(ApiError::forbidden("scope_missing", "该令牌无权推送评价"));
-        }
+        let token = scoped_token(
+            state,
+            &token,
+            TokenScope::RatingsWrite,
+            "该令牌无权推送评价",
+        )
+        .await?;
         Ok(Self { token })
     }
+}
+
+/// The live API token `token` with `scope`: unknown or revoked is 401, another scope 403
+/// `scope_missing` (`refused` says what it may not do).
+async fn scoped_token(
+    state: &AppState,
+    token: &str,
+    scope: TokenScope,
+    refused: &str,
+) -> Result<ApiToken, ApiError> {
+    let token = state
+        .store
+        .api_token(token)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("令牌无效或已吊销"))?;
+    if token.scope != scope {
+        return Err(ApiError::forbidden("scope_missing", refused.to_owned()));
+    }
+    Ok(token)
 }
 
 /// A monitoring system reading `/metrics` with a `metrics:read` token — or anyone, when the
@@ -429,17 +447,13 @@ impl FromRequestParts<AppState> for MetricsReader {
                 "需要监控令牌（Authorization: Bearer 令牌，权限范围 metrics:read）",
             ));
         };
-        let token = state
-            .store
-            .api_token(&token)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("令牌无效或已吊销"))?;
-        if token.scope != TokenScope::MetricsRead {
-            return Err(ApiError::forbidden(
-                "scope_missing",
-                "该令牌无权读取监控指标（需要 metrics:read）",
-            ));
-        }
+        scoped_token(
+            state,
+            &token,
+            TokenScope::MetricsRead,
+            "该令牌无权读取监控指标（需要 metrics:read）",
+        )
+        .await?;
         Ok(Self)
     }
 }

@@ -245,7 +245,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
             format!("请求地址过长：不能超过 {MAX_URI_BYTES} 字节"),
         )
         .into_response()
-    } else if has_encoded_nul(address) {
+    } else if has_encoded_nul(address.as_bytes()) {
         nul_error("请求地址").into_response()
     } else {
         next.run(req).await
@@ -306,12 +306,9 @@ async fn storage_deadline(State(state): State<AppState>, req: Request, next: Nex
     }
 }
 
-/// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of
-/// the API with a code for its status; a body over the limit is told the limit (the upload routes
-/// answer their own larger limit themselves).
 /// Whether URL-encoded text holds an encoded NUL (`%00`).
-fn has_encoded_nul(text: &str) -> bool {
-    text.as_bytes().windows(3).any(|w| w == b"%00")
+fn has_encoded_nul(text: &[u8]) -> bool {
+    text.windows(3).any(|w| w == b"%00")
 }
 
 /// 400 `invalid_text`: `place` holds a NUL character.
@@ -343,13 +340,16 @@ async fn forms_without_nul(State(body_limit): State<usize>, req: Request, next: 
     let Ok(bytes) = axum::body::to_bytes(body, body_limit).await else {
         return ApiError::payload_too_large(body_limit).into_response();
     };
-    if bytes.windows(3).any(|w| w == b"%00") {
+    if has_encoded_nul(&bytes) {
         return nul_error("表单").into_response();
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
 }
 
+/// Any error answer that is not JSON yet (a time-out, a rejection from a layer) gets the JSON body of
+/// the API with a code for its status; a body over the limit is told the limit (the upload routes
+/// answer their own larger limit themselves).
 async fn json_errors(State(body_limit): State<usize>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();

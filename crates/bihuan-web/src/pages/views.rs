@@ -131,11 +131,7 @@ impl UnitNames {
             .collect();
         let units = units
             .into_iter()
-            .filter(|u| match scope {
-                CaseScope::All => true,
-                CaseScope::Units(reach) => reach.origins.contains(&u.code),
-                CaseScope::Responsible(unit) => &u.code == unit,
-            })
+            .filter(|u| scope.reaches_unit(&u.code))
             .collect();
         Self { units, names }
     }

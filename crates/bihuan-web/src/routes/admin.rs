@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bihuan_core::Role;
-use bihuan_store::{CaseScope, NewUnit, NewUser, TokenScope};
+use bihuan_store::{NewUnit, NewUser, TokenScope};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -34,13 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "{items}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody)))]
 async fn units(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
     let units = state.store.units().await?;
-    let visible = |code: &str| match &caller.scope {
-        CaseScope::All => true,
-        CaseScope::Units(reach) => reach.origins.contains(code),
-        CaseScope::Responsible(unit) => unit == code,
-    };
     Ok(Json(json!({
-        "items": units.iter().filter(|u| visible(&u.code)).map(unit_json).collect::<Vec<_>>()
+        "items": units.iter().filter(|u| caller.scope.reaches_unit(&u.code)).map(unit_json).collect::<Vec<_>>()
     })))
 }
 
