@@ -11,6 +11,7 @@ mod m20261128_000005_metric_days;
 mod m20261128_000006_plans_and_tasks;
 mod m20261202_000007_readiness_probes;
 mod m20261202_000008_trust;
+mod m20261202_000009_org_revision;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_plans_and_tasks::Migration),
             Box::new(m20261202_000007_readiness_probes::Migration),
             Box::new(m20261202_000008_trust::Migration),
+            Box::new(m20261202_000009_org_revision::Migration),
         ]
     }
 }

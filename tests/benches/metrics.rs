@@ -162,6 +162,7 @@ async fn fill(db: &TestDb, engine: &Engine, n: usize, advanced: usize) {
                     engine,
                     &ActionRequest {
                         id: *id,
+                        scope: &bihuan_store::CaseScope::All,
                         version: version as i32 + 1,
                         action,
                         fields: &fields,

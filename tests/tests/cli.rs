@@ -233,6 +233,7 @@ async fn audit_verify_passes_then_names_the_first_edited_event(db: &TestDb) {
             &engine,
             &bihuan_store::ActionRequest {
                 id: case_id,
+                scope: &bihuan_store::CaseScope::All,
                 version: 1,
                 action: "accept",
                 fields: &fields,

@@ -145,6 +145,14 @@ pub struct Findings {
     pub next_at: Option<DateTime<Utc>>,
 }
 
+/// Whether a case or a work item is overdue (超期) at `now`, the one definition every list, page,
+/// export and figure uses: the scheduler marked it so, or its deadline has passed. A closed subject
+/// has no deadline left to miss; callers that keep a closed row's deadline ask only of open ones.
+/// The SQL filters (`deadline <= now`) are this rule for rows the scheduler has not marked yet.
+pub fn is_overdue(marked: bool, deadline: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    marked || deadline.is_some_and(|d| d <= now)
+}
+
 /// How a deadline stands at `now`, for mail and pages: working days left (positive), or working days
 /// overdue (negative), or 0 when it ends today.
 pub fn working_days_to(cal: &WorkingCalendar, now: DateTime<Utc>, deadline: DateTime<Utc>) -> i64 {

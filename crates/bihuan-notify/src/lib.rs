@@ -292,6 +292,7 @@ async fn fire_timers(
             };
             let request = ActionRequest {
                 id: case.id,
+                scope: &bihuan_store::CaseScope::All,
                 version: case.version,
                 action,
                 fields: &fields,

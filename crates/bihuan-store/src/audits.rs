@@ -7,9 +7,10 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::cases::{ActionRequest, apply_in, workflow_of};
+use crate::cases::{ActionRequest, CaseDetail, workflow_of};
 use crate::clock::truncate_to_micros;
 use crate::entity::{audit, case};
+use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError};
 
 /// The workflow action a failed audit takes.
@@ -92,11 +93,12 @@ impl Store {
                 };
                 let mut fields = Map::new();
                 fields.insert("reason".into(), Value::from(reason));
-                apply_in(
+                self.act_in::<CaseDetail>(
                     txn,
                     engine,
                     &ActionRequest {
                         id: case_id,
+                        scope: &CaseScope::All,
                         version: current.version,
                         action: AUDIT_FAIL_ACTION,
                         fields: &fields,

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use bihuan_core::chain::{ChainedEvent, canonical_json, event_hash};
+use bihuan_core::chain::canonical_json;
 use bihuan_core::{
-    Actor, Deadline, DeadlineBasis, Decision, Engine, PausedClock, ReminderTimes, Subject, Timing,
+    Actor, Deadline, DeadlineBasis, Engine, PausedClock, ReminderTimes, Subject, Timing,
     WorkflowDefinition,
 };
 use chrono::{DateTime, Utc};
@@ -15,8 +15,9 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::clock::truncate_to_micros;
-use crate::entity::{audit, case, event, rating, unit};
+use crate::entity::{audit, case, event, rating};
+use crate::pipeline::{Chained, Ctx, Step};
+use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError, outbox};
 
 /// An action asked of a case or a work item.
@@ -24,6 +25,9 @@ use crate::{Result, Store, StoreError, outbox};
 pub struct ActionRequest<'a> {
     /// The case (or, for `apply_task_action`, the work item).
     pub id: Uuid,
+    /// What the caller may see: a subject outside it is not found. The scheduler, the rater's review
+    /// and an audit act with [`CaseScope::All`].
+    pub scope: &'a CaseScope,
     /// The version the caller saw; a different current version is a conflict.
     pub version: i32,
     /// The action's id.
@@ -59,188 +63,202 @@ impl CaseDetail {
 impl Store {
     /// A case with its rating, events and audits.
     pub async fn case(&self, id: Uuid) -> Result<CaseDetail> {
-        let case = case::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let events = events_of(&self.db, id).await?;
-        detail_of(&self.db, case, events).await
+        load_case(&self.db, id).await?.ok_or_else(|| not_found(id))
     }
 
-    /// Takes an action: reads the case, lets the core decide, updates the case only if its version is
-    /// unchanged, appends the hash-chained event and queues the notifications, all in one transaction.
-    /// The answer is the case as that transaction committed it; an error means nothing was kept.
+    /// Takes an action on a case through the one pipeline ([`crate::pipeline`]): the core decides,
+    /// the case moves on only if its version is unchanged, the hash-chained event is appended and the
+    /// metric counters and notifications are written, all in one transaction. The answer is the case
+    /// as that transaction committed it; an error means nothing was kept.
     pub async fn apply_action(
         &self,
         engine: &Engine,
         req: &ActionRequest<'_>,
     ) -> Result<CaseDetail> {
-        self.write(async |txn| {
-            let (after, events) = apply_in(txn, engine, req).await?;
-            let detail = detail_of(txn, after, events).await?;
-            Ok(detail)
-        })
-        .await
+        self.act::<CaseDetail>(engine, req).await
     }
 }
 
-/// A case row with its events, completed by its rating and audits.
-async fn detail_of(
-    db: &impl ConnectionTrait,
-    case: case::Model,
-    events: Vec<event::Model>,
-) -> Result<CaseDetail> {
+/// A case with its rating, events and audits, read through `db`.
+async fn load_case(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CaseDetail>> {
+    let Some(case) = case::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
     let rating = rating::Entity::find_by_id(case.rating_id)
         .one(db)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
+    let events = events_of(db, id).await?;
     let audits = audit::Entity::find()
-        .filter(audit::Column::CaseId.eq(case.id))
+        .filter(audit::Column::CaseId.eq(id))
         .order_by_asc(audit::Column::At)
         .all(db)
         .await?;
-    Ok(CaseDetail {
+    Ok(Some(CaseDetail {
         case,
         rating,
         events,
         audits,
-    })
+    }))
 }
 
-/// The body of [`Store::apply_action`], inside a transaction the caller commits: the case after the
-/// action and its events, the new one last.
-pub(crate) async fn apply_in(
-    txn: &DatabaseTransaction,
-    engine: &Engine,
-    req: &ActionRequest<'_>,
-) -> Result<(case::Model, Vec<event::Model>)> {
-    let now = truncate_to_micros(req.now);
-    let current = case::Entity::find_by_id(req.id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| not_found(req.id))?;
-    if current.version != req.version {
-        return Err(StoreError::Conflict {
-            expected: req.version,
-            actual: current.version,
-        });
+/// A case in the pipeline: loaded with its rating, events and audits (what `decide()`, the metric
+/// counters, the notifications and the answer need).
+impl Chained for CaseDetail {
+    type Row = case::Model;
+    type Answer = CaseDetail;
+    const WHAT: &'static str = "案件";
+
+    async fn load(ctx: &Ctx<'_>, id: Uuid) -> Result<Option<Self>> {
+        load_case(ctx.txn, id).await
     }
-    let def = workflow_of(engine, &current)?;
-    let events = events_of(txn, current.id).await?;
-    let subject = subject_of(&current, &events);
-    let decision = bihuan_core::decide(
-        def,
-        engine.calendar(),
-        &subject,
-        req.actor,
-        req.action,
-        req.fields,
-        now,
-    )?;
-    let newly_responsible: Vec<&String> = decision
-        .responsible_units
-        .iter()
-        .filter(|u| !subject.responsible_units.contains(u))
-        .collect();
-    for code in &newly_responsible {
-        if unit::Entity::find_by_id((*code).clone())
-            .one(txn)
-            .await?
-            .is_none()
-        {
+
+    fn version(&self) -> i32 {
+        self.case.version
+    }
+
+    fn chain_head(&self) -> (i64, &str) {
+        (self.case.event_count, &self.case.head_hash)
+    }
+
+    fn workflow<'e>(&self, engine: &'e Engine) -> Result<&'e WorkflowDefinition> {
+        workflow_of(engine, &self.case)
+    }
+
+    fn visible(&self, scope: &CaseScope) -> bool {
+        scope.contains(&self.case)
+    }
+
+    fn subject(&self) -> Subject {
+        subject_of(&self.case, &self.events)
+    }
+
+    /// A case goes only to a registered unit, and only to one the actor's center answers for
+    /// (admins: any).
+    fn may(&self, ctx: &Ctx<'_>, req: &ActionRequest<'_>, step: &Step) -> Result<()> {
+        let newly: Vec<&String> = step
+            .decision
+            .responsible_units
+            .iter()
+            .filter(|u| self.case.unit_code.as_ref() != Some(*u))
+            .collect();
+        if let Some(code) = newly.iter().find(|code| ctx.org.unit(code).is_none()) {
             return Err(StoreError::Invalid {
                 field: "unit".into(),
                 message: format!("单位 {code} 不存在"),
             });
         }
-    }
-    // A case goes only to a unit the actor's center answers for (admins: any), read in this
-    // transaction.
-    if !newly_responsible.is_empty() && req.actor.role != bihuan_core::Role::Admin {
-        let reach = match &req.actor.unit {
-            Some(unit) => crate::scope::reach_in(txn, unit).await?,
-            None => crate::Reach::default(),
-        };
-        if let Some(outside) = newly_responsible
+        if newly.is_empty() || req.actor.role == bihuan_core::Role::Admin {
+            return Ok(());
+        }
+        let reach = req
+            .actor
+            .unit
+            .as_deref()
+            .map(|unit| ctx.org.reach(unit))
+            .unwrap_or_default();
+        match newly
             .iter()
             .find(|code| !reach.origins.contains(code.as_str()))
         {
-            return Err(StoreError::UnitOutOfScope {
+            Some(outside) => Err(StoreError::UnitOutOfScope {
                 unit: (*outside).clone(),
-            });
+            }),
+            None => Ok(()),
         }
     }
 
-    let seq = current.event_count + 1;
-    let fields_value = Value::Object(decision.fields.clone());
-    let hash = event_hash(
-        &current.head_hash,
-        &ChainedEvent {
-            subject_id: &current.id.to_string(),
-            seq,
-            action: &decision.action,
-            from: decision.from.as_deref(),
-            to: &decision.to,
-            actor: &req.actor.name,
-            at: now,
-            fields: &decision.fields,
-        },
-    );
-    let updated = updated_case(&current, def, engine, &decision, seq, &hash, now);
-    let result = case::Entity::update_many()
-        .set(updated.clone())
-        .filter(case::Column::Id.eq(current.id))
-        .filter(case::Column::Version.eq(req.version))
-        .exec(txn)
-        .await?;
-    if result.rows_affected == 0 {
-        let actual = case::Entity::find_by_id(current.id)
-            .one(txn)
+    async fn write(
+        &self,
+        ctx: &Ctx<'_>,
+        def: &WorkflowDefinition,
+        step: &Step,
+    ) -> Result<Option<case::Model>> {
+        let updated = updated_case(&self.case, def, ctx.engine, step);
+        Ok(case::Entity::update_many()
+            .set(updated)
+            .filter(case::Column::Id.eq(self.case.id))
+            .filter(case::Column::Version.eq(step.version))
+            .exec_with_returning(ctx.txn)
             .await?
-            .map_or(current.version, |c| c.version);
-        return Err(StoreError::Conflict {
-            expected: req.version,
-            actual,
-        });
+            .pop())
     }
-    let new_event = event::ActiveModel {
-        case_id: Set(current.id),
-        seq: Set(seq),
-        action: Set(decision.action.clone()),
-        from_state: Set(decision.from.clone()),
-        to_state: Set(decision.to.clone()),
-        actor: Set(req.actor.name.clone()),
-        at: Set(now),
-        fields: Set(canonical_json(&fields_value)),
-        prev_hash: Set(current.head_hash.clone()),
-        hash: Set(hash),
-        ..Default::default()
+
+    async fn version_now(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<i32>> {
+        Ok(case::Entity::find_by_id(id)
+            .select_only()
+            .column(case::Column::Version)
+            .into_tuple::<i32>()
+            .one(txn)
+            .await?)
     }
-    .insert(txn)
-    .await?;
-    let after = case::Entity::find_by_id(current.id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| not_found(current.id))?;
-    let mut events_after = events;
-    let events_before_len = events_after.len();
-    events_after.push(new_event);
-    crate::metrics::record_case_change(
-        txn,
-        engine,
-        &after,
-        (&events_after[..events_before_len], current.overdue),
-        (&events_after, after.overdue),
-    )
-    .await?;
-    if after.state_entered_at != current.state_entered_at || after.deadline != current.deadline {
-        outbox::lapse_reminders(txn, current.id).await?;
+
+    async fn append(&mut self, txn: &DatabaseTransaction, step: &Step) -> Result<()> {
+        let d = &step.decision;
+        let event = event::ActiveModel {
+            case_id: Set(self.case.id),
+            seq: Set(step.seq),
+            action: Set(d.action.clone()),
+            from_state: Set(d.from.clone()),
+            to_state: Set(d.to.clone()),
+            actor: Set(step.actor.clone()),
+            at: Set(step.now),
+            fields: Set(canonical_json(&Value::Object(d.fields.clone()))),
+            prev_hash: Set(step.prev_hash.clone()),
+            hash: Set(step.hash.clone()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        self.events.push(event);
+        Ok(())
     }
-    outbox::queue_notifications(txn, engine, def, &after, &decision, seq, now).await?;
-    if after.deadline_provisional {
-        tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
+
+    async fn effects(
+        &mut self,
+        ctx: &Ctx<'_>,
+        def: &WorkflowDefinition,
+        after: &case::Model,
+        step: &Step,
+    ) -> Result<()> {
+        let before = self.case.overdue;
+        let events_before = &self.events[..self.events.len() - 1];
+        crate::metrics::record_case_change(
+            ctx.txn,
+            ctx.engine,
+            after,
+            &self.rating,
+            (events_before, before),
+            (&self.events, after.overdue),
+        )
+        .await?;
+        if after.state_entered_at != self.case.state_entered_at
+            || after.deadline != self.case.deadline
+        {
+            outbox::lapse_reminders(ctx.txn, after.id).await?;
+        }
+        outbox::queue_notifications(
+            ctx,
+            def,
+            after,
+            &self.rating,
+            &step.decision,
+            step.seq,
+            step.now,
+        )
+        .await?;
+        if after.deadline_provisional {
+            tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
+        }
+        Ok(())
     }
-    Ok((after, events_after))
+
+    fn answer(self, after: case::Model) -> CaseDetail {
+        CaseDetail {
+            case: after,
+            ..self
+        }
+    }
 }
 
 impl Store {
@@ -299,10 +317,12 @@ impl Store {
                 let overdue = c.overdue && fresh.at <= now;
                 if overdue != c.overdue {
                     let events = events_of(&txn, c.id).await?;
+                    let rating = outbox::rating_of(&txn, &c).await?;
                     crate::metrics::record_case_change(
                         &txn,
                         engine,
                         &c,
+                        &rating,
                         (&events, c.overdue),
                         (&events, overdue),
                     )
@@ -430,12 +450,10 @@ fn updated_case(
     current: &case::Model,
     def: &WorkflowDefinition,
     engine: &Engine,
-    d: &Decision,
-    seq: i64,
-    hash: &str,
-    now: DateTime<Utc>,
+    step: &Step,
 ) -> case::ActiveModel {
-    let entered = d.from.as_deref() != Some(d.to.as_str());
+    let (d, now) = (&step.decision, step.now);
+    let entered = step.entered();
     let terminal = def.state(&d.to).is_some_and(|s| s.terminal);
     let deadline_changed = d.timing.deadline.map(|x| x.at) != current.deadline;
     let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
@@ -475,8 +493,8 @@ fn updated_case(
         }),
         timer_action: Set(d.timer.as_ref().map(|t| t.action.clone())),
         timer_at: Set(d.timer.as_ref().map(|t| t.at)),
-        event_count: Set(seq),
-        head_hash: Set(hash.to_owned()),
+        event_count: Set(step.seq),
+        head_hash: Set(step.hash.clone()),
         closed_at: Set(if terminal {
             Some(if entered {
                 now

@@ -208,7 +208,7 @@ fn row(
         .map(|f| f.name.clone())
         .unwrap_or_default();
     let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
-    let overdue = !terminal && (c.overdue || c.deadline.is_some_and(|d| d <= now));
+    let overdue = !terminal && bihuan_core::reminder::is_overdue(c.overdue, c.deadline, now);
     vec![
         r.project_no.clone(),
         r.service_name.clone(),

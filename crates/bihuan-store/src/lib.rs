@@ -18,13 +18,16 @@ mod guard;
 mod ledger;
 mod metrics;
 mod org;
+mod org_tree;
 mod outbox;
+mod pipeline;
 mod plans;
 mod ratings;
 mod reminders;
 mod review;
 mod scope;
 pub mod testing;
+mod work_items;
 mod workflows;
 
 use std::time::Duration;
@@ -68,6 +71,8 @@ pub struct Store {
     bulk_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     settings: DbSettings,
     readiness: std::sync::Arc<Readiness>,
+    /// The organization tree, read again only when `org_revision` changes.
+    org: std::sync::Arc<org_tree::OrgCache>,
 }
 
 /// Why the database is not ready: the outage when it is one, and the database's words.
@@ -172,7 +177,18 @@ impl Store {
             bulk_writer: Default::default(),
             settings,
             readiness: Default::default(),
+            org: Default::default(),
         })
+    }
+
+    /// Calls `observe` with every statement this store runs (on its pool and in its transactions),
+    /// after it ran: for counting what a path costs in a benchmark or a test. The statement carries
+    /// its bound values, which may be personal data: never log them.
+    pub fn observe_statements(
+        &mut self,
+        observe: impl Fn(&sea_orm::metric::Info<'_>) + Send + Sync + 'static,
+    ) {
+        self.db.set_metric_callback(observe);
     }
 
     /// The time limit of every wait on the database.

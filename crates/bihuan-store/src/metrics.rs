@@ -292,14 +292,11 @@ pub(crate) async fn record_case_change(
     db: &impl ConnectionTrait,
     engine: &Engine,
     case: &case::Model,
+    rating: &rating::Model,
     before: (&[event::Model], bool),
     after: (&[event::Model], bool),
 ) -> Result<()> {
     let def = workflow_of(engine, case)?;
-    let rating = rating::Entity::find_by_id(case.rating_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
     let delta = counts_of_case(engine, def, after.0, rating.rater_real_name, after.1)
         - counts_of_case(engine, def, before.0, rating.rater_real_name, before.1);
     if delta.is_zero() {
@@ -308,7 +305,7 @@ pub(crate) async fn record_case_change(
     let mut sums = DaySums::new();
     add(
         &mut sums,
-        DayKey::of_row(engine, &rating),
+        DayKey::of_row(engine, rating),
         &rating.service_name,
         delta,
     );

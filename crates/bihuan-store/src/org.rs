@@ -1,14 +1,10 @@
 //! The organization: units (a tree) and user accounts.
 
-use std::collections::{BTreeSet, HashMap};
-
 use argon2::Argon2;
 use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
 use bihuan_core::Role;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use crate::entity::{unit, unit_alias, user};
@@ -260,90 +256,6 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
     })
-}
-
-/// The units a case belongs to, nearest first: its origin unit (or the unit its code is mapped onto)
-/// and that unit's ancestors; while the origin is unknown, the units answering for the case's region
-/// and their ancestors.
-pub(crate) async fn home_units(
-    db: &impl ConnectionTrait,
-    origin: &str,
-    region: Option<&str>,
-) -> Result<Vec<String>> {
-    let origin = match unit_alias::Entity::find_by_id(origin.to_owned())
-        .one(db)
-        .await?
-    {
-        Some(alias) => alias.unit_code,
-        None => origin.to_owned(),
-    };
-    let units = unit::Entity::find()
-        .order_by_asc(unit::Column::Code)
-        .all(db)
-        .await?;
-    let parents: HashMap<&str, Option<&str>> = units
-        .iter()
-        .map(|u| (u.code.as_str(), u.parent_code.as_deref()))
-        .collect();
-    let mut chain = chain_up(&parents, &origin);
-    if chain.is_empty()
-        && let Some(region) = region
-    {
-        for center in units
-            .iter()
-            .filter(|u| u.region_code.as_deref() == Some(region))
-        {
-            for code in chain_up(&parents, &center.code) {
-                if !chain.contains(&code) {
-                    chain.push(code);
-                }
-            }
-        }
-    }
-    Ok(chain)
-}
-
-/// The unit and all its ancestors, nearest first.
-pub(crate) async fn self_and_ancestors(
-    db: &impl ConnectionTrait,
-    code: &str,
-) -> Result<Vec<String>> {
-    Ok(ancestor_chains(db, &[code.to_owned()])
-        .await?
-        .pop()
-        .unwrap_or_default())
-}
-
-/// For each unit, the unit and all its ancestors, nearest first (the units read once).
-pub(crate) async fn ancestor_chains(
-    db: &impl ConnectionTrait,
-    codes: &[String],
-) -> Result<Vec<Vec<String>>> {
-    let units = unit::Entity::find().all(db).await?;
-    let parents: HashMap<&str, Option<&str>> = units
-        .iter()
-        .map(|u| (u.code.as_str(), u.parent_code.as_deref()))
-        .collect();
-    Ok(codes.iter().map(|c| chain_up(&parents, c)).collect())
-}
-
-/// Walks from a unit to the root through `parents` (code → parent); unknown codes end the walk, a
-/// loop is walked once.
-fn chain_up(parents: &HashMap<&str, Option<&str>>, code: &str) -> Vec<String> {
-    let mut chain = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut current = Some(code);
-    while let Some(code) = current {
-        if !seen.insert(code) {
-            break;
-        }
-        let Some(parent) = parents.get(code) else {
-            break;
-        };
-        chain.push(code.to_owned());
-        current = *parent;
-    }
-    chain
 }
 
 fn checked_code(field: &str, value: &str) -> Result<String> {

@@ -17,8 +17,9 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entity::{case, outbox, rating, review_link, unit, user};
-use crate::org::{home_units, self_and_ancestors};
+use crate::entity::{case, outbox, rating, review_link, user};
+use crate::org_tree::OrgTree;
+use crate::pipeline::Ctx;
 use crate::{Result, Store, StoreError};
 
 /// To be sent.
@@ -91,18 +92,15 @@ pub(crate) async fn insert_mail(
 /// Writes the notifications of an action, in its transaction. The unique key (case, event, kind,
 /// audience) makes the write idempotent.
 pub(crate) async fn queue_notifications(
-    txn: &impl ConnectionTrait,
-    engine: &Engine,
+    ctx: &Ctx<'_>,
     def: &WorkflowDefinition,
     case: &case::Model,
+    rating: &rating::Model,
     decision: &Decision,
     seq: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if decision.notifications.is_empty() {
-        return Ok(());
-    }
-    let rating = rating_of(txn, case).await?;
+    let (txn, engine) = (ctx.txn, ctx.engine);
     let action_label = def
         .action(&decision.action)
         .map_or(decision.action.as_str(), |a| a.label.as_str());
@@ -117,16 +115,16 @@ pub(crate) async fn queue_notifications(
             let Some(address) = rating.rater_email.clone() else {
                 continue;
             };
-            let letter = review_invitation(txn, engine, case, &rating, seq, now).await?;
+            let letter = review_invitation(ctx, case, rating, seq, now).await?;
             (vec![address], letter)
         } else {
             let notice = CaseNotice {
                 kind: note.kind.clone(),
                 action: Some(action_label.to_owned()),
-                case: case_facts(txn, engine, def, case, &rating, now).await?,
+                case: case_facts(ctx.org, engine, def, case, rating, now),
             };
             (
-                recipients(txn, note.audience, case).await?,
+                recipients(txn, ctx.org, note.audience, case, rating).await?,
                 render(engine, mail::CASE, &notice)?,
             )
         };
@@ -152,8 +150,7 @@ pub(crate) async fn queue_notifications(
 /// Creates the rater's one-time link for the review the case just entered and words the invitation.
 /// The link expires with the review's time limit.
 async fn review_invitation(
-    txn: &impl ConnectionTrait,
-    engine: &Engine,
+    ctx: &Ctx<'_>,
     case: &case::Model,
     rating: &rating::Model,
     seq: i64,
@@ -169,11 +166,14 @@ async fn review_invitation(
         used_at: Set(None),
         created_at: Set(now),
     }
-    .insert(txn)
+    .insert(ctx.txn)
     .await?;
+    let engine = ctx.engine;
     let invitation = ReviewInvitation {
         service: rating.service_name.clone(),
-        unit: unit_name(txn, case.unit_code.as_deref().unwrap_or(&case.origin_unit)).await?,
+        unit: ctx
+            .org
+            .name_of(case.unit_code.as_deref().unwrap_or(&case.origin_unit)),
         project_no: rating.project_no.clone(),
         link: engine.letters().link(&format!("/r/{token}")),
         expires: mail::chinese_deadline(engine.calendar(), expires_at),
@@ -202,28 +202,20 @@ pub(crate) async fn rating_of(
         .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))
 }
 
-/// A unit's name, or its code when it is not registered.
-pub(crate) async fn unit_name(db: &impl ConnectionTrait, code: &str) -> Result<String> {
-    Ok(unit::Entity::find_by_id(code.to_owned())
-        .one(db)
-        .await?
-        .map_or_else(|| code.to_owned(), |u| u.name))
-}
-
 /// What a mail says about a case as of `now`.
-pub(crate) async fn case_facts(
-    db: &impl ConnectionTrait,
+pub(crate) fn case_facts(
+    org: &OrgTree,
     engine: &Engine,
     def: &WorkflowDefinition,
     case: &case::Model,
     rating: &rating::Model,
     now: DateTime<Utc>,
-) -> Result<CaseFacts> {
+) -> CaseFacts {
     let unit = match &case.unit_code {
-        Some(code) => unit_name(db, code).await?,
-        None => format!("{}（待转办）", unit_name(db, &case.origin_unit).await?),
+        Some(code) => org.name_of(code),
+        None => format!("{}（待转办）", org.name_of(&case.origin_unit)),
     };
-    Ok(facts_with_unit(engine, def, case, rating, unit, now))
+    facts_with_unit(engine, def, case, rating, unit, now)
 }
 
 /// [`case_facts`] with the unit's name already known.
@@ -255,29 +247,28 @@ pub(crate) fn facts_with_unit(
 /// Who a notification about the case goes to: mail addresses, deduplicated and sorted.
 pub(crate) async fn recipients(
     db: &impl ConnectionTrait,
+    org: &OrgTree,
     audience: Audience,
     case: &case::Model,
+    rating: &rating::Model,
 ) -> Result<Vec<String>> {
     let mut addresses = Vec::new();
     match audience {
         Audience::ResponsibleUnit => {
             if let Some(code) = &case.unit_code {
-                if let Some(u) = unit::Entity::find_by_id(code.clone()).one(db).await? {
-                    addresses.extend(u.email);
-                }
+                addresses.extend(org.unit(code).and_then(|u| u.email.clone()));
                 addresses.extend(emails_of(db, "unit_staff", std::slice::from_ref(code)).await?);
             }
         }
         Audience::Center => {
-            let chain = home_units(db, &case.origin_unit, case.region_code.as_deref()).await?;
+            let chain = org.home_units(&case.origin_unit, case.region_code.as_deref());
             addresses.extend(emails_of(db, "center_staff", &chain).await?);
         }
         Audience::Supervisors => {
-            addresses
-                .extend(emails_of(db, "supervisor", &supervised_chain(db, case).await?).await?);
+            addresses.extend(emails_of(db, "supervisor", &supervised_chain(org, case)).await?);
         }
         Audience::Rater => {
-            addresses.extend(rating_of(db, case).await?.rater_email);
+            addresses.extend(rating.rater_email.clone());
         }
     }
     addresses.sort();
@@ -289,14 +280,16 @@ pub(crate) async fn recipients(
 /// case waits at the center.
 pub(crate) async fn reminder_recipients(
     db: &impl ConnectionTrait,
+    org: &OrgTree,
     case: &case::Model,
+    rating: &rating::Model,
 ) -> Result<Vec<String>> {
     let audience = if case.unit_code.is_some() {
         Audience::ResponsibleUnit
     } else {
         Audience::Center
     };
-    recipients(db, audience, case).await
+    recipients(db, org, audience, case, rating).await
 }
 
 /// Who an escalation (督办) goes to: the supervisors whose unit is an ancestor of the responsible unit
@@ -304,9 +297,10 @@ pub(crate) async fn reminder_recipients(
 /// ancestor with one.
 pub(crate) async fn escalation_recipients(
     db: &impl ConnectionTrait,
+    org: &OrgTree,
     case: &case::Model,
 ) -> Result<Vec<String>> {
-    let chain = supervised_chain(db, case).await?;
+    let chain = supervised_chain(org, case);
     let own = case.unit_code.as_deref().unwrap_or(&case.origin_unit);
     let ancestors: Vec<String> = chain.iter().filter(|u| *u != own).cloned().collect();
     let mut addresses = emails_of(db, "supervisor", &ancestors).await?;
@@ -319,10 +313,10 @@ pub(crate) async fn escalation_recipients(
 }
 
 /// The responsible unit and its ancestors, or while the case waits at the center, its home units.
-async fn supervised_chain(db: &impl ConnectionTrait, case: &case::Model) -> Result<Vec<String>> {
+fn supervised_chain(org: &OrgTree, case: &case::Model) -> Vec<String> {
     match &case.unit_code {
-        Some(unit) => self_and_ancestors(db, unit).await,
-        None => home_units(db, &case.origin_unit, case.region_code.as_deref()).await,
+        Some(unit) => org.self_and_ancestors(unit),
+        None => org.home_units(&case.origin_unit, case.region_code.as_deref()),
     }
 }
 

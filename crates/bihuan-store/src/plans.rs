@@ -5,23 +5,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bihuan_core::chain::{ChainedEvent, GENESIS_HASH, canonical_json, event_hash};
-use bihuan_core::plan::{Due, Owed, PlanItem, Target, TaskClock, next_deadline};
-use bihuan_core::workflow::{Audience, Mark};
-use bihuan_core::{
-    Deadline, Decision, Engine, ReminderTimes, Subject, Timing, WORK_PLAN_TASK, WorkflowDefinition,
-};
+use bihuan_core::plan::{Due, PlanItem, Target, TaskClock, next_deadline};
+use bihuan_core::{Engine, Subject, WORK_PLAN_TASK, WorkflowDefinition};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
 use crate::entity::{plan, task, task_event, task_target, task_unit, unit};
+use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
-use crate::{ActionRequest, Result, Store, StoreError};
+use crate::work_items::{first_remind_at, subject_of, task_events_of};
+use crate::{Result, Store, StoreError};
 
 /// The role of a unit on a work item.
 pub const LEAD: &str = "lead";
@@ -225,11 +224,11 @@ pub struct TaskDetail {
     pub events: Vec<task_event::Model>,
 }
 
-fn codes(units: &[unit::Model]) -> Vec<String> {
+pub(crate) fn codes(units: &[unit::Model]) -> Vec<String> {
     units.iter().map(|u| u.code.clone()).collect()
 }
 
-fn due_of(t: &task::Model) -> Due {
+pub(crate) fn due_of(t: &task::Model) -> Due {
     match (t.due_kind.as_str(), t.due_date) {
         ("date", Some(d)) => Due::Date(d),
         ("scheduled", _) => Due::Scheduled,
@@ -258,7 +257,7 @@ fn not_found(what: &'static str, id: Uuid) -> StoreError {
     }
 }
 
-fn task_workflow(engine: &Engine) -> Result<&WorkflowDefinition> {
+pub(crate) fn task_workflow(engine: &Engine) -> Result<&WorkflowDefinition> {
     engine
         .workflow(WORK_PLAN_TASK)
         .ok_or_else(|| StoreError::Corrupt(format!("workflow {WORK_PLAN_TASK} is not loaded")))
@@ -490,7 +489,8 @@ impl Store {
             .order_by_asc(task::Column::Position)
             .all(&txn)
             .await?;
-        let stored = self.views(&txn, tasks).await?;
+        let org = self.org_with_own_changes(&txn).await?;
+        let stored = views_of(&txn, &org, tasks).await?;
         txn.commit().await?;
         Ok(PlanImport {
             plan,
@@ -536,7 +536,7 @@ impl Store {
         if tasks.is_empty() && *scope != CaseScope::All {
             return Err(not_found("工作计划", id));
         }
-        let items = self.views(&self.db, tasks).await?;
+        let items = views_of(&self.db, &*self.org().await?, tasks).await?;
         Ok(PlanDetail { plan, items })
     }
 
@@ -546,7 +546,7 @@ impl Store {
             .one(&self.db)
             .await?
             .ok_or_else(|| not_found("工作任务", id))?;
-        let mut views = self.views(&self.db, vec![t]).await?;
+        let mut views = views_of(&self.db, &*self.org().await?, vec![t]).await?;
         let item = views.pop().ok_or_else(|| not_found("工作任务", id))?;
         if !task_in_scope(scope, &item) {
             return Err(not_found("工作任务", id));
@@ -576,228 +576,55 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
 
-    /// The items with their units and targets.
-    async fn views(
-        &self,
-        db: &impl ConnectionTrait,
-        tasks: Vec<task::Model>,
-    ) -> Result<Vec<TaskView>> {
-        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-        let mut roles: BTreeMap<Uuid, Vec<task_unit::Model>> = BTreeMap::new();
-        let mut targets: BTreeMap<Uuid, Vec<task_target::Model>> = BTreeMap::new();
-        for chunk in ids.chunks(500) {
-            for r in task_unit::Entity::find()
-                .filter(task_unit::Column::TaskId.is_in(chunk.iter().copied()))
-                .order_by_asc(task_unit::Column::Position)
-                .all(db)
-                .await?
-            {
-                roles.entry(r.task_id).or_default().push(r);
-            }
-            for t in task_target::Entity::find()
-                .filter(task_target::Column::TaskId.is_in(chunk.iter().copied()))
-                .order_by_asc(task_target::Column::Position)
-                .all(db)
-                .await?
-            {
-                targets.entry(t.task_id).or_default().push(t);
-            }
-        }
-        let named: BTreeSet<&str> = roles
-            .values()
-            .flatten()
-            .map(|r| r.unit_code.as_str())
-            .collect();
-        let units: BTreeMap<String, unit::Model> = unit::Entity::find()
-            .filter(unit::Column::Code.is_in(named))
+/// The items with their units (from the organization tree) and targets.
+pub(crate) async fn views_of(
+    db: &impl ConnectionTrait,
+    org: &OrgTree,
+    tasks: Vec<task::Model>,
+) -> Result<Vec<TaskView>> {
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let mut roles: BTreeMap<Uuid, Vec<task_unit::Model>> = BTreeMap::new();
+    let mut targets: BTreeMap<Uuid, Vec<task_target::Model>> = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        for r in task_unit::Entity::find()
+            .filter(task_unit::Column::TaskId.is_in(chunk.iter().copied()))
+            .order_by_asc(task_unit::Column::Position)
             .all(db)
             .await?
-            .into_iter()
-            .map(|u| (u.code.clone(), u))
-            .collect();
-        Ok(tasks
-            .into_iter()
-            .map(|t| {
-                let of_role = |role: &str| -> Vec<unit::Model> {
-                    roles
-                        .get(&t.id)
-                        .into_iter()
-                        .flatten()
-                        .filter(|r| r.role == role)
-                        .filter_map(|r| units.get(&r.unit_code).cloned())
-                        .collect()
-                };
-                TaskView {
-                    lead_units: of_role(LEAD),
-                    co_units: of_role(CO),
-                    targets: targets.remove(&t.id).unwrap_or_default(),
-                    task: t,
-                }
-            })
-            .collect())
+        {
+            roles.entry(r.task_id).or_default().push(r);
+        }
+        for t in task_target::Entity::find()
+            .filter(task_target::Column::TaskId.is_in(chunk.iter().copied()))
+            .order_by_asc(task_target::Column::Position)
+            .all(db)
+            .await?
+        {
+            targets.entry(t.task_id).or_default().push(t);
+        }
     }
-
-    /// Takes an action on a work item: the interpreter decides, the item's row moves on only if its
-    /// version is unchanged, the hash-chained event is appended, a reported target value is stored
-    /// and the notifications are queued, in one transaction.
-    pub async fn apply_task_action(
-        &self,
-        engine: &Engine,
-        req: &ActionRequest<'_>,
-    ) -> Result<TaskDetail> {
-        self.write(async |txn| {
-            let now = truncate_to_micros(req.now);
-            let def = task_workflow(engine)?;
-            let current = task::Entity::find_by_id(req.id)
-                .one(txn)
-                .await?
-                .ok_or_else(|| not_found("工作任务", req.id))?;
-            if current.version != req.version {
-                return Err(StoreError::Conflict {
-                    expected: req.version,
-                    actual: current.version,
-                });
-            }
-            let view = self
-                .views(txn, vec![current.clone()])
-                .await?
-                .pop()
-                .ok_or_else(|| not_found("工作任务", req.id))?;
-            if req.actor.role == bihuan_core::Role::Supervisor {
-                let reach = match &req.actor.unit {
-                    Some(unit) => crate::scope::reach_in(txn, unit).await?,
-                    None => crate::Reach::default(),
-                };
-                if !view.led_within(&CaseScope::Units(reach)) {
-                    return Err(bihuan_core::ActionError::LeadUnitOutOfScope {
-                        action: req.action.to_owned(),
-                    }
-                    .into());
-                }
-            }
-            let events = task_events_of(txn, current.id).await?;
-            let subject = view.subject(&events);
-            let decision = bihuan_core::decide(
-                def,
-                engine.calendar(),
-                &subject,
-                req.actor,
-                req.action,
-                req.fields,
-                now,
-            )?;
-            let action = def.action(&decision.action).ok_or_else(|| {
-                StoreError::Corrupt(format!("action {} vanished", decision.action))
-            })?;
-            if action.has_mark(Mark::TargetReported) {
-                record_target(txn, &view, &decision.fields, &req.actor.name, now).await?;
-            }
-            let plan = plan::Entity::find_by_id(current.plan_id)
-                .one(txn)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", current.id)))?;
-            let seq = current.event_count + 1;
-            let hash = event_hash(
-                &current.head_hash,
-                &ChainedEvent {
-                    subject_id: &current.id.to_string(),
-                    seq,
-                    action: &decision.action,
-                    from: decision.from.as_deref(),
-                    to: &decision.to,
-                    actor: &req.actor.name,
-                    at: now,
-                    fields: &decision.fields,
-                },
-            );
-            let updated = updated_task(&current, &plan, def, engine, &decision, seq, &hash, now);
-            let result = task::Entity::update_many()
-                .set(updated)
-                .filter(task::Column::Id.eq(current.id))
-                .filter(task::Column::Version.eq(req.version))
-                .exec(txn)
-                .await?;
-            if result.rows_affected == 0 {
-                let actual = task::Entity::find_by_id(current.id)
-                    .one(txn)
-                    .await?
-                    .map_or(current.version, |t| t.version);
-                return Err(StoreError::Conflict {
-                    expected: req.version,
-                    actual,
-                });
-            }
-            let new_event = task_event::ActiveModel {
-                task_id: Set(current.id),
-                seq: Set(seq),
-                action: Set(decision.action.clone()),
-                from_state: Set(decision.from.clone()),
-                to_state: Set(decision.to.clone()),
-                actor: Set(req.actor.name.clone()),
-                at: Set(now),
-                fields: Set(canonical_json(&Value::Object(decision.fields.clone()))),
-                prev_hash: Set(current.head_hash.clone()),
-                hash: Set(hash),
-                ..Default::default()
-            }
-            .insert(txn)
-            .await?;
-            let after = task::Entity::find_by_id(current.id)
-                .one(txn)
-                .await?
-                .ok_or_else(|| not_found("工作任务", current.id))?;
-            // The item as this transaction leaves it: a reported target changed its targets too.
-            let view = if action.has_mark(Mark::TargetReported) {
-                self.views(txn, vec![after])
-                    .await?
-                    .pop()
-                    .ok_or_else(|| not_found("工作任务", req.id))?
-            } else {
-                TaskView {
-                    task: after,
-                    ..view
-                }
+    Ok(tasks
+        .into_iter()
+        .map(|t| {
+            let of_role = |role: &str| -> Vec<unit::Model> {
+                roles
+                    .get(&t.id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.role == role)
+                    .filter_map(|r| org.unit(&r.unit_code).cloned())
+                    .collect()
             };
-            let label = action.label.clone();
-            for note in &decision.notifications {
-                let recipients = task_recipients(txn, note.audience, &view).await?;
-                let notice = bihuan_core::mail::TaskNotice {
-                    kind: note.kind.clone(),
-                    action: Some(label.clone()),
-                    task: task_facts(engine, def, &plan, &view, now),
-                };
-                crate::outbox::insert_mail(
-                    txn,
-                    crate::outbox::NewMail {
-                        kind: note.kind.clone(),
-                        case_id: None,
-                        audience: note.audience.as_str().to_owned(),
-                        recipients,
-                        letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
-                        unique_key: format!(
-                            "task:{}:{seq}:{}:{}",
-                            view.task.id,
-                            note.kind,
-                            note.audience.as_str()
-                        ),
-                        status: crate::outbox::PENDING,
-                        send_at: None,
-                    },
-                    now,
-                )
-                .await?;
+            TaskView {
+                lead_units: of_role(LEAD),
+                co_units: of_role(CO),
+                targets: targets.remove(&t.id).unwrap_or_default(),
+                task: t,
             }
-            let mut events = events;
-            events.push(new_event);
-            Ok(TaskDetail {
-                plan,
-                item: view,
-                events,
-            })
         })
-        .await
-    }
+        .collect())
 }
 
 /// The work items in `scope`, as a condition: those a unit of the scope leads or co-handles.
@@ -817,10 +644,10 @@ pub(crate) fn task_condition(scope: &CaseScope) -> sea_orm::Condition {
 
 /// Whether a work item is past what it owes as of `now`.
 pub fn is_overdue(t: &task::Model, now: DateTime<Utc>) -> bool {
-    t.overdue || t.deadline.is_some_and(|d| d <= now)
+    bihuan_core::reminder::is_overdue(t.overdue, t.deadline, now)
 }
 
-fn task_in_scope(scope: &CaseScope, view: &TaskView) -> bool {
+pub(crate) fn task_in_scope(scope: &CaseScope, view: &TaskView) -> bool {
     let mut units = view.lead_units.iter().chain(&view.co_units);
     match scope {
         CaseScope::All => true,
@@ -829,385 +656,7 @@ fn task_in_scope(scope: &CaseScope, view: &TaskView) -> bool {
     }
 }
 
-/// Stores a reported target value: the field `target` names one of the item's targets (by name or
-/// its number from 1), `value` is a number in the target's unit.
-async fn record_target(
-    txn: &DatabaseTransaction,
-    view: &TaskView,
-    fields: &Map<String, Value>,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let named = fields
-        .get("target")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim();
-    let target = view
-        .targets
-        .iter()
-        .enumerate()
-        .find(|(i, t)| t.name == named || (i + 1).to_string() == named)
-        .map(|(_, t)| t)
-        .ok_or_else(|| StoreError::Invalid {
-            field: "target".into(),
-            message: if view.targets.is_empty() {
-                "该工作任务没有考核指标".to_owned()
-            } else {
-                format!(
-                    "“{named}”不是该工作任务的指标（应为：{}）",
-                    view.targets
-                        .iter()
-                        .map(|t| t.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("、")
-                )
-            },
-        })?;
-    if let Some(metric) = &target.metric {
-        return Err(StoreError::Invalid {
-            field: "target".into(),
-            message: format!("“{}”由系统按 {metric} 实时计算，无需填报", target.name),
-        });
-    }
-    let text = fields
-        .get("value")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim()
-        .trim_end_matches(['%', '％', '次']);
-    let value: f64 = text
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-        .ok_or_else(|| StoreError::Invalid {
-            field: "value".into(),
-            message: format!("“{text}”不是数字"),
-        })?;
-    task_target::ActiveModel {
-        id: Set(target.id),
-        reported_value: Set(Some(value)),
-        reported_at: Set(Some(now)),
-        reported_by: Set(Some(actor.to_owned())),
-        ..Default::default()
-    }
-    .update(txn)
-    .await?;
-    Ok(())
-}
-
-pub(crate) async fn task_events_of(
-    db: &impl ConnectionTrait,
-    task_id: Uuid,
-) -> Result<Vec<task_event::Model>> {
-    Ok(task_event::Entity::find()
-        .filter(task_event::Column::TaskId.eq(task_id))
-        .order_by_asc(task_event::Column::Seq)
-        .all(db)
-        .await?)
-}
-
-/// The item as the interpreter sees it.
-fn subject_of(
-    t: &task::Model,
-    lead: Vec<String>,
-    co: Vec<String>,
-    events: &[task_event::Model],
-) -> Subject {
-    let actions_in_state = crate::cases::actions_in_state(events.iter().map(|e| {
-        (
-            e.from_state.as_deref(),
-            e.to_state.as_str(),
-            e.action.as_str(),
-        )
-    }));
-    let basis = crate::cases::basis_of(t.deadline_start, t.deadline_days);
-    Subject {
-        state: t.state.clone(),
-        responsible_units: lead,
-        co_units: co,
-        reopen_count: 0,
-        escalated: t.escalated,
-        extension_days: 0,
-        timing: Timing {
-            basis,
-            deadline: t.state_deadline.map(|at| Deadline {
-                at,
-                provisional: t.deadline_provisional,
-            }),
-            paused: None,
-        },
-        actions_in_state,
-    }
-}
-
-fn first_remind_at(engine: &Engine, def: &WorkflowDefinition, at: DateTime<Utc>) -> DateTime<Utc> {
-    ReminderTimes::of(engine.calendar(), &def.settings, at).due_soon
-}
-
-#[allow(clippy::too_many_arguments)]
-fn updated_task(
-    current: &task::Model,
-    plan: &plan::Model,
-    def: &WorkflowDefinition,
-    engine: &Engine,
-    d: &Decision,
-    seq: i64,
-    hash: &str,
-    now: DateTime<Utc>,
-) -> task::ActiveModel {
-    let entered = d.from.as_deref() != Some(d.to.as_str());
-    let terminal = def.state(&d.to).is_some_and(|s| s.terminal);
-    let action = def.action(&d.action);
-    let reported = action.is_some_and(|a| a.has_mark(Mark::ProgressReported));
-    let last_report = if reported {
-        Some(now)
-    } else {
-        current.last_report_at
-    };
-    let text = action.and_then(|a| {
-        a.fields
-            .iter()
-            .filter(|f| matches!(f.kind, bihuan_core::workflow::FieldKind::Text { .. }))
-            .find_map(|f| d.fields.get(&f.name).and_then(Value::as_str))
-    });
-    let percent = action
-        .and_then(|a| {
-            a.first_field(|k| matches!(k, bihuan_core::workflow::FieldKind::Integer { .. }))
-        })
-        .and_then(|f| d.fields.get(&f.name))
-        .and_then(Value::as_i64)
-        .and_then(|p| i32::try_from(p).ok());
-    let state_deadline = d.timing.deadline.map(|x| x.at);
-    let next = next_deadline(
-        engine.calendar(),
-        &TaskClock {
-            due: due_of(current),
-            report_months: u32::try_from(plan.report_months).unwrap_or(1),
-            state_deadline,
-            terminal,
-            last_report,
-            since: current.created_at,
-        },
-    );
-    let deadline = next.map(|(at, _)| at);
-    let fresh = deadline != current.deadline || entered;
-    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    task::ActiveModel {
-        state: Set(d.to.clone()),
-        version: Set(current.version + 1),
-        state_entered_at: Set(if entered {
-            now
-        } else {
-            current.state_entered_at
-        }),
-        deadline: Set(deadline),
-        owed: Set(next.map(|(_, o)| o.as_str().to_owned())),
-        state_deadline: Set(state_deadline),
-        deadline_start: Set(d.timing.basis.map(|b| b.start)),
-        deadline_days: Set(d.timing.basis.map(|b| to_i32(b.working_days))),
-        deadline_provisional: Set(d.timing.deadline.is_some_and(|x| x.provisional)),
-        escalated: Set(!fresh && current.escalated),
-        overdue: Set(!fresh && current.overdue),
-        remind_at: Set(if fresh {
-            deadline.map(|at| first_remind_at(engine, def, at))
-        } else {
-            current.remind_at
-        }),
-        remind_stage: Set(if fresh {
-            crate::cases::first_stage(deadline)
-        } else {
-            current.remind_stage
-        }),
-        last_report_at: Set(last_report),
-        percent: Set(if reported {
-            percent.or(current.percent)
-        } else {
-            current.percent
-        }),
-        last_progress: Set(text.map(str::to_owned).or(current.last_progress.clone())),
-        event_count: Set(seq),
-        head_hash: Set(hash.to_owned()),
-        closed_at: Set(terminal.then_some(now)),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-}
-
-/// Who a notice about a work item goes to: its lead units (their mail and unit staff), or the
-/// supervisors of the lead units' ancestors (of the units themselves when no ancestor has one).
-async fn task_recipients(
-    db: &impl ConnectionTrait,
-    audience: Audience,
-    view: &TaskView,
-) -> Result<Vec<String>> {
-    let lead = codes(&view.lead_units);
-    let mut addresses = Vec::new();
-    match audience {
-        Audience::Supervisors => {
-            let mut own = Vec::new();
-            let mut above = Vec::new();
-            for chain in crate::org::ancestor_chains(db, &lead).await? {
-                let mut chain = chain.into_iter();
-                own.extend(chain.next());
-                above.extend(chain);
-            }
-            addresses = crate::outbox::emails_of(db, "supervisor", &above).await?;
-            if addresses.is_empty() {
-                addresses = crate::outbox::emails_of(db, "supervisor", &own).await?;
-            }
-        }
-        _ => {
-            addresses.extend(view.lead_units.iter().filter_map(|u| u.email.clone()));
-            addresses.extend(crate::outbox::emails_of(db, "unit_staff", &lead).await?);
-        }
-    }
-    addresses.sort();
-    addresses.dedup();
-    Ok(addresses)
-}
-
-/// What a mail says about a work item as of `now`.
-fn task_facts(
-    engine: &Engine,
-    def: &WorkflowDefinition,
-    plan: &plan::Model,
-    view: &TaskView,
-    now: DateTime<Utc>,
-) -> bihuan_core::mail::TaskFacts {
-    let t = &view.task;
-    let cal = engine.calendar();
-    bihuan_core::mail::TaskFacts {
-        task_id: t.id.to_string(),
-        plan: plan.name.clone(),
-        key_task: t.key_task.clone(),
-        title: t.title.clone(),
-        lead_units: view
-            .lead_units
-            .iter()
-            .map(|u| u.name.as_str())
-            .collect::<Vec<_>>()
-            .join("、"),
-        state: def
-            .state(&t.state)
-            .map_or_else(|| t.state.clone(), |s| s.label.clone()),
-        due: due_of(t).text(),
-        owed: t
-            .owed
-            .as_deref()
-            .and_then(Owed::parse)
-            .map_or("期限", Owed::label)
-            .to_owned(),
-        deadline: t
-            .deadline
-            .map(|d| bihuan_core::mail::chinese_deadline(cal, d)),
-        working_days: t
-            .deadline
-            .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
-        link: engine.letters().link(&format!("/tasks/{}", t.id)),
-    }
-}
-
 impl Store {
-    /// Finds every reminder of a work item due at `now`: due soon and overdue to the lead units — sent
-    /// no earlier than `office_hours` (the next working day's mail time, so nobody is mailed at night
-    /// or on a holiday) —, the escalation (督办) to the supervisors above them at once. Each is written
-    /// once (the item's version and reminder stage guard the write, the outbox's unique key the mail).
-    pub async fn find_task_reminders(
-        &self,
-        engine: &Engine,
-        now: DateTime<Utc>,
-        office_hours: DateTime<Utc>,
-    ) -> Result<usize> {
-        let def = task_workflow(engine)?;
-        let due = task::Entity::find()
-            .filter(task::Column::Deadline.is_not_null())
-            .filter(task::Column::RemindStage.lt(bihuan_core::reminder::LAST_STAGE))
-            .filter(task::Column::RemindAt.lte(now))
-            .order_by_asc(task::Column::RemindAt)
-            .all(&self.db)
-            .await?;
-        let mut found = 0;
-        for t in due {
-            let Some(deadline) = t.deadline else {
-                continue;
-            };
-            let times = ReminderTimes::of(engine.calendar(), &def.settings, deadline);
-            let findings = times.findings(t.remind_stage, now);
-            let txn = self.begin_write().await?;
-            let mut mark = task::ActiveModel {
-                remind_stage: Set(findings.stage),
-                remind_at: Set(findings.next_at),
-                ..Default::default()
-            };
-            if !findings.kinds.is_empty() {
-                mark.version = Set(t.version + 1);
-                mark.updated_at = Set(now);
-                mark.overdue = Set(t.overdue || findings.stage >= 2);
-                mark.escalated = Set(t.escalated
-                    || findings
-                        .kinds
-                        .contains(&bihuan_core::ReminderKind::Escalated));
-            }
-            let marked = task::Entity::update_many()
-                .set(mark)
-                .filter(task::Column::Id.eq(t.id))
-                .filter(task::Column::Version.eq(t.version))
-                .filter(task::Column::RemindStage.eq(t.remind_stage))
-                .exec(&txn)
-                .await?;
-            if marked.rows_affected == 0 || findings.kinds.is_empty() {
-                txn.commit().await?;
-                continue;
-            }
-            let plan = plan::Entity::find_by_id(t.plan_id)
-                .one(&txn)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", t.id)))?;
-            let view = self
-                .views(&txn, vec![t.clone()])
-                .await?
-                .pop()
-                .ok_or_else(|| not_found("工作任务", t.id))?;
-            for kind in &findings.kinds {
-                let audience = if *kind == bihuan_core::ReminderKind::Escalated {
-                    Audience::Supervisors
-                } else {
-                    Audience::ResponsibleUnit
-                };
-                let notice = bihuan_core::mail::TaskNotice {
-                    kind: kind.as_str().to_owned(),
-                    action: None,
-                    task: task_facts(engine, def, &plan, &view, now),
-                };
-                crate::outbox::insert_mail(
-                    &txn,
-                    crate::outbox::NewMail {
-                        kind: format!("task_{}", kind.as_str()),
-                        case_id: None,
-                        audience: audience.as_str().to_owned(),
-                        recipients: task_recipients(&txn, audience, &view).await?,
-                        letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
-                        unique_key: format!(
-                            "task-remind:{}:{}:{}",
-                            t.id,
-                            deadline.timestamp_micros(),
-                            kind.as_str()
-                        ),
-                        status: crate::outbox::PENDING,
-                        send_at: (audience != Audience::Supervisors).then_some(office_hours),
-                    },
-                    now,
-                )
-                .await?;
-                tracing::info!(task = %t.id, kind = kind.as_str(), "task reminder");
-                found += 1;
-            }
-            txn.commit().await?;
-        }
-        Ok(found)
-    }
-
     /// The live values (in percent) of the metrics targets can be bound to, over `year` up to `now`,
     /// in the caller's scope: metric key → value, `None` when its denominator is 0.
     pub async fn target_metric_values(

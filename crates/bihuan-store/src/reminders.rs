@@ -112,25 +112,33 @@ impl Store {
             txn.commit().await?;
             return Ok(Some(0));
         }
+        let rating = rating_of(&txn, c).await?;
+        let org = self.org_in(&txn).await?;
         if !c.overdue && findings.stage >= ReminderKind::Overdue.stage() {
             // Now an open overdue case: it counts as late in the on-time rate.
             let events = crate::cases::events_of(&txn, c.id).await?;
-            crate::metrics::record_case_change(&txn, engine, c, (&events, false), (&events, true))
-                .await?;
+            crate::metrics::record_case_change(
+                &txn,
+                engine,
+                c,
+                &rating,
+                (&events, false),
+                (&events, true),
+            )
+            .await?;
         }
-        let rating = rating_of(&txn, c).await?;
         let entry = format!(
             "{}:{}:{}",
             c.id,
             c.state_entered_at.timestamp_micros(),
             deadline.timestamp_micros()
         );
-        let facts = case_facts(&txn, engine, def, c, &rating, now).await?;
+        let facts = case_facts(&org, engine, def, c, &rating, now);
         for kind in &findings.kinds {
             let (audience, recipients, status) = if *kind == ReminderKind::Escalated {
                 (
                     "supervisors",
-                    escalation_recipients(&txn, c).await?,
+                    escalation_recipients(&txn, &org, c).await?,
                     PENDING,
                 )
             } else {
@@ -141,7 +149,11 @@ impl Store {
                 } else {
                     "center"
                 };
-                (audience, reminder_recipients(&txn, c).await?, DIGEST)
+                (
+                    audience,
+                    reminder_recipients(&txn, &org, c, &rating).await?,
+                    DIGEST,
+                )
             };
             let notice = CaseNotice {
                 kind: kind.as_str().to_owned(),

@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::access::token_hash;
-use crate::cases::{ActionRequest, apply_in, workflow_of};
+use crate::cases::{ActionRequest, CaseDetail, workflow_of};
 use crate::entity::{case, event, review_link};
-use crate::outbox::{rating_of, unit_name};
+use crate::outbox::rating_of;
+use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError};
 
 /// The state the review waits in, and the actions a link answers with.
@@ -92,11 +93,10 @@ impl Store {
             state: state_of(&self.db, &link, &case, satisfied, now).await?,
             service: rating.service_name,
             project_no: rating.project_no,
-            unit: unit_name(
-                &self.db,
-                case.unit_code.as_deref().unwrap_or(&case.origin_unit),
-            )
-            .await?,
+            unit: self
+                .org()
+                .await?
+                .name_of(case.unit_code.as_deref().unwrap_or(&case.origin_unit)),
             expires_at: link.expires_at,
         }))
     }
@@ -157,13 +157,14 @@ impl Store {
                 let actor = Actor::rater();
                 let request = ActionRequest {
                     id: case.id,
+                    scope: &CaseScope::All,
                     version: case.version,
                     action,
                     fields: &fields,
                     actor: &actor,
                     now,
                 };
-                apply_in(txn, engine, &request).await?;
+                self.act_in::<CaseDetail>(txn, engine, &request).await?;
                 Ok(Ok(()))
             })
             .await;

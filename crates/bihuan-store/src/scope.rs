@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -182,14 +182,19 @@ pub(crate) fn rated_in(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -
     Condition::all().add(case::Column::RatingId.in_subquery(period))
 }
 
-/// Cases past (true) or within (false) their deadline at `now`.
+/// Cases overdue (true) or not (false) at `now`: [`bihuan_core::reminder::is_overdue`] as SQL.
 pub(crate) fn overdue_at(overdue: bool, now: DateTime<Utc>) -> Condition {
     if overdue {
-        Condition::all().add(case::Column::Deadline.lte(now))
-    } else {
         Condition::any()
-            .add(case::Column::Deadline.is_null())
-            .add(case::Column::Deadline.gt(now))
+            .add(case::Column::Overdue.eq(true))
+            .add(case::Column::Deadline.lte(now))
+    } else {
+        // Spelled out rather than negated: `NOT (… OR deadline <= now)` is NULL without a deadline.
+        Condition::all().add(case::Column::Overdue.eq(false)).add(
+            Condition::any()
+                .add(case::Column::Deadline.is_null())
+                .add(case::Column::Deadline.gt(now)),
+        )
     }
 }
 
@@ -197,7 +202,7 @@ impl Store {
     /// A unit's subtree: the codes of the unit, every unit below it and every outside code mapped onto
     /// one of them, and the regions those units answer for.
     pub async fn reach(&self, root: &str) -> Result<Reach> {
-        reach_in(&self.db, root).await
+        Ok(self.org().await?.reach(root))
     }
 
     /// One page of the cases in scope that pass the filter, newest first, with their ratings, and the
@@ -349,74 +354,6 @@ impl Store {
             .all(&self.db)
             .await?)
     }
-}
-
-/// A unit's subtree, read through `db` (a transaction sees its own changes).
-pub(crate) async fn reach_in(db: &impl ConnectionTrait, root: &str) -> Result<Reach> {
-    let all = unit::Entity::find().all(db).await?;
-    let parent: BTreeMap<&str, &str> = all
-        .iter()
-        .filter_map(|u| u.parent_code.as_deref().map(|p| (u.code.as_str(), p)))
-        .collect();
-    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (child, parent) in &parent {
-        children.entry(parent).or_default().push(child);
-    }
-    let regions: BTreeMap<&str, &str> = all
-        .iter()
-        .filter_map(|u| u.region_code.as_deref().map(|r| (u.code.as_str(), r)))
-        .collect();
-    let mut reach = Reach::default();
-    let mut stack = vec![root];
-    while let Some(code) = stack.pop() {
-        if reach.units.insert(code.to_owned()) {
-            reach
-                .regions
-                .extend(regions.get(code).map(|r| (*r).to_owned()));
-            stack.extend(children.get(code).into_iter().flatten());
-        }
-    }
-    // Whether a unit's ratings come to a service center in reach: the unit itself when it is a
-    // center, else the centers among the children of the nearest unit up the tree (itself first)
-    // that has any.
-    let routed_here = |code: &str| -> bool {
-        let mut at = Some(code);
-        while let Some(a) = at {
-            if regions.contains_key(a) {
-                return reach.units.contains(a);
-            }
-            let mut centers = children
-                .get(a)
-                .into_iter()
-                .flatten()
-                .filter(|c| regions.contains_key(**c))
-                .peekable();
-            if centers.peek().is_some() {
-                return centers.any(|c| reach.units.contains(*c));
-            }
-            at = parent.get(a).copied();
-        }
-        false
-    };
-    let routed: Vec<String> = all
-        .iter()
-        .filter(|u| routed_here(&u.code))
-        .map(|u| u.code.clone())
-        .collect();
-    reach.origins = reach.units.clone();
-    reach.origins.extend(routed);
-    let mut known: BTreeSet<String> = all.iter().map(|u| u.code.clone()).collect();
-    for alias in unit_alias::Entity::find().all(db).await? {
-        if reach.units.contains(&alias.unit_code) {
-            reach.units.insert(alias.code.clone());
-        }
-        if reach.origins.contains(&alias.unit_code) {
-            reach.origins.insert(alias.code.clone());
-        }
-        known.insert(alias.code);
-    }
-    reach.known = Arc::new(known);
-    Ok(reach)
 }
 
 /// Filters of the rating list.

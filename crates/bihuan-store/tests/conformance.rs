@@ -230,6 +230,7 @@ async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(db: &TestDb
     let zhang = actor("zhang");
     let request = ActionRequest {
         id,
+        scope: &bihuan_store::CaseScope::All,
         version: 1,
         action: "accept",
         fields: &empty,
@@ -275,6 +276,7 @@ async fn two_concurrent_actions_on_the_same_version_exactly_one_wins(db: &TestDb
             let zhang = actor("zhang");
             let request = ActionRequest {
                 id,
+                scope: &bihuan_store::CaseScope::All,
                 version: 2,
                 action: "transfer",
                 fields: &unit,
@@ -311,6 +313,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(db: &TestDb) {
     let zhang = actor("zhang");
     let stale = ActionRequest {
         id,
+        scope: &bihuan_store::CaseScope::All,
         version: 1,
         action: "transfer",
         fields: &empty,
@@ -335,6 +338,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(db: &TestDb) {
     );
     let missing = ActionRequest {
         id: Uuid::now_v7(),
+        scope: &bihuan_store::CaseScope::All,
         version: 1,
         ..stale
     };
@@ -960,6 +964,7 @@ async fn a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_
             &engine,
             &ActionRequest {
                 id,
+                scope: &bihuan_store::CaseScope::All,
                 version: 1,
                 action: "accept",
                 fields: &Map::new(),
@@ -1209,6 +1214,7 @@ async fn the_metric_sums_always_equal_a_recomputation_from_the_raw_rows(db: &Tes
                             &engine,
                             &ActionRequest {
                                 id,
+                                scope: &bihuan_store::CaseScope::All,
                                 version: case.version,
                                 action: &action.id,
                                 fields: &f,

@@ -123,6 +123,7 @@ async fn a_statement_failing_inside_an_action_leaves_the_next_action_outside_any
             &engine,
             &ActionRequest {
                 id: stale,
+                scope: &bihuan_store::CaseScope::All,
                 version: 7,
                 action: "accept",
                 fields: &Map::new(),

@@ -154,7 +154,7 @@ pub fn case_summary(
         origin_unit: case.origin_unit.clone(),
         deadline: case.deadline,
         deadline_provisional: case.deadline_provisional,
-        overdue: case.overdue || case.deadline.is_some_and(|d| d <= now),
+        overdue: bihuan_core::reminder::is_overdue(case.overdue, case.deadline, now),
         reopen_count: case.reopen_count,
         escalated: case.escalated,
         opened_at: case.opened_at,

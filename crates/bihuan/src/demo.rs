@@ -239,6 +239,7 @@ async fn demo_plan(
         for (action, fields) in steps {
             let request = bihuan_store::ActionRequest {
                 id: item.task.id,
+                scope: &bihuan_store::CaseScope::All,
                 version,
                 action,
                 fields: &fields,
@@ -385,6 +386,7 @@ async fn advance(
         let fields = fields.as_object().cloned().unwrap_or_default();
         let request = ActionRequest {
             id: case_id,
+            scope: &bihuan_store::CaseScope::All,
             version: detail.case.version,
             action,
             fields: &fields,

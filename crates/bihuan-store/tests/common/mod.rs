@@ -156,6 +156,7 @@ pub async fn act(
             engine,
             &ActionRequest {
                 id: case_id,
+                scope: &bihuan_store::CaseScope::All,
                 version,
                 action,
                 fields: &fields,

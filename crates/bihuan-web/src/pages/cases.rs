@@ -6,17 +6,18 @@ use std::collections::BTreeSet;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use bihuan_core::rating::{Channel, Level};
 use bihuan_core::workflow::{ActionDef, FieldKind};
-use bihuan_core::{ActionError, available_actions};
+use bihuan_core::{WorkflowDefinition, available_actions};
 use bihuan_store::{ActionRequest, CaseDetail, StoreError};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::forms::{ActionForm, INVALID_FORM, Submitted, action_form, form_errors};
+use super::act::ActionPage;
+use super::forms::{ActionForm, Submitted, action_form};
 use super::views::{CaseRow, Flash, Me, UnitNames, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
@@ -359,108 +360,68 @@ pub(crate) async fn show(
     Ok(page.render(StatusCode::OK, flash, None))
 }
 
-/// `POST /cases/{id}`: takes the action of one of the page's forms. Field errors come back beside
-/// their fields with the values kept; a stale version shows the fresh case.
+/// A case's page and its action forms.
+pub(crate) struct CasePage;
+
+impl ActionPage for CasePage {
+    type Detail = CaseDetail;
+    type Done = CaseDetail;
+    const CONFLICT: &'static str =
+        "其他人已先处理了此案件，您的操作未执行。以下是最新情况，请确认后再操作。";
+    const NO_VERSION: &'static str = "表单缺少案件版本号，请刷新页面后重试。";
+
+    async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<CaseDetail, PageError> {
+        visible(state, user, id).await
+    }
+
+    fn workflow<'s>(state: &'s AppState, detail: &CaseDetail) -> Option<&'s WorkflowDefinition> {
+        state.engine.workflow(&detail.case.workflow_id)
+    }
+
+    async fn page(
+        state: &AppState,
+        user: &PageUser,
+        detail: &CaseDetail,
+        status: StatusCode,
+        flash: Option<Flash>,
+        submitted: Option<&Submitted>,
+    ) -> PageResult {
+        let units = state
+            .store
+            .units()
+            .await
+            .map_err(|e| PageError::new(e, Some(user)))?;
+        let units = UnitNames::in_scope(units, &user.caller.scope);
+        let page = DetailPage {
+            state,
+            user,
+            detail,
+            units: &units,
+        };
+        Ok(page.render(status, flash, submitted))
+    }
+
+    async fn apply(state: &AppState, req: &ActionRequest<'_>) -> Result<CaseDetail, StoreError> {
+        state.store.apply_action(&state.engine, req).await
+    }
+
+    /// Back to the case while it stays in scope (a unit returning it to the center no longer sees
+    /// it).
+    fn done_at(user: &PageUser, id: Uuid, action: &str, done: &CaseDetail) -> String {
+        if user.caller.scope.contains(&done.case) {
+            format!("/cases/{id}?done={action}")
+        } else {
+            "/?done=1".to_owned()
+        }
+    }
+}
+
+/// `POST /cases/{id}`: takes the action of one of the page's forms.
 pub(crate) async fn act(
     State(state): State<AppState>,
     user: PageUser,
     Path(id): Path<Uuid>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
-    let get = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    user.check_csrf(get("csrf"))?;
-    let fail = |e: StoreError| PageError::new(e, Some(&user));
-    let detail = visible(&state, &user, id).await?;
-    let units = UnitNames::in_scope(state.store.units().await.map_err(fail)?, &user.caller.scope);
-    let now = state.clock.now();
-    let action_id = get("action").unwrap_or_default().to_owned();
-    let def = state
-        .engine
-        .workflow(&detail.case.workflow_id)
-        .ok_or_else(|| {
-            PageError::new(
-                ApiError::internal(&"the case's workflow is not loaded"),
-                Some(&user),
-            )
-        })?;
-    let Some(action) = def.action(&action_id) else {
-        return Err(PageError::new(
-            ActionError::UnknownAction { action: action_id },
-            Some(&user),
-        ));
-    };
-    let version: Option<i32> = get("version").and_then(|v| v.trim().parse().ok());
-    let page = |detail| DetailPage {
-        state: &state,
-        user: &user,
-        detail,
-        units: &units,
-    };
-    let submitted = Submitted::read(action, &get, state.engine.calendar().tz(), now);
-    if !submitted.is_valid() {
-        return Ok(page(&detail).render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(Flash::bad(INVALID_FORM)),
-            Some(&submitted),
-        ));
-    }
-    let Some(version) = version else {
-        return Err(PageError::new(
-            ApiError::bad_request("invalid_form", "表单缺少案件版本号，请刷新页面后重试。"),
-            Some(&user),
-        ));
-    };
-    let result = state
-        .store
-        .apply_action(
-            &state.engine,
-            &ActionRequest {
-                id,
-                version,
-                action: &action_id,
-                fields: &submitted.values,
-                actor: &user.caller.actor,
-                now,
-            },
-        )
-        .await;
-    match result {
-        Ok(done) => {
-            // Where to go from what the action committed: back to the case while it stays in scope.
-            let to = if user.caller.scope.contains(&done.case) {
-                format!("/cases/{id}?done={action_id}")
-            } else {
-                "/?done=1".to_owned()
-            };
-            Ok(Redirect::to(&to).into_response())
-        }
-        Err(StoreError::Conflict { .. }) => {
-            let fresh = visible(&state, &user, id).await?;
-            let page = DetailPage {
-                state: &state,
-                user: &user,
-                detail: &fresh,
-                units: &units,
-            };
-            Ok(page.render(
-                StatusCode::CONFLICT,
-                Some(Flash::warn(
-                    "其他人已先处理了此案件，您的操作未执行。以下是最新情况，请确认后再操作。",
-                )),
-                None,
-            ))
-        }
-        Err(e) => match form_errors(&e) {
-            Some(errors) => Ok(page(&detail).render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(Flash::bad(INVALID_FORM)),
-                Some(&submitted.refused(errors, action, &get)),
-            )),
-            None => Err(fail(e)),
-        },
-    }
+    super::act::act::<CasePage>(&state, &user, id, &form).await
 }

@@ -24,6 +24,7 @@ macro_rules! page_context {
     (@value $key:ident, $value:expr) => { &$value };
 }
 
+mod act;
 mod admin;
 mod auth;
 mod cases;

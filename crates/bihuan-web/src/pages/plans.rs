@@ -10,14 +10,15 @@ use axum::response::{IntoResponse, Redirect};
 use bihuan_core::LimitError;
 use bihuan_core::plan::{PlanError, PlanFileError, number_text};
 use bihuan_core::workflow::Mark;
-use bihuan_core::{ActionError, Role, WORK_PLAN_TASK};
+use bihuan_core::{Role, WORK_PLAN_TASK, WorkflowDefinition};
 use bihuan_store::{ActionRequest, NewPlan, PlanOptions, StoreError, TaskDetail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::act::ActionPage;
 use super::cases::{Recorded, event_line};
-use super::forms::{INVALID_FORM, Submitted, action_form, form_errors};
+use super::forms::{Submitted, action_form};
 use super::views::{DeadlineView, Flash, Me, UnitNames, deadline_view, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
@@ -499,6 +500,44 @@ pub(crate) async fn show(
     task_page(&state, &user, &detail, StatusCode::OK, flash, None).await
 }
 
+/// A work item's page and its action forms.
+pub(crate) struct TaskPage;
+
+impl ActionPage for TaskPage {
+    type Detail = TaskDetail;
+    type Done = TaskDetail;
+    const CONFLICT: &'static str =
+        "其他人已先处理了此任务，您的操作未执行。以下是最新情况，请确认后再操作。";
+    const NO_VERSION: &'static str = "表单缺少版本号，请刷新页面后重试。";
+
+    async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<TaskDetail, PageError> {
+        visible(state, user, id).await
+    }
+
+    fn workflow<'s>(state: &'s AppState, _detail: &TaskDetail) -> Option<&'s WorkflowDefinition> {
+        state.engine.workflow(WORK_PLAN_TASK)
+    }
+
+    async fn page(
+        state: &AppState,
+        user: &PageUser,
+        detail: &TaskDetail,
+        status: StatusCode,
+        flash: Option<Flash>,
+        submitted: Option<&Submitted>,
+    ) -> PageResult {
+        task_page(state, user, detail, status, flash, submitted).await
+    }
+
+    async fn apply(state: &AppState, req: &ActionRequest<'_>) -> Result<TaskDetail, StoreError> {
+        state.store.apply_task_action(&state.engine, req).await
+    }
+
+    fn done_at(_user: &PageUser, id: Uuid, action: &str, _done: &TaskDetail) -> String {
+        format!("/tasks/{id}?done={action}")
+    }
+}
+
 /// `POST /tasks/{id}`: takes the action of one of the item's forms.
 pub(crate) async fn act(
     State(state): State<AppState>,
@@ -506,89 +545,5 @@ pub(crate) async fn act(
     Path(id): Path<Uuid>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
-    let get = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    user.check_csrf(get("csrf"))?;
-    let detail = visible(&state, &user, id).await?;
-    let action_id = get("action").unwrap_or_default().to_owned();
-    let Some(action) = state
-        .engine
-        .workflow(WORK_PLAN_TASK)
-        .and_then(|d| d.action(&action_id))
-    else {
-        return Err(PageError::new(
-            ActionError::UnknownAction { action: action_id },
-            Some(&user),
-        ));
-    };
-    let now = state.clock.now();
-    let submitted = Submitted::read(action, &get, state.engine.calendar().tz(), now);
-    let invalid = || Some(Flash::bad(INVALID_FORM));
-    if !submitted.is_valid() {
-        return task_page(
-            &state,
-            &user,
-            &detail,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            invalid(),
-            Some(&submitted),
-        )
-        .await;
-    }
-    let Some(version) = get("version").and_then(|v| v.trim().parse().ok()) else {
-        return Err(PageError::new(
-            ApiError::bad_request("invalid_form", "表单缺少版本号，请刷新页面后重试。"),
-            Some(&user),
-        ));
-    };
-    let result = state
-        .store
-        .apply_task_action(
-            &state.engine,
-            &ActionRequest {
-                id,
-                version,
-                action: &action_id,
-                fields: &submitted.values,
-                actor: &user.caller.actor,
-                now,
-            },
-        )
-        .await;
-    match result {
-        Ok(_) => Ok(Redirect::to(&format!("/tasks/{id}?done={action_id}")).into_response()),
-        Err(StoreError::Conflict { .. }) => {
-            let fresh = visible(&state, &user, id).await?;
-            let flash = Flash::warn(
-                "其他人已先处理了此任务，您的操作未执行。以下是最新情况，请确认后再操作。",
-            );
-            task_page(
-                &state,
-                &user,
-                &fresh,
-                StatusCode::CONFLICT,
-                Some(flash),
-                None,
-            )
-            .await
-        }
-        Err(e) => match form_errors(&e) {
-            Some(errors) => {
-                let submitted = submitted.refused(errors, action, &get);
-                task_page(
-                    &state,
-                    &user,
-                    &detail,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    invalid(),
-                    Some(&submitted),
-                )
-                .await
-            }
-            None => Err(PageError::new(e, Some(&user))),
-        },
-    }
+    super::act::act::<TaskPage>(&state, &user, id, &form).await
 }

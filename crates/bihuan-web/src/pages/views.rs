@@ -246,9 +246,10 @@ pub(crate) fn deadline_view(
     now: DateTime<Utc>,
 ) -> DeadlineView {
     let days = working_days_to(cal, now, deadline);
+    let overdue = bihuan_core::reminder::is_overdue(overdue_mark, Some(deadline), now);
     let (text, class) = match days {
         d if d < 0 => (format!("已超期{}个工作日", -d), "over"),
-        _ if overdue_mark => ("已超期".to_owned(), "over"),
+        _ if overdue => ("已超期".to_owned(), "over"),
         0 => ("今日到期".to_owned(), "soon"),
         1 => ("剩余1个工作日".to_owned(), "soon"),
         d => (format!("剩余{d}个工作日"), "ok"),

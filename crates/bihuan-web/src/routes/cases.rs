@@ -188,15 +188,16 @@ async fn act(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Json<CaseView>> {
-    visible_case(&state, &caller, id).await?;
-    // The answer is the case as the action's transaction committed it. The actor gets it back even
-    // when the action moved the case out of their scope (a unit returning a case to the center).
+    // The scope is checked in the action's transaction, and the answer is the case as that
+    // transaction committed it. The actor gets it back even when the action moved the case out of
+    // their scope (a unit returning a case to the center).
     let detail = state
         .store
         .apply_action(
             &state.engine,
             &ActionRequest {
                 id,
+                scope: &caller.scope,
                 version: body.version,
                 action: &body.action,
                 fields: &body.fields,

@@ -492,6 +492,7 @@ async fn act(
             &state.engine,
             &ActionRequest {
                 id,
+                scope: &caller.scope,
                 version: body.version,
                 action: &body.action,
                 fields: &body.fields,

@@ -1,0 +1,589 @@
+//! Work items (工作任务) in the one action pipeline, and their reminders.
+
+use bihuan_core::chain::canonical_json;
+use bihuan_core::plan::{Owed, TaskClock, next_deadline};
+use bihuan_core::workflow::{Audience, Mark};
+use bihuan_core::{Deadline, Engine, ReminderTimes, Subject, Timing, WorkflowDefinition};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::entity::{plan, task, task_event, task_target};
+use crate::org_tree::OrgTree;
+use crate::pipeline::{Chained, Ctx, Step};
+use crate::plans::{codes, due_of, task_in_scope, task_workflow, views_of};
+use crate::scope::CaseScope;
+use crate::{ActionRequest, Result, Store, StoreError, TaskDetail, TaskView};
+
+const WHAT: &str = "工作任务";
+
+fn not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        what: WHAT,
+        id: id.to_string(),
+    }
+}
+
+impl Store {
+    /// Takes an action on a work item through the one pipeline ([`crate::pipeline`]): the interpreter
+    /// decides, the item's row moves on only if its version is unchanged, the hash-chained event is
+    /// appended, a reported target value is stored and the notifications are queued, in one
+    /// transaction.
+    pub async fn apply_task_action(
+        &self,
+        engine: &Engine,
+        req: &ActionRequest<'_>,
+    ) -> Result<TaskDetail> {
+        self.act::<TaskDetail>(engine, req).await
+    }
+}
+
+/// A work item in the pipeline: loaded with its plan, units, targets and events.
+impl Chained for TaskDetail {
+    type Row = task::Model;
+    type Answer = TaskDetail;
+    const WHAT: &'static str = WHAT;
+
+    async fn load(ctx: &Ctx<'_>, id: Uuid) -> Result<Option<Self>> {
+        let Some(t) = task::Entity::find_by_id(id).one(ctx.txn).await? else {
+            return Ok(None);
+        };
+        let plan = plan::Entity::find_by_id(t.plan_id)
+            .one(ctx.txn)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("task {id} has no plan")))?;
+        let item = views_of(ctx.txn, ctx.org, vec![t])
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(id))?;
+        let events = task_events_of(ctx.txn, id).await?;
+        Ok(Some(TaskDetail { plan, item, events }))
+    }
+
+    fn version(&self) -> i32 {
+        self.item.task.version
+    }
+
+    fn chain_head(&self) -> (i64, &str) {
+        (self.item.task.event_count, &self.item.task.head_hash)
+    }
+
+    fn workflow<'e>(&self, engine: &'e Engine) -> Result<&'e WorkflowDefinition> {
+        task_workflow(engine)
+    }
+
+    fn visible(&self, scope: &CaseScope) -> bool {
+        task_in_scope(scope, &self.item)
+    }
+
+    fn subject(&self) -> Subject {
+        self.item.subject(&self.events)
+    }
+
+    /// A supervisor oversees only the items a unit of their subtree leads.
+    fn may(&self, ctx: &Ctx<'_>, req: &ActionRequest<'_>, _step: &Step) -> Result<()> {
+        if req.actor.role != bihuan_core::Role::Supervisor {
+            return Ok(());
+        }
+        let reach = req
+            .actor
+            .unit
+            .as_deref()
+            .map(|unit| ctx.org.reach(unit))
+            .unwrap_or_default();
+        if self.item.led_within(&CaseScope::Units(reach)) {
+            Ok(())
+        } else {
+            Err(bihuan_core::ActionError::LeadUnitOutOfScope {
+                action: req.action.to_owned(),
+            }
+            .into())
+        }
+    }
+
+    async fn write(
+        &self,
+        ctx: &Ctx<'_>,
+        def: &WorkflowDefinition,
+        step: &Step,
+    ) -> Result<Option<task::Model>> {
+        let updated = updated_task(&self.item.task, &self.plan, def, ctx.engine, step);
+        Ok(task::Entity::update_many()
+            .set(updated)
+            .filter(task::Column::Id.eq(self.item.task.id))
+            .filter(task::Column::Version.eq(step.version))
+            .exec_with_returning(ctx.txn)
+            .await?
+            .pop())
+    }
+
+    async fn version_now(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<i32>> {
+        Ok(task::Entity::find_by_id(id)
+            .select_only()
+            .column(task::Column::Version)
+            .into_tuple::<i32>()
+            .one(txn)
+            .await?)
+    }
+
+    async fn append(&mut self, txn: &DatabaseTransaction, step: &Step) -> Result<()> {
+        let d = &step.decision;
+        let event = task_event::ActiveModel {
+            task_id: Set(self.item.task.id),
+            seq: Set(step.seq),
+            action: Set(d.action.clone()),
+            from_state: Set(d.from.clone()),
+            to_state: Set(d.to.clone()),
+            actor: Set(step.actor.clone()),
+            at: Set(step.now),
+            fields: Set(canonical_json(&Value::Object(d.fields.clone()))),
+            prev_hash: Set(step.prev_hash.clone()),
+            hash: Set(step.hash.clone()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    async fn effects(
+        &mut self,
+        ctx: &Ctx<'_>,
+        def: &WorkflowDefinition,
+        after: &task::Model,
+        step: &Step,
+    ) -> Result<()> {
+        let d = &step.decision;
+        let action = def
+            .action(&d.action)
+            .ok_or_else(|| StoreError::Corrupt(format!("action {} vanished", d.action)))?;
+        if action.has_mark(Mark::TargetReported) {
+            let (index, stored) =
+                record_target(ctx.txn, &self.item, &d.fields, &step.actor, step.now).await?;
+            self.item.targets[index] = stored;
+        }
+        self.item.task = after.clone();
+        for note in &d.notifications {
+            let recipients = task_recipients(ctx.txn, ctx.org, note.audience, &self.item).await?;
+            let notice = bihuan_core::mail::TaskNotice {
+                kind: note.kind.clone(),
+                action: Some(action.label.clone()),
+                task: task_facts(ctx.engine, def, &self.plan, &self.item, step.now),
+            };
+            crate::outbox::insert_mail(
+                ctx.txn,
+                crate::outbox::NewMail {
+                    kind: note.kind.clone(),
+                    case_id: None,
+                    audience: note.audience.as_str().to_owned(),
+                    recipients,
+                    letter: crate::outbox::render(ctx.engine, bihuan_core::mail::TASK, &notice)?,
+                    unique_key: format!(
+                        "task:{}:{}:{}:{}",
+                        after.id,
+                        step.seq,
+                        note.kind,
+                        note.audience.as_str()
+                    ),
+                    status: crate::outbox::PENDING,
+                    send_at: None,
+                },
+                step.now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn answer(mut self, after: task::Model) -> TaskDetail {
+        self.item.task = after;
+        self
+    }
+}
+
+/// Stores a reported target value: the field `target` names one of the item's targets (by name or
+/// its number from 1), `value` is a number in the target's unit.
+async fn record_target(
+    txn: &DatabaseTransaction,
+    view: &TaskView,
+    fields: &Map<String, Value>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(usize, task_target::Model)> {
+    let named = fields
+        .get("target")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim();
+    let target = view
+        .targets
+        .iter()
+        .enumerate()
+        .find(|(i, t)| t.name == named || (i + 1).to_string() == named)
+        .ok_or_else(|| StoreError::Invalid {
+            field: "target".into(),
+            message: if view.targets.is_empty() {
+                "该工作任务没有考核指标".to_owned()
+            } else {
+                format!(
+                    "“{named}”不是该工作任务的指标（应为：{}）",
+                    view.targets
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("、")
+                )
+            },
+        })?;
+    let (index, target) = target;
+    if let Some(metric) = &target.metric {
+        return Err(StoreError::Invalid {
+            field: "target".into(),
+            message: format!("“{}”由系统按 {metric} 实时计算，无需填报", target.name),
+        });
+    }
+    let text = fields
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(['%', '％', '次']);
+    let value: f64 = text
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| StoreError::Invalid {
+            field: "value".into(),
+            message: format!("“{text}”不是数字"),
+        })?;
+    let stored = task_target::ActiveModel {
+        id: Set(target.id),
+        reported_value: Set(Some(value)),
+        reported_at: Set(Some(now)),
+        reported_by: Set(Some(actor.to_owned())),
+        ..Default::default()
+    }
+    .update(txn)
+    .await?;
+    Ok((index, stored))
+}
+
+pub(crate) async fn task_events_of(
+    db: &impl ConnectionTrait,
+    task_id: Uuid,
+) -> Result<Vec<task_event::Model>> {
+    Ok(task_event::Entity::find()
+        .filter(task_event::Column::TaskId.eq(task_id))
+        .order_by_asc(task_event::Column::Seq)
+        .all(db)
+        .await?)
+}
+
+/// The item as the interpreter sees it.
+pub(crate) fn subject_of(
+    t: &task::Model,
+    lead: Vec<String>,
+    co: Vec<String>,
+    events: &[task_event::Model],
+) -> Subject {
+    let actions_in_state = crate::cases::actions_in_state(events.iter().map(|e| {
+        (
+            e.from_state.as_deref(),
+            e.to_state.as_str(),
+            e.action.as_str(),
+        )
+    }));
+    let basis = crate::cases::basis_of(t.deadline_start, t.deadline_days);
+    Subject {
+        state: t.state.clone(),
+        responsible_units: lead,
+        co_units: co,
+        reopen_count: 0,
+        escalated: t.escalated,
+        extension_days: 0,
+        timing: Timing {
+            basis,
+            deadline: t.state_deadline.map(|at| Deadline {
+                at,
+                provisional: t.deadline_provisional,
+            }),
+            paused: None,
+        },
+        actions_in_state,
+    }
+}
+
+pub(crate) fn first_remind_at(
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    ReminderTimes::of(engine.calendar(), &def.settings, at).due_soon
+}
+
+fn updated_task(
+    current: &task::Model,
+    plan: &plan::Model,
+    def: &WorkflowDefinition,
+    engine: &Engine,
+    step: &Step,
+) -> task::ActiveModel {
+    let (d, now) = (&step.decision, step.now);
+    let entered = step.entered();
+    let terminal = def.state(&d.to).is_some_and(|s| s.terminal);
+    let action = def.action(&d.action);
+    let reported = action.is_some_and(|a| a.has_mark(Mark::ProgressReported));
+    let last_report = if reported {
+        Some(now)
+    } else {
+        current.last_report_at
+    };
+    let text = action.and_then(|a| {
+        a.fields
+            .iter()
+            .filter(|f| matches!(f.kind, bihuan_core::workflow::FieldKind::Text { .. }))
+            .find_map(|f| d.fields.get(&f.name).and_then(Value::as_str))
+    });
+    let percent = action
+        .and_then(|a| {
+            a.first_field(|k| matches!(k, bihuan_core::workflow::FieldKind::Integer { .. }))
+        })
+        .and_then(|f| d.fields.get(&f.name))
+        .and_then(Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok());
+    let state_deadline = d.timing.deadline.map(|x| x.at);
+    let next = next_deadline(
+        engine.calendar(),
+        &TaskClock {
+            due: due_of(current),
+            report_months: u32::try_from(plan.report_months).unwrap_or(1),
+            state_deadline,
+            terminal,
+            last_report,
+            since: current.created_at,
+        },
+    );
+    let deadline = next.map(|(at, _)| at);
+    let fresh = deadline != current.deadline || entered;
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    task::ActiveModel {
+        state: Set(d.to.clone()),
+        version: Set(current.version + 1),
+        state_entered_at: Set(if entered {
+            now
+        } else {
+            current.state_entered_at
+        }),
+        deadline: Set(deadline),
+        owed: Set(next.map(|(_, o)| o.as_str().to_owned())),
+        state_deadline: Set(state_deadline),
+        deadline_start: Set(d.timing.basis.map(|b| b.start)),
+        deadline_days: Set(d.timing.basis.map(|b| to_i32(b.working_days))),
+        deadline_provisional: Set(d.timing.deadline.is_some_and(|x| x.provisional)),
+        escalated: Set(!fresh && current.escalated),
+        overdue: Set(!fresh && current.overdue),
+        remind_at: Set(if fresh {
+            deadline.map(|at| first_remind_at(engine, def, at))
+        } else {
+            current.remind_at
+        }),
+        remind_stage: Set(if fresh {
+            crate::cases::first_stage(deadline)
+        } else {
+            current.remind_stage
+        }),
+        last_report_at: Set(last_report),
+        percent: Set(if reported {
+            percent.or(current.percent)
+        } else {
+            current.percent
+        }),
+        last_progress: Set(text.map(str::to_owned).or(current.last_progress.clone())),
+        event_count: Set(step.seq),
+        head_hash: Set(step.hash.clone()),
+        closed_at: Set(terminal.then_some(now)),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// Who a notice about a work item goes to: its lead units (their mail and unit staff), or the
+/// supervisors of the lead units' ancestors (of the units themselves when no ancestor has one).
+async fn task_recipients(
+    db: &impl ConnectionTrait,
+    org: &OrgTree,
+    audience: Audience,
+    view: &TaskView,
+) -> Result<Vec<String>> {
+    let lead = codes(&view.lead_units);
+    let mut addresses = Vec::new();
+    match audience {
+        Audience::Supervisors => {
+            let mut own = Vec::new();
+            let mut above = Vec::new();
+            for code in &lead {
+                let mut chain = org.self_and_ancestors(code).into_iter();
+                own.extend(chain.next());
+                above.extend(chain);
+            }
+            addresses = crate::outbox::emails_of(db, "supervisor", &above).await?;
+            if addresses.is_empty() {
+                addresses = crate::outbox::emails_of(db, "supervisor", &own).await?;
+            }
+        }
+        _ => {
+            addresses.extend(view.lead_units.iter().filter_map(|u| u.email.clone()));
+            addresses.extend(crate::outbox::emails_of(db, "unit_staff", &lead).await?);
+        }
+    }
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
+/// What a mail says about a work item as of `now`.
+fn task_facts(
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    plan: &plan::Model,
+    view: &TaskView,
+    now: DateTime<Utc>,
+) -> bihuan_core::mail::TaskFacts {
+    let t = &view.task;
+    let cal = engine.calendar();
+    bihuan_core::mail::TaskFacts {
+        task_id: t.id.to_string(),
+        plan: plan.name.clone(),
+        key_task: t.key_task.clone(),
+        title: t.title.clone(),
+        lead_units: view
+            .lead_units
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>()
+            .join("、"),
+        state: def
+            .state(&t.state)
+            .map_or_else(|| t.state.clone(), |s| s.label.clone()),
+        due: due_of(t).text(),
+        owed: t
+            .owed
+            .as_deref()
+            .and_then(Owed::parse)
+            .map_or("期限", Owed::label)
+            .to_owned(),
+        deadline: t
+            .deadline
+            .map(|d| bihuan_core::mail::chinese_deadline(cal, d)),
+        working_days: t
+            .deadline
+            .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+        link: engine.letters().link(&format!("/tasks/{}", t.id)),
+    }
+}
+
+impl Store {
+    /// Finds every reminder of a work item due at `now`: due soon and overdue to the lead units — sent
+    /// no earlier than `office_hours` (the next working day's mail time, so nobody is mailed at night
+    /// or on a holiday) —, the escalation (督办) to the supervisors above them at once. Each is written
+    /// once (the item's version and reminder stage guard the write, the outbox's unique key the mail).
+    pub async fn find_task_reminders(
+        &self,
+        engine: &Engine,
+        now: DateTime<Utc>,
+        office_hours: DateTime<Utc>,
+    ) -> Result<usize> {
+        let def = task_workflow(engine)?;
+        let due = task::Entity::find()
+            .filter(task::Column::Deadline.is_not_null())
+            .filter(task::Column::RemindStage.lt(bihuan_core::reminder::LAST_STAGE))
+            .filter(task::Column::RemindAt.lte(now))
+            .order_by_asc(task::Column::RemindAt)
+            .all(&self.db)
+            .await?;
+        let mut found = 0;
+        for t in due {
+            let Some(deadline) = t.deadline else {
+                continue;
+            };
+            let times = ReminderTimes::of(engine.calendar(), &def.settings, deadline);
+            let findings = times.findings(t.remind_stage, now);
+            let txn = self.begin_write().await?;
+            let mut mark = task::ActiveModel {
+                remind_stage: Set(findings.stage),
+                remind_at: Set(findings.next_at),
+                ..Default::default()
+            };
+            if !findings.kinds.is_empty() {
+                mark.version = Set(t.version + 1);
+                mark.updated_at = Set(now);
+                mark.overdue = Set(t.overdue || findings.stage >= 2);
+                mark.escalated = Set(t.escalated
+                    || findings
+                        .kinds
+                        .contains(&bihuan_core::ReminderKind::Escalated));
+            }
+            let marked = task::Entity::update_many()
+                .set(mark)
+                .filter(task::Column::Id.eq(t.id))
+                .filter(task::Column::Version.eq(t.version))
+                .filter(task::Column::RemindStage.eq(t.remind_stage))
+                .exec(&txn)
+                .await?;
+            if marked.rows_affected == 0 || findings.kinds.is_empty() {
+                txn.commit().await?;
+                continue;
+            }
+            let plan = plan::Entity::find_by_id(t.plan_id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", t.id)))?;
+            let org = self.org_in(&txn).await?;
+            let view = views_of(&txn, &org, vec![t.clone()])
+                .await?
+                .pop()
+                .ok_or_else(|| not_found(t.id))?;
+            for kind in &findings.kinds {
+                let audience = if *kind == bihuan_core::ReminderKind::Escalated {
+                    Audience::Supervisors
+                } else {
+                    Audience::ResponsibleUnit
+                };
+                let notice = bihuan_core::mail::TaskNotice {
+                    kind: kind.as_str().to_owned(),
+                    action: None,
+                    task: task_facts(engine, def, &plan, &view, now),
+                };
+                crate::outbox::insert_mail(
+                    &txn,
+                    crate::outbox::NewMail {
+                        kind: format!("task_{}", kind.as_str()),
+                        case_id: None,
+                        audience: audience.as_str().to_owned(),
+                        recipients: task_recipients(&txn, &org, audience, &view).await?,
+                        letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
+                        unique_key: format!(
+                            "task-remind:{}:{}:{}",
+                            t.id,
+                            deadline.timestamp_micros(),
+                            kind.as_str()
+                        ),
+                        status: crate::outbox::PENDING,
+                        send_at: (audience != Audience::Supervisors).then_some(office_hours),
+                    },
+                    now,
+                )
+                .await?;
+                tracing::info!(task = %t.id, kind = kind.as_str(), "task reminder");
+                found += 1;
+            }
+            txn.commit().await?;
+        }
+        Ok(found)
+    }
+}

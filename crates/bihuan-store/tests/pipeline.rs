@@ -1,0 +1,202 @@
+//! The one action pipeline: what an action costs in statements, and the cached organization tree
+//! against units changed behind this store's back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use bihuan_store::testing::TestDb;
+use bihuan_store::{ActionRequest, CaseScope, NewUnit, Store, StoreError};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use common::{act, actor, at, engine, fields, open_case, seed_org};
+
+bihuan_store::on_both_databases!(
+    an_action_reads_its_case_once_and_never_reads_it_back,
+    a_unit_added_behind_the_stores_back_is_seen_by_the_next_action,
+    a_case_outside_the_callers_scope_is_not_found_inside_the_action,
+);
+
+/// A store on `db` that records every statement it runs.
+async fn observed(db: &TestDb) -> (Store, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut store = Store::connect(&db.url).await.unwrap();
+    let log = Arc::clone(&seen);
+    store.observe_statements(move |info| {
+        log.lock().unwrap().push(info.statement.sql.clone());
+    });
+    (store, seen)
+}
+
+fn taken(seen: &Mutex<Vec<String>>) -> Vec<String> {
+    std::mem::take(&mut *seen.lock().unwrap())
+}
+
+/// How many statements start with `prefix` and name `table` (quoted as either database quotes it).
+fn touching(statements: &[String], prefix: &str, table: &str) -> usize {
+    let quoted = format!("\"{table}\"");
+    statements
+        .iter()
+        .filter(|s| s.trim_start().starts_with(prefix))
+        .filter(|s| {
+            let head = s.split(" WHERE ").next().unwrap_or(s);
+            head.contains(&format!("FROM {quoted}"))
+                || head.contains(&format!("UPDATE {quoted}"))
+                || head.contains(&format!("INTO {quoted}"))
+        })
+        .count()
+}
+
+async fn an_action_reads_its_case_once_and_never_reads_it_back(db: &TestDb) {
+    let engine = engine();
+    seed_org(&db.store).await;
+    let id = open_case(&db.store, &engine, "P1").await;
+    let (store, seen) = observed(db).await;
+    // The first action reads the organization tree into the cache; the second runs on it.
+    act(&store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    let version = store.case(id).await.unwrap().case.version;
+    taken(&seen);
+    let f = fields(json!({"unit": "shaba-social"}));
+    let done = store
+        .apply_action(
+            &engine,
+            &ActionRequest {
+                id,
+                scope: &CaseScope::All,
+                version,
+                action: "transfer",
+                fields: &f,
+                actor: &actor("zhang"),
+                now: at(6, 12),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.case.state, "rectifying");
+    assert_eq!(done.case.version, version + 1);
+    assert_eq!(done.events.len(), 3, "the answer holds the new event");
+    let statements = taken(&seen);
+    let all = statements.join("\n");
+    assert_eq!(touching(&statements, "SELECT", "cases"), 1, "{all}");
+    assert_eq!(touching(&statements, "SELECT", "events"), 1, "{all}");
+    assert_eq!(touching(&statements, "SELECT", "ratings"), 1, "{all}");
+    assert_eq!(touching(&statements, "UPDATE", "cases"), 1, "{all}");
+    assert_eq!(touching(&statements, "INSERT", "events"), 1, "{all}");
+    assert_eq!(touching(&statements, "SELECT", "units"), 0, "{all}");
+    assert_eq!(touching(&statements, "SELECT", "unit_aliases"), 0, "{all}");
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.contains("UPDATE \"cases\"") && s.contains("RETURNING")),
+        "the case is written with RETURNING: {all}"
+    );
+    // The whole transfer: the revision, the four reads of the load, the write, the event, lapsing the
+    // digest reminders, and the notice to the unit (its staff's addresses, the row): ten today.
+    assert!(
+        statements.len() <= 10,
+        "{} statements:\n{all}",
+        statements.len()
+    );
+    store.close().await.unwrap();
+}
+
+async fn a_unit_added_behind_the_stores_back_is_seen_by_the_next_action(db: &TestDb) {
+    let engine = engine();
+    seed_org(&db.store).await;
+    let id = open_case(&db.store, &engine, "P2").await;
+    let (store, _seen) = observed(db).await;
+    act(&store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    // The cached tree does not know this unit: the transfer is refused.
+    let unknown = act(
+        &store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-water"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&unknown, StoreError::Invalid { field, .. } if field == "unit"),
+        "{unknown:?}"
+    );
+    // Another instance adds it (here: another store on the same database), and an admin maps an
+    // outside code at the SQL prompt; this store's next action sees both.
+    db.store
+        .add_unit(
+            &NewUnit {
+                code: "shaba-water".into(),
+                name: "沙坝镇水利站".into(),
+                parent: Some("shaba".into()),
+                email: None,
+                region: None,
+            },
+            at(6, 12),
+        )
+        .await
+        .unwrap();
+    let c = act(
+        &store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-water"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.unit_code.as_deref(), Some("shaba-water"));
+    db.store
+        .connection()
+        .execute_unprepared(
+            "INSERT INTO unit_aliases (code, unit_code, mapped_by, created_at) \
+             VALUES ('OUT-1', 'shaba-water', 'admin', '2021-05-06T12:00:00+00:00')",
+        )
+        .await
+        .unwrap();
+    let reach = store.reach("shaba").await.unwrap();
+    assert!(reach.units.contains("shaba-water"), "{reach:?}");
+    assert!(reach.units.contains("OUT-1"), "{reach:?}");
+    store.close().await.unwrap();
+}
+
+async fn a_case_outside_the_callers_scope_is_not_found_inside_the_action(db: &TestDb) {
+    let engine = engine();
+    seed_org(&db.store).await;
+    let id = open_case(&db.store, &engine, "P3").await;
+    let f = fields(json!({}));
+    let elsewhere = CaseScope::Responsible("shaba-social".into());
+    let err = db
+        .store
+        .apply_action(
+            &engine,
+            &ActionRequest {
+                id,
+                scope: &elsewhere,
+                version: 1,
+                action: "accept",
+                fields: &f,
+                actor: &actor("zhang"),
+                now: at(6, 11),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let case = db.store.case(id).await.unwrap();
+    assert_eq!(
+        (case.case.version, case.events.len()),
+        (1, 1),
+        "nothing written"
+    );
+}
