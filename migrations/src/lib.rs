@@ -12,6 +12,7 @@ mod m20261128_000006_plans_and_tasks;
 mod m20261202_000007_readiness_probes;
 mod m20261202_000008_trust;
 mod m20261202_000009_org_revision;
+mod m20261202_000010_due_index;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_readiness_probes::Migration),
             Box::new(m20261202_000008_trust::Migration),
             Box::new(m20261202_000009_org_revision::Migration),
+            Box::new(m20261202_000010_due_index::Migration),
         ]
     }
 }

@@ -139,7 +139,12 @@ async fn dataset(db: &TestDb) -> TestApp {
     // The scheduler's pass of 5/20 marks the open cases past their deadline (C3, C4, M1).
     let found = db
         .store
-        .find_reminders(&app.engine, instant("2021-05-20T00:00:00+08:00"), 100)
+        .find_reminders(
+            &app.engine,
+            instant("2021-05-20T00:00:00+08:00"),
+            instant("2021-05-20T08:30:00+08:00"),
+            100,
+        )
         .await
         .unwrap();
     assert!(found.found >= 3, "{found:?}");

@@ -27,8 +27,8 @@ use serde_json::Map;
 
 pub use mailer::{Mailer, SendFailure};
 
-/// Cases handled per query in one pass.
-const PAGE: u64 = 200;
+/// Cases (and work items) marked per transaction in one pass.
+const PAGE: u64 = 500;
 /// Mails claimed at a time.
 const SEND_PAGE: u64 = 50;
 
@@ -130,10 +130,11 @@ impl Scheduler {
         let timers = fire_timers(store, engine, now).await?;
         report.fired = timers.fired;
         report.overtaken = timers.overtaken;
-        let reminders = store.find_reminders(engine, now, PAGE).await?;
         let office_hours = next_office_time(engine, schedule.digest_at, now);
-        report.reminders =
-            reminders.found + store.find_task_reminders(engine, now, office_hours).await?;
+        let reminders = store
+            .find_reminders(engine, now, office_hours, PAGE)
+            .await?;
+        report.reminders = reminders.found;
         report.overtaken += reminders.overtaken;
         if let Some(day) = digest_day(engine, schedule.digest_at, now) {
             report.digests = store.queue_digests(engine, day, now).await?;

@@ -235,7 +235,7 @@ impl Chained for CaseDetail {
         if after.state_entered_at != self.case.state_entered_at
             || after.deadline != self.case.deadline
         {
-            outbox::lapse_reminders(ctx.txn, after.id).await?;
+            outbox::lapse_reminders(ctx.txn, [after.id]).await?;
         }
         outbox::queue_notifications(
             ctx,
@@ -313,7 +313,7 @@ impl Store {
                 .exec(&txn)
                 .await?;
             if result.rows_affected == 1 {
-                outbox::lapse_reminders(&txn, c.id).await?;
+                outbox::lapse_reminders(&txn, [c.id]).await?;
                 let overdue = c.overdue && fresh.at <= now;
                 if overdue != c.overdue {
                     let events = events_of(&txn, c.id).await?;

@@ -296,20 +296,36 @@ pub(crate) async fn record_case_change(
     before: (&[event::Model], bool),
     after: (&[event::Model], bool),
 ) -> Result<()> {
+    let mut sums = DaySums::new();
+    add_case_change(&mut sums, engine, case, rating, before, after)?;
+    if sums.is_empty() {
+        return Ok(());
+    }
+    add_deltas(db, sums).await
+}
+
+/// Adds the difference a change of a case made to `sums` (to be written with [`add_deltas`], one
+/// statement for many cases).
+pub(crate) fn add_case_change(
+    sums: &mut DaySums,
+    engine: &Engine,
+    case: &case::Model,
+    rating: &rating::Model,
+    before: (&[event::Model], bool),
+    after: (&[event::Model], bool),
+) -> Result<()> {
     let def = workflow_of(engine, case)?;
     let delta = counts_of_case(engine, def, after.0, rating.rater_real_name, after.1)
         - counts_of_case(engine, def, before.0, rating.rater_real_name, before.1);
-    if delta.is_zero() {
-        return Ok(());
+    if !delta.is_zero() {
+        add(
+            sums,
+            DayKey::of_row(engine, rating),
+            &rating.service_name,
+            delta,
+        );
     }
-    let mut sums = DaySums::new();
-    add(
-        &mut sums,
-        DayKey::of_row(engine, rating),
-        &rating.service_name,
-        delta,
-    );
-    add_deltas(db, sums).await
+    Ok(())
 }
 
 /// How the metrics are grouped.

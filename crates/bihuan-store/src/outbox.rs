@@ -5,6 +5,8 @@
 //! that the daily digest delivers, `digest` (listed in each day's digest while it holds) and `lapsed`
 //! (the case moved on).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use bihuan_core::mail::{self, CaseFacts, CaseNotice, ReviewInvitation};
 use bihuan_core::workflow::Audience;
 use bihuan_core::{Decision, Engine, Letter, WorkflowDefinition};
@@ -56,8 +58,32 @@ pub(crate) async fn insert_mail(
     mail: NewMail,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    let inserted = outbox::Entity::insert(row_of(mail, now))
+        .on_conflict_do_nothing_on([outbox::Column::UniqueKey])
+        .exec_without_returning(txn)
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+}
+
+/// [`insert_mail`] for many mails, a few hundred rows a statement.
+pub(crate) async fn insert_mails(
+    txn: &impl ConnectionTrait,
+    mails: Vec<NewMail>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut rows = mails.into_iter().map(|mail| row_of(mail, now)).peekable();
+    while rows.peek().is_some() {
+        outbox::Entity::insert_many(rows.by_ref().take(200))
+            .on_conflict_do_nothing_on([outbox::Column::UniqueKey])
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn row_of(mail: NewMail, now: DateTime<Utc>) -> outbox::ActiveModel {
     let nobody = mail.recipients.is_empty();
-    let row = outbox::ActiveModel {
+    outbox::ActiveModel {
         kind: Set(mail.kind),
         case_id: Set(mail.case_id),
         audience: Set(mail.audience),
@@ -81,12 +107,7 @@ pub(crate) async fn insert_mail(
         created_at: Set(now),
         sent_at: Set(None),
         ..Default::default()
-    };
-    let inserted = outbox::Entity::insert(row)
-        .on_conflict_do_nothing_on([outbox::Column::UniqueKey])
-        .exec_without_returning(txn)
-        .await?;
-    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+    }
 }
 
 /// Writes the notifications of an action, in its transaction. The unique key (case, event, kind,
@@ -101,6 +122,15 @@ pub(crate) async fn queue_notifications(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let (txn, engine) = (ctx.txn, ctx.engine);
+    let people = if decision
+        .notifications
+        .iter()
+        .any(|n| n.audience != Audience::Rater)
+    {
+        Directory::of(txn, units_of_case(ctx.org, case)).await?
+    } else {
+        Directory::default()
+    };
     let action_label = def
         .action(&decision.action)
         .map_or(decision.action.as_str(), |a| a.label.as_str());
@@ -124,7 +154,7 @@ pub(crate) async fn queue_notifications(
                 case: case_facts(ctx.org, engine, def, case, rating, now),
             };
             (
-                recipients(txn, ctx.org, note.audience, case, rating).await?,
+                recipients(&people, ctx.org, note.audience, case, rating),
                 render(engine, mail::CASE, &notice)?,
             )
         };
@@ -219,7 +249,7 @@ pub(crate) fn case_facts(
 }
 
 /// [`case_facts`] with the unit's name already known.
-pub(crate) fn facts_with_unit(
+fn facts_with_unit(
     engine: &Engine,
     def: &WorkflowDefinition,
     case: &case::Model,
@@ -244,28 +274,85 @@ pub(crate) fn facts_with_unit(
     }
 }
 
-/// Who a notification about the case goes to: mail addresses, deduplicated and sorted.
-pub(crate) async fn recipients(
-    db: &impl ConnectionTrait,
+/// The mail addresses of the enabled users of some units, by role and unit: read in one query for
+/// everything a transaction notifies, then looked up.
+#[derive(Debug, Default)]
+pub(crate) struct Directory(BTreeMap<(String, String), Vec<String>>);
+
+impl Directory {
+    /// The addresses of the users of `units` (500 units a query).
+    pub(crate) async fn of(
+        db: &impl ConnectionTrait,
+        units: impl IntoIterator<Item = String>,
+    ) -> Result<Self> {
+        let units: BTreeSet<String> = units.into_iter().collect();
+        let units: Vec<String> = units.into_iter().collect();
+        let mut by_role_unit: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for chunk in units.chunks(500) {
+            let users: Vec<(String, String, Option<String>)> = user::Entity::find()
+                .select_only()
+                .columns([
+                    user::Column::Role,
+                    user::Column::UnitCode,
+                    user::Column::Email,
+                ])
+                .filter(user::Column::UnitCode.is_in(chunk.iter().cloned()))
+                .filter(user::Column::Disabled.eq(false))
+                .filter(user::Column::Email.is_not_null())
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (role, unit, email) in users {
+                by_role_unit.entry((role, unit)).or_default().extend(email);
+            }
+        }
+        Ok(Self(by_role_unit))
+    }
+
+    /// The addresses of the users of `role` in `units`.
+    pub(crate) fn emails(&self, role: &str, units: &[String]) -> Vec<String> {
+        units
+            .iter()
+            .filter_map(|unit| self.0.get(&(role.to_owned(), unit.clone())))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Every unit whose people a notice about the case can go to: the responsible unit and its
+/// ancestors, and the home units of where it was rated.
+pub(crate) fn units_of_case(org: &OrgTree, case: &case::Model) -> Vec<String> {
+    let mut units = org.home_units(&case.origin_unit, case.region_code.as_deref());
+    if let Some(unit) = &case.unit_code {
+        units.extend(org.self_and_ancestors(unit));
+    }
+    units
+}
+
+/// Who a notification about the case goes to: mail addresses, deduplicated and sorted. `people`
+/// holds the users of [`units_of_case`].
+pub(crate) fn recipients(
+    people: &Directory,
     org: &OrgTree,
     audience: Audience,
     case: &case::Model,
     rating: &rating::Model,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let mut addresses = Vec::new();
     match audience {
         Audience::ResponsibleUnit => {
             if let Some(code) = &case.unit_code {
                 addresses.extend(org.unit(code).and_then(|u| u.email.clone()));
-                addresses.extend(emails_of(db, "unit_staff", std::slice::from_ref(code)).await?);
+                addresses.extend(people.emails("unit_staff", std::slice::from_ref(code)));
             }
         }
         Audience::Center => {
             let chain = org.home_units(&case.origin_unit, case.region_code.as_deref());
-            addresses.extend(emails_of(db, "center_staff", &chain).await?);
+            addresses.extend(people.emails("center_staff", &chain));
         }
         Audience::Supervisors => {
-            addresses.extend(emails_of(db, "supervisor", &supervised_chain(org, case)).await?);
+            addresses.extend(people.emails("supervisor", &supervised_chain(org, case)));
         }
         Audience::Rater => {
             addresses.extend(rating.rater_email.clone());
@@ -273,43 +360,52 @@ pub(crate) async fn recipients(
     }
     addresses.sort();
     addresses.dedup();
-    Ok(addresses)
+    addresses
 }
 
 /// Who a reminder (due soon, overdue) goes to: the responsible unit, or the center staff while the
 /// case waits at the center.
-pub(crate) async fn reminder_recipients(
-    db: &impl ConnectionTrait,
+pub(crate) fn reminder_recipients(
+    people: &Directory,
     org: &OrgTree,
     case: &case::Model,
     rating: &rating::Model,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let audience = if case.unit_code.is_some() {
         Audience::ResponsibleUnit
     } else {
         Audience::Center
     };
-    recipients(db, org, audience, case, rating).await
+    recipients(people, org, audience, case, rating)
 }
 
 /// Who an escalation (督办) goes to: the supervisors whose unit is an ancestor of the responsible unit
 /// (of the center, while the case waits there); the unit's own supervisors only when it has no
 /// ancestor with one.
-pub(crate) async fn escalation_recipients(
-    db: &impl ConnectionTrait,
+pub(crate) fn escalation_recipients(
+    people: &Directory,
     org: &OrgTree,
     case: &case::Model,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let chain = supervised_chain(org, case);
     let own = case.unit_code.as_deref().unwrap_or(&case.origin_unit);
     let ancestors: Vec<String> = chain.iter().filter(|u| *u != own).cloned().collect();
-    let mut addresses = emails_of(db, "supervisor", &ancestors).await?;
+    supervisors_above(people, &ancestors, &chain)
+}
+
+/// The supervisors of `above`, or of `own` when none is there; deduplicated and sorted.
+pub(crate) fn supervisors_above(
+    people: &Directory,
+    above: &[String],
+    own: &[String],
+) -> Vec<String> {
+    let mut addresses = people.emails("supervisor", above);
     if addresses.is_empty() {
-        addresses = emails_of(db, "supervisor", &chain).await?;
+        addresses = people.emails("supervisor", own);
     }
     addresses.sort();
     addresses.dedup();
-    Ok(addresses)
+    addresses
 }
 
 /// The responsible unit and its ancestors, or while the case waits at the center, its home units.
@@ -320,33 +416,19 @@ fn supervised_chain(org: &OrgTree, case: &case::Model) -> Vec<String> {
     }
 }
 
-pub(crate) async fn emails_of(
-    db: &impl ConnectionTrait,
-    role: &str,
-    units: &[String],
-) -> Result<Vec<String>> {
-    if units.is_empty() {
-        return Ok(Vec::new());
+pub(crate) async fn lapse_reminders(
+    txn: &impl ConnectionTrait,
+    case_ids: impl IntoIterator<Item = Uuid>,
+) -> Result<()> {
+    let case_ids: Vec<Uuid> = case_ids.into_iter().collect();
+    for chunk in case_ids.chunks(500) {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(LAPSED))
+            .filter(outbox::Column::CaseId.is_in(chunk.iter().copied()))
+            .filter(outbox::Column::Status.eq(DIGEST))
+            .exec(txn)
+            .await?;
     }
-    Ok(user::Entity::find()
-        .filter(user::Column::Role.eq(role))
-        .filter(user::Column::UnitCode.is_in(units.iter().cloned()))
-        .filter(user::Column::Disabled.eq(false))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|u| u.email)
-        .collect())
-}
-
-/// The case's reminders in the digest lapse: it got a new deadline, moved on or closed.
-pub(crate) async fn lapse_reminders(txn: &impl ConnectionTrait, case_id: Uuid) -> Result<()> {
-    outbox::Entity::update_many()
-        .col_expr(outbox::Column::Status, Expr::value(LAPSED))
-        .filter(outbox::Column::CaseId.eq(case_id))
-        .filter(outbox::Column::Status.eq(DIGEST))
-        .exec(txn)
-        .await?;
     Ok(())
 }
 

@@ -1,182 +1,515 @@
-//! Reminders: finding the cases that are due soon, overdue or to escalate, and the daily digest.
+//! Reminders: the one scanner of every subject with a deadline (差评工单, 工作任务), and the daily digest.
 //!
-//! Each finding marks the case (its reminder stage; `overdue`, `escalated`) and writes its outbox rows
-//! in one transaction. The case's `version` guards the write, and each row has a unique key per
-//! (case, state entry, deadline, kind), so however many passes or processes look at the same moment,
-//! each reminder is written once. Due-soon and overdue reminders wait in the outbox (status `digest`)
-//! for the recipients' daily digest; an escalation is a mail of its own.
+//! A pass reads the subjects whose next reminder time has come, a page at a time in order of that
+//! time (an indexed range: `remind_stage < 3 AND remind_at <= now`, keyset-paged, so memory stays
+//! flat however many there are), works out in the core what each has reached (due soon, overdue,
+//! escalated), and in one transaction per page marks them all with one `UPDATE … FROM (VALUES …)`
+//! guarded by each row's version and stage, then writes what the marked ones cause — outbox rows in
+//! a few multi-row inserts, the metric sums of cases that turned overdue in one — through the
+//! subject's [`Watched`] implementation. Each outbox row has a unique key per (subject, state entry,
+//! deadline, kind), so however many passes or processes look at the same moment, each reminder is
+//! written once; a subject an action changed first is left to the next pass. A case's due-soon and
+//! overdue reminders wait in the outbox (status `digest`) for the recipients' daily digest; an
+//! escalation is a mail of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use bihuan_core::mail::{self, CaseNotice, Digest, DigestItem};
+use bihuan_core::reminder::{Findings, LAST_STAGE};
+use bihuan_core::workflow::Settings;
 use bihuan_core::{Engine, ReminderKind, ReminderTimes};
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value as DbValue,
+};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::cases::workflow_of;
-use crate::entity::{case, digest_run, outbox, rating, unit};
+use crate::entity::{case, digest_run, event, outbox, rating};
+use crate::metrics::{DaySums, add_case_change, add_deltas};
+use crate::org_tree::OrgTree;
 use crate::outbox::{
-    DIGEST, NewMail, PENDING, case_facts, escalation_recipients, facts_with_unit, insert_mail,
-    lapse_reminders, rating_of, reminder_recipients, render,
+    DIGEST, Directory, NewMail, PENDING, case_facts, escalation_recipients, insert_mail,
+    insert_mails, lapse_reminders, reminder_recipients, render, units_of_case,
 };
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 
 /// What one look at the deadlines did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReminderReport {
     /// Reminders found (due soon, overdue, escalated).
     pub found: usize,
-    /// Cases another pass (or an action) changed first; they are looked at again next time.
+    /// Subjects another pass (or an action) changed first; they are looked at again next time.
     pub overtaken: usize,
 }
 
+impl std::ops::AddAssign for ReminderReport {
+    fn add_assign(&mut self, other: Self) {
+        self.found += other.found;
+        self.overtaken += other.overtaken;
+    }
+}
+
+/// Where a subject's reminders stand, as the scanner reads and marks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Watch {
+    pub id: Uuid,
+    pub version: i32,
+    pub deadline: Option<DateTime<Utc>>,
+    pub stage: i16,
+    /// When the scanner looks next.
+    pub remind_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub escalated: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A subject found with reminders due, and what they are.
+#[derive(Debug)]
+pub(crate) struct Found<S> {
+    pub subject: S,
+    pub deadline: DateTime<Utc>,
+    pub findings: Findings,
+}
+
+/// What the reminders of one page are written with.
+pub(crate) struct Pass<'a> {
+    pub txn: &'a DatabaseTransaction,
+    pub engine: &'a Engine,
+    pub org: &'a OrgTree,
+    pub now: DateTime<Utc>,
+    /// The next working day's mail time: reminders to units are not sent before it.
+    pub office_hours: DateTime<Utc>,
+}
+
+/// A subject with a deadline the scheduler watches: its table and how its reminders are written.
+/// The scan, the paging and the mark are the same for every subject.
+pub(crate) trait Watched: Sized + Send + Sync {
+    /// Its table; it has the columns `id`, `version`, `remind_stage`, `remind_at`, `overdue`,
+    /// `escalated` and `updated_at`.
+    type Entity: EntityTrait<Model = Self>;
+    /// The table's name, for the mark.
+    const TABLE: &'static str;
+    const ID: <Self::Entity as EntityTrait>::Column;
+    const REMIND_AT: <Self::Entity as EntityTrait>::Column;
+    const REMIND_STAGE: <Self::Entity as EntityTrait>::Column;
+
+    /// Where its reminders stand.
+    fn watch(&self) -> Watch;
+
+    /// When it is reminded (the settings of its workflow).
+    fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings>;
+
+    /// Writes the reminders of the page's marked subjects in the page's transaction: their outbox
+    /// rows and whatever else a reminder changes. Answers the number of reminders.
+    fn remind(
+        pass: &Pass<'_>,
+        found: Vec<Found<Self>>,
+    ) -> impl Future<Output = Result<usize>> + Send;
+}
+
+/// A page's decision on one subject: its new reminder columns, written only if its version and
+/// stage are still the ones read.
+struct Mark {
+    watch: Watch,
+    stage: i16,
+    remind_at: Option<DateTime<Utc>>,
+    /// Something was found: the subject's version moves on.
+    found: bool,
+    overdue: bool,
+    escalated: bool,
+}
+
+impl Mark {
+    fn of(watch: Watch, findings: &Findings) -> Self {
+        let found = !findings.kinds.is_empty();
+        Self {
+            watch,
+            stage: findings.stage,
+            remind_at: findings.next_at,
+            found,
+            overdue: watch.overdue || (found && findings.stage >= ReminderKind::Overdue.stage()),
+            escalated: watch.escalated || findings.kinds.contains(&ReminderKind::Escalated),
+        }
+    }
+}
+
 impl Store {
-    /// Finds every reminder due at `now`, `page` cases per query.
+    /// Finds every reminder of cases and work items due at `now`, `page` subjects per transaction.
+    /// Reminders to units are sent no earlier than `office_hours` where the subject asks for it
+    /// (work items; a case's go to the daily digest).
     pub async fn find_reminders(
         &self,
         engine: &Engine,
         now: DateTime<Utc>,
+        office_hours: DateTime<Utc>,
         page: u64,
     ) -> Result<ReminderReport> {
+        let mut report = self
+            .scan::<case::Model>(engine, now, office_hours, page)
+            .await?;
+        report += self
+            .scan::<crate::entity::task::Model>(engine, now, office_hours, page)
+            .await?;
+        if report.found > 0 || report.overtaken > 0 {
+            tracing::info!(
+                found = report.found,
+                overtaken = report.overtaken,
+                "reminders"
+            );
+        }
+        Ok(report)
+    }
+
+    /// One subject's scan: pages in order of `(remind_at, id)`, each marked and reminded in one
+    /// transaction.
+    async fn scan<S: Watched>(
+        &self,
+        engine: &Engine,
+        now: DateTime<Utc>,
+        office_hours: DateTime<Utc>,
+        page: u64,
+    ) -> Result<ReminderReport> {
+        let page = page.max(1);
         let mut report = ReminderReport::default();
+        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
         loop {
-            let due = case::Entity::find()
-                .filter(case::Column::Deadline.is_not_null())
-                .filter(case::Column::RemindStage.lt(bihuan_core::reminder::LAST_STAGE))
-                .filter(
+            let mut due = S::Entity::find()
+                .filter(S::REMIND_STAGE.lt(LAST_STAGE))
+                .filter(S::REMIND_AT.lte(now));
+            if let Some((at, id)) = after {
+                due = due.filter(
                     Condition::any()
-                        .add(case::Column::RemindAt.is_null())
-                        .add(case::Column::RemindAt.lte(now)),
-                )
-                .order_by_asc(case::Column::RemindAt)
-                .order_by_asc(case::Column::Id)
+                        .add(S::REMIND_AT.gt(at))
+                        .add(Condition::all().add(S::REMIND_AT.eq(at)).add(S::ID.gt(id))),
+                );
+            }
+            let rows = due
+                .order_by_asc(S::REMIND_AT)
+                .order_by_asc(S::ID)
                 .limit(page)
                 .all(&self.db)
                 .await?;
-            let looked = due.len();
-            let mut progressed = false;
-            for c in due {
-                match self.remind(engine, &c, now).await? {
-                    Some(found) => {
-                        report.found += found;
-                        progressed = true;
-                    }
-                    None => report.overtaken += 1,
-                }
-            }
-            if (looked as u64) < page || !progressed {
+            let looked = rows.len();
+            let Some(last) = rows.last() else {
+                return Ok(report);
+            };
+            let last = last.watch();
+            // Rows with a due stage always have a time (the write paths keep it so).
+            after = Some((
+                last.remind_at.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "{} {} has a reminder stage but no reminder time",
+                        S::TABLE,
+                        last.id
+                    ))
+                })?,
+                last.id,
+            ));
+            report += self.page::<S>(engine, rows, now, office_hours).await?;
+            if (looked as u64) < page {
                 return Ok(report);
             }
         }
     }
 
-    /// Looks at one case's deadline: `Some(reminders found)`, or `None` when the case changed first.
-    async fn remind(
+    /// Marks and reminds one page of subjects in one transaction.
+    async fn page<S: Watched>(
         &self,
         engine: &Engine,
-        c: &case::Model,
+        rows: Vec<S>,
         now: DateTime<Utc>,
-    ) -> Result<Option<usize>> {
-        let Some(deadline) = c.deadline else {
-            return Ok(Some(0));
-        };
-        let def = workflow_of(engine, c)?;
-        let times = ReminderTimes::of(engine.calendar(), &def.settings, deadline);
-        let findings = times.findings(c.remind_stage, now);
-        let txn = self.begin_write().await?;
-        let mut mark = case::ActiveModel {
-            remind_stage: Set(findings.stage),
-            remind_at: Set(findings.next_at),
-            ..Default::default()
-        };
-        if !findings.kinds.is_empty() {
-            // A reminder changes what people see of the case: its version moves on, so an action
-            // decided on the old view is refused rather than silently undoing the mark.
-            mark.version = Set(c.version + 1);
-            mark.updated_at = Set(now);
-            mark.overdue = Set(c.overdue || findings.stage >= ReminderKind::Overdue.stage());
-            mark.escalated = Set(c.escalated || findings.kinds.contains(&ReminderKind::Escalated));
+        office_hours: DateTime<Utc>,
+    ) -> Result<ReminderReport> {
+        let mut marks = Vec::with_capacity(rows.len());
+        let mut findings = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let watch = row.watch();
+            let Some(deadline) = watch.deadline else {
+                // A stage below the last without a deadline: nothing to remind of, ever.
+                findings.push(None);
+                marks.push(Mark {
+                    watch,
+                    stage: LAST_STAGE,
+                    remind_at: None,
+                    found: false,
+                    overdue: watch.overdue,
+                    escalated: watch.escalated,
+                });
+                continue;
+            };
+            let times = ReminderTimes::of(engine.calendar(), row.settings(engine)?, deadline);
+            let found = times.findings(watch.stage, now);
+            marks.push(Mark::of(watch, &found));
+            findings.push(Some((deadline, found)));
         }
-        let marked = case::Entity::update_many()
-            .set(mark)
-            .filter(case::Column::Id.eq(c.id))
-            .filter(case::Column::Version.eq(c.version))
-            .filter(case::Column::RemindStage.eq(c.remind_stage))
-            .exec(&txn)
-            .await?;
-        if marked.rows_affected == 0 {
-            return Ok(None);
-        }
-        if findings.kinds.is_empty() {
-            txn.commit().await?;
-            return Ok(Some(0));
-        }
-        let rating = rating_of(&txn, c).await?;
-        let org = self.org_in(&txn).await?;
-        if !c.overdue && findings.stage >= ReminderKind::Overdue.stage() {
-            // Now an open overdue case: it counts as late in the on-time rate.
-            let events = crate::cases::events_of(&txn, c.id).await?;
-            crate::metrics::record_case_change(
-                &txn,
-                engine,
-                c,
-                &rating,
-                (&events, false),
-                (&events, true),
-            )
-            .await?;
-        }
-        let entry = format!(
-            "{}:{}:{}",
-            c.id,
-            c.state_entered_at.timestamp_micros(),
-            deadline.timestamp_micros()
-        );
-        let facts = case_facts(&org, engine, def, c, &rating, now);
-        for kind in &findings.kinds {
-            let (audience, recipients, status) = if *kind == ReminderKind::Escalated {
-                (
-                    "supervisors",
-                    escalation_recipients(&txn, &org, c).await?,
-                    PENDING,
-                )
-            } else {
-                // The newest reminder of a case replaces the one before in the digest.
-                lapse_reminders(&txn, c.id).await?;
-                let audience = if c.unit_code.is_some() {
-                    "responsible_unit"
-                } else {
-                    "center"
+        let backend = self.backend();
+        self.write(async |txn| {
+            let marked = mark::<S>(txn, backend, &marks, now).await?;
+            let mut report = ReminderReport {
+                found: 0,
+                overtaken: rows.len() - marked.len(),
+            };
+            let found: Vec<Found<S>> =
+                rows.into_iter()
+                    .zip(findings)
+                    .filter_map(|(subject, findings)| {
+                        let (deadline, findings) = findings?;
+                        (!findings.kinds.is_empty() && marked.contains(&subject.watch().id))
+                            .then_some(Found {
+                                subject,
+                                deadline,
+                                findings,
+                            })
+                    })
+                    .collect();
+            if !found.is_empty() {
+                let org = self.org_in(txn).await?;
+                let pass = Pass {
+                    txn,
+                    engine,
+                    org: &org,
+                    now,
+                    office_hours,
                 };
-                (
-                    audience,
-                    reminder_recipients(&txn, &org, c, &rating).await?,
-                    DIGEST,
-                )
-            };
-            let notice = CaseNotice {
-                kind: kind.as_str().to_owned(),
-                action: None,
-                case: facts.clone(),
-            };
-            let mail = NewMail {
-                kind: kind.as_str().to_owned(),
-                case_id: Some(c.id),
-                audience: audience.to_owned(),
-                recipients,
-                letter: render(engine, mail::CASE, &notice)?,
-                unique_key: format!("remind:{entry}:{}", kind.as_str()),
-                status,
-                send_at: None,
-            };
-            insert_mail(&txn, mail, now).await?;
-            tracing::info!(case = %c.id, kind = kind.as_str(), "reminder");
+                report.found = S::remind(&pass, found).await?;
+            }
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// Writes a page's marks in one statement; answers the ids it wrote (the rest changed meanwhile).
+async fn mark<S: Watched>(
+    txn: &DatabaseTransaction,
+    backend: DatabaseBackend,
+    marks: &[Mark],
+    now: DateTime<Utc>,
+) -> Result<BTreeSet<Uuid>> {
+    const COLUMNS: usize = 9;
+    let mut marked = BTreeSet::new();
+    // 9 parameters a row: well under SQLite's and PostgreSQL's limits at 500 rows a statement.
+    for chunk in marks.chunks(500) {
+        let mut values: Vec<DbValue> = Vec::with_capacity(chunk.len() * COLUMNS);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for m in chunk {
+            let first = values.len();
+            values.extend([
+                m.watch.id.into(),
+                m.stage.into(),
+                m.remind_at.into(),
+                (m.watch.version + i32::from(m.found)).into(),
+                (if m.found { now } else { m.watch.updated_at }).into(),
+                m.overdue.into(),
+                m.escalated.into(),
+                m.watch.version.into(),
+                m.watch.stage.into(),
+            ]);
+            let params: Vec<String> = (first + 1..=first + COLUMNS)
+                .map(|i| match backend {
+                    DatabaseBackend::Postgres => format!("${i}"),
+                    _ => "?".to_owned(),
+                })
+                .collect();
+            rows.push(format!("({})", params.join(", ")));
         }
-        txn.commit().await?;
-        Ok(Some(findings.kinds.len()))
+        // A reminder changes what people see of the subject: its version moves on, so an action
+        // decided on the old view is refused rather than silently undoing the mark.
+        let table = S::TABLE;
+        let sql = format!(
+            "UPDATE {table} SET remind_stage = v.column2, remind_at = v.column3, \
+             version = v.column4, updated_at = v.column5, overdue = v.column6, \
+             escalated = v.column7 FROM (VALUES {}) AS v \
+             WHERE {table}.id = v.column1 AND {table}.version = v.column8 \
+             AND {table}.remind_stage = v.column9 RETURNING id",
+            rows.join(", ")
+        );
+        for row in txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            marked.insert(row.try_get_by_index::<Uuid>(0)?);
+        }
+    }
+    Ok(marked)
+}
+
+/// A case's reminders: due soon and overdue to the responsible unit (the center while it waits
+/// there) by the daily digest, the newest replacing the one before; the escalation (督办) to the
+/// supervisors at once; a case turning overdue counts as late in the on-time rate from now on.
+impl Watched for case::Model {
+    type Entity = case::Entity;
+    const TABLE: &'static str = "cases";
+    const ID: case::Column = case::Column::Id;
+    const REMIND_AT: case::Column = case::Column::RemindAt;
+    const REMIND_STAGE: case::Column = case::Column::RemindStage;
+
+    fn watch(&self) -> Watch {
+        Watch {
+            id: self.id,
+            version: self.version,
+            deadline: self.deadline,
+            stage: self.remind_stage,
+            remind_at: self.remind_at,
+            overdue: self.overdue,
+            escalated: self.escalated,
+            updated_at: self.updated_at,
+        }
     }
 
+    fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings> {
+        Ok(&workflow_of(engine, self)?.settings)
+    }
+
+    async fn remind(pass: &Pass<'_>, found: Vec<Found<Self>>) -> Result<usize> {
+        let (txn, engine, org, now) = (pass.txn, pass.engine, pass.org, pass.now);
+        let ratings = ratings_of(txn, found.iter().map(|f| f.subject.rating_id)).await?;
+        let rating_of = |c: &case::Model| {
+            ratings
+                .get(&c.rating_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))
+        };
+        let people = Directory::of(
+            txn,
+            found.iter().flat_map(|f| units_of_case(org, &f.subject)),
+        )
+        .await?;
+        let turned_overdue: Vec<&Found<Self>> = found
+            .iter()
+            .filter(|f| !f.subject.overdue && f.findings.stage >= ReminderKind::Overdue.stage())
+            .collect();
+        if !turned_overdue.is_empty() {
+            let events = events_of_many(txn, turned_overdue.iter().map(|f| f.subject.id)).await?;
+            let mut sums = DaySums::new();
+            for f in turned_overdue {
+                let c = &f.subject;
+                let events = events.get(&c.id).map_or(&[][..], Vec::as_slice);
+                add_case_change(
+                    &mut sums,
+                    engine,
+                    c,
+                    rating_of(c)?,
+                    (events, false),
+                    (events, true),
+                )?;
+            }
+            add_deltas(txn, sums).await?;
+        }
+        // The newest reminder of a case replaces the one before in the digest.
+        lapse_reminders(
+            txn,
+            found
+                .iter()
+                .filter(|f| {
+                    f.findings
+                        .kinds
+                        .iter()
+                        .any(|k| *k != ReminderKind::Escalated)
+                })
+                .map(|f| f.subject.id),
+        )
+        .await?;
+        let mut mails = Vec::new();
+        for f in &found {
+            let c = &f.subject;
+            let rating = rating_of(c)?;
+            let def = workflow_of(engine, c)?;
+            let entry = format!(
+                "{}:{}:{}",
+                c.id,
+                c.state_entered_at.timestamp_micros(),
+                f.deadline.timestamp_micros()
+            );
+            let facts = case_facts(org, engine, def, c, rating, now);
+            for kind in &f.findings.kinds {
+                let (audience, recipients, status) = if *kind == ReminderKind::Escalated {
+                    (
+                        "supervisors",
+                        escalation_recipients(&people, org, c),
+                        PENDING,
+                    )
+                } else {
+                    let audience = if c.unit_code.is_some() {
+                        "responsible_unit"
+                    } else {
+                        "center"
+                    };
+                    (
+                        audience,
+                        reminder_recipients(&people, org, c, rating),
+                        DIGEST,
+                    )
+                };
+                let notice = CaseNotice {
+                    kind: kind.as_str().to_owned(),
+                    action: None,
+                    case: facts.clone(),
+                };
+                mails.push(NewMail {
+                    kind: kind.as_str().to_owned(),
+                    case_id: Some(c.id),
+                    audience: audience.to_owned(),
+                    recipients,
+                    letter: render(engine, mail::CASE, &notice)?,
+                    unique_key: format!("remind:{entry}:{}", kind.as_str()),
+                    status,
+                    send_at: None,
+                });
+                tracing::debug!(case = %c.id, kind = kind.as_str(), "reminder");
+            }
+        }
+        let written = mails.len();
+        insert_mails(txn, mails, now).await?;
+        Ok(written)
+    }
+}
+
+/// The ratings of some cases, by id (500 a query).
+async fn ratings_of(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<BTreeMap<Uuid, rating::Model>> {
+    let ids: BTreeSet<Uuid> = ids.into_iter().collect();
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let mut ratings = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        for r in rating::Entity::find()
+            .filter(rating::Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            ratings.insert(r.id, r);
+        }
+    }
+    Ok(ratings)
+}
+
+/// The event logs of some cases, each in order (500 cases a query).
+async fn events_of_many(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<BTreeMap<Uuid, Vec<event::Model>>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let mut logs: BTreeMap<Uuid, Vec<event::Model>> = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        for e in event::Entity::find()
+            .filter(event::Column::CaseId.is_in(chunk.iter().copied()))
+            .order_by_asc(event::Column::CaseId)
+            .order_by_asc(event::Column::Seq)
+            .all(db)
+            .await?
+        {
+            logs.entry(e.case_id).or_default().push(e);
+        }
+    }
+    Ok(logs)
+}
+
+impl Store {
     /// Makes the daily digest of `day` once: for every address with reminders waiting (status
     /// `digest`), one mail listing them all, overdue first. Returns the number of digests written;
     /// 0 when the day's digest was already made (by this or another process).
@@ -197,52 +530,44 @@ impl Store {
         if !matches!(claimed, sea_orm::TryInsertResult::Inserted(1)) {
             return Ok(0);
         }
-        let waiting = outbox::Entity::find()
+        // What the digest lists of each waiting reminder: its kind, its case and its recipients
+        // (not the letter it was written with, which the digest does not repeat).
+        let waiting: Vec<(String, Option<Uuid>, Value)> = outbox::Entity::find()
+            .select_only()
+            .columns([
+                outbox::Column::Kind,
+                outbox::Column::CaseId,
+                outbox::Column::Recipients,
+            ])
             .filter(outbox::Column::Status.eq(DIGEST))
+            .order_by_asc(outbox::Column::Id)
+            .into_tuple()
             .all(&txn)
             .await?;
-        let case_ids: Vec<_> = waiting.iter().filter_map(|r| r.case_id).collect();
-        let cases: BTreeMap<_, _> = case::Entity::find()
-            .filter(case::Column::Id.is_in(case_ids))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        let ratings: BTreeMap<_, _> = rating::Entity::find()
-            .filter(rating::Column::Id.is_in(cases.values().map(|c| c.rating_id)))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
-        let units: BTreeMap<_, _> = unit::Entity::find()
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|u| (u.code, u.name))
-            .collect();
+        let case_ids: BTreeSet<Uuid> = waiting.iter().filter_map(|(_, id, _)| *id).collect();
+        let case_ids: Vec<Uuid> = case_ids.into_iter().collect();
+        let mut cases = BTreeMap::new();
+        for chunk in case_ids.chunks(500) {
+            for c in case::Entity::find()
+                .filter(case::Column::Id.is_in(chunk.iter().copied()))
+                .all(&txn)
+                .await?
+            {
+                cases.insert(c.id, c);
+            }
+        }
+        let ratings = ratings_of(&txn, cases.values().map(|c| c.rating_id)).await?;
+        let org = self.org_in(&txn).await?;
         let mut by_address: BTreeMap<String, Vec<DigestItem>> = BTreeMap::new();
-        for row in &waiting {
-            let Some(c) = row.case_id.and_then(|id| cases.get(&id)) else {
+        for (kind, case_id, recipients) in &waiting {
+            let Some(c) = case_id.and_then(|id| cases.get(&id)) else {
                 continue;
             };
-            let (Some(rating), Ok(def)) = (ratings.get(&c.rating_id), workflow_of(engine, c))
-            else {
-                continue;
-            };
-            let unit = match &c.unit_code {
-                Some(code) => units.get(code).cloned().unwrap_or_else(|| code.clone()),
-                None => format!(
-                    "{}（待转办）",
-                    units
-                        .get(&c.origin_unit)
-                        .cloned()
-                        .unwrap_or_else(|| c.origin_unit.clone())
-                ),
-            };
-            let facts = facts_with_unit(engine, def, c, rating, unit, now);
-            let addresses = match &row.recipients {
+            let rating = ratings
+                .get(&c.rating_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
+            let facts = case_facts(&org, engine, workflow_of(engine, c)?, c, rating, now);
+            let addresses = match recipients {
                 Value::Array(list) => list.iter().filter_map(Value::as_str).collect::<Vec<_>>(),
                 _ => Vec::new(),
             };
@@ -251,7 +576,7 @@ impl Store {
                     .entry(address.to_owned())
                     .or_default()
                     .push(DigestItem {
-                        kind: row.kind.clone(),
+                        kind: kind.clone(),
                         case: facts.clone(),
                     });
             }

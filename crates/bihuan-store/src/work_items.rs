@@ -1,9 +1,13 @@
 //! Work items (工作任务) in the one action pipeline, and their reminders.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use bihuan_core::chain::canonical_json;
 use bihuan_core::plan::{Owed, TaskClock, next_deadline};
-use bihuan_core::workflow::{Audience, Mark};
-use bihuan_core::{Deadline, Engine, ReminderTimes, Subject, Timing, WorkflowDefinition};
+use bihuan_core::workflow::{Audience, Mark, Settings};
+use bihuan_core::{
+    Deadline, Engine, ReminderKind, ReminderTimes, Subject, Timing, WorkflowDefinition,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
@@ -14,8 +18,10 @@ use uuid::Uuid;
 
 use crate::entity::{plan, task, task_event, task_target};
 use crate::org_tree::OrgTree;
+use crate::outbox::{Directory, supervisors_above};
 use crate::pipeline::{Chained, Ctx, Step};
 use crate::plans::{codes, due_of, task_in_scope, task_workflow, views_of};
+use crate::reminders::{Found, Pass, Watch, Watched};
 use crate::scope::CaseScope;
 use crate::{ActionRequest, Result, Store, StoreError, TaskDetail, TaskView};
 
@@ -168,8 +174,13 @@ impl Chained for TaskDetail {
             self.item.targets[index] = stored;
         }
         self.item.task = after.clone();
+        let people = if d.notifications.is_empty() {
+            Directory::default()
+        } else {
+            Directory::of(ctx.txn, units_of_task(ctx.org, &self.item)).await?
+        };
         for note in &d.notifications {
-            let recipients = task_recipients(ctx.txn, ctx.org, note.audience, &self.item).await?;
+            let recipients = task_recipients(&people, ctx.org, note.audience, &self.item);
             let notice = bihuan_core::mail::TaskNotice {
                 kind: note.kind.clone(),
                 action: Some(action.label.clone()),
@@ -414,14 +425,13 @@ fn updated_task(
 
 /// Who a notice about a work item goes to: its lead units (their mail and unit staff), or the
 /// supervisors of the lead units' ancestors (of the units themselves when no ancestor has one).
-async fn task_recipients(
-    db: &impl ConnectionTrait,
+fn task_recipients(
+    people: &Directory,
     org: &OrgTree,
     audience: Audience,
     view: &TaskView,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let lead = codes(&view.lead_units);
-    let mut addresses = Vec::new();
     match audience {
         Audience::Supervisors => {
             let mut own = Vec::new();
@@ -431,19 +441,29 @@ async fn task_recipients(
                 own.extend(chain.next());
                 above.extend(chain);
             }
-            addresses = crate::outbox::emails_of(db, "supervisor", &above).await?;
-            if addresses.is_empty() {
-                addresses = crate::outbox::emails_of(db, "supervisor", &own).await?;
-            }
+            supervisors_above(people, &above, &own)
         }
         _ => {
-            addresses.extend(view.lead_units.iter().filter_map(|u| u.email.clone()));
-            addresses.extend(crate::outbox::emails_of(db, "unit_staff", &lead).await?);
+            let mut addresses: Vec<String> = view
+                .lead_units
+                .iter()
+                .filter_map(|u| u.email.clone())
+                .collect();
+            addresses.extend(people.emails("unit_staff", &lead));
+            addresses.sort();
+            addresses.dedup();
+            addresses
         }
     }
-    addresses.sort();
-    addresses.dedup();
-    Ok(addresses)
+}
+
+/// Every unit whose people a notice about the work item can go to: its lead units and their
+/// ancestors.
+fn units_of_task(org: &OrgTree, view: &TaskView) -> Vec<String> {
+    codes(&view.lead_units)
+        .iter()
+        .flat_map(|code| org.self_and_ancestors(code))
+        .collect()
 }
 
 /// What a mail says about a work item as of `now`.
@@ -487,69 +507,54 @@ fn task_facts(
     }
 }
 
-impl Store {
-    /// Finds every reminder of a work item due at `now`: due soon and overdue to the lead units — sent
-    /// no earlier than `office_hours` (the next working day's mail time, so nobody is mailed at night
-    /// or on a holiday) —, the escalation (督办) to the supervisors above them at once. Each is written
-    /// once (the item's version and reminder stage guard the write, the outbox's unique key the mail).
-    pub async fn find_task_reminders(
-        &self,
-        engine: &Engine,
-        now: DateTime<Utc>,
-        office_hours: DateTime<Utc>,
-    ) -> Result<usize> {
+/// A work item's reminders: due soon and overdue to the lead units — sent no earlier than the
+/// pass's office hours (the next working day's mail time, so nobody is mailed at night or on a
+/// holiday) —, the escalation (督办) to the supervisors above them at once.
+impl Watched for task::Model {
+    type Entity = task::Entity;
+    const TABLE: &'static str = "tasks";
+    const ID: task::Column = task::Column::Id;
+    const REMIND_AT: task::Column = task::Column::RemindAt;
+    const REMIND_STAGE: task::Column = task::Column::RemindStage;
+
+    fn watch(&self) -> Watch {
+        Watch {
+            id: self.id,
+            version: self.version,
+            deadline: self.deadline,
+            stage: self.remind_stage,
+            remind_at: self.remind_at,
+            overdue: self.overdue,
+            escalated: self.escalated,
+            updated_at: self.updated_at,
+        }
+    }
+
+    fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings> {
+        Ok(&task_workflow(engine)?.settings)
+    }
+
+    async fn remind(pass: &Pass<'_>, found: Vec<Found<Self>>) -> Result<usize> {
+        let (txn, engine, org, now) = (pass.txn, pass.engine, pass.org, pass.now);
         let def = task_workflow(engine)?;
-        let due = task::Entity::find()
-            .filter(task::Column::Deadline.is_not_null())
-            .filter(task::Column::RemindStage.lt(bihuan_core::reminder::LAST_STAGE))
-            .filter(task::Column::RemindAt.lte(now))
-            .order_by_asc(task::Column::RemindAt)
-            .all(&self.db)
-            .await?;
-        let mut found = 0;
-        for t in due {
-            let Some(deadline) = t.deadline else {
-                continue;
-            };
-            let times = ReminderTimes::of(engine.calendar(), &def.settings, deadline);
-            let findings = times.findings(t.remind_stage, now);
-            let txn = self.begin_write().await?;
-            let mut mark = task::ActiveModel {
-                remind_stage: Set(findings.stage),
-                remind_at: Set(findings.next_at),
-                ..Default::default()
-            };
-            if !findings.kinds.is_empty() {
-                mark.version = Set(t.version + 1);
-                mark.updated_at = Set(now);
-                mark.overdue = Set(t.overdue || findings.stage >= 2);
-                mark.escalated = Set(t.escalated
-                    || findings
-                        .kinds
-                        .contains(&bihuan_core::ReminderKind::Escalated));
-            }
-            let marked = task::Entity::update_many()
-                .set(mark)
-                .filter(task::Column::Id.eq(t.id))
-                .filter(task::Column::Version.eq(t.version))
-                .filter(task::Column::RemindStage.eq(t.remind_stage))
-                .exec(&txn)
-                .await?;
-            if marked.rows_affected == 0 || findings.kinds.is_empty() {
-                txn.commit().await?;
-                continue;
-            }
-            let plan = plan::Entity::find_by_id(t.plan_id)
-                .one(&txn)
-                .await?
+        let plan_ids: BTreeSet<Uuid> = found.iter().map(|f| f.subject.plan_id).collect();
+        let plans: BTreeMap<Uuid, plan::Model> = plan::Entity::find()
+            .filter(plan::Column::Id.is_in(plan_ids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let views = views_of(txn, org, found.iter().map(|f| f.subject.clone()).collect()).await?;
+        let people = Directory::of(txn, views.iter().flat_map(|v| units_of_task(org, v))).await?;
+        let mut mails = Vec::new();
+        for (f, view) in found.iter().zip(&views) {
+            let t = &f.subject;
+            let plan = plans
+                .get(&t.plan_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("task {} has no plan", t.id)))?;
-            let org = self.org_in(&txn).await?;
-            let view = views_of(&txn, &org, vec![t.clone()])
-                .await?
-                .pop()
-                .ok_or_else(|| not_found(t.id))?;
-            for kind in &findings.kinds {
-                let audience = if *kind == bihuan_core::ReminderKind::Escalated {
+            for kind in &f.findings.kinds {
+                let audience = if *kind == ReminderKind::Escalated {
                     Audience::Supervisors
                 } else {
                     Audience::ResponsibleUnit
@@ -557,33 +562,28 @@ impl Store {
                 let notice = bihuan_core::mail::TaskNotice {
                     kind: kind.as_str().to_owned(),
                     action: None,
-                    task: task_facts(engine, def, &plan, &view, now),
+                    task: task_facts(engine, def, plan, view, now),
                 };
-                crate::outbox::insert_mail(
-                    &txn,
-                    crate::outbox::NewMail {
-                        kind: format!("task_{}", kind.as_str()),
-                        case_id: None,
-                        audience: audience.as_str().to_owned(),
-                        recipients: task_recipients(&txn, &org, audience, &view).await?,
-                        letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
-                        unique_key: format!(
-                            "task-remind:{}:{}:{}",
-                            t.id,
-                            deadline.timestamp_micros(),
-                            kind.as_str()
-                        ),
-                        status: crate::outbox::PENDING,
-                        send_at: (audience != Audience::Supervisors).then_some(office_hours),
-                    },
-                    now,
-                )
-                .await?;
-                tracing::info!(task = %t.id, kind = kind.as_str(), "task reminder");
-                found += 1;
+                mails.push(crate::outbox::NewMail {
+                    kind: format!("task_{}", kind.as_str()),
+                    case_id: None,
+                    audience: audience.as_str().to_owned(),
+                    recipients: task_recipients(&people, org, audience, view),
+                    letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
+                    unique_key: format!(
+                        "task-remind:{}:{}:{}",
+                        t.id,
+                        f.deadline.timestamp_micros(),
+                        kind.as_str()
+                    ),
+                    status: crate::outbox::PENDING,
+                    send_at: (audience != Audience::Supervisors).then_some(pass.office_hours),
+                });
+                tracing::debug!(task = %t.id, kind = kind.as_str(), "task reminder");
             }
-            txn.commit().await?;
         }
-        Ok(found)
+        let written = mails.len();
+        crate::outbox::insert_mails(txn, mails, now).await?;
+        Ok(written)
     }
 }

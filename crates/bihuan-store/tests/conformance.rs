@@ -928,7 +928,7 @@ async fn a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_
         let (store, engine) = (store.clone(), engine.clone());
         async move {
             store
-                .find_reminders(&engine, local(8, 1, 0), 50)
+                .find_reminders(&engine, local(8, 1, 0), local(8, 1, 0), 50)
                 .await
                 .unwrap()
         }
@@ -1000,7 +1000,7 @@ async fn a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_
 
     // Monday 5/10 begins: due soon; the digest of 5/10 is made once by two passes.
     let report = store
-        .find_reminders(&engine, local(10, 0, 0), 50)
+        .find_reminders(&engine, local(10, 0, 0), local(10, 0, 0), 50)
         .await
         .unwrap();
     assert_eq!(report.found, 1);
@@ -1172,7 +1172,7 @@ async fn the_metric_sums_always_equal_a_recomputation_from_the_raw_rows(db: &Tes
                     }
                 }
                 3 => {
-                    store.find_reminders(&engine, now, 50).await.unwrap();
+                    store.find_reminders(&engine, now, now, 50).await.unwrap();
                 }
                 4 => {
                     store.compact_metrics().await.unwrap();
