@@ -16,8 +16,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bihuan_store::testing::TestDb;
 use bihuan_store::{DbSettings, Store};
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{TestApp, rating, spawn};
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};

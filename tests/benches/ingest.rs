@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{rating, spawn};
 use bihuan_web::WebConfig;
 use sea_orm::sqlx::{self, Connection};
@@ -284,7 +284,7 @@ async fn main() {
     println!("{n} ratings, 8 % negative");
     println!("| database | path | ratings/s | ratio to ceiling |\n|---|---|---:|---:|");
     let peak = run("SQLite", async || TestDb::sqlite().await.unwrap(), n).await;
-    if std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
+    if std::env::var(bihuan_test_support::PG_URL_VAR).is_ok() {
         run(
             "PostgreSQL",
             async || TestDb::postgres().await.unwrap().unwrap(),

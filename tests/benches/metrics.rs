@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
 use bihuan_core::{Actor, Engine, Role};
-use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, CaseScope, GroupBy, MetricsQuery, NewUnit};
+use bihuan_test_support::TestDb;
 use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde_json::{Map, json};
@@ -328,7 +328,7 @@ async fn main() {
         export(&db).await;
         db.finish().await.unwrap();
     }
-    if only != "sqlite" && std::env::var(bihuan_store::testing::PG_URL_VAR).is_ok() {
+    if only != "sqlite" && std::env::var(bihuan_test_support::PG_URL_VAR).is_ok() {
         let db = TestDb::postgres().await.unwrap().unwrap();
         measure("PostgreSQL", &db, &engine, n, advanced).await;
         db.finish().await.unwrap();

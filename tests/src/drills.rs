@@ -74,7 +74,7 @@ impl PgCluster {
         let bin = pg_bin().unwrap_or_else(|| {
             panic!(
                 "{} is set but no PostgreSQL server binaries (initdb, pg_ctl) were found",
-                bihuan_store::testing::PG_URL_VAR
+                bihuan_test_support::PG_URL_VAR
             )
         });
         let dir = tempfile::tempdir().unwrap();

@@ -179,8 +179,8 @@ pub mod api {
     use std::sync::{Arc, Mutex};
 
     use bihuan_core::{Engine, Role};
-    use bihuan_store::testing::TestDb;
     use bihuan_store::{Clock, NewUnit, NewUser};
+    use bihuan_test_support::TestDb;
     use bihuan_web::{AppState, WebConfig};
     use reqwest::{Method, StatusCode};
     use serde_json::{Value, json};
@@ -478,7 +478,7 @@ pub mod api {
         }
     }
 
-    /// A rating in the JSON of API.md.
+    /// A rating in the JSON of docs/API.md.
     pub fn rating(source_id: &str, level: &str, channel: &str) -> Value {
         json!({"source":"yukuaiban","source_id":source_id,"project_no":format!("500114-2021-{source_id}"),
          "service_code":"11500114MB1234567X4000117001","service_name":"城乡居民基本养老保险参保登记",

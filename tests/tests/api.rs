@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{TestApp, rating, spawn};
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     the_plain_loop_closes_and_passes_audit,
     an_upheld_appeal_makes_the_case_invalid,
     a_rejected_appeal_resumes_rectification,
@@ -456,7 +456,7 @@ fn step_fields(action: &str) -> Value {
 
 async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) {
     let app = app(db).await;
-    // Who may take each action (DOMAIN.md's table); the responsible unit's staff for unit_staff.
+    // Who may take each action (docs/DOMAIN.md's table); the responsible unit's staff for unit_staff.
     let allowed: &[(&str, &[&str])] = &[
         ("accept", &["center"]),
         ("transfer", &["center"]),
@@ -1191,7 +1191,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
     );
 }
 
-/// The routes the router serves (API.md's contract so far).
+/// The routes the router serves (docs/API.md's contract so far).
 const SERVED: [(&str, &str); 43] = [
     ("get", "/healthz"),
     ("get", "/readyz"),

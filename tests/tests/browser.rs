@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{PASSWORD, TestApp, spawn};
 use bihuan_web::WebConfig;
 use fantoccini::{Client, ClientBuilder, Locator};

@@ -4,12 +4,12 @@
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
 use bihuan_store::entity::{event, rating};
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::{Server, bihuan, root, run_with_input, text};
 use chrono::{TimeZone, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     units_and_users_are_added_from_the_command_line,
     accounts_and_tokens_are_managed_from_the_command_line,
     no_secret_reaches_the_log,

@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bihuan_store::testing::TestDb;
 use bihuan_store::{Clock, TokenScope};
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{self, TestApp, rating};
 use bihuan_tests::pages::{Browser, hidden};
 use bihuan_web::WebConfig;
@@ -22,7 +22,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(no_request_gets_a_server_error);
+bihuan_test_support::on_both_databases!(no_request_gets_a_server_error);
 
 /// splitmix64: small, fast, and the same on every machine.
 struct Rng(u64);

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use bihuan_store::entity::{case, rating};
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::{bihuan, root, text};
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_gb18030_csv_with_chinese_headers_imports_and_opens_cases,
     a_utf8_bom_csv_and_a_json_array_import_and_repeat_as_duplicates,
     an_xlsx_workbook_imports,

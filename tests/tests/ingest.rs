@@ -3,14 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use bihuan_store::entity::{case, outbox, rating as rating_row};
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{MAWANG_REGION, TestApp, rating, spawn};
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_batch_keeps_valid_rows_names_bad_ones_and_counts_duplicates,
     racing_batches_store_each_rating_once,
     a_batch_over_ten_thousand_is_refused_whole,

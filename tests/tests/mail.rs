@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use bihuan_store::Clock;
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{TestApp, spawn_with};
 use bihuan_tests::smtp::{Received, SmtpServer};
 use bihuan_web::WebConfig;
@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     reminders_follow_the_working_days_across_a_holiday,
     two_passes_at_once_send_each_mail_once,
     mail_waits_for_a_mail_server_that_is_down_and_goes_out_once,

@@ -6,14 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use bihuan_store::Clock;
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{MAWANG_REGION, TestApp, rating, spawn_with};
 use bihuan_web::WebConfig;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     every_figure_of_a_hand_built_dataset_is_exact,
     bad_metric_queries_are_named,
     the_ledger_and_the_metrics_table_export_as_xlsx_and_csv,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bihuan_store::Store;
 use bihuan_store::entity::outbox;
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{PASSWORD, rating, seed_org};
 use bihuan_tests::drills::{PgCluster, Tmpfs};
 use bihuan_tests::pages::Browser;

@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{PASSWORD, TestApp, spawn};
 use bihuan_tests::pages::{Browser, hidden};
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     the_loop_runs_through_the_pages,
     each_role_sees_only_its_own,
     forms_without_their_csrf_token_are_refused,

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use bihuan_core::Role;
-use bihuan_store::testing::TestDb;
 use bihuan_store::{Clock, NewUser};
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{PASSWORD, TestApp, spawn_with};
 use bihuan_tests::pages::Browser;
 use bihuan_tests::smtp::SmtpServer;
@@ -19,7 +19,7 @@ use chrono::DateTime;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     the_seed_table_imports_with_its_key_tasks_units_and_deadlines,
     tables_come_as_gb18030_csv_xlsx_with_merged_cells_or_json_and_bad_rows_are_named,
     the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state,

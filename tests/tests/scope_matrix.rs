@@ -8,14 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{MAWANG_REGION, TestApp, rating, spawn};
 use bihuan_tests::pages::Browser;
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(every_role_reaches_exactly_its_scope);
+bihuan_test_support::on_both_databases!(every_role_reaches_exactly_its_scope);
 
 /// What an answer must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,14 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{SHABA_REGION, TestApp, rating, spawn};
 use bihuan_tests::pages::Browser;
 use bihuan_web::WebConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_region_code_never_reaches_the_cases_of_a_registered_unit,
     a_case_is_never_transferred_outside_the_center_s_reach,
     a_supervisor_above_a_co_unit_cannot_accept_or_return_the_item,

@@ -10,7 +10,7 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 
 use bihuan_store::entity::{plan, rating};
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use bihuan_tests::api::{TestApp, rating as rating_json, spawn};
 use bihuan_tests::pages::Browser;
 use bihuan_tests::{bihuan, root, text};
@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_workbook_with_a_cell_at_xfd1048576_is_refused_and_the_server_keeps_answering,
     a_zip_bomb_workbook_is_refused_by_what_it_inflates_to,
     a_body_over_the_upload_limit_is_refused_with_413_naming_the_limit,

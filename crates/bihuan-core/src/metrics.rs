@@ -1,4 +1,4 @@
-//! The metrics of DOMAIN.md ("Metrics"): counts per rating and per case, which add up over any group
+//! The metrics of docs/DOMAIN.md ("Metrics"): counts per rating and per case, which add up over any group
 //! (a day, a unit, a month …), and the figures computed from the counts, each with its definition.
 //!
 //! A case's counts are a pure function of its event log ([`case_counts`]), so the store can keep
@@ -340,7 +340,7 @@ fn ratio(numerator: i64, denominator: i64) -> Option<f64> {
     (denominator != 0).then(|| numerator as f64 / denominator as f64)
 }
 
-/// The figures of DOMAIN.md from counts.
+/// The figures of docs/DOMAIN.md from counts.
 pub fn figures(c: &Counts) -> Figures {
     Figures {
         ratings: c.ratings,

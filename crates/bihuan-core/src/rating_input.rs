@@ -1,4 +1,4 @@
-//! Parsing a rating as sent (API.md's rating JSON) into a checked [`Rating`], naming each bad field.
+//! Parsing a rating as sent (docs/API.md's rating JSON) into a checked [`Rating`], naming each bad field.
 //!
 //! Unknown fields are ignored; wrong types are refused. A numeric level needs an explicit code set
 //! (`level_code_set`), never a guessed one.

@@ -1,5 +1,5 @@
 //! Reminders of a deadline — due soon, overdue, escalated (督办) — as arithmetic on the working-day
-//! calendar (DOMAIN.md, "Time limits").
+//! calendar (docs/DOMAIN.md, "Time limits").
 //!
 //! A deadline is the end (24:00) of a working day D. With the defaults of the workflow files:
 //! - due soon: one working day before the deadline, i.e. when D begins;

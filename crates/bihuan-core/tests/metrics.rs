@@ -1,5 +1,5 @@
 //! What each case and rating counts for in the metrics, and the figures over those counts: every edge
-//! case of DOMAIN.md ("Metrics") written out by hand.
+//! case of docs/DOMAIN.md ("Metrics") written out by hand.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 

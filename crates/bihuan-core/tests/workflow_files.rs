@@ -115,7 +115,7 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
             ("audit_fail", "审核不通过", vec!["closed"], "rectifying"),
         ]
     );
-    // The field names of API.md.
+    // The field names of docs/API.md.
     let field_names = |id: &str| -> Vec<String> {
         def.action(id)
             .unwrap()

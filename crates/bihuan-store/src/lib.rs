@@ -26,7 +26,6 @@ mod ratings;
 mod reminders;
 mod review;
 mod scope;
-pub mod testing;
 mod work_items;
 mod workflows;
 

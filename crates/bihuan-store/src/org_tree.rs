@@ -84,7 +84,7 @@ impl OrgTree {
             .map(String::as_str)
     }
 
-    /// A unit's subtree (DOMAIN.md, "Scope"): its units and the outside codes mapped onto them, the
+    /// A unit's subtree (docs/DOMAIN.md, "Scope"): its units and the outside codes mapped onto them, the
     /// units whose ratings come to one of its service centers, and the regions those centers answer
     /// for.
     pub(crate) fn reach(&self, root: &str) -> Reach {

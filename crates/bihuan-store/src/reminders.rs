@@ -399,11 +399,14 @@ impl Watched for case::Model {
             }
             add_deltas(txn, sums).await?;
         }
-        // The newest reminder of a case replaces the one before in the digest.
+        // The newest reminder of a case replaces the one before in the digest. Only a case that had
+        // one for this deadline can have it waiting (stage above 0): a new state or deadline resets
+        // the stage and lapses the case's waiting reminders in the same transaction.
         lapse_reminders(
             txn,
             found
                 .iter()
+                .filter(|f| f.subject.remind_stage > 0)
                 .filter(|f| {
                     f.findings
                         .kinds

@@ -18,7 +18,7 @@ use crate::{Result, Store};
 /// A unit's subtree of the organization: its units (with the outside codes mapped onto them) and the
 /// 行政区划 its service centers answer for.
 ///
-/// The tree decides for every unit the organization knows (DOMAIN.md, "Scope"): a case, rating or sum
+/// The tree decides for every unit the organization knows (docs/DOMAIN.md, "Scope"): a case, rating or sum
 /// of a registered (or mapped) unit is in reach only when that unit is. A region code reaches only
 /// what comes from units the organization does not know, routed to the center that answers for the
 /// region.
@@ -93,7 +93,7 @@ impl Reach {
     }
 }
 
-/// The cases a caller may see (API.md, "Scope").
+/// The cases a caller may see (docs/API.md, "Scope").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaseScope {
     /// Admins: everything.

@@ -5,14 +5,14 @@
 
 mod common;
 
-use bihuan_store::testing::TestDb;
 use bihuan_store::{SignInAttempt, ThrottleKey};
+use bihuan_test_support::TestDb;
 use chrono::Duration;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 use common::{at, seed_org};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_session_ends_after_its_idle_time_and_use_keeps_it_alive,
     ended_sessions_and_old_attempts_are_pruned,
     attempts_counted_at_once_never_pass_the_limit,

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
 use bihuan_core::{Actor, Role};
-use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
+use bihuan_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use common::{act, actor, at, engine, fields, open_case, rating, seed_org};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_full_loop_closes_the_case_and_the_chain_verifies,
     ratings_are_idempotent_and_only_non_default_negative_ones_open_cases,
     two_concurrent_actions_on_the_same_version_exactly_one_wins,

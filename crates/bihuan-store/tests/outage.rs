@@ -10,15 +10,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, DbSettings, Outage, Store, StoreError};
+use bihuan_test_support::TestDb;
 use sea_orm::sqlx::{self, Connection};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use serde_json::{Map, json};
 
 use common::{act, actor, at, engine, open_case, seed_org};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     a_statement_failing_inside_an_action_leaves_the_next_action_outside_any_transaction,
     a_write_waits_on_a_lock_no_longer_than_the_time_limit,
     readiness_asked_many_times_at_once_is_ready,

@@ -7,14 +7,14 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use bihuan_store::testing::TestDb;
 use bihuan_store::{ActionRequest, CaseScope, NewUnit, Store, StoreError};
+use bihuan_test_support::TestDb;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use common::{act, actor, at, engine, fields, open_case, seed_org};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     an_action_reads_its_case_once_and_never_reads_it_back,
     a_unit_added_behind_the_stores_back_is_seen_by_the_next_action,
     a_case_outside_the_callers_scope_is_not_found_inside_the_action,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bihuan_core::rating::{Channel, Level};
 use bihuan_store::Store;
 use bihuan_store::entity::{case, outbox};
-use bihuan_store::testing::TestDb;
+use bihuan_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Statement, TransactionTrait,
@@ -18,7 +18,7 @@ use sea_orm::{
 
 use common::{at, engine, rating, seed_org};
 
-bihuan_store::on_both_databases!(
+bihuan_test_support::on_both_databases!(
     one_pass_reminds_every_case_once_a_page_at_a_time,
     the_due_scan_reads_the_partial_index,
 );

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 use bihuan_store::Store;
-use bihuan_store::testing::{PG_URL_VAR, TestDb};
+use bihuan_test_support::{PG_URL_VAR, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
 /// How many databases of that name the server has.

@@ -1,4 +1,4 @@
-//! The axum front of Bihuan: the JSON API of API.md and the web pages staff work in (`pages`).
+//! The axum front of Bihuan: the JSON API of docs/API.md and the web pages staff work in (`pages`).
 //!
 //! [`app`] builds the whole application from its state, so tests start it on port 0 with a fresh
 //! database. Handlers extract, call one store function, and map the result; every failure is an

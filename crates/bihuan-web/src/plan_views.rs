@@ -1,4 +1,4 @@
-//! The JSON of plans and work items (API.md: "A plan in JSON"), and the plan's workbook in the layout
+//! The JSON of plans and work items (docs/API.md: "A plan in JSON"), and the plan's workbook in the layout
 //! of the original table plus status columns — what a town office sends upward.
 
 use std::collections::BTreeMap;

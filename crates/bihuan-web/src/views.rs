@@ -1,4 +1,4 @@
-//! The JSON shapes of API.md: a case with its rating, events, audits and the actions the caller may
+//! The JSON shapes of docs/API.md: a case with its rating, events, audits and the actions the caller may
 //! take now. Personal data of the rater is masked for those who do not call raters.
 
 use bihuan_core::rating::{mask_email, mask_name, mask_phone};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::extract::SignedIn;
 
-/// A case as API.md describes it.
+/// A case as docs/API.md describes it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
     pub id: Uuid,

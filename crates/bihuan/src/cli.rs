@@ -1,4 +1,4 @@
-//! The command line of `bihuan` (API.md, "The binary").
+//! The command line of `bihuan` (docs/API.md, "The binary").
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,7 +88,7 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// The metrics of a period by unit, with a total (DOMAIN.md, "Metrics").
+    /// The metrics of a period by unit, with a total (docs/DOMAIN.md, "Metrics").
     Report {
         /// First day, YYYY-MM-DD (by rating date).
         #[arg(long)]

@@ -1,4 +1,4 @@
-//! Configuration from the environment (API.md): time zone, clock, workflows.
+//! Configuration from the environment (docs/API.md): time zone, clock, workflows.
 
 use std::path::{Path, PathBuf};
 

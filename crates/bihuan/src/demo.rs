@@ -268,7 +268,7 @@ fn print_logins(title: &str) {
     }
 }
 
-/// A rating as a channel would send it (API.md's JSON).
+/// A rating as a channel would send it (docs/API.md's JSON).
 fn demo_rating(
     rng: &mut SplitMix,
     i: usize,

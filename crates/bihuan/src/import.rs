@@ -504,7 +504,7 @@ fn map_headers(path: &Path, headers: &[String]) -> anyhow::Result<Vec<Option<&'s
     Ok(fields)
 }
 
-/// A row of text cells as the rating JSON of API.md.
+/// A row of text cells as the rating JSON of docs/API.md.
 fn flat_row(fields: &[Option<&'static str>], cells: &[String]) -> Value {
     let mut obj = Map::new();
     for (field, cell) in fields.iter().zip(cells) {

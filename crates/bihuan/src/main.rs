@@ -1,4 +1,4 @@
-//! The `bihuan` binary: see `bihuan --help` and API.md.
+//! The `bihuan` binary: see `bihuan --help` and docs/API.md.
 
 mod cli;
 mod commands;

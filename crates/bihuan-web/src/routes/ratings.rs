@@ -29,7 +29,7 @@ pub const MAX_BATCH: usize = 10_000;
 
 /// Stores one rating from a channel (channel token); a non-default 差评 opens its case.
 #[utoipa::path(post, path = "/api/v1/ratings", tag = "ratings", security(("bearer" = [])),
-    request_body(content = Object, description = "API.md 的评价 JSON"),
+    request_body(content = Object, description = "docs/API.md 的评价 JSON"),
     responses((status = 201, description = "{id, case_id}", body = Object),
         (status = 200, description = "同一 (source, source_id) 已存在：首次的答复", body = Object),
         (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, description = "不是渠道令牌", body = ErrorBody),
@@ -68,7 +68,7 @@ async fn create(
 /// A batch of ratings.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BatchBody {
-    /// Up to 10,000 ratings in the JSON of API.md.
+    /// Up to 10,000 ratings in the JSON of docs/API.md.
     #[schema(value_type = Vec<Object>)]
     ratings: Vec<Value>,
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/metrics`: the figures of DOMAIN.md per period, scope and grouping, each with its
+//! `GET /api/v1/metrics`: the figures of docs/DOMAIN.md per period, scope and grouping, each with its
 //! definition.
 
 use axum::Json;

@@ -1,10 +1,11 @@
-//! Throw-away databases for the tests of this workspace: a temporary SQLite file, or a fresh database
-//! on the PostgreSQL server of `BIHUAN_TEST_PG_URL`.
+//! Throw-away databases for the tests and benchmarks of this workspace: a temporary SQLite file, or a
+//! fresh database on the PostgreSQL server of `BIHUAN_TEST_PG_URL`. A dev-dependency only: nothing of
+//! it is in the binary.
 
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError};
+use bihuan_store::{Result, Store, StoreError};
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const PG_URL_VAR: &str = "BIHUAN_TEST_PG_URL";
@@ -139,7 +140,7 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::testing::TestDb::sqlite().await.unwrap();
+                    let db = $crate::TestDb::sqlite().await.unwrap();
                     super::$name(&db).await;
                     db.finish().await.unwrap();
                 }
@@ -150,7 +151,7 @@ macro_rules! on_both_databases {
                 #[cfg_attr(not(bihuan_pg), ignore = "BIHUAN_TEST_PG_URL is not set")]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::testing::TestDb::postgres()
+                    let db = $crate::TestDb::postgres()
                         .await
                         .unwrap()
                         .expect("BIHUAN_TEST_PG_URL was set when this test was built; set it to run it");
