@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::cases::workflow_of;
 use crate::entity::{case, event, rating, unit};
 use crate::scope::CaseScope;
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 
 /// The ledger's columns, in order.
 pub const LEDGER_HEADERS: [&str; 18] = [
@@ -115,12 +115,12 @@ impl Store {
             .collect();
         let mut rows = Vec::with_capacity(cases.len());
         for c in &cases {
-            let Some(r) = ratings.get(&c.rating_id) else {
-                continue;
-            };
+            let r = ratings
+                .get(&c.rating_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
             let def = workflow_of(engine, c)?;
             let log = events.remove(&c.id).unwrap_or_default();
-            rows.push(row(now, engine, def, c, r, &log, &units));
+            rows.push(row(now, engine, def, c, r, &log, &units)?);
         }
         Ok((rows, last))
     }
@@ -134,7 +134,7 @@ fn row(
     r: &rating::Model,
     log: &[event::Model],
     units: &HashMap<String, String>,
-) -> LedgerRow {
+) -> Result<LedgerRow> {
     let tz = engine.calendar().tz();
     let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     // The steps the ledger reports, found by what the workflow says an action is (its marks, its
@@ -142,8 +142,16 @@ fn row(
     let action_of = |e: &event::Model| def.action(&e.action);
     let first_where =
         |test: &dyn Fn(&ActionDef) -> bool| log.iter().find(|e| action_of(e).is_some_and(test));
-    let fields = |e: &event::Model| -> Map<String, Value> {
-        serde_json::from_str(&e.fields).unwrap_or_default()
+    let recorded: HashMap<i64, Map<String, Value>> = log
+        .iter()
+        .map(|e| Ok((e.seq, crate::cases::event_fields(e)?)))
+        .collect::<Result<_>>()?;
+    let field = |e: &event::Model, name: &str| -> Option<String> {
+        recorded
+            .get(&e.seq)?
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
     // The label of an enum field's value as the action records it.
     let option_label = |action: Option<&ActionDef>, field: &str, value: &str| -> String {
@@ -173,11 +181,7 @@ fn row(
         let action = action_of(e)?;
         if action.has_mark(Mark::ReviewSatisfied) {
             let level = action.first_field(is_enum)?;
-            let value = fields(e)
-                .get(&level.name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_default();
+            let value = field(e, &level.name).unwrap_or_default();
             Some(option_label(Some(action), &level.name, &value))
         } else if action.has_mark(Mark::ReviewUnsatisfied) {
             Some("不满意".to_owned())
@@ -187,14 +191,8 @@ fn row(
             None
         }
     });
-    let text = |e: Option<&event::Model>, field: &str| -> String {
-        e.and_then(|e| {
-            fields(e)
-                .get(field)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default()
+    let text = |e: Option<&event::Model>, name: &str| -> String {
+        e.and_then(|e| field(e, name)).unwrap_or_default()
     };
     let feedback_action = feedback.and_then(action_of);
     let method_field = feedback_action
@@ -209,15 +207,22 @@ fn row(
         .unwrap_or_default();
     let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
     let overdue = !terminal && bihuan_core::reminder::is_overdue(c.overdue, c.deadline, now);
-    vec![
+    let corrupt = |what: &str, value: &str| {
+        StoreError::Corrupt(format!("rating {}: stored {what} {value:?}", r.id))
+    };
+    let level = r
+        .level
+        .parse::<Level>()
+        .map_err(|_| corrupt("level", &r.level))?;
+    let channel = r
+        .channel
+        .parse::<Channel>()
+        .map_err(|_| corrupt("channel", &r.channel))?;
+    Ok(vec![
         r.project_no.clone(),
         r.service_name.clone(),
-        r.level
-            .parse::<Level>()
-            .map_or_else(|_| r.level.clone(), |l| l.label().to_owned()),
-        r.channel
-            .parse::<Channel>()
-            .map_or_else(|_| r.channel.clone(), |ch| ch.label().to_owned()),
+        level.label().to_owned(),
+        channel.label().to_owned(),
         time(r.rated_at),
         c.unit_code.as_deref().map(unit_name).unwrap_or_default(),
         def.state(&c.state)
@@ -237,5 +242,5 @@ fn row(
         c.closed_at.map(time).unwrap_or_default(),
         unit_name(&c.origin_unit),
         c.id.to_string(),
-    ]
+    ])
 }

@@ -269,13 +269,13 @@ pub(crate) fn counts_of_case(
     events: &[event::Model],
     real_name: bool,
     overdue: bool,
-) -> Counts {
+) -> Result<Counts> {
     let fields: Vec<Map<String, Value>> = events
         .iter()
-        .map(|e| serde_json::from_str(&e.fields).unwrap_or_default())
-        .collect();
+        .map(crate::cases::event_fields)
+        .collect::<Result<_>>()?;
     let steps = steps_of(events, &fields);
-    case_counts(
+    Ok(case_counts(
         def,
         engine.calendar(),
         &CaseRecord {
@@ -283,7 +283,7 @@ pub(crate) fn counts_of_case(
             real_name,
             overdue,
         },
-    )
+    ))
 }
 
 /// Adds to the sums the difference a change of a case made (its events and overdue mark before and
@@ -315,8 +315,8 @@ pub(crate) fn add_case_change(
     after: (&[event::Model], bool),
 ) -> Result<()> {
     let def = workflow_of(engine, case)?;
-    let delta = counts_of_case(engine, def, after.0, rating.rater_real_name, after.1)
-        - counts_of_case(engine, def, before.0, rating.rater_real_name, before.1);
+    let delta = counts_of_case(engine, def, after.0, rating.rater_real_name, after.1)?
+        - counts_of_case(engine, def, before.0, rating.rater_real_name, before.1)?;
     if !delta.is_zero() {
         add(
             sums,
@@ -668,7 +668,7 @@ impl Store {
                     &mut sums,
                     key,
                     &name,
-                    counts_of_case(engine, def, &log, real_name, c.overdue),
+                    counts_of_case(engine, def, &log, real_name, c.overdue)?,
                 );
                 cases_read += 1;
             }

@@ -18,6 +18,7 @@ bihuan_test_support::on_both_databases!(
     an_action_reads_its_case_once_and_never_reads_it_back,
     a_unit_added_behind_the_stores_back_is_seen_by_the_next_action,
     a_case_outside_the_callers_scope_is_not_found_inside_the_action,
+    a_corrupt_stored_value_is_an_error_never_a_default,
 );
 
 /// A store on `db` that records every statement it runs.
@@ -198,5 +199,63 @@ async fn a_case_outside_the_callers_scope_is_not_found_inside_the_action(db: &Te
         (case.case.version, case.events.len()),
         (1, 1),
         "nothing written"
+    );
+}
+
+/// An event whose recorded fields are not JSON, or a rating whose level is unknown, is reported as
+/// corrupt by the ledger and by the metrics' rebuild (naming it), never read as empty or shown raw:
+/// either would silently change what the case counts for.
+async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
+    let engine = engine();
+    seed_org(&db.store).await;
+    let id = open_case(&db.store, &engine, "P9").await;
+    act(
+        &db.store,
+        &engine,
+        id,
+        "zhang",
+        "accept",
+        json!({}),
+        at(6, 11),
+    )
+    .await
+    .unwrap();
+    let ledger = async || {
+        db.store
+            .ledger_page(
+                &engine,
+                &CaseScope::All,
+                &bihuan_store::LedgerFilter::default(),
+                None,
+                100,
+                at(6, 12),
+            )
+            .await
+    };
+    assert_eq!(ledger().await.unwrap().0.len(), 1);
+    let conn = db.store.connection();
+    conn.execute_unprepared("UPDATE events SET fields = 'not json' WHERE seq = 2")
+        .await
+        .unwrap();
+    let refused = ledger().await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("event 2 of case")),
+        "{refused:?}"
+    );
+    let refused = db.store.rebuild_metrics(&engine).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("event 2 of case")),
+        "{refused:?}"
+    );
+    conn.execute_unprepared("UPDATE events SET fields = '{}' WHERE seq = 2")
+        .await
+        .unwrap();
+    conn.execute_unprepared("UPDATE ratings SET level = 'furious'")
+        .await
+        .unwrap();
+    let refused = ledger().await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("\"furious\"")),
+        "{refused:?}"
     );
 }
