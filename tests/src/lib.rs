@@ -42,19 +42,21 @@ pub fn bin() -> &'static Path {
     })
 }
 
-/// A `bihuan` command in `dir`, with a clean environment for the variables it reads.
+/// A `bihuan` command in `dir`, with a clean environment for the variables it reads, on a clock that
+/// starts at [`api::START`] (a test that needs another instant sets `BIHUAN_FAKE_NOW` itself): no test
+/// of the binary reads the system clock's date either.
 pub fn bihuan(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.current_dir(dir);
     for var in [
         "BIHUAN_DATABASE_URL",
         "BIHUAN_SMTP_URL",
-        "BIHUAN_FAKE_NOW",
         "BIHUAN_TZ",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);
     }
+    cmd.env("BIHUAN_FAKE_NOW", api::START);
     cmd
 }
 
