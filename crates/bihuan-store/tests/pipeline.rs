@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use bihuan_store::{ActionRequest, CaseScope, NewUnit, Store, StoreError};
+use bihuan_store::{ActionRequest, CaseScope, NewUnit, StoreError};
 use bihuan_test_support::TestDb;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use common::{act, actor, at, engine, fields, open_case, seed_org};
+use common::{act, actor, at, engine, fields, observed, open_case, seed_org, taken};
 
 bihuan_test_support::on_both_databases!(
     an_action_reads_its_case_once_and_never_reads_it_back,
@@ -20,21 +18,6 @@ bihuan_test_support::on_both_databases!(
     a_case_outside_the_callers_scope_is_not_found_inside_the_action,
     a_corrupt_stored_value_is_an_error_never_a_default,
 );
-
-/// A store on `db` that records every statement it runs.
-async fn observed(db: &TestDb) -> (Store, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut store = Store::connect(&db.url).await.unwrap();
-    let log = Arc::clone(&seen);
-    store.observe_statements(move |info| {
-        log.lock().unwrap().push(info.statement.sql.clone());
-    });
-    (store, seen)
-}
-
-fn taken(seen: &Mutex<Vec<String>>) -> Vec<String> {
-    std::mem::take(&mut *seen.lock().unwrap())
-}
 
 /// How many statements start with `prefix` and name `table` (quoted as either database quotes it).
 fn touching(statements: &[String], prefix: &str, table: &str) -> usize {

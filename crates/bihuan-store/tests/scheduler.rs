@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use bihuan_core::rating::{Channel, Level};
-use bihuan_store::Store;
 use bihuan_store::entity::{case, outbox};
 use bihuan_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,7 +13,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Statement, TransactionTrait,
 };
 
-use common::{at, engine, rating, seed_org};
+use common::{at, engine, observed, rating, seed_org, taken};
 
 bihuan_test_support::on_both_databases!(
     one_pass_reminds_every_case_once_a_page_at_a_time,
@@ -29,20 +26,6 @@ fn local(day: u32, minutes: u32) -> DateTime<Utc> {
         .with_ymd_and_hms(2021, 5, day, minutes / 60, minutes % 60, 0)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-async fn observed(db: &TestDb) -> (Store, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut store = Store::connect(&db.url).await.unwrap();
-    let log = Arc::clone(&seen);
-    store.observe_statements(move |info| {
-        log.lock().unwrap().push(info.statement.sql.clone());
-    });
-    (store, seen)
-}
-
-fn taken(seen: &Mutex<Vec<String>>) -> Vec<String> {
-    std::mem::take(&mut *seen.lock().unwrap())
 }
 
 /// 1,200 cases opened Thursday 5/6 (due when Friday 5/7 ends, escalated when the make-up working

@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // Tests fail loudly on purpose.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
 use bihuan_core::{Actor, Engine, Role};
 use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
+use bihuan_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -166,4 +168,20 @@ pub async fn act(
         )
         .await
         .map(|done| done.case)
+}
+
+/// A store on `db` that records every statement it runs.
+pub async fn observed(db: &TestDb) -> (Store, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut store = Store::connect(&db.url).await.unwrap();
+    let log = Arc::clone(&seen);
+    store.observe_statements(move |info| {
+        log.lock().unwrap().push(info.statement.sql.clone());
+    });
+    (store, seen)
+}
+
+/// The statements recorded since the last call.
+pub fn taken(seen: &Mutex<Vec<String>>) -> Vec<String> {
+    std::mem::take(&mut *seen.lock().unwrap())
 }
