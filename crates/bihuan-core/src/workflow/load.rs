@@ -192,17 +192,7 @@ pub fn load(file: &str, text: &str) -> Result<WorkflowDefinition, Vec<Problem>> 
         text,
         problems: Vec::new(),
     };
-    let raw: RawFile = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let line = e.span().map(|s| ck.line_of(s.start));
-            return Err(vec![Problem {
-                file: file.to_owned(),
-                line,
-                message: e.message().trim().to_owned(),
-            }]);
-        }
-    };
+    let raw = parse(&ck)?;
 
     if raw.workflow.id.get_ref().trim().is_empty() {
         ck.at(&raw.workflow.id, "the workflow id is empty");
@@ -211,18 +201,8 @@ pub fn load(file: &str, text: &str) -> Result<WorkflowDefinition, Vec<Problem>> 
         ck.at(&raw.workflow.version, "the workflow version starts at 1");
     }
 
-    let mut state_ids = BTreeSet::new();
-    for s in &raw.states {
-        if !state_ids.insert(s.id.get_ref().clone()) {
-            ck.at(&s.id, format!("duplicate state id `{}`", s.id.get_ref()));
-        }
-    }
-    let mut action_ids = BTreeSet::new();
-    for a in &raw.actions {
-        if !action_ids.insert(a.id.get_ref().clone()) {
-            ck.at(&a.id, format!("duplicate action id `{}`", a.id.get_ref()));
-        }
-    }
+    let state_ids = unique_ids(&mut ck, "state", raw.states.iter().map(|s| &s.id));
+    let action_ids = unique_ids(&mut ck, "action", raw.actions.iter().map(|a| &a.id));
     if raw.states.is_empty() {
         ck.problems.push(Problem {
             file: file.to_owned(),
@@ -256,27 +236,56 @@ pub fn load(file: &str, text: &str) -> Result<WorkflowDefinition, Vec<Problem>> 
         return Err(ck.problems);
     }
 
-    let defaults = Settings::default();
     Ok(WorkflowDefinition {
         id: raw.workflow.id.into_inner(),
         version: raw.workflow.version.into_inner(),
         label: raw.workflow.label,
         label_en: raw.workflow.label_en,
         initial: raw.workflow.initial.into_inner(),
-        settings: Settings {
-            reopen_limit: raw.settings.reopen_limit.unwrap_or(defaults.reopen_limit),
-            due_soon_working_days: raw
-                .settings
-                .due_soon_working_days
-                .unwrap_or(defaults.due_soon_working_days),
-            escalate_after_working_days: raw
-                .settings
-                .escalate_after_working_days
-                .unwrap_or(defaults.escalate_after_working_days),
-        },
+        settings: settings(&raw.settings),
         states,
         actions,
     })
+}
+
+/// Parses the TOML into the file's raw shape; a syntax or shape error is the one problem named.
+fn parse(ck: &Checker<'_>) -> Result<RawFile, Vec<Problem>> {
+    toml::from_str(ck.text).map_err(|e| {
+        vec![Problem {
+            file: ck.file.to_owned(),
+            line: e.span().map(|s| ck.line_of(s.start)),
+            message: e.message().trim().to_owned(),
+        }]
+    })
+}
+
+/// The set of ids of one kind (`what`: state or action), naming each id declared twice.
+fn unique_ids<'a>(
+    ck: &mut Checker<'_>,
+    what: &str,
+    ids: impl Iterator<Item = &'a Spanned<String>>,
+) -> BTreeSet<String> {
+    let mut unique = BTreeSet::new();
+    for id in ids {
+        if !unique.insert(id.get_ref().clone()) {
+            ck.at(id, format!("duplicate {what} id `{}`", id.get_ref()));
+        }
+    }
+    unique
+}
+
+/// The file's settings, each one it leaves out taken from [`Settings::default`].
+fn settings(raw: &RawSettings) -> Settings {
+    let defaults = Settings::default();
+    Settings {
+        reopen_limit: raw.reopen_limit.unwrap_or(defaults.reopen_limit),
+        due_soon_working_days: raw
+            .due_soon_working_days
+            .unwrap_or(defaults.due_soon_working_days),
+        escalate_after_working_days: raw
+            .escalate_after_working_days
+            .unwrap_or(defaults.escalate_after_working_days),
+    }
 }
 
 fn check_state(
@@ -378,12 +387,42 @@ fn from_list(from: &Spanned<OneOrMany>) -> Vec<&String> {
     }
 }
 
+/// Checks one action and builds its definition; the checks run in a fixed order, so its problems are named in that order.
 fn check_action(
     ck: &mut Checker<'_>,
     a: &RawAction,
     state_ids: &BTreeSet<String>,
     action_ids: &BTreeSet<String>,
 ) -> ActionDef {
+    let from = check_transition(ck, a, state_ids);
+    let roles = check_roles(ck, a);
+    let fields = check_fields(ck, a);
+    let guards = check_guards(ck, a, action_ids);
+    let effects = check_effects(ck, a);
+    let marks = check_marks(ck, a);
+    let notify = check_notify(ck, a);
+    ActionDef {
+        id: a.id.get_ref().clone(),
+        label: a.label.clone(),
+        label_en: a.label_en.clone(),
+        from,
+        to: a.to.get_ref().clone(),
+        roles,
+        fields,
+        guards,
+        effects,
+        marks,
+        notify,
+        co_units: a.co_units,
+    }
+}
+
+/// The states an action is taken from: at least one, each declared, and its `to` declared too.
+fn check_transition(
+    ck: &mut Checker<'_>,
+    a: &RawAction,
+    state_ids: &BTreeSet<String>,
+) -> Vec<String> {
     let id = a.id.get_ref();
     let from = from_list(&a.from);
     if from.is_empty() {
@@ -403,6 +442,12 @@ fn check_action(
             format!("action `{id}`: unknown state `{}` in `to`", a.to.get_ref()),
         );
     }
+    from.into_iter().cloned().collect()
+}
+
+/// The roles allowed to take an action: at least one, each a known role.
+fn check_roles(ck: &mut Checker<'_>, a: &RawAction) -> Vec<Role> {
+    let id = a.id.get_ref();
     let mut roles = Vec::new();
     if a.roles.is_empty() {
         ck.at(&a.id, format!("action `{id}` allows no role"));
@@ -413,7 +458,12 @@ fn check_action(
             Err(e) => ck.at(r, format!("action `{id}`: {e}")),
         }
     }
+    roles
+}
 
+/// The fields of an action's form: each name once, each field checked on its own.
+fn check_fields(ck: &mut Checker<'_>, a: &RawAction) -> Vec<FieldDef> {
+    let id = a.id.get_ref();
     let mut fields = Vec::new();
     let mut names = BTreeSet::new();
     for f in &a.fields {
@@ -427,102 +477,144 @@ fn check_action(
             fields.push(field);
         }
     }
+    fields
+}
 
-    let mut guards = Vec::new();
-    for g in &a.guards {
-        match g.kind.get_ref().as_str() {
-            "min_actions_in_state" => match (&g.action, g.count) {
-                (Some(action), Some(count)) => {
-                    if !action_ids.contains(action.get_ref()) {
-                        ck.at(
-                            action,
-                            format!("action `{id}`: guard names unknown action `{}`", action.get_ref()),
-                        );
-                    }
-                    guards.push(Guard::MinActionsInState {
-                        action: action.get_ref().clone(),
-                        count,
-                    });
+/// The guards an action must pass: each of a known kind, with what that kind needs.
+fn check_guards(ck: &mut Checker<'_>, a: &RawAction, action_ids: &BTreeSet<String>) -> Vec<Guard> {
+    a.guards
+        .iter()
+        .filter_map(|g| check_guard(ck, a.id.get_ref(), g, action_ids))
+        .collect()
+}
+
+/// One guard: `min_actions_in_state` names a declared action and a count; the other kind needs nothing.
+fn check_guard(
+    ck: &mut Checker<'_>,
+    id: &str,
+    g: &RawGuard,
+    action_ids: &BTreeSet<String>,
+) -> Option<Guard> {
+    match g.kind.get_ref().as_str() {
+        "min_actions_in_state" => match (&g.action, g.count) {
+            (Some(action), Some(count)) => {
+                if !action_ids.contains(action.get_ref()) {
+                    ck.at(
+                        action,
+                        format!(
+                            "action `{id}`: guard names unknown action `{}`",
+                            action.get_ref()
+                        ),
+                    );
                 }
-                _ => ck.at(
+                Some(Guard::MinActionsInState {
+                    action: action.get_ref().clone(),
+                    count,
+                })
+            }
+            _ => {
+                ck.at(
                     &g.kind,
                     format!("action `{id}`: guard min_actions_in_state needs `action` and `count`"),
-                ),
-            },
-            "reopen_count_below_limit" => guards.push(Guard::ReopenCountBelowLimit),
-            other => ck.at(
+                );
+                None
+            }
+        },
+        "reopen_count_below_limit" => Some(Guard::ReopenCountBelowLimit),
+        other => {
+            ck.at(
                 &g.kind,
                 format!(
                     "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit)"
                 ),
-            ),
+            );
+            None
         }
     }
+}
 
-    let mut effects = Vec::new();
-    for e in &a.effects {
-        let kind = e.kind.get_ref().as_str();
-        let wanted = match kind {
-            "set_responsible_unit" => Some("unit"),
-            "extend_deadline" => Some("integer"),
-            "reopen" | "clear_responsible_unit" => None,
-            other => {
-                ck.at(
-                    &e.kind,
-                    format!(
-                        "action `{id}`: unknown effect kind `{other}` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)"
-                    ),
-                );
-                continue;
-            }
-        };
-        let field = match (wanted, &e.field) {
-            (None, _) => None,
-            (Some(ty), Some(field)) => {
-                let declared = a
-                    .fields
-                    .iter()
-                    .find(|f| f.name.get_ref() == field.get_ref());
-                match declared.and_then(|f| f.kind.as_ref()) {
-                    Some(k) if k.get_ref() == ty => Some(field.get_ref().clone()),
-                    Some(_) => {
-                        ck.at(
-                            field,
-                            format!("action `{id}`: effect {kind} needs a field of type {ty}"),
-                        );
-                        None
-                    }
-                    None => {
-                        ck.at(
-                            field,
-                            format!(
-                                "action `{id}`: effect {kind} names undeclared field `{}`",
-                                field.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-            (Some(_), None) => {
-                ck.at(
-                    &e.kind,
-                    format!("action `{id}`: effect {kind} needs `field`"),
-                );
-                None
-            }
-        };
-        match (kind, field) {
-            ("set_responsible_unit", Some(field)) => {
-                effects.push(EffectDef::SetResponsibleUnit { field })
-            }
-            ("extend_deadline", Some(field)) => effects.push(EffectDef::ExtendDeadline { field }),
-            ("reopen", _) => effects.push(EffectDef::Reopen),
-            ("clear_responsible_unit", _) => effects.push(EffectDef::ClearResponsibleUnit),
-            _ => {}
+/// The effects of an action: each of a known kind, on a field of the action where it needs one.
+fn check_effects(ck: &mut Checker<'_>, a: &RawAction) -> Vec<EffectDef> {
+    a.effects
+        .iter()
+        .filter_map(|e| check_effect(ck, a, e))
+        .collect()
+}
+
+/// One effect: its kind known, and the field it acts on checked when the kind needs one.
+fn check_effect(ck: &mut Checker<'_>, a: &RawAction, e: &RawEffect) -> Option<EffectDef> {
+    let kind = e.kind.get_ref().as_str();
+    let wanted = match kind {
+        "set_responsible_unit" => Some("unit"),
+        "extend_deadline" => Some("integer"),
+        "reopen" | "clear_responsible_unit" => None,
+        other => {
+            let id = a.id.get_ref();
+            ck.at(
+                &e.kind,
+                format!(
+                    "action `{id}`: unknown effect kind `{other}` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)"
+                ),
+            );
+            return None;
+        }
+    };
+    let field = wanted.and_then(|ty| check_effect_field(ck, a, e, ty));
+    match (kind, field) {
+        ("set_responsible_unit", Some(field)) => Some(EffectDef::SetResponsibleUnit { field }),
+        ("extend_deadline", Some(field)) => Some(EffectDef::ExtendDeadline { field }),
+        ("reopen", _) => Some(EffectDef::Reopen),
+        ("clear_responsible_unit", _) => Some(EffectDef::ClearResponsibleUnit),
+        _ => None,
+    }
+}
+
+/// The field an effect acts on: given, declared by the action with a type, and that type `ty`.
+fn check_effect_field(
+    ck: &mut Checker<'_>,
+    a: &RawAction,
+    e: &RawEffect,
+    ty: &str,
+) -> Option<String> {
+    let id = a.id.get_ref();
+    let kind = e.kind.get_ref();
+    let Some(field) = &e.field else {
+        ck.at(
+            &e.kind,
+            format!("action `{id}`: effect {kind} needs `field`"),
+        );
+        return None;
+    };
+    let declared = a
+        .fields
+        .iter()
+        .find(|f| f.name.get_ref() == field.get_ref());
+    // A declared field without a type counts as undeclared: it was already named as untyped.
+    match declared.and_then(|f| f.kind.as_ref()) {
+        Some(k) if k.get_ref() == ty => Some(field.get_ref().clone()),
+        Some(_) => {
+            ck.at(
+                field,
+                format!("action `{id}`: effect {kind} needs a field of type {ty}"),
+            );
+            None
+        }
+        None => {
+            ck.at(
+                field,
+                format!(
+                    "action `{id}`: effect {kind} names undeclared field `{}`",
+                    field.get_ref()
+                ),
+            );
+            None
         }
     }
+}
 
+/// The marks an action leaves on a case: each one of [`Mark::ALL`].
+fn check_marks(ck: &mut Checker<'_>, a: &RawAction) -> Vec<Mark> {
+    let id = a.id.get_ref();
     let mut marks = Vec::new();
     for m in &a.marks {
         match Mark::ALL.iter().find(|(_, s)| s == m.get_ref()) {
@@ -540,7 +632,12 @@ fn check_action(
             }
         }
     }
+    marks
+}
 
+/// The notices an action sends: each to a known audience.
+fn check_notify(ck: &mut Checker<'_>, a: &RawAction) -> Vec<NotifyDef> {
+    let id = a.id.get_ref();
     let mut notify = Vec::new();
     for n in &a.notify {
         match Audience::ALL.iter().find(|(_, s)| s == n.to.get_ref()) {
@@ -557,21 +654,7 @@ fn check_action(
             ),
         }
     }
-
-    ActionDef {
-        id: id.clone(),
-        label: a.label.clone(),
-        label_en: a.label_en.clone(),
-        from: from.iter().map(|f| (*f).clone()).collect(),
-        to: a.to.get_ref().clone(),
-        roles,
-        fields,
-        guards,
-        effects,
-        marks,
-        notify,
-        co_units: a.co_units,
-    }
+    notify
 }
 
 fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<FieldDef> {
@@ -723,4 +806,288 @@ fn closure<'a>(
         }
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small valid file with one action, to break in one place at a time.
+    const BASE: &str = r#"[workflow]
+id = "t"
+version = 1
+label = "测试"
+label_en = "Test"
+initial = "a"
+
+[[states]]
+id = "a"
+label = "甲"
+label_en = "A"
+
+[[states]]
+id = "b"
+label = "乙"
+label_en = "B"
+terminal = true
+
+[[actions]]
+id = "go"
+label = "走"
+label_en = "Go"
+from = "a"
+to = "b"
+roles = ["center_staff"]
+[[actions.fields]]
+name = "days"
+label = "天数"
+type = "integer"
+"#;
+
+    /// BASE with each `(from, to)` replaced once.
+    fn edited(edits: &[(&str, &str)]) -> String {
+        edits.iter().fold(BASE.to_owned(), |text, (from, to)| {
+            assert!(text.contains(from), "{from}");
+            text.replacen(from, to, 1)
+        })
+    }
+
+    /// A row of a table: the edits to BASE, and every problem expected, in order, as (line, message).
+    type Row<'a> = (Vec<(&'a str, &'a str)>, Vec<(usize, &'a str)>);
+
+    /// The problems of a file as (line, message), in the order they are named; none if it loads.
+    fn problems(text: &str) -> Vec<(Option<usize>, String)> {
+        match load("t.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.into_iter().map(|p| (p.line, p.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn each_check_of_an_action_names_its_problems_in_order() {
+        let roles = "roles = [\"center_staff\"]";
+        let known_marks: Vec<&str> = Mark::ALL.iter().map(|(_, s)| *s).collect();
+        let unknown_mark = format!(
+            "action `go`: unknown mark `great` (known: {})",
+            known_marks.join(", ")
+        );
+        // The role's own parse error is the message, so it is taken from there, not copied.
+        let unknown_role = |name: &str| match name.parse::<Role>() {
+            Ok(role) => panic!("{name} is the role {role:?}"),
+            Err(e) => format!("action `go`: {e}"),
+        };
+        let (clerk, janitor) = (unknown_role("clerk"), unknown_role("janitor"));
+        let table: Vec<Row<'_>> = vec![
+            (
+                vec![("from = \"a\"", "from = []")],
+                vec![(20, "action `go` has an empty `from`")],
+            ),
+            (
+                vec![
+                    ("from = \"a\"", "from = [\"z\", \"a\", \"y\"]"),
+                    ("to = \"b\"", "to = \"c\""),
+                ],
+                vec![
+                    (23, "action `go`: unknown state `z` in `from`"),
+                    (23, "action `go`: unknown state `y` in `from`"),
+                    (24, "action `go`: unknown state `c` in `to`"),
+                ],
+            ),
+            (
+                vec![(roles, "roles = []")],
+                vec![(20, "action `go` allows no role")],
+            ),
+            (
+                vec![(roles, "roles = [\"clerk\", \"center_staff\", \"janitor\"]")],
+                vec![(25, clerk.as_str()), (25, janitor.as_str())],
+            ),
+            (
+                vec![(
+                    "type = \"integer\"",
+                    "type = \"integer\"\n[[actions.fields]]\nname = \"days\"\nlabel = \"又\"\ntype = \"text\"",
+                )],
+                vec![(31, "action `go`: duplicate field `days`")],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\nguards = [{ kind = \"min_actions_in_state\", action = \"go\" }]",
+                )],
+                vec![(
+                    26,
+                    "action `go`: guard min_actions_in_state needs `action` and `count`",
+                )],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\nguards = [{ kind = \"min_actions_in_state\", action = \"go\", count = 2 }, { kind = \"reopen_count_below_limit\" }]",
+                )],
+                vec![],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\neffects = [{ kind = \"teleport\" }, { kind = \"extend_deadline\", field = \"reason\" }]",
+                )],
+                vec![
+                    (
+                        26,
+                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)",
+                    ),
+                    (
+                        26,
+                        "action `go`: effect extend_deadline names undeclared field `reason`",
+                    ),
+                ],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\neffects = [{ kind = \"set_responsible_unit\", field = \"days\" }]",
+                )],
+                vec![(
+                    26,
+                    "action `go`: effect set_responsible_unit needs a field of type unit",
+                )],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\neffects = [{ kind = \"extend_deadline\" }]",
+                )],
+                vec![(26, "action `go`: effect extend_deadline needs `field`")],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\neffects = [{ kind = \"extend_deadline\", field = \"days\" }, { kind = \"reopen\", field = \"days\" }, { kind = \"clear_responsible_unit\" }]",
+                )],
+                vec![],
+            ),
+            (
+                vec![(
+                    roles,
+                    "roles = [\"center_staff\"]\nmarks = [\"rectified\", \"great\"]\nnotify = [{ kind = \"x\", to = \"center\" }, { kind = \"y\", to = \"mayor\" }]",
+                )],
+                vec![
+                    (26, unknown_mark.as_str()),
+                    (
+                        27,
+                        "action `go`: unknown audience `mayor` (known: responsible_unit, center, supervisors)",
+                    ),
+                ],
+            ),
+            // A field without a type is undeclared to an effect too, and the field is named first.
+            (
+                vec![
+                    (
+                        roles,
+                        "roles = [\"center_staff\"]\neffects = [{ kind = \"extend_deadline\", field = \"days\" }]",
+                    ),
+                    ("type = \"integer\"\n", ""),
+                ],
+                vec![
+                    (28, "action `go`: field `days` has no type"),
+                    (
+                        26,
+                        "action `go`: effect extend_deadline names undeclared field `days`",
+                    ),
+                ],
+            ),
+            // Every kind of problem in one action at once: named in the order the checks run.
+            (
+                vec![
+                    ("from = \"a\"", "from = [\"z\"]"),
+                    ("to = \"b\"", "to = \"c\""),
+                    (
+                        roles,
+                        "roles = [\"clerk\"]\nguards = [{ kind = \"moon_phase\" }]\neffects = [{ kind = \"teleport\" }]\nmarks = [\"great\"]\nnotify = [{ kind = \"x\", to = \"mayor\" }]",
+                    ),
+                    ("type = \"integer\"", "type = \"blob\""),
+                ],
+                vec![
+                    (23, "action `go`: unknown state `z` in `from`"),
+                    (24, "action `go`: unknown state `c` in `to`"),
+                    (25, clerk.as_str()),
+                    (
+                        33,
+                        "action `go`: field `days` has unknown type `blob` (known: text, enum, integer, unit, datetime)",
+                    ),
+                    (
+                        26,
+                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit)",
+                    ),
+                    (
+                        27,
+                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)",
+                    ),
+                    (28, unknown_mark.as_str()),
+                    (
+                        29,
+                        "action `go`: unknown audience `mayor` (known: responsible_unit, center, supervisors)",
+                    ),
+                ],
+            ),
+        ];
+        assert_eq!(problems(BASE), []);
+        for (edits, expected) in table {
+            let expected: Vec<(Option<usize>, String)> = expected
+                .into_iter()
+                .map(|(line, message)| (Some(line), message.to_owned()))
+                .collect();
+            assert_eq!(problems(&edited(&edits)), expected, "{edits:?}");
+        }
+    }
+
+    #[test]
+    fn an_id_declared_twice_is_named_for_states_and_actions() {
+        let again = "[[actions]]\nid = \"go\"\nlabel = \"再\"\nlabel_en = \"Again\"\nfrom = \"a\"\nto = \"b\"\nroles = [\"center_staff\"]\n";
+        let table: [(String, Vec<(usize, &str)>); 2] = [
+            (
+                edited(&[("id = \"b\"", "id = \"a\"")]),
+                vec![
+                    (14, "duplicate state id `a`"),
+                    (24, "action `go`: unknown state `b` in `to`"),
+                ],
+            ),
+            (
+                format!("{BASE}{again}"),
+                vec![(31, "duplicate action id `go`")],
+            ),
+        ];
+        for (text, expected) in table {
+            let expected: Vec<(Option<usize>, String)> = expected
+                .into_iter()
+                .map(|(line, message)| (Some(line), message.to_owned()))
+                .collect();
+            assert_eq!(problems(&text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn settings_left_out_of_the_file_take_their_defaults() {
+        let table = [
+            ("", Settings::default()),
+            (
+                "[settings]\nreopen_limit = 3\n",
+                Settings {
+                    reopen_limit: 3,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "[settings]\nreopen_limit = 0\ndue_soon_working_days = 2\nescalate_after_working_days = 4\n",
+                Settings {
+                    reopen_limit: 0,
+                    due_soon_working_days: 2,
+                    escalate_after_working_days: 4,
+                },
+            ),
+        ];
+        for (extra, expected) in table {
+            let def = load("t.toml", &format!("{BASE}{extra}")).unwrap();
+            assert_eq!(def.settings, expected, "{extra}");
+        }
+    }
 }
