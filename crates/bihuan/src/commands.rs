@@ -169,6 +169,56 @@ pub async fn migrate(db: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `bihuan report`.
+pub async fn report(db: &str, args: crate::report::ReportArgs) -> anyhow::Result<ExitCode> {
+    let store = config::migrated_store(db).await?;
+    crate::report::report(&store, args).await
+}
+
+/// `bihuan metrics rebuild`.
+pub async fn metrics_rebuild(
+    tz: Tz,
+    db: &str,
+    workflows: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let (engine, _) = config::engine(workflows, tz)?;
+    let store = config::migrated_store(db).await?;
+    let (ratings, cases) = store.rebuild_metrics(&engine).await?;
+    println!("统计数据已重新计算：评价 {ratings} 条，工单 {cases} 件");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bihuan tick [--now TIME]`: one scheduler pass, at `now` or the clock's time.
+pub async fn tick(
+    clock: Clock,
+    tz: Tz,
+    now: Option<&str>,
+    db: &str,
+    workflows: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let now = match now {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| anyhow::anyhow!("--now {text}: not an RFC 3339 time ({e})"))?
+            .to_utc(),
+        None => clock.now(),
+    };
+    let (engine, _) = config::engine(workflows, tz)?;
+    let store = config::migrated_store(db).await?;
+    let (mailer, schedule) = config::mail()?;
+    let report = bihuan_notify::tick(&store, &engine, &mailer, &schedule, now).await?;
+    println!(
+        "调度完成：触发定时动作 {} 件，提醒 {} 条，每日汇总 {} 封，发出邮件 {} 封，待重试 {} 封，放弃 {} 封，已被他人处理 {} 件",
+        report.fired,
+        report.reminders,
+        report.digests,
+        report.sent,
+        report.retrying,
+        report.dead,
+        report.overtaken
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `bihuan workflows check [DIR]`.
 pub fn workflows_check(clock: Clock, tz: Tz, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("workflows"));

@@ -191,6 +191,13 @@ pub async fn store(url: &str) -> anyhow::Result<bihuan_store::Store> {
     Ok(bihuan_store::Store::connect_with(url, settings).await?)
 }
 
+/// The store at `url`, its schema brought up to date first (the commands that read and write data).
+pub async fn migrated_store(url: &str) -> anyhow::Result<bihuan_store::Store> {
+    let store = store(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
 fn number_var(name: &str) -> anyhow::Result<Option<i64>> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => match v.trim().parse::<i64>() {

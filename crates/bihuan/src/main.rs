@@ -11,6 +11,8 @@ mod report;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use bihuan_store::Clock;
+use chrono_tz::Tz;
 use clap::Parser;
 use cli::{
     AuditCommand, Cli, Command, ImportCommand, MetricsCommand, TokenCommand, UnitCommand,
@@ -67,108 +69,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workflows {
             command: WorkflowsCommand::Check { dir },
         } => commands::workflows_check(clock, tz, dir),
-        Command::User {
-            command:
-                UserCommand::Add {
-                    username,
-                    role,
-                    unit,
-                    email,
-                    password_stdin: _,
-                    db,
-                },
-        } => commands::user_add(clock, &db.url, username, &role, unit, email).await,
-        Command::Unit {
-            command:
-                UnitCommand::Add {
-                    code,
-                    name,
-                    parent,
-                    email,
-                    region,
-                    db,
-                },
-        } => {
-            let unit = bihuan_store::NewUnit {
-                code,
-                name,
-                parent,
-                email,
-                region,
-            };
-            commands::unit_add(clock, &db.url, &unit).await
-        }
-        Command::Unit {
-            command: UnitCommand::Map { code, to, db },
-        } => commands::unit_map(clock, &db.url, &code, &to).await,
-        Command::Import {
-            command:
-                ImportCommand::Ratings {
-                    file,
-                    partial,
-                    db,
-                    workflows,
-                },
-        } => {
-            let limits = bihuan_core::Limits::ratings(config::max_upload()?);
-            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = config::store(&db.url).await?;
-            store.migrate().await?;
-            import::ratings(&store, &engine, clock, &file, partial, limits).await
-        }
-        Command::Import {
-            command:
-                ImportCommand::Plan {
-                    file,
-                    name,
-                    year,
-                    parent,
-                    report_months,
-                    db,
-                    workflows,
-                },
-        } => {
-            let limits = bihuan_core::Limits::plans(config::max_upload()?);
-            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = config::store(&db.url).await?;
-            store.migrate().await?;
-            let options = bihuan_store::PlanOptions {
-                name,
-                year,
-                parent,
-                report_months: Some(report_months),
-            };
-            plan_import::run(&store, &engine, clock, &file, options, &limits).await
-        }
-        Command::Token {
-            command:
-                TokenCommand::Add {
-                    name,
-                    scope,
-                    source,
-                    db,
-                },
-        } => commands::token_add(clock, &db.url, &name, &scope, source.as_deref()).await,
-        Command::Token {
-            command: TokenCommand::Revoke { name, db },
-        } => commands::token_revoke(clock, &db.url, &name).await,
-        Command::Token {
-            command: TokenCommand::List { db },
-        } => commands::token_list(&db.url).await,
-        Command::User {
-            command: UserCommand::Disable { username, db },
-        } => commands::user_disable(clock, &db.url, &username, true).await,
-        Command::User {
-            command: UserCommand::Enable { username, db },
-        } => commands::user_disable(clock, &db.url, &username, false).await,
-        Command::User {
-            command:
-                UserCommand::Password {
-                    username,
-                    password_stdin: _,
-                    db,
-                },
-        } => commands::user_password(clock, &db.url, &username).await,
+        Command::User { command } => user(clock, command).await,
+        Command::Unit { command } => unit(clock, command).await,
+        Command::Import { command } => import(clock, tz, command).await,
+        Command::Token { command } => token(clock, command).await,
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => commands::audit_verify(&db.url).await,
@@ -180,53 +84,120 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             db,
         } => {
-            let store = config::store(&db.url).await?;
-            store.migrate().await?;
-            report::report(
-                &store,
-                report::ReportArgs {
-                    from,
-                    to,
-                    unit,
-                    format,
-                    out,
-                },
-            )
-            .await
+            let args = report::ReportArgs {
+                from,
+                to,
+                unit,
+                format,
+                out,
+            };
+            commands::report(&db.url, args).await
         }
         Command::Metrics {
             command: MetricsCommand::Rebuild { db, workflows },
-        } => {
-            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = config::store(&db.url).await?;
-            store.migrate().await?;
-            let (ratings, cases) = store.rebuild_metrics(&engine).await?;
-            println!("统计数据已重新计算：评价 {ratings} 条，工单 {cases} 件");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => commands::metrics_rebuild(tz, &db.url, workflows.as_deref()).await,
         Command::Tick { now, db, workflows } => {
-            let now = match now {
-                Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-                    .map_err(|e| anyhow::anyhow!("--now {text}: not an RFC 3339 time ({e})"))?
-                    .to_utc(),
-                None => clock.now(),
-            };
-            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
-            let store = config::store(&db.url).await?;
-            store.migrate().await?;
-            let (mailer, schedule) = config::mail()?;
-            let report = bihuan_notify::tick(&store, &engine, &mailer, &schedule, now).await?;
-            println!(
-                "调度完成：触发定时动作 {} 件，提醒 {} 条，每日汇总 {} 封，发出邮件 {} 封，待重试 {} 封，放弃 {} 封，已被他人处理 {} 件",
-                report.fired,
-                report.reminders,
-                report.digests,
-                report.sent,
-                report.retrying,
-                report.dead,
-                report.overtaken
-            );
-            Ok(ExitCode::SUCCESS)
+            commands::tick(clock, tz, now.as_deref(), &db.url, workflows.as_deref()).await
         }
+    }
+}
+
+/// `bihuan user …`.
+async fn user(clock: Clock, command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add {
+            username,
+            role,
+            unit,
+            email,
+            password_stdin: _,
+            db,
+        } => commands::user_add(clock, &db.url, username, &role, unit, email).await,
+        UserCommand::Disable { username, db } => {
+            commands::user_disable(clock, &db.url, &username, true).await
+        }
+        UserCommand::Enable { username, db } => {
+            commands::user_disable(clock, &db.url, &username, false).await
+        }
+        UserCommand::Password {
+            username,
+            password_stdin: _,
+            db,
+        } => commands::user_password(clock, &db.url, &username).await,
+    }
+}
+
+/// `bihuan unit …`.
+async fn unit(clock: Clock, command: UnitCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UnitCommand::Add {
+            code,
+            name,
+            parent,
+            email,
+            region,
+            db,
+        } => {
+            let unit = bihuan_store::NewUnit {
+                code,
+                name,
+                parent,
+                email,
+                region,
+            };
+            commands::unit_add(clock, &db.url, &unit).await
+        }
+        UnitCommand::Map { code, to, db } => commands::unit_map(clock, &db.url, &code, &to).await,
+    }
+}
+
+/// `bihuan import …`: ratings or a work plan, each checked against the upload limits.
+async fn import(clock: Clock, tz: Tz, command: ImportCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ImportCommand::Ratings {
+            file,
+            partial,
+            db,
+            workflows,
+        } => {
+            let limits = bihuan_core::Limits::ratings(config::max_upload()?);
+            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
+            let store = config::migrated_store(&db.url).await?;
+            import::ratings(&store, &engine, clock, &file, partial, limits).await
+        }
+        ImportCommand::Plan {
+            file,
+            name,
+            year,
+            parent,
+            report_months,
+            db,
+            workflows,
+        } => {
+            let limits = bihuan_core::Limits::plans(config::max_upload()?);
+            let (engine, _) = config::engine(workflows.as_deref(), tz)?;
+            let store = config::migrated_store(&db.url).await?;
+            let options = bihuan_store::PlanOptions {
+                name,
+                year,
+                parent,
+                report_months: Some(report_months),
+            };
+            plan_import::run(&store, &engine, clock, &file, options, &limits).await
+        }
+    }
+}
+
+/// `bihuan token …`.
+async fn token(clock: Clock, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Add {
+            name,
+            scope,
+            source,
+            db,
+        } => commands::token_add(clock, &db.url, &name, &scope, source.as_deref()).await,
+        TokenCommand::Revoke { name, db } => commands::token_revoke(clock, &db.url, &name).await,
+        TokenCommand::List { db } => commands::token_list(&db.url).await,
     }
 }
