@@ -210,7 +210,7 @@ async fn raw_ceiling(db: &TestDb, ids: &[(Uuid, i32)], letter: &outbox::Model, n
                     body: Set(letter.body.clone()),
                     html: Set(letter.html.clone()),
                     unique_key: Set(format!("raw:{id}:{kind}")),
-                    status: Set("digest".into()),
+                    status: Set(bihuan_store::OutboxStatus::Digest.into()),
                     attempts: Set(0),
                     next_attempt_at: Set(now),
                     last_error: Set(None),

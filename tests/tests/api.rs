@@ -1510,7 +1510,7 @@ async fn admins_list_the_outbox_by_status(db: &TestDb) {
         .unwrap()
         .unwrap();
     let mut dead = stored.into_active_model();
-    dead.status = Set("dead".into());
+    dead.status = Set(bihuan_store::OutboxStatus::Dead.into());
     dead.attempts = Set(8);
     dead.last_error = Set(Some("550 mailbox unavailable".into()));
     dead.update(db.store.connection()).await.unwrap();

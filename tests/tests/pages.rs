@@ -607,7 +607,7 @@ async fn supervisors_audit_and_admins_manage(db: &TestDb) {
         subject: sea_orm::Set("【好差评】无法投递的提醒".into()),
         body: sea_orm::Set("正文".into()),
         unique_key: sea_orm::Set("dead-1".into()),
-        status: sea_orm::Set("dead".into()),
+        status: sea_orm::Set(bihuan_store::OutboxStatus::Dead.into()),
         attempts: sea_orm::Set(8),
         next_attempt_at: sea_orm::Set(app.clock.now()),
         last_error: sea_orm::Set(Some("connection refused".into())),

@@ -26,6 +26,7 @@ bihuan_test_support::on_both_databases!(
     a_missing_monthly_report_is_overdue_mailed_to_the_lead_unit_and_escalated,
     a_target_bound_to_the_rectification_rate_shows_the_live_value,
     the_plan_pages_import_show_the_board_and_take_the_items_actions,
+    a_work_item_whose_stored_due_is_corrupt_is_refused_not_taken_for_ongoing,
 );
 
 const SEED: &str = "workflows/plans/shaba-2021.csv";
@@ -1096,4 +1097,37 @@ async fn the_plan_pages_import_show_the_board_and_take_the_items_actions(db: &Te
         StatusCode::NOT_FOUND
     );
     assert!(!other.get("/plans").await.html.contains("小计划"));
+}
+
+/// A dated item whose date is gone, or whose stored due kind names nothing known, is an error when
+/// read (a 500 whose cause is logged), never shown as 持续推进 with reports owed instead of a date.
+async fn a_work_item_whose_stored_due_is_corrupt_is_refused_not_taken_for_ongoing(db: &TestDb) {
+    use sea_orm::ConnectionTrait;
+    let app = app(db).await;
+    let id = small_plan(&app, "2021年6月30日").await;
+    let path = format!("/api/v1/tasks/{id}");
+    let item = get(&app, "admin", &path).await;
+    assert_eq!(item["deadline_kind"], "date", "{item}");
+    let conn = db.store.connection();
+    for corruption in [
+        "UPDATE tasks SET due_date = NULL",
+        "UPDATE tasks SET due_kind = 'someday', due_date = '2021-06-30'",
+        "UPDATE task_units SET role = 'boss' WHERE role = 'co'",
+    ] {
+        conn.execute_unprepared(corruption).await.unwrap();
+        let (status, body) = app.call("admin", Method::GET, &path, None).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{corruption}: {body}"
+        );
+        assert_eq!(body["error"], "internal_error", "{corruption}: {body}");
+        conn.execute_unprepared("UPDATE tasks SET due_kind = 'date', due_date = '2021-06-30'")
+            .await
+            .unwrap();
+        conn.execute_unprepared("UPDATE task_units SET role = 'co' WHERE role = 'boss'")
+            .await
+            .unwrap();
+        assert_eq!(get(&app, "admin", &path).await["id"], id.as_str());
+    }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// The satisfaction level (评价等级), by meaning; numeric code sets are mapped at the boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     /// 非常满意.
     VerySatisfied,
@@ -53,7 +53,7 @@ impl Level {
 }
 
 /// The channel a rating came through (评价渠道).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Channel {
     /// PC端.
     Pc,

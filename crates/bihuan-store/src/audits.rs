@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::cases::{ActionRequest, CaseDetail, workflow_of};
 use crate::clock::truncate_to_micros;
+use crate::code::{Code, StoredCode};
 use crate::entity::{audit, case};
 use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError};
@@ -32,6 +33,20 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
         }
+    }
+}
+
+impl StoredCode for Verdict {
+    const WHAT: &'static str = "audit verdict";
+
+    fn code(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [Verdict::Pass, Verdict::Fail]
+            .into_iter()
+            .find(|v| v.as_str() == code)
     }
 }
 
@@ -111,7 +126,7 @@ impl Store {
             let row = audit::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 case_id: Set(case_id),
-                verdict: Set(verdict.as_str().to_owned()),
+                verdict: Set(Code(verdict)),
                 reason: Set(reason.map(str::to_owned)),
                 auditor: Set(actor.name.clone()),
                 at: Set(now),

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use bihuan_core::metrics::Counts;
 
-use bihuan_core::rating::Rating;
+use bihuan_core::rating::{Channel, Rating};
 use bihuan_core::{Engine, NEGATIVE_RATING};
 use chrono::{DateTime, Utc};
 use sea_orm::DbBackend;
@@ -454,7 +454,7 @@ fn metric_sums(
 ) -> metrics::DaySums {
     // Summed under borrowed keys first: a chunk has few distinct keys, so the owned keys are made
     // once per key, not once per rating.
-    type Borrowed<'r> = (chrono::NaiveDate, &'r str, &'r str, &'r str, &'r str);
+    type Borrowed<'r> = (chrono::NaiveDate, &'r str, &'r str, Channel, &'r str);
     let mut local: HashMap<Borrowed<'_>, (&str, Counts)> = HashMap::new();
     let cal = engine.calendar();
     for (r, id) in chunk.iter().zip(ids) {
@@ -463,7 +463,7 @@ fn metric_sums(
                 cal.local_date(r.rated_at),
                 r.unit_code.as_str(),
                 r.region_code.as_str(),
-                r.channel.as_str(),
+                r.channel,
                 r.service_code.as_str(),
             );
             local

@@ -117,6 +117,9 @@ impl From<DbErr> for StoreError {
                 message: "含有数据库不接受的字符（NUL，\\u0000）".into(),
             };
         }
+        if let Some(unknown) = crate::code::unknown_code(&e) {
+            return StoreError::Corrupt(unknown.to_string());
+        }
         match outage_of(&e) {
             Some(outage) => StoreError::Unavailable {
                 outage,

@@ -1,5 +1,6 @@
-//! The case ledger (差评整改台账): one row per case with what a town office sends upward, read a page
-//! at a time so an export of any size runs in constant memory.
+//! The case ledger (差评整改台账): one entry per case with what a town office sends upward, read a
+//! page at a time so an export of any size runs in constant memory. The entries are facts (times,
+//! recorded values, ids); the export layer words and formats them.
 
 use std::collections::HashMap;
 
@@ -12,34 +13,76 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::cases::workflow_of;
-use crate::entity::{case, event, rating, unit};
+use crate::entity::{case, event, rating};
+use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError};
 
-/// The ledger's columns, in order.
-pub const LEDGER_HEADERS: [&str; 18] = [
-    "办件编号",
-    "事项名称",
-    "评价等级",
-    "评价渠道",
-    "评价时间",
-    "承办单位",
-    "当前状态",
-    "受理时间",
-    "转办时间",
-    "整改时间",
-    "整改措施",
-    "反馈时间",
-    "回访方式",
-    "评议结果",
-    "是否超期",
-    "办结时间",
-    "评价单位",
-    "工单编号",
-];
+/// A value chosen from an enum field of a workflow action, as recorded: the workflow file's labels
+/// word it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The action that recorded it.
+    pub action: String,
+    /// The field.
+    pub field: String,
+    /// The option's value.
+    pub value: String,
+}
 
-/// One row of the ledger, in the order of [`LEDGER_HEADERS`].
-pub type LedgerRow = Vec<String>;
+/// What the rater's review (用户评议) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// Satisfied, at the level chosen.
+    Satisfied(Choice),
+    /// Not satisfied: the case went back.
+    Unsatisfied,
+    /// The rater did not answer in time.
+    TimedOut,
+}
+
+/// One case of the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEntry {
+    /// 工单编号.
+    pub case_id: Uuid,
+    /// 办件编号.
+    pub project_no: String,
+    /// 事项名称.
+    pub service_name: String,
+    /// 评价等级.
+    pub level: Level,
+    /// 评价渠道.
+    pub channel: Channel,
+    /// 评价时间.
+    pub rated_at: DateTime<Utc>,
+    /// The workflow the case runs in.
+    pub workflow_id: String,
+    /// Its current state's id.
+    pub state: String,
+    /// 承办单位: the responsible unit's name, once transferred.
+    pub unit: Option<String>,
+    /// 评价单位: the name of the unit that handled the rated item.
+    pub origin_unit: String,
+    /// 受理时间: when it first left its initial state.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// 转办时间: the first action that set the responsible unit.
+    pub transferred_at: Option<DateTime<Utc>>,
+    /// 整改时间: the first rectification.
+    pub rectified_at: Option<DateTime<Utc>>,
+    /// 整改措施: its first text field.
+    pub measures: Option<String>,
+    /// 反馈时间: the first return visit.
+    pub visited_at: Option<DateTime<Utc>>,
+    /// 回访方式: the return visit's first enum field.
+    pub visit_method: Option<Choice>,
+    /// 评议结果: the last review.
+    pub review: Option<ReviewOutcome>,
+    /// 是否超期, as of the page's time.
+    pub overdue: bool,
+    /// 办结时间.
+    pub closed_at: Option<DateTime<Utc>>,
+}
 
 /// Which cases: those of ratings given in `from..to` (by rating time), in a unit's subtree.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +98,8 @@ pub struct LedgerFilter {
 
 impl Store {
     /// The next page of the ledger after the case `after` (by id), at most `limit` rows, as of `now`
-    /// (for 是否超期); the last id of the page is the next `after`.
+    /// (for 是否超期); the last id of the page is the next `after`. Unit names come from the cached
+    /// organization tree.
     pub async fn ledger_page(
         &self,
         engine: &Engine,
@@ -64,7 +108,7 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<LedgerRow>, Option<Uuid>)> {
+    ) -> Result<(Vec<LedgerEntry>, Option<Uuid>)> {
         let mut cond = Condition::all().add(scope.condition());
         if let Some(unit) = &filter.unit {
             cond = cond.add(self.reach(unit).await?.case_condition());
@@ -107,12 +151,7 @@ impl Store {
         {
             events.entry(e.case_id).or_default().push(e);
         }
-        let units: HashMap<String, String> = unit::Entity::find()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|u| (u.code, u.name))
-            .collect();
+        let org = self.org().await?;
         let mut rows = Vec::with_capacity(cases.len());
         for c in &cases {
             let r = ratings
@@ -120,23 +159,21 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
             let def = workflow_of(engine, c)?;
             let log = events.remove(&c.id).unwrap_or_default();
-            rows.push(row(now, engine, def, c, r, &log, &units)?);
+            rows.push(entry(now, def, c, r, &log, &org)?);
         }
         Ok((rows, last))
     }
 }
 
-fn row(
+/// The entry of one case from its rating and events.
+fn entry(
     now: DateTime<Utc>,
-    engine: &Engine,
     def: &WorkflowDefinition,
     c: &case::Model,
     r: &rating::Model,
     log: &[event::Model],
-    units: &HashMap<String, String>,
-) -> Result<LedgerRow> {
-    let tz = engine.calendar().tz();
-    let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    org: &OrgTree,
+) -> Result<LedgerEntry> {
     // The steps the ledger reports, found by what the workflow says an action is (its marks, its
     // effects, the state it leaves), never by its id.
     let action_of = |e: &event::Model| def.action(&e.action);
@@ -151,22 +188,25 @@ fn row(
             .get(&e.seq)?
             .get(name)
             .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
             .map(str::to_owned)
-    };
-    // The label of an enum field's value as the action records it.
-    let option_label = |action: Option<&ActionDef>, field: &str, value: &str| -> String {
-        action
-            .and_then(|a| a.field(field))
-            .and_then(|f| match &f.kind {
-                FieldKind::Enum { options } => options.iter().find(|o| o.value == value),
-                _ => None,
-            })
-            .map_or_else(|| value.to_owned(), |o| o.label.clone())
     };
     let is_enum = |k: &FieldKind| matches!(k, FieldKind::Enum { .. });
     let is_text = |k: &FieldKind| matches!(k, FieldKind::Text { .. });
-    let at = |e: Option<&event::Model>| e.map(|e| time(e.at)).unwrap_or_default();
-    let unit_name = |code: &str| units.get(code).cloned().unwrap_or_else(|| code.to_owned());
+    // The value of an event's first field of a kind, as a choice of its action.
+    let chosen = |e: &event::Model| -> Option<Choice> {
+        let action = action_of(e)?;
+        let f = action.first_field(is_enum)?;
+        Some(Choice {
+            action: action.id.clone(),
+            field: f.name.clone(),
+            value: field(e, &f.name)?,
+        })
+    };
+    let unit_name = |code: &str| {
+        org.unit(code)
+            .map_or_else(|| code.to_owned(), |u| u.name.clone())
+    };
     let accept = log.iter().find(|e| {
         e.from_state.as_deref() == Some(def.initial.as_str()) && e.to_state != def.initial
     });
@@ -180,67 +220,39 @@ fn row(
     let review = log.iter().rev().find_map(|e| {
         let action = action_of(e)?;
         if action.has_mark(Mark::ReviewSatisfied) {
-            let level = action.first_field(is_enum)?;
-            let value = field(e, &level.name).unwrap_or_default();
-            Some(option_label(Some(action), &level.name, &value))
+            Some(ReviewOutcome::Satisfied(chosen(e)?))
         } else if action.has_mark(Mark::ReviewUnsatisfied) {
-            Some("不满意".to_owned())
+            Some(ReviewOutcome::Unsatisfied)
         } else if action.has_mark(Mark::ReviewTimedOut) {
-            Some("评议超时".to_owned())
+            Some(ReviewOutcome::TimedOut)
         } else {
             None
         }
     });
-    let text = |e: Option<&event::Model>, name: &str| -> String {
-        e.and_then(|e| field(e, name)).unwrap_or_default()
-    };
-    let feedback_action = feedback.and_then(action_of);
-    let method_field = feedback_action
-        .and_then(|a| a.first_field(is_enum))
-        .map(|f| f.name.clone())
-        .unwrap_or_default();
-    let method = text(feedback, &method_field);
-    let measures_field = rectify
-        .and_then(action_of)
-        .and_then(|a| a.first_field(is_text))
-        .map(|f| f.name.clone())
-        .unwrap_or_default();
+    let measures = rectify.and_then(|e| {
+        let f = action_of(e)?.first_field(is_text)?;
+        field(e, &f.name)
+    });
     let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
-    let overdue = !terminal && bihuan_core::reminder::is_overdue(c.overdue, c.deadline, now);
-    let corrupt = |what: &str, value: &str| {
-        StoreError::Corrupt(format!("rating {}: stored {what} {value:?}", r.id))
-    };
-    let level = r
-        .level
-        .parse::<Level>()
-        .map_err(|_| corrupt("level", &r.level))?;
-    let channel = r
-        .channel
-        .parse::<Channel>()
-        .map_err(|_| corrupt("channel", &r.channel))?;
-    Ok(vec![
-        r.project_no.clone(),
-        r.service_name.clone(),
-        level.label().to_owned(),
-        channel.label().to_owned(),
-        time(r.rated_at),
-        c.unit_code.as_deref().map(unit_name).unwrap_or_default(),
-        def.state(&c.state)
-            .map_or_else(|| c.state.clone(), |s| s.label.clone()),
-        at(accept),
-        at(transfer),
-        at(rectify),
-        text(rectify, &measures_field),
-        at(feedback),
-        if method.is_empty() {
-            method
-        } else {
-            option_label(feedback_action, &method_field, &method)
-        },
-        review.unwrap_or_default(),
-        if overdue { "是" } else { "否" }.to_owned(),
-        c.closed_at.map(time).unwrap_or_default(),
-        unit_name(&c.origin_unit),
-        c.id.to_string(),
-    ])
+    Ok(LedgerEntry {
+        case_id: c.id,
+        project_no: r.project_no.clone(),
+        service_name: r.service_name.clone(),
+        level: *r.level,
+        channel: *r.channel,
+        rated_at: r.rated_at,
+        workflow_id: c.workflow_id.clone(),
+        state: c.state.clone(),
+        unit: c.unit_code.as_deref().map(unit_name),
+        origin_unit: unit_name(&c.origin_unit),
+        accepted_at: accept.map(|e| e.at),
+        transferred_at: transfer.map(|e| e.at),
+        rectified_at: rectify.map(|e| e.at),
+        measures,
+        visited_at: feedback.map(|e| e.at),
+        visit_method: feedback.and_then(chosen),
+        review,
+        overdue: !terminal && bihuan_core::reminder::is_overdue(c.overdue, c.deadline, now),
+        closed_at: c.closed_at,
+    })
 }

@@ -12,6 +12,7 @@ mod bulk;
 mod cases;
 mod chain;
 mod clock;
+mod code;
 pub mod entity;
 mod error;
 mod guard;
@@ -46,14 +47,15 @@ pub use batch::{BatchOutcome, RatingsImport};
 pub use cases::{ActionRequest, CaseDetail};
 pub use chain::{BrokenEvent, ChainOf, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
+pub use code::{Code, StoredCode, UnknownCode};
 pub use error::{Outage, Result, StoreError};
-pub use ledger::{LEDGER_HEADERS, LedgerFilter, LedgerRow};
+pub use ledger::{Choice, LedgerEntry, LedgerFilter, ReviewOutcome};
 pub use metrics::{GroupBy, MetricsQuery, MetricsRow};
 pub use org::{NewUnit, NewUser, verify_password};
-pub use outbox::{DEAD, FailureOutcome, OUTBOX_STATUSES, RetryPolicy};
+pub use outbox::{FailureOutcome, OutboxStatus, RetryPolicy};
 pub use plans::{
-    CO, LEAD, NewItem, NewPlan, PlanDetail, PlanImport, PlanOptions, PlanSummary, TaskDetail,
-    TaskView, is_overdue,
+    DueKind, NewItem, NewPlan, PlanDetail, PlanImport, PlanOptions, PlanSummary, TaskDetail,
+    TaskView, UnitRole, is_overdue,
 };
 pub use ratings::RecordedRating;
 pub use reminders::ReminderReport;

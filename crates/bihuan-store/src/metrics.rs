@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bihuan_core::metrics::{CaseRecord, Counts, case_counts, rating_counts};
-use bihuan_core::rating::{Channel, Level, Rating};
+use bihuan_core::rating::{Channel, Rating};
 use bihuan_core::{Engine, Step, WorkflowDefinition};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::cases::workflow_of;
+use crate::code::Code;
 use crate::entity::{
     case, event, metric_day, metric_delta, metric_detail, rating, unit, unit_alias,
 };
@@ -28,7 +29,7 @@ pub(crate) struct DayKey {
     day: String,
     unit_code: String,
     region_code: String,
-    channel: String,
+    channel: Code<Channel>,
     service_code: String,
 }
 
@@ -41,7 +42,7 @@ impl DayKey {
         rated_at: DateTime<Utc>,
         unit: &str,
         region: &str,
-        channel: &str,
+        channel: Channel,
         service: &str,
     ) -> Self {
         Self::of_day(
@@ -58,14 +59,14 @@ impl DayKey {
         day: NaiveDate,
         unit: &str,
         region: &str,
-        channel: &str,
+        channel: Channel,
         service: &str,
     ) -> Self {
         Self {
             day: day.format("%Y-%m-%d").to_string(),
             unit_code: unit.to_owned(),
             region_code: region.to_owned(),
-            channel: channel.to_owned(),
+            channel: Code(channel),
             service_code: service.to_owned(),
         }
     }
@@ -77,7 +78,7 @@ impl DayKey {
             r.rated_at,
             &r.unit_code,
             &r.region_code,
-            &r.channel,
+            *r.channel,
             &r.service_code,
         )
     }
@@ -89,7 +90,7 @@ impl DayKey {
             r.rated_at,
             &r.unit_code,
             &r.region_code,
-            r.channel.as_str(),
+            r.channel,
             &r.service_code,
         )
     }
@@ -611,18 +612,7 @@ impl Store {
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for r in &page {
-                let level: Level = r.level.parse().map_err(|_| {
-                    StoreError::Corrupt(format!(
-                        "rating {} has the unknown level {}",
-                        r.id, r.level
-                    ))
-                })?;
-                let channel: Channel = r.channel.parse().map_err(|_| {
-                    StoreError::Corrupt(format!(
-                        "rating {} has the unknown channel {}",
-                        r.id, r.channel
-                    ))
-                })?;
+                let (level, channel) = (*r.level, *r.channel);
                 let key = DayKey::of_row(engine, r);
                 add(
                     &mut sums,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
+use crate::code::Code;
 use crate::entity::{unit, unit_alias, user};
 use crate::{Result, Store, StoreError};
 
@@ -215,7 +216,7 @@ impl Store {
         let model = user::ActiveModel {
             id: Set(Uuid::now_v7()),
             username: Set(username),
-            role: Set(new.role.as_str().to_owned()),
+            role: Set(Code(new.role)),
             unit_code: Set(new.unit.clone()),
             email: Set(email),
             password_hash: Set(hash),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bihuan_core::mail::{self, CaseFacts, CaseNotice, ReviewInvitation};
 use bihuan_core::workflow::Audience;
-use bihuan_core::{Decision, Engine, Letter, WorkflowDefinition};
+use bihuan_core::{Decision, Engine, Letter, Role, WorkflowDefinition};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
@@ -19,23 +19,65 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::code::{Code, StoredCode};
 use crate::entity::{case, outbox, rating, review_link, user};
 use crate::org_tree::OrgTree;
 use crate::pipeline::Ctx;
 use crate::{Result, Store, StoreError};
 
-/// To be sent.
-pub const PENDING: &str = "pending";
-/// Sent.
-pub const SENT: &str = "sent";
-/// Given up after the last retry, or refused for good by the mail server.
-pub const DEAD: &str = "dead";
-/// A reminder delivered by the daily digest while its case stays due soon or overdue.
-pub const DIGEST: &str = "digest";
-/// A digest reminder whose case moved on.
-pub const LAPSED: &str = "lapsed";
-/// Every outbox status.
-pub const OUTBOX_STATUSES: [&str; 5] = [PENDING, SENT, DEAD, DIGEST, LAPSED];
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    /// To be sent.
+    Pending,
+    /// Sent.
+    Sent,
+    /// Given up after the last retry, or refused for good by the mail server.
+    Dead,
+    /// A reminder delivered by the daily digest while its case stays due soon or overdue.
+    Digest,
+    /// A digest reminder whose case moved on.
+    Lapsed,
+}
+
+impl OutboxStatus {
+    /// Every status, in the order a row goes through them.
+    pub const ALL: [OutboxStatus; 5] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sent,
+        OutboxStatus::Dead,
+        OutboxStatus::Digest,
+        OutboxStatus::Lapsed,
+    ];
+
+    /// The stored and API identifier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Dead => "dead",
+            OutboxStatus::Digest => "digest",
+            OutboxStatus::Lapsed => "lapsed",
+        }
+    }
+
+    /// The status of an API identifier.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl StoredCode for OutboxStatus {
+    const WHAT: &'static str = "outbox status";
+
+    fn code(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        Self::parse(code)
+    }
+}
 
 /// A mail to write into the outbox.
 #[derive(Debug, Clone)]
@@ -46,7 +88,7 @@ pub(crate) struct NewMail {
     pub recipients: Vec<String>,
     pub letter: Letter,
     pub unique_key: String,
-    pub status: &'static str,
+    pub status: OutboxStatus,
     /// Not before this time (a reminder waiting for office hours); `None`: at once.
     pub send_at: Option<DateTime<Utc>>,
 }
@@ -92,12 +134,11 @@ fn row_of(mail: NewMail, now: DateTime<Utc>) -> outbox::ActiveModel {
         body: Set(mail.letter.text),
         html: Set(Some(mail.letter.html)),
         unique_key: Set(mail.unique_key),
-        status: Set(if nobody && mail.status == PENDING {
-            DEAD
+        status: Set(Code(if nobody && mail.status == OutboxStatus::Pending {
+            OutboxStatus::Dead
         } else {
             mail.status
-        }
-        .to_owned()),
+        })),
         attempts: Set(0),
         next_attempt_at: Set(mail.send_at.map_or(now, |at| at.max(now))),
         last_error: Set(nobody.then(|| {
@@ -167,7 +208,7 @@ pub(crate) async fn queue_notifications(
                 recipients,
                 letter,
                 unique_key,
-                status: PENDING,
+                status: OutboxStatus::Pending,
                 send_at: None,
             },
             now,
@@ -277,7 +318,7 @@ fn facts_with_unit(
 /// The mail addresses of the enabled users of some units, by role and unit: read in one query for
 /// everything a transaction notifies, then looked up.
 #[derive(Debug, Default)]
-pub(crate) struct Directory(BTreeMap<(String, String), Vec<String>>);
+pub(crate) struct Directory(BTreeMap<(Role, String), Vec<String>>);
 
 impl Directory {
     /// The addresses of the users of `units` (500 units a query).
@@ -287,9 +328,9 @@ impl Directory {
     ) -> Result<Self> {
         let units: BTreeSet<String> = units.into_iter().collect();
         let units: Vec<String> = units.into_iter().collect();
-        let mut by_role_unit: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut by_role_unit: BTreeMap<(Role, String), Vec<String>> = BTreeMap::new();
         for chunk in units.chunks(500) {
-            let users: Vec<(String, String, Option<String>)> = user::Entity::find()
+            let users: Vec<(Code<Role>, String, Option<String>)> = user::Entity::find()
                 .select_only()
                 .columns([
                     user::Column::Role,
@@ -303,17 +344,17 @@ impl Directory {
                 .all(db)
                 .await?;
             for (role, unit, email) in users {
-                by_role_unit.entry((role, unit)).or_default().extend(email);
+                by_role_unit.entry((*role, unit)).or_default().extend(email);
             }
         }
         Ok(Self(by_role_unit))
     }
 
     /// The addresses of the users of `role` in `units`.
-    pub(crate) fn emails(&self, role: &str, units: &[String]) -> Vec<String> {
+    pub(crate) fn emails(&self, role: Role, units: &[String]) -> Vec<String> {
         units
             .iter()
-            .filter_map(|unit| self.0.get(&(role.to_owned(), unit.clone())))
+            .filter_map(|unit| self.0.get(&(role, unit.clone())))
             .flatten()
             .cloned()
             .collect()
@@ -344,15 +385,15 @@ pub(crate) fn recipients(
         Audience::ResponsibleUnit => {
             if let Some(code) = &case.unit_code {
                 addresses.extend(org.unit(code).and_then(|u| u.email.clone()));
-                addresses.extend(people.emails("unit_staff", std::slice::from_ref(code)));
+                addresses.extend(people.emails(Role::UnitStaff, std::slice::from_ref(code)));
             }
         }
         Audience::Center => {
             let chain = org.home_units(&case.origin_unit, case.region_code.as_deref());
-            addresses.extend(people.emails("center_staff", &chain));
+            addresses.extend(people.emails(Role::CenterStaff, &chain));
         }
         Audience::Supervisors => {
-            addresses.extend(people.emails("supervisor", &supervised_chain(org, case)));
+            addresses.extend(people.emails(Role::Supervisor, &supervised_chain(org, case)));
         }
         Audience::Rater => {
             addresses.extend(rating.rater_email.clone());
@@ -399,9 +440,9 @@ pub(crate) fn supervisors_above(
     above: &[String],
     own: &[String],
 ) -> Vec<String> {
-    let mut addresses = people.emails("supervisor", above);
+    let mut addresses = people.emails(Role::Supervisor, above);
     if addresses.is_empty() {
-        addresses = people.emails("supervisor", own);
+        addresses = people.emails(Role::Supervisor, own);
     }
     addresses.sort();
     addresses.dedup();
@@ -423,9 +464,12 @@ pub(crate) async fn lapse_reminders(
     let case_ids: Vec<Uuid> = case_ids.into_iter().collect();
     for chunk in case_ids.chunks(500) {
         outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value(LAPSED))
+            .col_expr(
+                outbox::Column::Status,
+                Expr::value(OutboxStatus::Lapsed.as_str()),
+            )
             .filter(outbox::Column::CaseId.is_in(chunk.iter().copied()))
-            .filter(outbox::Column::Status.eq(DIGEST))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Digest.as_str()))
             .exec(txn)
             .await?;
     }
@@ -523,7 +567,7 @@ impl Store {
     ) -> Result<Vec<outbox::Model>> {
         let txn = self.begin_write().await?;
         let mut query = outbox::Entity::find()
-            .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
             .filter(outbox::Column::NextAttemptAt.lte(now))
             .order_by_asc(outbox::Column::NextAttemptAt)
             .order_by_asc(outbox::Column::Id)
@@ -575,14 +619,17 @@ impl Store {
             update = update.col_expr(outbox::Column::Html, Expr::value(html));
         }
         let done = update
-            .col_expr(outbox::Column::Status, Expr::value(SENT))
+            .col_expr(
+                outbox::Column::Status,
+                Expr::value(OutboxStatus::Sent.as_str()),
+            )
             .col_expr(outbox::Column::SentAt, Expr::value(now))
             .col_expr(
                 outbox::Column::LastError,
                 Expr::value(Option::<String>::None),
             )
             .filter(outbox::Column::Id.eq(mail.id))
-            .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
             .filter(outbox::Column::Attempts.eq(mail.attempts))
             .exec(&self.db)
             .await?;
@@ -601,7 +648,7 @@ impl Store {
                 )
                 .col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
                 .filter(outbox::Column::Id.eq(mail.id))
-                .filter(outbox::Column::Status.eq(PENDING))
+                .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
                 .filter(outbox::Column::Attempts.eq(mail.attempts))
                 .exec(&self.db)
                 .await?;
@@ -627,14 +674,17 @@ impl Store {
         let mut update = outbox::Entity::update_many()
             .col_expr(outbox::Column::LastError, Expr::value(error.to_owned()));
         update = match outcome {
-            FailureOutcome::Dead => update.col_expr(outbox::Column::Status, Expr::value(DEAD)),
+            FailureOutcome::Dead => update.col_expr(
+                outbox::Column::Status,
+                Expr::value(OutboxStatus::Dead.as_str()),
+            ),
             FailureOutcome::Retry(at) => {
                 update.col_expr(outbox::Column::NextAttemptAt, Expr::value(at))
             }
         };
         update
             .filter(outbox::Column::Id.eq(mail.id))
-            .filter(outbox::Column::Status.eq(PENDING))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
             .filter(outbox::Column::Attempts.eq(mail.attempts))
             .exec(&self.db)
             .await?;
@@ -645,14 +695,17 @@ impl Store {
     /// there is no such dead mail.
     pub async fn retry_mail(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let result = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value(PENDING))
+            .col_expr(
+                outbox::Column::Status,
+                Expr::value(OutboxStatus::Pending.as_str()),
+            )
             .col_expr(outbox::Column::Attempts, Expr::value(0))
             .col_expr(
                 outbox::Column::NextAttemptAt,
                 Expr::value(crate::clock::truncate_to_micros(now)),
             )
             .filter(outbox::Column::Id.eq(id))
-            .filter(outbox::Column::Status.eq(DEAD))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Dead.as_str()))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
@@ -661,13 +714,13 @@ impl Store {
     /// One page of the outbox, newest first, optionally of one status, and the total count.
     pub async fn list_outbox(
         &self,
-        status: Option<&str>,
+        status: Option<OutboxStatus>,
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<outbox::Model>, u64)> {
         let mut query = outbox::Entity::find();
         if let Some(status) = status {
-            query = query.filter(outbox::Column::Status.eq(status));
+            query = query.filter(outbox::Column::Status.eq(status.as_str()));
         }
         let total = query.clone().count(&self.db).await?;
         let per_page = per_page.clamp(1, 500);

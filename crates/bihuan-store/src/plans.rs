@@ -16,16 +16,78 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
+use crate::code::{Code, StoredCode};
 use crate::entity::{plan, task, task_event, task_target, task_unit, unit};
 use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
 use crate::work_items::{first_remind_at, subject_of, task_events_of};
 use crate::{Result, Store, StoreError};
 
-/// The role of a unit on a work item.
-pub const LEAD: &str = "lead";
-/// A co-unit (配合单位).
-pub const CO: &str = "co";
+/// The part a unit takes in a work item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitRole {
+    /// 牵头单位: answers for the item.
+    Lead,
+    /// 配合单位: helps.
+    Co,
+}
+
+impl StoredCode for UnitRole {
+    const WHAT: &'static str = "work item unit role";
+
+    fn code(self) -> &'static str {
+        match self {
+            UnitRole::Lead => "lead",
+            UnitRole::Co => "co",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [UnitRole::Lead, UnitRole::Co]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+}
+
+/// How a work item's due is stored: its kind, beside the date a dated one has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DueKind {
+    /// By a date (`due_date`).
+    Date,
+    /// 持续推进.
+    Ongoing,
+    /// 按时序推进.
+    Scheduled,
+}
+
+impl DueKind {
+    /// The kind of a due.
+    pub fn of(due: Due) -> Self {
+        match due {
+            Due::Date(_) => DueKind::Date,
+            Due::Ongoing => DueKind::Ongoing,
+            Due::Scheduled => DueKind::Scheduled,
+        }
+    }
+}
+
+impl StoredCode for DueKind {
+    const WHAT: &'static str = "work item due kind";
+
+    fn code(self) -> &'static str {
+        match self {
+            DueKind::Date => "date",
+            DueKind::Ongoing => "ongoing",
+            DueKind::Scheduled => "scheduled",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [DueKind::Date, DueKind::Ongoing, DueKind::Scheduled]
+            .into_iter()
+            .find(|k| k.code() == code)
+    }
+}
 
 /// A plan to import.
 #[derive(Debug, Clone)]
@@ -172,6 +234,8 @@ pub struct TaskView {
     pub co_units: Vec<unit::Model>,
     /// Its targets, in order.
     pub targets: Vec<task_target::Model>,
+    /// When it is due, as the table wrote it.
+    pub due: Due,
 }
 
 impl TaskView {
@@ -183,11 +247,6 @@ impl TaskView {
             codes(&self.co_units),
             events,
         )
-    }
-
-    /// Its due, as the table wrote it.
-    pub fn due(&self) -> Due {
-        due_of(&self.task)
     }
 
     /// Whether one of its lead units (牵头单位) is in `scope`: a supervisor oversees only the items
@@ -228,19 +287,16 @@ pub(crate) fn codes(units: &[unit::Model]) -> Vec<String> {
     units.iter().map(|u| u.code.clone()).collect()
 }
 
-pub(crate) fn due_of(t: &task::Model) -> Due {
-    match (t.due_kind.as_str(), t.due_date) {
-        ("date", Some(d)) => Due::Date(d),
-        ("scheduled", _) => Due::Scheduled,
-        _ => Due::Ongoing,
-    }
-}
-
-fn due_kind(due: Due) -> &'static str {
-    match due {
-        Due::Date(_) => "date",
-        Due::Ongoing => "ongoing",
-        Due::Scheduled => "scheduled",
+/// A work item's due from its row: a dated kind without its date is corrupt.
+pub(crate) fn due_of(t: &task::Model) -> Result<Due> {
+    match (*t.due_kind, t.due_date) {
+        (DueKind::Date, Some(d)) => Ok(Due::Date(d)),
+        (DueKind::Date, None) => Err(StoreError::Corrupt(format!(
+            "work item {} is due by a date but has none",
+            t.id
+        ))),
+        (DueKind::Ongoing, _) => Ok(Due::Ongoing),
+        (DueKind::Scheduled, _) => Ok(Due::Scheduled),
     }
 }
 
@@ -276,81 +332,13 @@ impl Store {
     ) -> Result<PlanImport> {
         let now = truncate_to_micros(now);
         let def = task_workflow(engine)?;
-        let name = crate::access::bounded_text("name", &new.name, 200, "计划名称")?;
-        let name = name.as_str();
-        if !(2000..=2100).contains(&new.year) {
-            return Err(StoreError::Invalid {
-                field: "year".into(),
-                message: format!("年份 {} 无效", new.year),
-            });
-        }
-        if new.items.is_empty() {
-            return Err(StoreError::Invalid {
-                field: "items".into(),
-                message: "计划中没有工作任务".into(),
-            });
-        }
-        if !(1..=12).contains(&new.report_months) {
-            return Err(StoreError::Invalid {
-                field: "report_months".into(),
-                message: format!("报告周期应为 1 到 12 个月，而不是 {}", new.report_months),
-            });
-        }
+        let name = checked_plan(new)?;
         let txn = self.begin_write().await?;
-        if plan::Entity::find()
-            .filter(plan::Column::Name.eq(name))
-            .filter(plan::Column::Year.eq(new.year))
-            .one(&txn)
-            .await?
-            .is_some()
-        {
-            return Err(StoreError::Duplicate {
-                what: "工作计划",
-                key: format!("{name}（{}年）", new.year),
-            });
-        }
-        if let Some(parent) = &new.parent_unit
-            && unit::Entity::find_by_id(parent.clone())
-                .one(&txn)
-                .await?
-                .is_none()
-        {
-            return Err(StoreError::Invalid {
-                field: "parent".into(),
-                message: format!("上级单位 {parent} 不存在"),
-            });
-        }
-        let known = unit::Entity::find().all(&txn).await?;
-        let mut by_name: BTreeMap<String, String> = BTreeMap::new();
-        for u in &known {
-            by_name.insert(u.code.clone(), u.code.clone());
-        }
-        for u in &known {
-            by_name.insert(u.name.clone(), u.code.clone());
-        }
-        let mut created = Vec::new();
-        for NewItem { item, .. } in &new.items {
-            for unit_name in item.lead_units.iter().chain(&item.co_units) {
-                if by_name.contains_key(unit_name) {
-                    continue;
-                }
-                let model = unit::ActiveModel {
-                    code: Set(code_for_name(unit_name)),
-                    name: Set(unit_name.clone()),
-                    parent_code: Set(new.parent_unit.clone()),
-                    email: Set(None),
-                    region_code: Set(None),
-                    created_at: Set(now),
-                }
-                .insert(&txn)
-                .await?;
-                by_name.insert(unit_name.clone(), model.code.clone());
-                created.push(model);
-            }
-        }
+        check_plan_place(&txn, new, &name).await?;
+        let (by_name, created) = units_by_name(&txn, new, now).await?;
         let plan = plan::ActiveModel {
             id: Set(Uuid::new_v4()),
-            name: Set(name.to_owned()),
+            name: Set(name),
             year: Set(new.year),
             source: Set(new.source.clone()),
             report_months: Set(i32::try_from(new.report_months).unwrap_or(1)),
@@ -359,131 +347,20 @@ impl Store {
         }
         .insert(&txn)
         .await?;
-        let mut key_tasks = BTreeSet::new();
+        let opening = Opening {
+            engine,
+            def,
+            plan: &plan,
+            report_months: new.report_months,
+            actor,
+            now,
+        };
         let mut targets = 0;
-        for (
-            i,
-            NewItem {
-                item,
-                targets: item_targets,
-            },
-        ) in new.items.iter().enumerate()
-        {
-            key_tasks.insert(item.key_task.clone());
-            let id = Uuid::new_v4();
-            let opened = bihuan_core::open(def, engine.calendar(), now);
-            let hash = event_hash(
-                GENESIS_HASH,
-                &ChainedEvent {
-                    subject_id: &id.to_string(),
-                    seq: 1,
-                    action: &opened.action,
-                    from: None,
-                    to: &opened.to,
-                    actor,
-                    at: now,
-                    fields: &Map::new(),
-                },
-            );
-            let state_deadline = opened.timing.deadline.map(|d| d.at);
-            let clock = TaskClock {
-                due: item.due,
-                report_months: new.report_months,
-                state_deadline,
-                terminal: false,
-                last_report: None,
-                since: now,
-            };
-            let next = next_deadline(engine.calendar(), &clock);
-            task::ActiveModel {
-                id: Set(id),
-                plan_id: Set(plan.id),
-                position: Set(i32::try_from(i + 1).unwrap_or(i32::MAX)),
-                source_row: Set(i32::try_from(item.row).unwrap_or(0)),
-                key_task: Set(item.key_task.clone()),
-                title: Set(item.title.clone()),
-                due_kind: Set(due_kind(item.due).to_owned()),
-                due_date: Set(item.due.date()),
-                workflow_id: Set(def.id.clone()),
-                workflow_version: Set(i32::try_from(def.version).unwrap_or(1)),
-                state: Set(opened.to.clone()),
-                version: Set(1),
-                state_entered_at: Set(now),
-                deadline: Set(next.map(|(at, _)| at)),
-                owed: Set(next.map(|(_, o)| o.as_str().to_owned())),
-                state_deadline: Set(state_deadline),
-                deadline_start: Set(opened.timing.basis.map(|b| b.start)),
-                deadline_days: Set(opened
-                    .timing
-                    .basis
-                    .map(|b| i32::try_from(b.working_days).unwrap_or(0))),
-                deadline_provisional: Set(opened.timing.deadline.is_some_and(|d| d.provisional)),
-                escalated: Set(false),
-                overdue: Set(false),
-                remind_at: Set(next.map(|(at, _)| first_remind_at(engine, def, at))),
-                remind_stage: Set(crate::cases::first_stage(next.map(|(at, _)| at))),
-                last_report_at: Set(None),
-                percent: Set(None),
-                last_progress: Set(None),
-                event_count: Set(1),
-                head_hash: Set(hash.clone()),
-                created_at: Set(now),
-                closed_at: Set(None),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
-            .await?;
-            task_event::ActiveModel {
-                task_id: Set(id),
-                seq: Set(1),
-                action: Set(opened.action.clone()),
-                from_state: Set(None),
-                to_state: Set(opened.to.clone()),
-                actor: Set(actor.to_owned()),
-                at: Set(now),
-                fields: Set(canonical_json(&Value::Object(Map::new()))),
-                prev_hash: Set(GENESIS_HASH.to_owned()),
-                hash: Set(hash),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?;
-            for (role, names) in [(LEAD, &item.lead_units), (CO, &item.co_units)] {
-                let mut seen = BTreeSet::new();
-                for (position, unit_name) in names.iter().enumerate() {
-                    let code = by_name[unit_name].clone();
-                    if !seen.insert(code.clone()) {
-                        continue;
-                    }
-                    task_unit::ActiveModel {
-                        task_id: Set(id),
-                        role: Set(role.to_owned()),
-                        unit_code: Set(code),
-                        position: Set(i32::try_from(position).unwrap_or(0)),
-                    }
-                    .insert(&txn)
-                    .await?;
-                }
-            }
-            for (position, target) in item_targets.iter().enumerate() {
-                task_target::ActiveModel {
-                    task_id: Set(id),
-                    position: Set(i32::try_from(position).unwrap_or(0)),
-                    name: Set(target.name.clone()),
-                    comparison: Set(target.comparison.as_str().to_owned()),
-                    value: Set(target.value),
-                    unit: Set(target.unit.clone()),
-                    metric: Set(target.metric.clone()),
-                    reported_value: Set(None),
-                    reported_at: Set(None),
-                    reported_by: Set(None),
-                    ..Default::default()
-                }
-                .insert(&txn)
-                .await?;
-                targets += 1;
-            }
+        for (i, item) in new.items.iter().enumerate() {
+            targets += opening.insert(&txn, i + 1, item, &by_name).await?;
         }
+        let key_tasks: BTreeSet<&str> =
+            new.items.iter().map(|i| i.item.key_task.as_str()).collect();
         let tasks = task::Entity::find()
             .filter(task::Column::PlanId.eq(plan.id))
             .order_by_asc(task::Column::Position)
@@ -493,10 +370,10 @@ impl Store {
         let stored = views_of(&txn, &org, tasks).await?;
         txn.commit().await?;
         Ok(PlanImport {
+            key_tasks: key_tasks.len(),
             plan,
             stored,
             items: new.items.len(),
-            key_tasks: key_tasks.len(),
             targets,
             created_units: created,
         })
@@ -578,6 +455,261 @@ impl Store {
     }
 }
 
+/// The plan's name, once its year, items and report period are checked.
+fn checked_plan(new: &NewPlan) -> Result<String> {
+    let name = crate::access::bounded_text("name", &new.name, 200, "计划名称")?;
+    if !(2000..=2100).contains(&new.year) {
+        return Err(StoreError::Invalid {
+            field: "year".into(),
+            message: format!("年份 {} 无效", new.year),
+        });
+    }
+    if new.items.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "items".into(),
+            message: "计划中没有工作任务".into(),
+        });
+    }
+    if !(1..=12).contains(&new.report_months) {
+        return Err(StoreError::Invalid {
+            field: "report_months".into(),
+            message: format!("报告周期应为 1 到 12 个月，而不是 {}", new.report_months),
+        });
+    }
+    Ok(name)
+}
+
+/// Refuses a plan of the same name and year, or a parent unit that does not exist.
+async fn check_plan_place(txn: &impl ConnectionTrait, new: &NewPlan, name: &str) -> Result<()> {
+    if plan::Entity::find()
+        .filter(plan::Column::Name.eq(name))
+        .filter(plan::Column::Year.eq(new.year))
+        .one(txn)
+        .await?
+        .is_some()
+    {
+        return Err(StoreError::Duplicate {
+            what: "工作计划",
+            key: format!("{name}（{}年）", new.year),
+        });
+    }
+    if let Some(parent) = &new.parent_unit
+        && unit::Entity::find_by_id(parent.clone())
+            .one(txn)
+            .await?
+            .is_none()
+    {
+        return Err(StoreError::Invalid {
+            field: "parent".into(),
+            message: format!("上级单位 {parent} 不存在"),
+        });
+    }
+    Ok(())
+}
+
+/// The code of every unit the plan names (by code or by name), adding under the plan's parent each
+/// unit the organization does not have yet; with the units added.
+async fn units_by_name(
+    txn: &impl ConnectionTrait,
+    new: &NewPlan,
+    now: DateTime<Utc>,
+) -> Result<(BTreeMap<String, String>, Vec<unit::Model>)> {
+    let known = unit::Entity::find().all(txn).await?;
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+    for u in &known {
+        by_name.insert(u.code.clone(), u.code.clone());
+    }
+    for u in &known {
+        by_name.insert(u.name.clone(), u.code.clone());
+    }
+    let mut created = Vec::new();
+    for NewItem { item, .. } in &new.items {
+        for unit_name in item.lead_units.iter().chain(&item.co_units) {
+            if by_name.contains_key(unit_name) {
+                continue;
+            }
+            let model = unit::ActiveModel {
+                code: Set(code_for_name(unit_name)),
+                name: Set(unit_name.clone()),
+                parent_code: Set(new.parent_unit.clone()),
+                email: Set(None),
+                region_code: Set(None),
+                created_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+            by_name.insert(unit_name.clone(), model.code.clone());
+            created.push(model);
+        }
+    }
+    Ok((by_name, created))
+}
+
+/// What opening the work items of one imported plan shares.
+struct Opening<'a> {
+    engine: &'a Engine,
+    def: &'a WorkflowDefinition,
+    plan: &'a plan::Model,
+    report_months: u32,
+    actor: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Opening<'_> {
+    /// Opens the item at `position` (from 1): its row and first event, its units and its targets;
+    /// returns how many targets it has.
+    async fn insert(
+        &self,
+        txn: &impl ConnectionTrait,
+        position: usize,
+        new: &NewItem,
+        by_name: &BTreeMap<String, String>,
+    ) -> Result<usize> {
+        let (engine, def, now, actor) = (self.engine, self.def, self.now, self.actor);
+        let item = &new.item;
+        let id = Uuid::new_v4();
+        let opened = bihuan_core::open(def, engine.calendar(), now);
+        let hash = event_hash(
+            GENESIS_HASH,
+            &ChainedEvent {
+                subject_id: &id.to_string(),
+                seq: 1,
+                action: &opened.action,
+                from: None,
+                to: &opened.to,
+                actor,
+                at: now,
+                fields: &Map::new(),
+            },
+        );
+        let state_deadline = opened.timing.deadline.map(|d| d.at);
+        let clock = TaskClock {
+            due: item.due,
+            report_months: self.report_months,
+            state_deadline,
+            terminal: false,
+            last_report: None,
+            since: now,
+        };
+        let next = next_deadline(engine.calendar(), &clock);
+        task::ActiveModel {
+            id: Set(id),
+            plan_id: Set(self.plan.id),
+            position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+            source_row: Set(i32::try_from(item.row).unwrap_or(0)),
+            key_task: Set(item.key_task.clone()),
+            title: Set(item.title.clone()),
+            due_kind: Set(Code(DueKind::of(item.due))),
+            due_date: Set(item.due.date()),
+            workflow_id: Set(def.id.clone()),
+            workflow_version: Set(i32::try_from(def.version).unwrap_or(1)),
+            state: Set(opened.to.clone()),
+            version: Set(1),
+            state_entered_at: Set(now),
+            deadline: Set(next.map(|(at, _)| at)),
+            owed: Set(next.map(|(_, o)| Code(o))),
+            state_deadline: Set(state_deadline),
+            deadline_start: Set(opened.timing.basis.map(|b| b.start)),
+            deadline_days: Set(opened
+                .timing
+                .basis
+                .map(|b| i32::try_from(b.working_days).unwrap_or(0))),
+            deadline_provisional: Set(opened.timing.deadline.is_some_and(|d| d.provisional)),
+            escalated: Set(false),
+            overdue: Set(false),
+            remind_at: Set(next.map(|(at, _)| first_remind_at(engine, def, at))),
+            remind_stage: Set(crate::cases::first_stage(next.map(|(at, _)| at))),
+            last_report_at: Set(None),
+            percent: Set(None),
+            last_progress: Set(None),
+            event_count: Set(1),
+            head_hash: Set(hash.clone()),
+            created_at: Set(now),
+            closed_at: Set(None),
+            updated_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+        task_event::ActiveModel {
+            task_id: Set(id),
+            seq: Set(1),
+            action: Set(opened.action.clone()),
+            from_state: Set(None),
+            to_state: Set(opened.to.clone()),
+            actor: Set(actor.to_owned()),
+            at: Set(now),
+            fields: Set(canonical_json(&Value::Object(Map::new()))),
+            prev_hash: Set(GENESIS_HASH.to_owned()),
+            hash: Set(hash),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        insert_item_units(txn, id, item, by_name).await?;
+        insert_item_targets(txn, id, &new.targets).await?;
+        Ok(new.targets.len())
+    }
+}
+
+/// An item's lead and co-units, in the table's order, each once per role.
+async fn insert_item_units(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    item: &PlanItem,
+    by_name: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (role, names) in [
+        (UnitRole::Lead, &item.lead_units),
+        (UnitRole::Co, &item.co_units),
+    ] {
+        let mut seen = BTreeSet::new();
+        for (position, unit_name) in names.iter().enumerate() {
+            let code = by_name
+                .get(unit_name)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("unit {unit_name} was not resolved")))?;
+            if !seen.insert(code.clone()) {
+                continue;
+            }
+            task_unit::ActiveModel {
+                task_id: Set(id),
+                role: Set(Code(role)),
+                unit_code: Set(code),
+                position: Set(i32::try_from(position).unwrap_or(0)),
+            }
+            .insert(txn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// An item's targets, in order.
+async fn insert_item_targets(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    targets: &[Target],
+) -> Result<()> {
+    for (position, target) in targets.iter().enumerate() {
+        task_target::ActiveModel {
+            task_id: Set(id),
+            position: Set(i32::try_from(position).unwrap_or(0)),
+            name: Set(target.name.clone()),
+            comparison: Set(target.comparison.as_str().to_owned()),
+            value: Set(target.value),
+            unit: Set(target.unit.clone()),
+            metric: Set(target.metric.clone()),
+            reported_value: Set(None),
+            reported_at: Set(None),
+            reported_by: Set(None),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The items with their units (from the organization tree) and targets.
 pub(crate) async fn views_of(
     db: &impl ConnectionTrait,
@@ -605,26 +737,27 @@ pub(crate) async fn views_of(
             targets.entry(t.task_id).or_default().push(t);
         }
     }
-    Ok(tasks
+    tasks
         .into_iter()
         .map(|t| {
-            let of_role = |role: &str| -> Vec<unit::Model> {
+            let of_role = |role: UnitRole| -> Vec<unit::Model> {
                 roles
                     .get(&t.id)
                     .into_iter()
                     .flatten()
-                    .filter(|r| r.role == role)
+                    .filter(|r| *r.role == role)
                     .filter_map(|r| org.unit(&r.unit_code).cloned())
                     .collect()
             };
-            TaskView {
-                lead_units: of_role(LEAD),
-                co_units: of_role(CO),
+            Ok(TaskView {
+                lead_units: of_role(UnitRole::Lead),
+                co_units: of_role(UnitRole::Co),
                 targets: targets.remove(&t.id).unwrap_or_default(),
+                due: due_of(&t)?,
                 task: t,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The work items in `scope`, as a condition: those a unit of the scope leads or co-handles.

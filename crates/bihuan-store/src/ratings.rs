@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::truncate_to_micros;
+use crate::code::Code;
 use crate::entity::{case, event, rating};
 use crate::error::is_unique_violation;
 use crate::{Result, Store, StoreError, metrics};
@@ -119,12 +120,12 @@ pub(crate) fn to_active_model(r: &Rating, id: Uuid, now: DateTime<Utc>) -> ratin
         service_name: Set(r.service_name.clone()),
         unit_code: Set(r.unit_code.clone()),
         region_code: Set(r.region_code.clone()),
-        channel: Set(r.channel.as_str().to_owned()),
-        level: Set(r.level.as_str().to_owned()),
+        channel: Set(Code(r.channel)),
+        level: Set(Code(r.level)),
         negative: Set(r.level.is_negative()),
         rated_at: Set(truncate_to_micros(r.rated_at)),
         assess_number: Set(i16::from(r.assess_number)),
-        rater_type: Set(r.rater.kind.as_str().to_owned()),
+        rater_type: Set(Code(r.rater.kind)),
         rater_real_name: Set(r.rater.real_name),
         rater_name: Set(r.rater.name.clone()),
         rater_phone: Set(r.rater.phone.clone()),

@@ -32,8 +32,8 @@ use crate::entity::{case, digest_run, event, outbox, rating};
 use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
-    DIGEST, Directory, NewMail, PENDING, case_facts, escalation_recipients, insert_mail,
-    insert_mails, lapse_reminders, reminder_recipients, render, units_of_case,
+    Directory, NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
+    lapse_reminders, reminder_recipients, render, units_of_case,
 };
 use crate::{Result, Store, StoreError};
 
@@ -433,7 +433,7 @@ impl Watched for case::Model {
                     (
                         "supervisors",
                         escalation_recipients(&people, org, c),
-                        PENDING,
+                        OutboxStatus::Pending,
                     )
                 } else {
                     let audience = if c.unit_code.is_some() {
@@ -444,7 +444,7 @@ impl Watched for case::Model {
                     (
                         audience,
                         reminder_recipients(&people, org, c, rating),
-                        DIGEST,
+                        OutboxStatus::Digest,
                     )
                 };
                 let notice = CaseNotice {
@@ -542,7 +542,7 @@ impl Store {
                 outbox::Column::CaseId,
                 outbox::Column::Recipients,
             ])
-            .filter(outbox::Column::Status.eq(DIGEST))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Digest.as_str()))
             .order_by_asc(outbox::Column::Id)
             .into_tuple()
             .all(&txn)
@@ -611,7 +611,7 @@ impl Store {
                     day.format("%Y-%m-%d"),
                     crate::access::token_hash(&address)
                 ),
-                status: PENDING,
+                status: OutboxStatus::Pending,
                 send_at: None,
             };
             if insert_mail(&txn, mail, now).await? {

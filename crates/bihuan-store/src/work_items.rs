@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bihuan_core::chain::canonical_json;
-use bihuan_core::plan::{Owed, TaskClock, next_deadline};
+use bihuan_core::plan::{TaskClock, next_deadline};
 use bihuan_core::workflow::{Audience, Mark, Settings};
 use bihuan_core::{
     Deadline, Engine, ReminderKind, ReminderTimes, Subject, Timing, WorkflowDefinition,
@@ -16,11 +16,12 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::code::Code;
 use crate::entity::{plan, task, task_event, task_target};
 use crate::org_tree::OrgTree;
 use crate::outbox::{Directory, supervisors_above};
 use crate::pipeline::{Chained, Ctx, Step};
-use crate::plans::{codes, due_of, task_in_scope, task_workflow, views_of};
+use crate::plans::{codes, task_in_scope, task_workflow, views_of};
 use crate::reminders::{Found, Pass, Watch, Watched};
 use crate::scope::CaseScope;
 use crate::{ActionRequest, Result, Store, StoreError, TaskDetail, TaskView};
@@ -117,7 +118,7 @@ impl Chained for TaskDetail {
         def: &WorkflowDefinition,
         step: &Step,
     ) -> Result<Option<task::Model>> {
-        let updated = updated_task(&self.item.task, &self.plan, def, ctx.engine, step);
+        let updated = updated_task(&self.item, &self.plan, def, ctx.engine, step);
         Ok(task::Entity::update_many()
             .set(updated)
             .filter(task::Column::Id.eq(self.item.task.id))
@@ -201,7 +202,7 @@ impl Chained for TaskDetail {
                         note.kind,
                         note.audience.as_str()
                     ),
-                    status: crate::outbox::PENDING,
+                    status: crate::outbox::OutboxStatus::Pending,
                     send_at: None,
                 },
                 step.now,
@@ -338,12 +339,13 @@ pub(crate) fn first_remind_at(
 }
 
 fn updated_task(
-    current: &task::Model,
+    item: &TaskView,
     plan: &plan::Model,
     def: &WorkflowDefinition,
     engine: &Engine,
     step: &Step,
 ) -> task::ActiveModel {
+    let current = &item.task;
     let (d, now) = (&step.decision, step.now);
     let entered = step.entered();
     let terminal = def.state(&d.to).is_some_and(|s| s.terminal);
@@ -371,7 +373,7 @@ fn updated_task(
     let next = next_deadline(
         engine.calendar(),
         &TaskClock {
-            due: due_of(current),
+            due: item.due,
             report_months: u32::try_from(plan.report_months).unwrap_or(1),
             state_deadline,
             terminal,
@@ -391,7 +393,7 @@ fn updated_task(
             current.state_entered_at
         }),
         deadline: Set(deadline),
-        owed: Set(next.map(|(_, o)| o.as_str().to_owned())),
+        owed: Set(next.map(|(_, o)| Code(o))),
         state_deadline: Set(state_deadline),
         deadline_start: Set(d.timing.basis.map(|b| b.start)),
         deadline_days: Set(d.timing.basis.map(|b| to_i32(b.working_days))),
@@ -449,7 +451,7 @@ fn task_recipients(
                 .iter()
                 .filter_map(|u| u.email.clone())
                 .collect();
-            addresses.extend(people.emails("unit_staff", &lead));
+            addresses.extend(people.emails(bihuan_core::Role::UnitStaff, &lead));
             addresses.sort();
             addresses.dedup();
             addresses
@@ -490,13 +492,8 @@ fn task_facts(
         state: def
             .state(&t.state)
             .map_or_else(|| t.state.clone(), |s| s.label.clone()),
-        due: due_of(t).text(),
-        owed: t
-            .owed
-            .as_deref()
-            .and_then(Owed::parse)
-            .map_or("期限", Owed::label)
-            .to_owned(),
+        due: view.due.text(),
+        owed: t.owed.map_or("期限", |o| o.label()).to_owned(),
         deadline: t
             .deadline
             .map(|d| bihuan_core::mail::chinese_deadline(cal, d)),
@@ -576,7 +573,7 @@ impl Watched for task::Model {
                         f.deadline.timestamp_micros(),
                         kind.as_str()
                     ),
-                    status: crate::outbox::PENDING,
+                    status: crate::outbox::OutboxStatus::Pending,
                     send_at: (audience != Audience::Supervisors).then_some(pass.office_hours),
                 });
                 tracing::debug!(task = %t.id, kind = kind.as_str(), "task reminder");

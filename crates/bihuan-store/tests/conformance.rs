@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bihuan_core::rating::{Channel, Level, Rater, RaterType, Rating};
 use bihuan_core::{Actor, Role};
-use bihuan_store::{ActionRequest, NewUnit, NewUser, Store, StoreError, entity};
+use bihuan_store::{ActionRequest, NewUnit, NewUser, OutboxStatus, Store, StoreError, entity};
 use bihuan_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
@@ -680,8 +680,8 @@ async fn units_and_users_are_checked_and_passwords_hashed(db: &TestDb) {
         "wrong"
     ));
     assert_eq!(
-        store.user_by_name("admin").await.unwrap().unwrap().role,
-        "admin"
+        *store.user_by_name("admin").await.unwrap().unwrap().role,
+        Role::Admin
     );
 }
 
@@ -996,7 +996,7 @@ async fn a_reminder_marks_the_case_and_writes_its_row_once_however_many_finders_
     .unwrap();
     assert_eq!(accepted.deadline, Some(local(11, 0, 0)), "Monday 5/10 ends");
     assert_eq!((accepted.remind_stage, accepted.overdue), (0, false));
-    assert_eq!(outbox_rows(store).await[0].status, "lapsed");
+    assert_eq!(*outbox_rows(store).await[0].status, OutboxStatus::Lapsed);
 
     // Monday 5/10 begins: due soon; the digest of 5/10 is made once by two passes.
     let report = store

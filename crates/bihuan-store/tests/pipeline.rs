@@ -5,9 +5,10 @@
 
 mod common;
 
-use bihuan_store::{ActionRequest, CaseScope, NewUnit, StoreError};
+use bihuan_store::entity::outbox;
+use bihuan_store::{ActionRequest, CaseScope, NewUnit, OutboxStatus, StoreError};
 use bihuan_test_support::TestDb;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::json;
 
 use common::{act, actor, at, engine, fields, observed, open_case, seed_org, taken};
@@ -187,7 +188,8 @@ async fn a_case_outside_the_callers_scope_is_not_found_inside_the_action(db: &Te
 
 /// An event whose recorded fields are not JSON, or a rating whose level is unknown, is reported as
 /// corrupt by the ledger and by the metrics' rebuild (naming it), never read as empty or shown raw:
-/// either would silently change what the case counts for.
+/// either would silently change what the case counts for. So is any other stored enum that names no
+/// known value (a user's role, an outbox row's status).
 async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
     let engine = engine();
     seed_org(&db.store).await;
@@ -238,7 +240,47 @@ async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
         .unwrap();
     let refused = ledger().await;
     assert!(
-        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("\"furious\"")),
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("rating level `furious`")),
+        "{refused:?}"
+    );
+    let refused = db.store.rebuild_metrics(&engine).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("rating level `furious`")),
+        "{refused:?}"
+    );
+    // Every stored enum is parsed when its row is read: a role, an outbox status.
+    conn.execute_unprepared("UPDATE users SET role = 'root' WHERE username = 'zhang'")
+        .await
+        .unwrap();
+    let refused = db.store.users().await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("role `root`")),
+        "{refused:?}"
+    );
+    outbox::ActiveModel {
+        kind: Set("overdue".into()),
+        case_id: Set(Some(id)),
+        audience: Set("center".into()),
+        recipients: Set(json!(["zhang@shaba.example"])),
+        subject: Set("已超期".into()),
+        body: Set("已超期".into()),
+        unique_key: Set("corrupt-status".into()),
+        status: Set(OutboxStatus::Pending.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(at(6, 12)),
+        created_at: Set(at(6, 12)),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await
+    .unwrap();
+    assert_eq!(db.store.list_outbox(None, 1, 10).await.unwrap().1, 1);
+    conn.execute_unprepared("UPDATE outbox SET status = 'maybe'")
+        .await
+        .unwrap();
+    let refused = db.store.list_outbox(None, 1, 10).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("outbox status `maybe`")),
         "{refused:?}"
     );
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use bihuan_core::rating::{Channel, Level};
+use bihuan_store::OutboxStatus;
 use bihuan_store::entity::{case, outbox};
 use bihuan_test_support::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
@@ -89,8 +90,14 @@ async fn one_pass_reminds_every_case_once_a_page_at_a_time(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(rows.len(), 2 * CASES);
-    let digest = rows.iter().filter(|r| r.status == "digest").count();
-    let pending = rows.iter().filter(|r| r.status == "pending").count();
+    let digest = rows
+        .iter()
+        .filter(|r| *r.status == OutboxStatus::Digest)
+        .count();
+    let pending = rows
+        .iter()
+        .filter(|r| *r.status == OutboxStatus::Pending)
+        .count();
     assert_eq!(
         (digest, pending),
         (CASES, CASES),

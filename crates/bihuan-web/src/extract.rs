@@ -329,10 +329,7 @@ impl SignedIn {
             .session_user(&token, state.clock.now(), state.config.session_idle)
             .await?
             .ok_or_else(|| ApiError::unauthorized("令牌无效或已过期"))?;
-        let role: Role = user
-            .role
-            .parse()
-            .map_err(|e: bihuan_core::UnknownRole| ApiError::internal(&e))?;
+        let role = *user.role;
         let scope = match (role, &user.unit_code) {
             (Role::Admin, _) => CaseScope::All,
             (Role::UnitStaff, Some(unit)) => CaseScope::Responsible(unit.clone()),

@@ -6,6 +6,7 @@
 
 mod error;
 mod extract;
+mod ledger;
 mod metrics;
 mod pages;
 mod plan_views;

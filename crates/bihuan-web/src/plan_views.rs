@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use bihuan_core::plan::{Comparison, Owed, number_text};
+use bihuan_core::plan::{Comparison, number_text};
 use bihuan_core::{Engine, WORK_PLAN_TASK};
 use bihuan_store::entity::{plan, task_event, task_target, unit};
 use bihuan_store::{PlanSummary, TaskView, is_overdue};
@@ -178,8 +178,8 @@ pub fn task_json(
 ) -> TaskJson {
     let t = &view.task;
     let def = engine.workflow(WORK_PLAN_TASK);
-    let due = view.due();
-    let owed = t.owed.as_deref().and_then(Owed::parse);
+    let due = view.due;
+    let owed = t.owed.map(|o| *o);
     TaskJson {
         id: t.id,
         plan_id: t.plan_id,
@@ -189,7 +189,7 @@ pub fn task_json(
         title: t.title.clone(),
         lead_units: unit_refs(&view.lead_units),
         co_units: unit_refs(&view.co_units),
-        deadline_kind: t.due_kind.clone(),
+        deadline_kind: t.due_kind.to_string(),
         deadline: due.date(),
         deadline_text: due.text(),
         state: t.state.clone(),
@@ -197,7 +197,7 @@ pub fn task_json(
             .and_then(|d| d.state(&t.state))
             .map_or_else(|| t.state.clone(), |s| s.label.clone()),
         version: t.version,
-        owes: t.owed.clone(),
+        owes: owed.map(|o| o.as_str().to_owned()),
         owes_label: owed.map(|o| o.label().to_owned()),
         next_deadline: t.deadline,
         overdue: is_overdue(t, now),

@@ -188,7 +188,7 @@ pub fn case_detail(
             .iter()
             .map(|a| AuditView {
                 id: a.id,
-                verdict: a.verdict.clone(),
+                verdict: a.verdict.as_str().to_owned(),
                 reason: a.reason.clone(),
                 auditor: a.auditor.clone(),
                 at: a.at,
@@ -213,12 +213,12 @@ pub fn rating_view(r: &rating::Model, masked: bool) -> RatingView {
         service_name: r.service_name.clone(),
         unit_code: r.unit_code.clone(),
         region_code: r.region_code.clone(),
-        channel: r.channel.clone(),
-        level: r.level.clone(),
+        channel: r.channel.as_str().to_owned(),
+        level: r.level.as_str().to_owned(),
         rated_at: r.rated_at,
         assess_number: r.assess_number,
         rater: RaterView {
-            kind: r.rater_type.clone(),
+            kind: r.rater_type.as_str().to_owned(),
             real_name: r.rater_real_name,
             name: mask(&r.rater_name, mask_name),
             phone: mask(&r.rater_phone, mask_phone),

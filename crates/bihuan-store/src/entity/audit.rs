@@ -1,5 +1,7 @@
 //! A supervisor's audit of a closed loop (审核).
 
+use crate::audits::Verdict;
+use crate::code::Code;
 use sea_orm::entity::prelude::*;
 
 /// One row of `audits`.
@@ -9,8 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub case_id: Uuid,
-    /// `pass` or `fail`.
-    pub verdict: String,
+    pub verdict: Code<Verdict>,
     pub reason: Option<String>,
     pub auditor: String,
     pub at: DateTimeUtc,

@@ -1,6 +1,9 @@
 //! What one transaction added to the metrics' counts of one key, until the scheduler folds it into
 //! `metric_days`.
 
+use bihuan_core::rating::Channel;
+
+use crate::code::Code;
 use sea_orm::entity::prelude::*;
 
 /// One row of `metric_deltas`; the key and counts are those of `metric_days`.
@@ -12,7 +15,7 @@ pub struct Model {
     pub day: String,
     pub unit_code: String,
     pub region_code: String,
-    pub channel: String,
+    pub channel: Code<Channel>,
     pub service_code: String,
     pub service_name: String,
     pub ratings: i64,

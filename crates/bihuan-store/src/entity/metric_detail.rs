@@ -1,5 +1,8 @@
 //! The metrics' counts of one day, rated unit, region, channel and service (统计明细).
 
+use bihuan_core::rating::Channel;
+
+use crate::code::Code;
 use sea_orm::entity::prelude::*;
 
 /// One row of `metric_details`; the counts are those of `bihuan_core::metrics::Counts`.
@@ -14,7 +17,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub region_code: String,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub channel: String,
+    pub channel: Code<Channel>,
     #[sea_orm(primary_key, auto_increment = false)]
     pub service_code: String,
     pub service_name: String,

@@ -1,5 +1,7 @@
 //! A notification waiting to be sent (发件箱).
 
+use crate::code::Code;
+use crate::outbox::OutboxStatus;
 use sea_orm::entity::prelude::*;
 
 /// One row of `outbox`.
@@ -20,7 +22,7 @@ pub struct Model {
     pub unique_key: String,
     /// `pending`, `sent`, `dead`, or for reminders gathered by the daily digest `digest` (listed while
     /// it holds) and `lapsed` (the case moved on).
-    pub status: String,
+    pub status: Code<OutboxStatus>,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub last_error: Option<String>,

@@ -1,5 +1,8 @@
 //! A stored rating (评价), immutable once written.
 
+use bihuan_core::rating::{Channel, Level, RaterType};
+
+use crate::code::Code;
 use sea_orm::entity::prelude::*;
 
 /// One row of `ratings`.
@@ -15,12 +18,12 @@ pub struct Model {
     pub service_name: String,
     pub unit_code: String,
     pub region_code: String,
-    pub channel: String,
-    pub level: String,
+    pub channel: Code<Channel>,
+    pub level: Code<Level>,
     pub negative: bool,
     pub rated_at: DateTimeUtc,
     pub assess_number: i16,
-    pub rater_type: String,
+    pub rater_type: Code<RaterType>,
     pub rater_real_name: bool,
     pub rater_name: Option<String>,
     pub rater_phone: Option<String>,

@@ -1,5 +1,9 @@
 //! A work item (具体工作) of a plan, running the work-plan workflow.
 
+use bihuan_core::plan::Owed;
+
+use crate::code::Code;
+use crate::plans::DueKind;
 use sea_orm::entity::prelude::*;
 
 /// One row of `tasks`.
@@ -15,8 +19,7 @@ pub struct Model {
     pub source_row: i32,
     pub key_task: String,
     pub title: String,
-    /// `date`, `ongoing` or `scheduled`.
-    pub due_kind: String,
+    pub due_kind: Code<DueKind>,
     pub due_date: Option<Date>,
     pub workflow_id: String,
     pub workflow_version: i32,
@@ -27,7 +30,7 @@ pub struct Model {
     /// What it owes next, by when (core `plan::next_deadline`).
     pub deadline: Option<DateTimeUtc>,
     /// `completion`, `report` or `acceptance`.
-    pub owed: Option<String>,
+    pub owed: Option<Code<Owed>>,
     /// The deadline its workflow state sets (a submitted item's acceptance).
     pub state_deadline: Option<DateTimeUtc>,
     pub deadline_start: Option<DateTimeUtc>,

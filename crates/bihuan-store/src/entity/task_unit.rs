@@ -1,5 +1,7 @@
 //! A unit leading (牵头) or helping (配合) with a work item.
 
+use crate::code::Code;
+use crate::plans::UnitRole;
 use sea_orm::entity::prelude::*;
 
 /// One row of `task_units`.
@@ -8,9 +10,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub task_id: Uuid,
-    /// `lead` or `co`.
+    /// 牵头 or 配合.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub role: String,
+    pub role: Code<UnitRole>,
     #[sea_orm(primary_key, auto_increment = false)]
     pub unit_code: String,
     /// Its place in the table's cell.

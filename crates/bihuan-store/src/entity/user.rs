@@ -1,5 +1,8 @@
 //! A user account (用户).
 
+use bihuan_core::Role;
+
+use crate::code::Code;
 use sea_orm::entity::prelude::*;
 
 /// One row of `users`.
@@ -9,7 +12,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub username: String,
-    pub role: String,
+    pub role: Code<Role>,
     pub unit_code: Option<String>,
     pub email: Option<String>,
     pub password_hash: String,

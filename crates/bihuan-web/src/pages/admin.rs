@@ -61,7 +61,7 @@ async fn admin(
         .map(|u| {
             serde_json::json!({
                 "username": u.username,
-                "role": u.role.parse::<Role>().map_or_else(|_| u.role.clone(), |r| r.label().to_owned()),
+                "role": u.role.label(),
                 "unit": u.unit_code.as_deref().map(|c| units.name(c)),
                 "email": u.email, "disabled": u.disabled,
             })
@@ -90,7 +90,7 @@ async fn admin(
         .collect();
     let (dead_mails, dead_total) = state
         .store
-        .list_outbox(Some(bihuan_store::DEAD), 1, DEAD_LIMIT)
+        .list_outbox(Some(bihuan_store::OutboxStatus::Dead), 1, DEAD_LIMIT)
         .await
         .map_err(fail)?;
     let dead: Vec<serde_json::Value> = dead_mails

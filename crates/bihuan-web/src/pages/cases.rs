@@ -7,7 +7,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use bihuan_core::rating::{Channel, Level};
+
 use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{WorkflowDefinition, available_actions};
 use bihuan_store::{ActionRequest, CaseDetail, StoreError};
@@ -159,14 +159,8 @@ impl DetailPage<'_> {
             service_name: r.service_name.clone(),
             service_code: r.service_code.clone(),
             project_no: r.project_no.clone(),
-            level_label: r
-                .level
-                .parse::<Level>()
-                .map_or_else(|_| r.level.clone(), |l| l.label().to_owned()),
-            channel_label: r
-                .channel
-                .parse::<Channel>()
-                .map_or_else(|_| r.channel.clone(), |ch| ch.label().to_owned()),
+            level_label: r.level.label().to_owned(),
+            channel_label: r.channel.label().to_owned(),
             rated: when(cal, r.rated_at),
             rater_name: rv.rater.name,
             rater_phone: rv.rater.phone,
@@ -213,7 +207,7 @@ impl DetailPage<'_> {
             .map(|a| {
                 serde_json::json!({
                     "at": when(cal, a.at), "auditor": a.auditor,
-                    "verdict": if a.verdict == "pass" { "通过" } else { "不通过" },
+                    "verdict": if *a.verdict == bihuan_store::Verdict::Pass { "通过" } else { "不通过" },
                     "reason": a.reason,
                 })
             })

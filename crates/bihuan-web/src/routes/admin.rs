@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bihuan_core::Role;
-use bihuan_store::{NewUnit, NewUser, TokenScope};
+use bihuan_store::{NewUnit, NewUser, OutboxStatus, TokenScope};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -275,26 +275,22 @@ async fn outbox(
     ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    if let Some(status) = q.status.as_deref()
-        && !bihuan_store::OUTBOX_STATUSES.contains(&status)
-    {
-        return Err(ApiError::invalid_field(
-            "status",
-            format!(
-                "状态 {status} 无效：应为 {}",
-                bihuan_store::OUTBOX_STATUSES.join("、")
-            ),
-        ));
-    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(text) => Some(OutboxStatus::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = OutboxStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid_field(
+                "status",
+                format!("状态 {text} 无效：应为 {}", known.join("、")),
+            )
+        })?),
+    };
     let (page, per_page) = paging(q.page, q.per_page)?;
-    let (items, total) = state
-        .store
-        .list_outbox(q.status.as_deref(), page, per_page)
-        .await?;
+    let (items, total) = state.store.list_outbox(status, page, per_page).await?;
     Ok(Json(json!({
         "items": items.iter().map(|m| json!({
             "id": m.id, "kind": m.kind, "case_id": m.case_id, "audience": m.audience,
-            "recipients": m.recipients, "subject": m.subject, "status": m.status,
+            "recipients": m.recipients, "subject": m.subject, "status": m.status.as_str(),
             "attempts": m.attempts, "next_attempt_at": m.next_attempt_at,
             "last_error": m.last_error, "created_at": m.created_at, "sent_at": m.sent_at,
         })).collect::<Vec<_>>(),

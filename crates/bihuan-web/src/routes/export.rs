@@ -8,9 +8,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bihuan_core::Engine;
 use bihuan_core::csv_safe;
 use bihuan_core::metrics::{Cell, TABLE_COLUMNS, figures, table_cells};
-use bihuan_store::{LEDGER_HEADERS, LedgerFilter, LedgerRow, MetricsRow};
+use bihuan_store::{LedgerEntry, LedgerFilter, MetricsRow};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -20,6 +21,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiQuery, SignedIn};
+use crate::ledger::{LEDGER_COLUMNS, LedgerCell, TIME_FORMAT, ledger_cells};
 use crate::routes::cases::parse_bound;
 use crate::routes::stats::{MetricsParams, metric_rows};
 
@@ -227,10 +229,11 @@ async fn export(
     }
     let file = tempfile::NamedTempFile::new().map_err(internal)?;
     let path = file.path().to_owned();
-    let (tx, rx) = mpsc::channel::<Vec<LedgerRow>>(2);
+    let (tx, rx) = mpsc::channel::<Vec<LedgerEntry>>(2);
+    let engine = state.engine.clone();
     let writer = tokio::task::spawn_blocking(move || match format {
-        Format::Xlsx => write_xlsx(&path, rx),
-        Format::Csv => write_csv(&path, rx),
+        Format::Xlsx => write_xlsx(&path, &engine, rx),
+        Format::Csv => write_csv(&path, &engine, rx),
     });
     let now = state.clock.now();
     let mut after = None;
@@ -265,38 +268,41 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 fn write_xlsx(
     path: &std::path::Path,
-    mut rx: mpsc::Receiver<Vec<LedgerRow>>,
+    engine: &Engine,
+    mut rx: mpsc::Receiver<Vec<LedgerEntry>>,
 ) -> Result<(), String> {
-    use rust_xlsxwriter::{Format as Style, Workbook};
+    use rust_xlsxwriter::{ExcelDateTime, Format as Style, Workbook};
     let mut workbook = Workbook::new();
     let sheet = workbook
         .add_worksheet_with_constant_memory()
         .map_err(|e| e.to_string())?;
     sheet.set_name("差评整改台账").map_err(|e| e.to_string())?;
     let bold = Style::new().set_bold();
-    for (col, (title, width)) in LEDGER_HEADERS
-        .iter()
-        .zip([
-            22, 30, 10, 12, 17, 22, 14, 17, 17, 17, 30, 17, 10, 10, 8, 17, 22, 38,
-        ])
-        .enumerate()
-    {
-        let col = u16::try_from(col).map_err(|e| e.to_string())?;
+    let minutes = Style::new().set_num_format("yyyy-mm-dd hh:mm");
+    for (col, (title, width)) in (0u16..).zip(LEDGER_COLUMNS) {
         sheet
             .set_column_width(col, width)
             .map_err(|e| e.to_string())?;
         sheet
-            .write_string_with_format(0, col, *title, &bold)
+            .write_string_with_format(0, col, title, &bold)
             .map_err(|e| e.to_string())?;
     }
     let mut row_number: u32 = 1;
-    while let Some(rows) = rx.blocking_recv() {
-        for row in rows {
-            for (col, value) in row.iter().enumerate() {
-                let col = u16::try_from(col).map_err(|e| e.to_string())?;
-                sheet
-                    .write_string(row_number, col, value)
-                    .map_err(|e| e.to_string())?;
+    while let Some(entries) = rx.blocking_recv() {
+        for entry in &entries {
+            for (col, cell) in (0u16..).zip(ledger_cells(engine, entry)) {
+                match cell {
+                    LedgerCell::Text(text) if text.is_empty() => continue,
+                    LedgerCell::Text(text) => sheet.write_string(row_number, col, text).map(drop),
+                    LedgerCell::Time(at) => {
+                        let at = ExcelDateTime::from_timestamp(at.and_utc().timestamp())
+                            .map_err(|e| e.to_string())?;
+                        sheet
+                            .write_datetime_with_format(row_number, col, &at, &minutes)
+                            .map(drop)
+                    }
+                }
+                .map_err(|e| e.to_string())?;
             }
             row_number += 1;
         }
@@ -304,17 +310,25 @@ fn write_xlsx(
     workbook.save(path).map_err(|e| e.to_string())
 }
 
-fn write_csv(path: &std::path::Path, mut rx: mpsc::Receiver<Vec<LedgerRow>>) -> Result<(), String> {
+fn write_csv(
+    path: &std::path::Path,
+    engine: &Engine,
+    mut rx: mpsc::Receiver<Vec<LedgerEntry>>,
+) -> Result<(), String> {
     use std::io::Write;
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| e.to_string())?);
     file.write_all("\u{feff}".as_bytes())
         .map_err(|e| e.to_string())?;
     let mut writer = csv::Writer::from_writer(file);
     writer
-        .write_record(LEDGER_HEADERS)
+        .write_record(LEDGER_COLUMNS.map(|(title, _)| title))
         .map_err(|e| e.to_string())?;
-    while let Some(rows) = rx.blocking_recv() {
-        for row in rows {
+    while let Some(entries) = rx.blocking_recv() {
+        for entry in &entries {
+            let row = ledger_cells(engine, entry).map(|cell| match cell {
+                LedgerCell::Text(text) => text,
+                LedgerCell::Time(at) => at.format(TIME_FORMAT).to_string(),
+            });
             // Service names, measures and units come from channels and staff: a cell beginning
             // with = + - @ would run as a formula in Excel.
             write_safe(&mut writer, &row).map_err(|e| e.to_string())?;

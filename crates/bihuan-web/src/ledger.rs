@@ -1,0 +1,98 @@
+//! The ledger's words (差评整改台账): the store's [`LedgerEntry`] facts as the cells of the sheet a
+//! town office sends upward — Chinese labels from the workflow files, local times, 是/否.
+
+use bihuan_core::Engine;
+use bihuan_core::workflow::FieldKind;
+use bihuan_store::{Choice, LedgerEntry, ReviewOutcome};
+use chrono::NaiveDateTime;
+
+/// The ledger's columns, in order, with their widths in an Excel sheet.
+pub const LEDGER_COLUMNS: [(&str, f64); 18] = [
+    ("办件编号", 22.0),
+    ("事项名称", 30.0),
+    ("评价等级", 10.0),
+    ("评价渠道", 12.0),
+    ("评价时间", 17.0),
+    ("承办单位", 22.0),
+    ("当前状态", 14.0),
+    ("受理时间", 17.0),
+    ("转办时间", 17.0),
+    ("整改时间", 17.0),
+    ("整改措施", 30.0),
+    ("反馈时间", 17.0),
+    ("回访方式", 10.0),
+    ("评议结果", 10.0),
+    ("是否超期", 8.0),
+    ("办结时间", 17.0),
+    ("评价单位", 22.0),
+    ("工单编号", 38.0),
+];
+
+/// How times read in the CSV (the workbook shows the same through its cell format).
+pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M";
+
+/// One cell of the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerCell {
+    /// Words (empty when the step has not happened).
+    Text(String),
+    /// A local time: a real date cell in a workbook, so it sorts and filters as one.
+    Time(NaiveDateTime),
+}
+
+/// The cells of one entry, in the order of [`LEDGER_COLUMNS`].
+pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 18] {
+    let tz = engine.calendar().tz();
+    let time = |at: Option<chrono::DateTime<chrono::Utc>>| match at {
+        Some(at) => LedgerCell::Time(at.with_timezone(&tz).naive_local()),
+        None => LedgerCell::Text(String::new()),
+    };
+    let text = |s: Option<&str>| LedgerCell::Text(s.unwrap_or_default().to_owned());
+    let def = engine.workflow(&e.workflow_id);
+    let state = def
+        .and_then(|d| d.state(&e.state))
+        .map_or(e.state.as_str(), |s| s.label.as_str());
+    let review = e.review.as_ref().map(|r| match r {
+        ReviewOutcome::Satisfied(choice) => label(engine, &e.workflow_id, choice),
+        ReviewOutcome::Unsatisfied => "不满意".to_owned(),
+        ReviewOutcome::TimedOut => "评议超时".to_owned(),
+    });
+    [
+        text(Some(&e.project_no)),
+        text(Some(&e.service_name)),
+        text(Some(e.level.label())),
+        text(Some(e.channel.label())),
+        time(Some(e.rated_at)),
+        text(e.unit.as_deref()),
+        text(Some(state)),
+        time(e.accepted_at),
+        time(e.transferred_at),
+        time(e.rectified_at),
+        text(e.measures.as_deref()),
+        time(e.visited_at),
+        text(
+            e.visit_method
+                .as_ref()
+                .map(|c| label(engine, &e.workflow_id, c))
+                .as_deref(),
+        ),
+        text(review.as_deref()),
+        text(Some(if e.overdue { "是" } else { "否" })),
+        time(e.closed_at),
+        text(Some(&e.origin_unit)),
+        LedgerCell::Text(e.case_id.to_string()),
+    ]
+}
+
+/// The label the workflow file gives a recorded choice; its value when the file no longer has it.
+fn label(engine: &Engine, workflow: &str, choice: &Choice) -> String {
+    engine
+        .workflow(workflow)
+        .and_then(|d| d.action(&choice.action))
+        .and_then(|a| a.field(&choice.field))
+        .and_then(|f| match &f.kind {
+            FieldKind::Enum { options } => options.iter().find(|o| o.value == choice.value),
+            _ => None,
+        })
+        .map_or_else(|| choice.value.clone(), |o| o.label.clone())
+}
