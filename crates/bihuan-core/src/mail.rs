@@ -149,8 +149,13 @@ pub struct DigestItem {
 pub struct Digest {
     /// The day ("2021年9月30日（星期四）").
     pub date: String,
-    /// Due soon and overdue items, most urgent first.
+    /// The most urgent of the due soon and overdue items, most urgent first (at most the store's
+    /// `DIGEST_MAX_ITEMS`).
     pub items: Vec<DigestItem>,
+    /// How many are waiting in all.
+    pub total: usize,
+    /// How many of them are not listed.
+    pub more: usize,
     /// How many of them are overdue.
     pub overdue: usize,
     /// The case list page.
@@ -287,6 +292,8 @@ impl Letters {
                 kind: "due_soon".into(),
                 case,
             }],
+            total: 3,
+            more: 2,
             overdue: 0,
             link: self.link("/cases"),
         };
@@ -418,6 +425,8 @@ mod tests {
                         kind: "due_soon".into(),
                         case,
                     }],
+                    total: 1,
+                    more: 0,
                     overdue: 0,
                     link: letters.link("/cases"),
                 },

@@ -58,7 +58,7 @@ pub use plans::{
     TaskView, UnitRole, is_overdue,
 };
 pub use ratings::RecordedRating;
-pub use reminders::ReminderReport;
+pub use reminders::{DIGEST_MAX_ITEMS, ReminderReport};
 pub use review::{ReviewAnswer, ReviewLink, ReviewLinkState};
 pub use scope::{CaseFilter, CaseScope, RatingFilter, Reach, UnmappedUnit};
 pub use workflows::load_dir;

@@ -533,71 +533,106 @@ impl Store {
         if !matches!(claimed, sea_orm::TryInsertResult::Inserted(1)) {
             return Ok(0);
         }
-        // What the digest lists of each waiting reminder: its kind, its case and its recipients
-        // (not the letter it was written with, which the digest does not repeat).
-        let waiting: Vec<(String, Option<Uuid>, Value)> = outbox::Entity::find()
-            .select_only()
-            .columns([
-                outbox::Column::Kind,
-                outbox::Column::CaseId,
-                outbox::Column::Recipients,
-            ])
-            .filter(outbox::Column::Status.eq(OutboxStatus::Digest.as_str()))
-            .order_by_asc(outbox::Column::Id)
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        let case_ids: BTreeSet<Uuid> = waiting.iter().filter_map(|(_, id, _)| *id).collect();
-        let case_ids: Vec<Uuid> = case_ids.into_iter().collect();
-        let mut cases = BTreeMap::new();
-        for chunk in case_ids.chunks(500) {
-            for c in case::Entity::find()
-                .filter(case::Column::Id.is_in(chunk.iter().copied()))
+        // The waiting reminders are read a page at a time; each address keeps only the keys of its
+        // DIGEST_MAX_ITEMS most urgent cases and counts the rest, so memory is bounded by the
+        // addresses, not by how much is waiting.
+        let cal = engine.calendar();
+        let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+        let mut after: i64 = 0;
+        loop {
+            let page: Vec<(i64, String, Option<Uuid>, Value)> = outbox::Entity::find()
+                .select_only()
+                .columns([
+                    outbox::Column::Id,
+                    outbox::Column::Kind,
+                    outbox::Column::CaseId,
+                    outbox::Column::Recipients,
+                ])
+                .filter(outbox::Column::Status.eq(OutboxStatus::Digest.as_str()))
+                .filter(outbox::Column::Id.gt(after))
+                .order_by_asc(outbox::Column::Id)
+                .limit(DIGEST_PAGE)
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            let Some((last, ..)) = page.last() else { break };
+            after = *last;
+            let ids: BTreeSet<Uuid> = page.iter().filter_map(|(_, _, id, _)| *id).collect();
+            let deadlines: BTreeMap<Uuid, Option<DateTime<Utc>>> = case::Entity::find()
+                .select_only()
+                .columns([case::Column::Id, case::Column::Deadline])
+                .filter(case::Column::Id.is_in(ids))
+                .into_tuple::<(Uuid, Option<DateTime<Utc>>)>()
                 .all(&txn)
                 .await?
-            {
-                cases.insert(c.id, c);
+                .into_iter()
+                .collect();
+            for (_, kind, case_id, recipients) in page {
+                let Some((id, deadline)) = case_id.and_then(|id| Some((id, deadlines.get(&id)?)))
+                else {
+                    continue;
+                };
+                let key = Urgency {
+                    later: kind != ReminderKind::Overdue.as_str(),
+                    working_days: deadline
+                        .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+                    case_id: id,
+                    kind,
+                };
+                let addresses = match &recipients {
+                    Value::Array(list) => list.iter().filter_map(Value::as_str).collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                };
+                for address in addresses {
+                    tallies
+                        .entry(address.to_owned())
+                        .or_default()
+                        .add(key.clone());
+                }
             }
         }
-        let ratings = ratings_of(&txn, cases.values().map(|c| c.rating_id)).await?;
+        // The facts of the cases some digest lists, each case once.
+        let listed: BTreeSet<Uuid> = tallies
+            .values()
+            .flat_map(|t| t.top.iter().map(|k| k.case_id))
+            .collect();
+        let listed: Vec<Uuid> = listed.into_iter().collect();
         let org = self.org_in(&txn).await?;
-        let mut by_address: BTreeMap<String, Vec<DigestItem>> = BTreeMap::new();
-        for (kind, case_id, recipients) in &waiting {
-            let Some(c) = case_id.and_then(|id| cases.get(&id)) else {
-                continue;
-            };
-            let rating = ratings
-                .get(&c.rating_id)
-                .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
-            let facts = case_facts(&org, engine, workflow_of(engine, c)?, c, rating, now);
-            let addresses = match recipients {
-                Value::Array(list) => list.iter().filter_map(Value::as_str).collect::<Vec<_>>(),
-                _ => Vec::new(),
-            };
-            for address in addresses {
-                by_address
-                    .entry(address.to_owned())
-                    .or_default()
-                    .push(DigestItem {
-                        kind: kind.clone(),
-                        case: facts.clone(),
-                    });
+        let mut facts = BTreeMap::new();
+        for chunk in listed.chunks(500) {
+            let cases = case::Entity::find()
+                .filter(case::Column::Id.is_in(chunk.iter().copied()))
+                .all(&txn)
+                .await?;
+            let ratings = ratings_of(&txn, cases.iter().map(|c| c.rating_id)).await?;
+            for c in &cases {
+                let rating = ratings
+                    .get(&c.rating_id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
+                let def = workflow_of(engine, c)?;
+                facts.insert(c.id, case_facts(&org, engine, def, c, rating, now));
             }
         }
         let date = mail::chinese_date(day);
         let mut written = 0;
-        for (address, mut items) in by_address {
-            items.sort_by(|a, b| {
-                (b.kind == "overdue")
-                    .cmp(&(a.kind == "overdue"))
-                    .then(a.case.working_days.cmp(&b.case.working_days))
-                    .then(a.case.case_id.cmp(&b.case.case_id))
-            });
-            let overdue = items.iter().filter(|i| i.kind == "overdue").count();
+        for (address, tally) in tallies {
+            let items: Vec<DigestItem> = tally
+                .top
+                .into_sorted_vec()
+                .into_iter()
+                .filter_map(|k| {
+                    Some(DigestItem {
+                        case: facts.get(&k.case_id)?.clone(),
+                        kind: k.kind,
+                    })
+                })
+                .collect();
             let digest = Digest {
                 date: date.clone(),
+                total: tally.total,
+                more: tally.total.saturating_sub(items.len()),
                 items,
-                overdue,
+                overdue: tally.overdue,
                 link: engine.letters().link("/cases"),
             };
             let mail = NewMail {
@@ -621,5 +656,44 @@ impl Store {
         txn.commit().await?;
         tracing::info!(day = %day, digests = written, "daily digest");
         Ok(written)
+    }
+}
+
+/// The most waiting reminders one daily digest lists, most urgent first; the rest are counted and
+/// linked (a mail of thousands of rows helps nobody, and would be built in memory).
+pub const DIGEST_MAX_ITEMS: usize = 50;
+
+/// Waiting reminders read a page at a time by the digest.
+const DIGEST_PAGE: u64 = 1000;
+
+/// How urgent a waiting reminder is: overdue first, then the fewest working days left, then by case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Urgency {
+    /// Not overdue (sorts after the overdue ones).
+    later: bool,
+    working_days: Option<i64>,
+    case_id: Uuid,
+    kind: String,
+}
+
+/// One address's digest while the waiting reminders are read: the most urgent few, and counts.
+#[derive(Debug, Default)]
+struct Tally {
+    /// The `DIGEST_MAX_ITEMS` most urgent (a max-heap: the least urgent of them on top).
+    top: std::collections::BinaryHeap<Urgency>,
+    total: usize,
+    overdue: usize,
+}
+
+impl Tally {
+    fn add(&mut self, key: Urgency) {
+        self.total += 1;
+        if !key.later {
+            self.overdue += 1;
+        }
+        self.top.push(key);
+        if self.top.len() > DIGEST_MAX_ITEMS {
+            self.top.pop();
+        }
     }
 }

@@ -122,6 +122,36 @@ async fn one_pass_reminds_every_case_once_a_page_at_a_time(db: &TestDb) {
             .unwrap(),
         2 * CASES as u64
     );
+
+    // The next morning's digest lists the 50 most urgent of the 1,200 and counts the rest, built
+    // from the waiting rows a page at a time.
+    let day = chrono::NaiveDate::from_ymd_opt(2021, 5, 10).unwrap();
+    let made = store
+        .queue_digests(&engine, day, local(10, 8 * 60 + 30))
+        .await
+        .unwrap();
+    let digests: Vec<_> = outbox::Entity::find()
+        .all(db.store.connection())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "digest")
+        .collect();
+    assert_eq!(made, digests.len());
+    assert!(!digests.is_empty());
+    for d in &digests {
+        assert!(
+            d.subject
+                .contains("1200 件即将到期或超期（其中超期 1200 件）"),
+            "{}",
+            d.subject
+        );
+        let listed = d.body.matches("办件编号：").count();
+        assert_eq!(listed, bihuan_store::DIGEST_MAX_ITEMS, "{}", d.body);
+        assert!(d.body.contains("另有 1150 件未列出"), "{}", d.body);
+        // Most urgent first, then by case: every one is as overdue as the others.
+        assert!(d.body.contains("1. 【已超期】"), "{}", d.body);
+    }
     store.close().await.unwrap();
 }
 
