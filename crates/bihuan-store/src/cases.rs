@@ -377,11 +377,10 @@ pub(crate) fn workflow_of<'a>(
 
 /// The fields an event recorded, as stored in the chain: a corrupt value is an error naming the event,
 /// never an empty record (it would silently change what the case counts for).
-pub(crate) fn event_fields(e: &event::Model) -> Result<Map<String, Value>> {
-    serde_json::from_str(&e.fields).map_err(|err| {
+pub(crate) fn event_fields(case_id: Uuid, seq: i64, fields: &str) -> Result<Map<String, Value>> {
+    serde_json::from_str(fields).map_err(|err| {
         StoreError::Corrupt(format!(
-            "event {} of case {}: its fields are not a JSON object ({err})",
-            e.seq, e.case_id
+            "event {seq} of case {case_id}: its fields are not a JSON object ({err})"
         ))
     })
 }

@@ -8,11 +8,13 @@ use bihuan_core::rating::{Channel, Level};
 use bihuan_core::workflow::{ActionDef, EffectDef, FieldKind, Mark};
 use bihuan_core::{Engine, WorkflowDefinition};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::cases::workflow_of;
+use crate::code::Code;
 use crate::entity::{case, event, rating};
 use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
@@ -125,27 +127,63 @@ impl Store {
         if let Some(after) = after {
             cond = cond.add(case::Column::Id.gt(after));
         }
-        let cases = case::Entity::find()
+        // Only the columns the ledger shows: a rating's staff and indicators (JSON) and a case's
+        // timers are not parsed for nothing.
+        let cases: Vec<LedgerCase> = case::Entity::find()
+            .select_only()
+            .columns([
+                case::Column::Id,
+                case::Column::RatingId,
+                case::Column::WorkflowId,
+                case::Column::State,
+                case::Column::UnitCode,
+                case::Column::OriginUnit,
+                case::Column::Deadline,
+                case::Column::Overdue,
+                case::Column::ClosedAt,
+            ])
             .filter(cond)
             .order_by_asc(case::Column::Id)
             .limit(limit)
+            .into_model()
             .all(&self.db)
             .await?;
         let last = cases.last().map(|c| c.id);
         if cases.is_empty() {
             return Ok((Vec::new(), last));
         }
-        let ratings: HashMap<Uuid, rating::Model> = rating::Entity::find()
+        let ratings: HashMap<Uuid, LedgerRating> = rating::Entity::find()
+            .select_only()
+            .columns([
+                rating::Column::Id,
+                rating::Column::ProjectNo,
+                rating::Column::ServiceName,
+                rating::Column::Level,
+                rating::Column::Channel,
+                rating::Column::RatedAt,
+            ])
             .filter(rating::Column::Id.is_in(cases.iter().map(|c| c.rating_id)))
+            .into_model::<LedgerRating>()
             .all(&self.db)
             .await?
             .into_iter()
             .map(|r| (r.id, r))
             .collect();
-        let mut events: HashMap<Uuid, Vec<event::Model>> = HashMap::new();
+        let mut events: HashMap<Uuid, Vec<LedgerEvent>> = HashMap::new();
         for e in event::Entity::find()
+            .select_only()
+            .columns([
+                event::Column::CaseId,
+                event::Column::Seq,
+                event::Column::Action,
+                event::Column::FromState,
+                event::Column::ToState,
+                event::Column::At,
+                event::Column::Fields,
+            ])
             .filter(event::Column::CaseId.is_in(cases.iter().map(|c| c.id)))
             .order_by_asc(event::Column::Seq)
+            .into_model::<LedgerEvent>()
             .all(&self.db)
             .await?
         {
@@ -157,7 +195,12 @@ impl Store {
             let r = ratings
                 .get(&c.rating_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
-            let def = workflow_of(engine, c)?;
+            let def = engine.workflow(&c.workflow_id).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "case {} runs workflow {} which is not loaded",
+                    c.id, c.workflow_id
+                ))
+            })?;
             let log = events.remove(&c.id).unwrap_or_default();
             rows.push(entry(now, def, c, r, &log, &org)?);
         }
@@ -165,25 +208,69 @@ impl Store {
     }
 }
 
+/// The columns of a case the ledger reads.
+#[derive(Debug, FromQueryResult)]
+struct LedgerCase {
+    id: Uuid,
+    rating_id: Uuid,
+    workflow_id: String,
+    state: String,
+    unit_code: Option<String>,
+    origin_unit: String,
+    deadline: Option<DateTime<Utc>>,
+    overdue: bool,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a rating the ledger reads.
+#[derive(Debug, FromQueryResult)]
+struct LedgerRating {
+    id: Uuid,
+    project_no: String,
+    service_name: String,
+    level: Code<Level>,
+    channel: Code<Channel>,
+    rated_at: DateTime<Utc>,
+}
+
+/// The columns of an event the ledger reads (not its hashes).
+#[derive(Debug, FromQueryResult)]
+struct LedgerEvent {
+    case_id: Uuid,
+    seq: i64,
+    action: String,
+    from_state: Option<String>,
+    to_state: String,
+    at: DateTime<Utc>,
+    fields: String,
+}
+
 /// The entry of one case from its rating and events.
 fn entry(
     now: DateTime<Utc>,
     def: &WorkflowDefinition,
-    c: &case::Model,
-    r: &rating::Model,
-    log: &[event::Model],
+    c: &LedgerCase,
+    r: &LedgerRating,
+    log: &[LedgerEvent],
     org: &OrgTree,
 ) -> Result<LedgerEntry> {
     // The steps the ledger reports, found by what the workflow says an action is (its marks, its
     // effects, the state it leaves), never by its id.
-    let action_of = |e: &event::Model| def.action(&e.action);
+    let action_of = |e: &LedgerEvent| def.action(&e.action);
     let first_where =
         |test: &dyn Fn(&ActionDef) -> bool| log.iter().find(|e| action_of(e).is_some_and(test));
+    // Every event's recorded fields must be JSON (a corrupt one is an error, whichever step it is);
+    // only the steps the ledger reports are read further.
     let recorded: HashMap<i64, Map<String, Value>> = log
         .iter()
-        .map(|e| Ok((e.seq, crate::cases::event_fields(e)?)))
+        .map(|e| {
+            Ok((
+                e.seq,
+                crate::cases::event_fields(e.case_id, e.seq, &e.fields)?,
+            ))
+        })
         .collect::<Result<_>>()?;
-    let field = |e: &event::Model, name: &str| -> Option<String> {
+    let field = |e: &LedgerEvent, name: &str| -> Option<String> {
         recorded
             .get(&e.seq)?
             .get(name)
@@ -194,7 +281,7 @@ fn entry(
     let is_enum = |k: &FieldKind| matches!(k, FieldKind::Enum { .. });
     let is_text = |k: &FieldKind| matches!(k, FieldKind::Text { .. });
     // The value of an event's first field of a kind, as a choice of its action.
-    let chosen = |e: &event::Model| -> Option<Choice> {
+    let chosen = |e: &LedgerEvent| -> Option<Choice> {
         let action = action_of(e)?;
         let f = action.first_field(is_enum)?;
         Some(Choice {

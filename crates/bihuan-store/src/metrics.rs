@@ -273,7 +273,7 @@ pub(crate) fn counts_of_case(
 ) -> Result<Counts> {
     let fields: Vec<Map<String, Value>> = events
         .iter()
-        .map(crate::cases::event_fields)
+        .map(|e| crate::cases::event_fields(e.case_id, e.seq, &e.fields))
         .collect::<Result<_>>()?;
     let steps = steps_of(events, &fields);
     Ok(case_counts(
