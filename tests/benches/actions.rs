@@ -307,6 +307,10 @@ async fn bench(name: &str, db: TestDb, n: usize, clients: usize) {
     db.finish().await.unwrap();
 }
 
+/// The binary's allocator (crates/bihuan/src/main.rs), so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let n = env_usize("BENCH_CASES", 3_000);

@@ -359,6 +359,10 @@ async fn bench(name: &str, db: &TestDb) {
     );
 }
 
+/// The binary's allocator (crates/bihuan/src/main.rs), so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let only = std::env::var("BENCH_ONLY").ok();

@@ -9,7 +9,8 @@ use bihuan_core::workflow::{ActionDef, EffectDef, FieldKind, Mark};
 use bihuan_core::{Engine, WorkflowDefinition};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -127,13 +128,12 @@ impl Store {
         if let Some(after) = after {
             cond = cond.add(case::Column::Id.gt(after));
         }
-        // Only the columns the ledger shows: a rating's staff and indicators (JSON) and a case's
-        // timers are not parsed for nothing.
+        // Only the columns the ledger shows, the case's and its rating's in one query: a rating's staff
+        // and indicators (JSON) and a case's timers are not parsed for nothing.
         let cases: Vec<LedgerCase> = case::Entity::find()
             .select_only()
             .columns([
                 case::Column::Id,
-                case::Column::RatingId,
                 case::Column::WorkflowId,
                 case::Column::State,
                 case::Column::UnitCode,
@@ -142,6 +142,20 @@ impl Store {
                 case::Column::Overdue,
                 case::Column::ClosedAt,
             ])
+            .columns([
+                rating::Column::ProjectNo,
+                rating::Column::ServiceName,
+                rating::Column::Level,
+                rating::Column::Channel,
+                rating::Column::RatedAt,
+            ])
+            .join(
+                JoinType::InnerJoin,
+                case::Entity::belongs_to(rating::Entity)
+                    .from(case::Column::RatingId)
+                    .to(rating::Column::Id)
+                    .into(),
+            )
             .filter(cond)
             .order_by_asc(case::Column::Id)
             .limit(limit)
@@ -152,23 +166,6 @@ impl Store {
         if cases.is_empty() {
             return Ok((Vec::new(), last));
         }
-        let ratings: HashMap<Uuid, LedgerRating> = rating::Entity::find()
-            .select_only()
-            .columns([
-                rating::Column::Id,
-                rating::Column::ProjectNo,
-                rating::Column::ServiceName,
-                rating::Column::Level,
-                rating::Column::Channel,
-                rating::Column::RatedAt,
-            ])
-            .filter(rating::Column::Id.is_in(cases.iter().map(|c| c.rating_id)))
-            .into_model::<LedgerRating>()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
         let mut events: HashMap<Uuid, Vec<LedgerEvent>> = HashMap::new();
         for e in event::Entity::find()
             .select_only()
@@ -182,6 +179,9 @@ impl Store {
                 event::Column::Fields,
             ])
             .filter(event::Column::CaseId.is_in(cases.iter().map(|c| c.id)))
+            // The opening event (no state before it) records the rating, not a step the ledger
+            // reports: most cases of a ledger have little more, so it is not read at all.
+            .filter(event::Column::FromState.is_not_null())
             .order_by_asc(event::Column::Seq)
             .into_model::<LedgerEvent>()
             .all(&self.db)
@@ -192,9 +192,6 @@ impl Store {
         let org = self.org().await?;
         let mut rows = Vec::with_capacity(cases.len());
         for c in &cases {
-            let r = ratings
-                .get(&c.rating_id)
-                .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
             let def = engine.workflow(&c.workflow_id).ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "case {} runs workflow {} which is not loaded",
@@ -202,17 +199,16 @@ impl Store {
                 ))
             })?;
             let log = events.remove(&c.id).unwrap_or_default();
-            rows.push(entry(now, def, c, r, &log, &org)?);
+            rows.push(entry(now, def, c, &log, &org)?);
         }
         Ok((rows, last))
     }
 }
 
-/// The columns of a case the ledger reads.
+/// The columns of a case and of its rating the ledger reads.
 #[derive(Debug, FromQueryResult)]
 struct LedgerCase {
     id: Uuid,
-    rating_id: Uuid,
     workflow_id: String,
     state: String,
     unit_code: Option<String>,
@@ -220,12 +216,6 @@ struct LedgerCase {
     deadline: Option<DateTime<Utc>>,
     overdue: bool,
     closed_at: Option<DateTime<Utc>>,
-}
-
-/// The columns of a rating the ledger reads.
-#[derive(Debug, FromQueryResult)]
-struct LedgerRating {
-    id: Uuid,
     project_no: String,
     service_name: String,
     level: Code<Level>,
@@ -250,7 +240,6 @@ fn entry(
     now: DateTime<Utc>,
     def: &WorkflowDefinition,
     c: &LedgerCase,
-    r: &LedgerRating,
     log: &[LedgerEvent],
     org: &OrgTree,
 ) -> Result<LedgerEntry> {
@@ -259,7 +248,7 @@ fn entry(
     let action_of = |e: &LedgerEvent| def.action(&e.action);
     let first_where =
         |test: &dyn Fn(&ActionDef) -> bool| log.iter().find(|e| action_of(e).is_some_and(test));
-    // Every event's recorded fields must be JSON (a corrupt one is an error, whichever step it is);
+    // Every step's recorded fields must be JSON (a corrupt one is an error, whichever step it is);
     // only the steps the ledger reports are read further.
     let recorded: HashMap<i64, Map<String, Value>> = log
         .iter()
@@ -323,11 +312,11 @@ fn entry(
     let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
     Ok(LedgerEntry {
         case_id: c.id,
-        project_no: r.project_no.clone(),
-        service_name: r.service_name.clone(),
-        level: *r.level,
-        channel: *r.channel,
-        rated_at: r.rated_at,
+        project_no: c.project_no.clone(),
+        service_name: c.service_name.clone(),
+        level: *c.level,
+        channel: *c.channel,
+        rated_at: c.rated_at,
         workflow_id: c.workflow_id.clone(),
         state: c.state.clone(),
         unit: c.unit_code.as_deref().map(unit_name),

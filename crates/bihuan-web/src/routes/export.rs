@@ -273,6 +273,9 @@ fn write_xlsx(
 ) -> Result<(), String> {
     use rust_xlsxwriter::{ExcelDateTime, Format as Style, Workbook};
     let mut workbook = Workbook::new();
+    // Excel's own level: the sheet is deflated after its last row, and level 3 takes about 0.7 of
+    // the default's time for a file about 5 % larger.
+    workbook.set_zip_compression_level(3);
     let sheet = workbook
         .add_worksheet_with_constant_memory()
         .map_err(|e| e.to_string())?;
