@@ -51,8 +51,9 @@ pub struct Letter {
     pub subject: String,
     /// The plain-text part.
     pub text: String,
-    /// The HTML part.
-    pub html: String,
+    /// The HTML part; none for a letter that is listed but never sent by itself (a reminder the
+    /// daily digest gathers).
+    pub html: Option<String>,
 }
 
 /// A template that failed to load or render.
@@ -239,6 +240,25 @@ impl Letters {
 
     /// Renders one template's three blocks.
     pub fn render(&self, template: &str, facts: &impl Serialize) -> Result<Letter, MailError> {
+        self.render_parts(template, facts, true)
+    }
+
+    /// The subject and the text of a letter that is listed but never sent by itself (a reminder the
+    /// daily digest gathers): its HTML part is not rendered.
+    pub fn render_listed(
+        &self,
+        template: &str,
+        facts: &impl Serialize,
+    ) -> Result<Letter, MailError> {
+        self.render_parts(template, facts, false)
+    }
+
+    fn render_parts(
+        &self,
+        template: &str,
+        facts: &impl Serialize,
+        with_html: bool,
+    ) -> Result<Letter, MailError> {
         let fail = |e: minijinja::Error| MailError {
             template: template.to_owned(),
             message: format!("{e:#}"),
@@ -252,7 +272,11 @@ impl Letters {
                 Ok((
                     state.render_block("subject")?,
                     state.render_block("text")?,
-                    state.render_block("html")?,
+                    if with_html {
+                        Some(state.render_block("html")?)
+                    } else {
+                        None
+                    },
                 ))
             })
             .map_err(fail)?;
@@ -266,7 +290,7 @@ impl Letters {
         Ok(Letter {
             subject,
             text: text.trim().to_owned() + "\n",
-            html: html.trim().to_owned() + "\n",
+            html: html.map(|h| h.trim().to_owned() + "\n"),
         })
     }
 
@@ -412,8 +436,9 @@ mod tests {
             "{}",
             letter.text
         );
-        assert!(letter.html.contains("社保&lt;登记&gt;"), "{}", letter.html);
-        assert!(!letter.html.contains("社保<登记>"), "{}", letter.html);
+        let html = letter.html.unwrap();
+        assert!(html.contains("社保&lt;登记&gt;"), "{html}");
+        assert!(!html.contains("社保<登记>"), "{html}");
 
         case.working_days = Some(1);
         let digest = letters

@@ -132,7 +132,7 @@ fn row_of(mail: NewMail, now: DateTime<Utc>) -> outbox::ActiveModel {
         recipients: Set(Value::from(mail.recipients)),
         subject: Set(mail.letter.subject),
         body: Set(mail.letter.text),
-        html: Set(Some(mail.letter.html)),
+        html: Set(mail.letter.html),
         unique_key: Set(mail.unique_key),
         status: Set(Code(if nobody && mail.status == OutboxStatus::Pending {
             OutboxStatus::Dead
@@ -260,7 +260,23 @@ pub(crate) fn render(
     engine
         .letters()
         .render(template, facts)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+        .map_err(unrenderable)
+}
+
+/// A letter listed by the daily digest, never sent by itself: no HTML part.
+pub(crate) fn render_listed(
+    engine: &Engine,
+    template: &str,
+    facts: &impl serde::Serialize,
+) -> Result<Letter> {
+    engine
+        .letters()
+        .render_listed(template, facts)
+        .map_err(unrenderable)
+}
+
+fn unrenderable(e: bihuan_core::mail::MailError) -> StoreError {
+    StoreError::Corrupt(e.to_string())
 }
 
 pub(crate) async fn rating_of(

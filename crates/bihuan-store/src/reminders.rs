@@ -33,7 +33,7 @@ use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
     Directory, NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
-    lapse_reminders, reminder_recipients, render, units_of_case,
+    lapse_reminders, reminder_recipients, render, render_listed, units_of_case,
 };
 use crate::{Result, Store, StoreError};
 
@@ -452,12 +452,18 @@ impl Watched for case::Model {
                     action: None,
                     case: facts.clone(),
                 };
+                // A reminder the digest gathers is listed in the outbox, never sent by itself.
+                let letter = if status == OutboxStatus::Digest {
+                    render_listed(engine, mail::CASE, &notice)?
+                } else {
+                    render(engine, mail::CASE, &notice)?
+                };
                 mails.push(NewMail {
                     kind: kind.as_str().to_owned(),
                     case_id: Some(c.id),
                     audience: audience.to_owned(),
                     recipients,
-                    letter: render(engine, mail::CASE, &notice)?,
+                    letter,
                     unique_key: format!("remind:{entry}:{}", kind.as_str()),
                     status,
                     send_at: None,

@@ -108,6 +108,12 @@ async fn one_pass_reminds_every_case_once_a_page_at_a_time(db: &TestDb) {
             .filter(|r| r.kind == "escalated")
             .all(|r| r.recipients == serde_json::json!(["wang@shaba.example"]))
     );
+    // What the digest gathers is listed (subject and text), never sent by itself: no HTML part is
+    // rendered or stored for it; a mail sent at once has one.
+    assert!(rows.iter().all(|r| {
+        let listed = *r.status == OutboxStatus::Digest;
+        !r.subject.is_empty() && !r.body.is_empty() && r.html.is_some() != listed
+    }));
 
     // Nothing new: one read of each subject's due range, no write.
     let again = store.find_reminders(&engine, now, now, PAGE).await.unwrap();
