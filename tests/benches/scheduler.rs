@@ -24,8 +24,8 @@ use bihuan_store::{NewUnit, NewUser};
 use bihuan_test_support::TestDb;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement, TransactionTrait, Value as Db,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, Set,
+    Statement, TransactionTrait, Value as Db,
 };
 use serde_json::Map;
 use uuid::Uuid;
