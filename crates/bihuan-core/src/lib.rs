@@ -25,7 +25,7 @@ pub use interpreter::{
     available_actions, deadlines_before, decide, field_problems, open,
 };
 pub use mail::{Letter, Letters, MailError};
-pub use reminder::{ReminderKind, ReminderTimes};
+pub use reminder::{ReminderKind, ReminderTimes, Stage};
 pub use role::{Role, UnknownRole};
 pub use sheet::{LimitError, Limits, csv_safe};
 pub use workflow::{WorkflowDefinition, load};

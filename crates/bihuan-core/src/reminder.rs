@@ -53,17 +53,48 @@ impl ReminderKind {
     }
 
     /// The stage a case reaches once this reminder is found.
-    pub fn stage(self) -> i16 {
+    pub fn stage(self) -> Stage {
         match self {
-            ReminderKind::DueSoon => 1,
-            ReminderKind::Overdue => 2,
-            ReminderKind::Escalated => 3,
+            ReminderKind::DueSoon => Stage::DueSoon,
+            ReminderKind::Overdue => Stage::Overdue,
+            ReminderKind::Escalated => Stage::Done,
         }
     }
 }
 
-/// The stage of a case whose every reminder was found.
-pub const LAST_STAGE: i16 = 3;
+/// How far the reminders of a subject's current deadline went, in order; stored as its
+/// [`code`](Stage::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// None found yet.
+    Fresh,
+    /// "Due soon" was found.
+    DueSoon,
+    /// "Overdue" was found.
+    Overdue,
+    /// Every reminder was found (escalated), or there is nothing to remind of (no deadline): out of
+    /// the scheduler's way.
+    Done,
+}
+
+impl Stage {
+    /// The stored value: 0 to 3, in order, so a scan can ask for `< Done` in SQL.
+    pub fn code(self) -> i16 {
+        match self {
+            Stage::Fresh => 0,
+            Stage::DueSoon => 1,
+            Stage::Overdue => 2,
+            Stage::Done => 3,
+        }
+    }
+
+    /// The stage of a stored value; `None` for a value that names none.
+    pub fn from_code(code: i16) -> Option<Self> {
+        [Stage::Fresh, Stage::DueSoon, Stage::Overdue, Stage::Done]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+}
 
 /// When each reminder of one deadline falls due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,19 +134,19 @@ impl ReminderTimes {
     }
 
     /// The time of the reminder after `stage`, `None` once all were found.
-    pub fn next_after(&self, stage: i16) -> Option<DateTime<Utc>> {
+    pub fn next_after(&self, stage: Stage) -> Option<DateTime<Utc>> {
         match stage {
-            ..=0 => Some(self.due_soon),
-            1 => Some(self.overdue),
-            2 => Some(self.escalate),
-            _ => None,
+            Stage::Fresh => Some(self.due_soon),
+            Stage::DueSoon => Some(self.overdue),
+            Stage::Overdue => Some(self.escalate),
+            Stage::Done => None,
         }
     }
 
     /// What a pass at `now` finds for a case at `stage`.
-    pub fn findings(&self, stage: i16, now: DateTime<Utc>) -> Findings {
+    pub fn findings(&self, stage: Stage, now: DateTime<Utc>) -> Findings {
         let mut kinds = Vec::new();
-        if now >= self.escalate && stage < LAST_STAGE {
+        if now >= self.escalate && stage < Stage::Done {
             if stage < ReminderKind::Overdue.stage() {
                 kinds.push(ReminderKind::Overdue);
             }
@@ -140,7 +171,7 @@ pub struct Findings {
     /// The reminders found now, in order (overdue before escalated).
     pub kinds: Vec<ReminderKind>,
     /// The case's stage afterwards.
-    pub stage: i16,
+    pub stage: Stage,
     /// When to look again.
     pub next_at: Option<DateTime<Utc>>,
 }
@@ -250,9 +281,9 @@ mod tests {
     /// (now, stage before, found, stage after, next look).
     type Row = (
         DateTime<Utc>,
-        i16,
+        Stage,
         &'static [ReminderKind],
-        i16,
+        Stage,
         Option<DateTime<Utc>>,
     );
 
@@ -261,47 +292,80 @@ mod tests {
         let cal = cal();
         let times = ReminderTimes::of(&cal, &Settings::default(), end_of(2021, 9, 30));
         let table: [Row; 8] = [
-            (local(2021, 9, 29, 23, 59), 0, &[], 0, Some(times.due_soon)),
+            (
+                local(2021, 9, 29, 23, 59),
+                Stage::Fresh,
+                &[],
+                Stage::Fresh,
+                Some(times.due_soon),
+            ),
             (
                 local(2021, 9, 30, 0, 0),
-                0,
+                Stage::Fresh,
                 &[ReminderKind::DueSoon],
-                1,
+                Stage::DueSoon,
                 Some(times.overdue),
             ),
-            (local(2021, 9, 30, 9, 0), 1, &[], 1, Some(times.overdue)),
+            (
+                local(2021, 9, 30, 9, 0),
+                Stage::DueSoon,
+                &[],
+                Stage::DueSoon,
+                Some(times.overdue),
+            ),
             (
                 local(2021, 10, 1, 0, 0),
-                1,
+                Stage::DueSoon,
                 &[ReminderKind::Overdue],
-                2,
+                Stage::Overdue,
                 Some(times.escalate),
             ),
             // Over the holiday nothing more happens.
-            (local(2021, 10, 7, 12, 0), 2, &[], 2, Some(times.escalate)),
+            (
+                local(2021, 10, 7, 12, 0),
+                Stage::Overdue,
+                &[],
+                Stage::Overdue,
+                Some(times.escalate),
+            ),
             (
                 local(2021, 10, 9, 0, 0),
-                2,
+                Stage::Overdue,
                 &[ReminderKind::Escalated],
-                3,
+                Stage::Done,
                 None,
             ),
             // A pass that missed everything finds overdue and escalation, not "due soon".
             (
                 local(2021, 10, 9, 0, 0),
-                0,
+                Stage::Fresh,
                 &[ReminderKind::Overdue, ReminderKind::Escalated],
-                3,
+                Stage::Done,
                 None,
             ),
-            (local(2021, 10, 20, 0, 0), 3, &[], 3, None),
+            (
+                local(2021, 10, 20, 0, 0),
+                Stage::Done,
+                &[],
+                Stage::Done,
+                None,
+            ),
         ];
         for (now, stage, kinds, after, next) in table {
             let found = times.findings(stage, now);
-            assert_eq!(found.kinds, kinds, "at {now} from stage {stage}");
-            assert_eq!(found.stage, after, "at {now} from stage {stage}");
-            assert_eq!(found.next_at, next, "at {now} from stage {stage}");
+            assert_eq!(found.kinds, kinds, "at {now} from stage {stage:?}");
+            assert_eq!(found.stage, after, "at {now} from stage {stage:?}");
+            assert_eq!(found.next_at, next, "at {now} from stage {stage:?}");
         }
+    }
+
+    #[test]
+    fn a_stage_is_stored_as_its_code_and_nothing_else_is_one() {
+        for stage in [Stage::Fresh, Stage::DueSoon, Stage::Overdue, Stage::Done] {
+            assert_eq!(Stage::from_code(stage.code()), Some(stage));
+        }
+        assert_eq!(Stage::from_code(4), None);
+        assert_eq!(Stage::from_code(-1), None);
     }
 
     #[test]

@@ -337,13 +337,14 @@ impl Store {
     }
 }
 
-/// The reminder stage a fresh deadline starts at: 0, or with no deadline the last stage (nothing to
-/// remind of, and out of the scheduler's way).
+/// The stored reminder stage a fresh deadline starts at: `Fresh`, or with no deadline `Done` (nothing
+/// to remind of, and out of the scheduler's way).
 pub(crate) fn first_stage(deadline: Option<DateTime<Utc>>) -> i16 {
+    use bihuan_core::Stage;
     if deadline.is_some() {
-        0
+        Stage::Fresh.code()
     } else {
-        bihuan_core::reminder::LAST_STAGE
+        Stage::Done.code()
     }
 }
 

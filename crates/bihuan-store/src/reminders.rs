@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use bihuan_core::mail::{self, CaseNotice, Digest, DigestItem};
-use bihuan_core::reminder::{Findings, LAST_STAGE};
+use bihuan_core::reminder::{Findings, Stage};
 use bihuan_core::workflow::Settings;
 use bihuan_core::{Engine, ReminderKind, ReminderTimes};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -59,7 +59,7 @@ pub(crate) struct Watch {
     pub id: Uuid,
     pub version: i32,
     pub deadline: Option<DateTime<Utc>>,
-    pub stage: i16,
+    pub stage: Stage,
     /// When the scanner looks next.
     pub remind_at: Option<DateTime<Utc>>,
     pub overdue: bool,
@@ -71,6 +71,8 @@ pub(crate) struct Watch {
 #[derive(Debug)]
 pub(crate) struct Found<S> {
     pub subject: S,
+    /// Its stage before the pass.
+    pub stage: Stage,
     pub deadline: DateTime<Utc>,
     pub findings: Findings,
 }
@@ -97,8 +99,8 @@ pub(crate) trait Watched: Sized + Send + Sync {
     const REMIND_AT: <Self::Entity as EntityTrait>::Column;
     const REMIND_STAGE: <Self::Entity as EntityTrait>::Column;
 
-    /// Where its reminders stand.
-    fn watch(&self) -> Watch;
+    /// Where its reminders stand; a stored stage that names none is corrupt.
+    fn watch(&self) -> Result<Watch>;
 
     /// When it is reminded (the settings of its workflow).
     fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings>;
@@ -111,11 +113,21 @@ pub(crate) trait Watched: Sized + Send + Sync {
     ) -> impl Future<Output = Result<usize>> + Send;
 }
 
+/// The reminder stage stored in a row of `table`: a value that names none is corrupt, never taken
+/// for a stage (it would mail again, or never).
+pub(crate) fn stored_stage(table: &str, id: Uuid, code: i16) -> Result<Stage> {
+    Stage::from_code(code).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "stored reminder stage `{code}` of {table} {id} is not a known value"
+        ))
+    })
+}
+
 /// A page's decision on one subject: its new reminder columns, written only if its version and
 /// stage are still the ones read.
 struct Mark {
     watch: Watch,
-    stage: i16,
+    stage: Stage,
     remind_at: Option<DateTime<Utc>>,
     /// Something was found: the subject's version moves on.
     found: bool,
@@ -178,7 +190,7 @@ impl Store {
         let mut after: Option<(DateTime<Utc>, Uuid)> = None;
         loop {
             let mut due = S::Entity::find()
-                .filter(S::REMIND_STAGE.lt(LAST_STAGE))
+                .filter(S::REMIND_STAGE.lt(Stage::Done.code()))
                 .filter(S::REMIND_AT.lte(now));
             if let Some((at, id)) = after {
                 due = due.filter(
@@ -197,7 +209,7 @@ impl Store {
             let Some(last) = rows.last() else {
                 return Ok(report);
             };
-            let last = last.watch();
+            let last = last.watch()?;
             // Rows with a due stage always have a time (the write paths keep it so).
             after = Some((
                 last.remind_at.ok_or_else(|| {
@@ -227,13 +239,13 @@ impl Store {
         let mut marks = Vec::with_capacity(rows.len());
         let mut findings = Vec::with_capacity(rows.len());
         for row in &rows {
-            let watch = row.watch();
+            let watch = row.watch()?;
             let Some(deadline) = watch.deadline else {
                 // A stage below the last without a deadline: nothing to remind of, ever.
                 findings.push(None);
                 marks.push(Mark {
                     watch,
-                    stage: LAST_STAGE,
+                    stage: Stage::Done,
                     remind_at: None,
                     found: false,
                     overdue: watch.overdue,
@@ -244,7 +256,7 @@ impl Store {
             let times = ReminderTimes::of(engine.calendar(), row.settings(engine)?, deadline);
             let found = times.findings(watch.stage, now);
             marks.push(Mark::of(watch, &found));
-            findings.push(Some((deadline, found)));
+            findings.push(Some((watch.id, watch.stage, deadline, found)));
         }
         let backend = self.backend();
         self.write(async |txn| {
@@ -253,19 +265,19 @@ impl Store {
                 found: 0,
                 overtaken: rows.len() - marked.len(),
             };
-            let found: Vec<Found<S>> =
-                rows.into_iter()
-                    .zip(findings)
-                    .filter_map(|(subject, findings)| {
-                        let (deadline, findings) = findings?;
-                        (!findings.kinds.is_empty() && marked.contains(&subject.watch().id))
-                            .then_some(Found {
-                                subject,
-                                deadline,
-                                findings,
-                            })
+            let found: Vec<Found<S>> = rows
+                .into_iter()
+                .zip(findings)
+                .filter_map(|(subject, findings)| {
+                    let (id, stage, deadline, findings) = findings?;
+                    (!findings.kinds.is_empty() && marked.contains(&id)).then_some(Found {
+                        subject,
+                        stage,
+                        deadline,
+                        findings,
                     })
-                    .collect();
+                })
+                .collect();
             if !found.is_empty() {
                 let org = self.org_in(txn).await?;
                 let pass = Pass {
@@ -300,14 +312,14 @@ async fn mark<S: Watched>(
             let first = values.len();
             values.extend([
                 m.watch.id.into(),
-                m.stage.into(),
+                m.stage.code().into(),
                 m.remind_at.into(),
                 (m.watch.version + i32::from(m.found)).into(),
                 (if m.found { now } else { m.watch.updated_at }).into(),
                 m.overdue.into(),
                 m.escalated.into(),
                 m.watch.version.into(),
-                m.watch.stage.into(),
+                m.watch.stage.code().into(),
             ]);
             let params: Vec<String> = (first + 1..=first + COLUMNS)
                 .map(|i| match backend {
@@ -348,17 +360,17 @@ impl Watched for case::Model {
     const REMIND_AT: case::Column = case::Column::RemindAt;
     const REMIND_STAGE: case::Column = case::Column::RemindStage;
 
-    fn watch(&self) -> Watch {
-        Watch {
+    fn watch(&self) -> Result<Watch> {
+        Ok(Watch {
             id: self.id,
             version: self.version,
             deadline: self.deadline,
-            stage: self.remind_stage,
+            stage: stored_stage(Self::TABLE, self.id, self.remind_stage)?,
             remind_at: self.remind_at,
             overdue: self.overdue,
             escalated: self.escalated,
             updated_at: self.updated_at,
-        }
+        })
     }
 
     fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings> {
@@ -406,7 +418,7 @@ impl Watched for case::Model {
             txn,
             found
                 .iter()
-                .filter(|f| f.subject.remind_stage > 0)
+                .filter(|f| f.stage > Stage::Fresh)
                 .filter(|f| {
                     f.findings
                         .kinds

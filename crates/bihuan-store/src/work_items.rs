@@ -514,17 +514,17 @@ impl Watched for task::Model {
     const REMIND_AT: task::Column = task::Column::RemindAt;
     const REMIND_STAGE: task::Column = task::Column::RemindStage;
 
-    fn watch(&self) -> Watch {
-        Watch {
+    fn watch(&self) -> Result<Watch> {
+        Ok(Watch {
             id: self.id,
             version: self.version,
             deadline: self.deadline,
-            stage: self.remind_stage,
+            stage: crate::reminders::stored_stage(Self::TABLE, self.id, self.remind_stage)?,
             remind_at: self.remind_at,
             overdue: self.overdue,
             escalated: self.escalated,
             updated_at: self.updated_at,
-        }
+        })
     }
 
     fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings> {

@@ -189,7 +189,7 @@ async fn a_case_outside_the_callers_scope_is_not_found_inside_the_action(db: &Te
 /// An event whose recorded fields are not JSON, or a rating whose level is unknown, is reported as
 /// corrupt by the ledger and by the metrics' rebuild (naming it), never read as empty or shown raw:
 /// either would silently change what the case counts for. So is any other stored enum that names no
-/// known value (a user's role, an outbox row's status).
+/// known value (a user's role, an outbox row's status, a reminder stage).
 async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
     let engine = engine();
     seed_org(&db.store).await;
@@ -281,6 +281,20 @@ async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
     let refused = db.store.list_outbox(None, 1, 10).await;
     assert!(
         matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("outbox status `maybe`")),
+        "{refused:?}"
+    );
+    // A reminder stage that names none is refused by the scheduler's pass, not taken for "nothing
+    // found yet" (which would mail again) or "done" (which would never mail). (A value above the last
+    // stage is outside the pass's indexed range `remind_stage < 3`, like a finished case.)
+    conn.execute_unprepared("UPDATE cases SET remind_stage = -1")
+        .await
+        .unwrap();
+    let refused = db
+        .store
+        .find_reminders(&engine, at(20, 12), at(20, 12), 50)
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("reminder stage `-1` of cases")),
         "{refused:?}"
     );
 }
