@@ -263,19 +263,8 @@ pub(crate) fn render(
         .map_err(unrenderable)
 }
 
-/// A letter listed by the daily digest, never sent by itself: no HTML part.
-pub(crate) fn render_listed(
-    engine: &Engine,
-    template: &str,
-    facts: &impl serde::Serialize,
-) -> Result<Letter> {
-    engine
-        .letters()
-        .render_listed(template, facts)
-        .map_err(unrenderable)
-}
-
-fn unrenderable(e: bihuan_core::mail::MailError) -> StoreError {
+/// A template that does not render: the loaded mail files are wrong.
+pub(crate) fn unrenderable(e: bihuan_core::mail::MailError) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 

@@ -33,7 +33,7 @@ use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
     Directory, NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
-    lapse_reminders, reminder_recipients, render, render_listed, units_of_case,
+    lapse_reminders, reminder_recipients, render, units_of_case, unrenderable,
 };
 use crate::{Result, Store, StoreError};
 
@@ -466,7 +466,10 @@ impl Watched for case::Model {
                 };
                 // A reminder the digest gathers is listed in the outbox, never sent by itself.
                 let letter = if status == OutboxStatus::Digest {
-                    render_listed(engine, mail::CASE, &notice)?
+                    engine
+                        .letters()
+                        .render_listed(mail::CASE, &notice)
+                        .map_err(unrenderable)?
                 } else {
                     render(engine, mail::CASE, &notice)?
                 };
