@@ -368,10 +368,19 @@ pub(crate) fn workflow_of<'a>(
     engine: &'a Engine,
     case: &case::Model,
 ) -> Result<&'a WorkflowDefinition> {
-    engine.workflow(&case.workflow_id).ok_or_else(|| {
+    workflow_named(engine, case.id, &case.workflow_id)
+}
+
+/// The loaded workflow a case runs in, from the case's id and workflow id (for reads that do not
+/// load the whole row); one that is not loaded is corrupt.
+pub(crate) fn workflow_named<'a>(
+    engine: &'a Engine,
+    case_id: Uuid,
+    workflow_id: &str,
+) -> Result<&'a WorkflowDefinition> {
+    engine.workflow(workflow_id).ok_or_else(|| {
         StoreError::Corrupt(format!(
-            "case {} runs workflow {} which is not loaded",
-            case.id, case.workflow_id
+            "case {case_id} runs workflow {workflow_id} which is not loaded"
         ))
     })
 }

@@ -19,7 +19,7 @@ use crate::code::Code;
 use crate::entity::{case, event, rating};
 use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store};
 
 /// A value chosen from an enum field of a workflow action, as recorded: the workflow file's labels
 /// word it.
@@ -192,12 +192,7 @@ impl Store {
         let org = self.org().await?;
         let mut rows = Vec::with_capacity(cases.len());
         for c in &cases {
-            let def = engine.workflow(&c.workflow_id).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "case {} runs workflow {} which is not loaded",
-                    c.id, c.workflow_id
-                ))
-            })?;
+            let def = crate::cases::workflow_named(engine, c.id, &c.workflow_id)?;
             let log = events.remove(&c.id).unwrap_or_default();
             rows.push(entry(now, def, c, &log, &org)?);
         }

@@ -588,27 +588,30 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
-            for (_, kind, case_id, recipients) in page {
+            for (row, kind, case_id, recipients) in page {
                 let Some((id, deadline)) = case_id.and_then(|id| Some((id, deadlines.get(&id)?)))
                 else {
                     continue;
                 };
-                let key = Urgency {
-                    later: kind != ReminderKind::Overdue.as_str(),
-                    working_days: deadline
-                        .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
-                    case_id: id,
+                let kind = ReminderKind::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == kind)
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "stored reminder kind `{kind}` of outbox row {row} is not a known value"
+                        ))
+                    })?;
+                let key = Urgency::new(
                     kind,
-                };
+                    deadline.map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+                    id,
+                );
                 let addresses = match &recipients {
                     Value::Array(list) => list.iter().filter_map(Value::as_str).collect::<Vec<_>>(),
                     _ => Vec::new(),
                 };
                 for address in addresses {
-                    tallies
-                        .entry(address.to_owned())
-                        .or_default()
-                        .add(key.clone());
+                    tallies.entry(address.to_owned()).or_default().add(key);
                 }
             }
         }
@@ -644,7 +647,7 @@ impl Store {
                 .filter_map(|k| {
                     Some(DigestItem {
                         case: facts.get(&k.case_id)?.clone(),
-                        kind: k.kind,
+                        kind: k.kind.as_str().to_owned(),
                     })
                 })
                 .collect();
@@ -688,13 +691,24 @@ pub const DIGEST_MAX_ITEMS: usize = 50;
 const DIGEST_PAGE: u64 = 1000;
 
 /// How urgent a waiting reminder is: overdue first, then the fewest working days left, then by case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Urgency {
     /// Not overdue (sorts after the overdue ones).
     later: bool,
     working_days: Option<i64>,
     case_id: Uuid,
-    kind: String,
+    kind: ReminderKind,
+}
+
+impl Urgency {
+    fn new(kind: ReminderKind, working_days: Option<i64>, case_id: Uuid) -> Self {
+        Self {
+            later: kind != ReminderKind::Overdue,
+            working_days,
+            case_id,
+            kind,
+        }
+    }
 }
 
 /// One address's digest while the waiting reminders are read: the most urgent few, and counts.
@@ -709,7 +723,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, key: Urgency) {
         self.total += 1;
-        if !key.later {
+        if key.kind == ReminderKind::Overdue {
             self.overdue += 1;
         }
         self.top.push(key);

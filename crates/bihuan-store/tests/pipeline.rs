@@ -283,6 +283,23 @@ async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
         matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("outbox status `maybe`")),
         "{refused:?}"
     );
+    // A reminder waiting for the digest whose kind names no reminder is refused by the digest, not
+    // listed as one of some kind.
+    conn.execute_unprepared("UPDATE outbox SET status = 'digest', kind = 'soonish'")
+        .await
+        .unwrap();
+    let refused = db
+        .store
+        .queue_digests(
+            &engine,
+            chrono::NaiveDate::from_ymd_opt(2021, 5, 7).unwrap(),
+            at(7, 9),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("reminder kind `soonish`")),
+        "{refused:?}"
+    );
     // A reminder stage that names none is refused by the scheduler's pass, not taken for "nothing
     // found yet" (which would mail again) or "done" (which would never mail). (A value above the last
     // stage is outside the pass's indexed range `remind_stage < 3`, like a finished case.)
