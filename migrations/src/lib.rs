@@ -13,6 +13,7 @@ mod m20261202_000007_readiness_probes;
 mod m20261202_000008_trust;
 mod m20261202_000009_org_revision;
 mod m20261202_000010_due_index;
+mod m20261203_000011_people_revision;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_trust::Migration),
             Box::new(m20261202_000009_org_revision::Migration),
             Box::new(m20261202_000010_due_index::Migration),
+            Box::new(m20261203_000011_people_revision::Migration),
         ]
     }
 }

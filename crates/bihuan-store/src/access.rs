@@ -9,7 +9,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -163,7 +164,15 @@ impl Store {
     ) -> Result<Option<user::Model>> {
         let found = self
             .bounded(async {
-                let Some(s) = session::Entity::find_by_id(token_hash(token))
+                let Some((s, user)) = session::Entity::find_by_id(token_hash(token))
+                    .select_also(user::Entity)
+                    .join(
+                        JoinType::LeftJoin,
+                        session::Entity::belongs_to(user::Entity)
+                            .from(session::Column::UserId)
+                            .to(user::Column::Id)
+                            .into(),
+                    )
                     .one(&self.db)
                     .await?
                 else {
@@ -173,10 +182,7 @@ impl Store {
                 if s.revoked_at.is_some() || s.expires_at <= now || last_seen + idle <= now {
                     return Ok(None);
                 }
-                let user = user::Entity::find_by_id(s.user_id)
-                    .one(&self.db)
-                    .await?
-                    .filter(|u| !u.disabled);
+                let user = user.filter(|u| !u.disabled);
                 Ok(user.map(|u| (u, s.token_hash, last_seen)))
             })
             .await?;
@@ -191,7 +197,7 @@ impl Store {
                     session::Entity::update_many()
                         .col_expr(session::Column::LastSeenAt, Expr::value(now))
                         .filter(session::Column::TokenHash.eq(hash))
-                        .exec(&self.db)
+                        .exec(self.write_connection())
                         .await?;
                     Ok(())
                 })
@@ -445,7 +451,7 @@ impl Store {
                         at: Set(now),
                         ..Default::default()
                     }
-                    .insert(&self.db)
+                    .insert(self.write_connection())
                     .await?)
                 })
                 .await?;

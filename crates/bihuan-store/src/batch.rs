@@ -92,16 +92,14 @@ impl Store {
             DbBackend::Postgres => {
                 Bulk::Postgres(self.db.get_postgres_connection_pool().begin().await?)
             }
-            // The write lock at once, as `begin_write` takes it.
-            _ => {
-                let turn = self.bulk_writer.clone().lock_owned().await;
-                let txn = self
-                    .db
+            // On the writers' connection, in turn, with the write lock at once, as `begin_write`
+            // takes it.
+            _ => Bulk::Sqlite(
+                self.write_connection()
                     .get_sqlite_connection_pool()
                     .begin_with("BEGIN IMMEDIATE")
-                    .await?;
-                Bulk::Sqlite(txn, turn)
-            }
+                    .await?,
+            ),
         })
     }
 }
@@ -155,10 +153,7 @@ impl RatingsImport<'_> {
 enum Bulk {
     /// SQLite: a multi-row `INSERT … VALUES … ON CONFLICT DO NOTHING RETURNING id` per chunk, then
     /// the cases and events of the rows stored.
-    Sqlite(
-        sqlx::Transaction<'static, sqlx::Sqlite>,
-        tokio::sync::OwnedMutexGuard<()>,
-    ),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     /// PostgreSQL: one `INSERT … SELECT * FROM UNNEST(…) ON CONFLICT DO NOTHING RETURNING id` per
     /// chunk, arrays in binary; cases and events the same way.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -231,7 +226,7 @@ impl Bulk {
         } = prepared;
         match (self, statement) {
             (
-                Bulk::Sqlite(txn, _),
+                Bulk::Sqlite(txn),
                 Statement::Sqlite {
                     ratings: (sql, args),
                     opened: prepared_opened,
@@ -303,7 +298,7 @@ impl Bulk {
     async fn write_metric_deltas(&mut self, sums: metrics::DaySums) -> Result<()> {
         let rows = metrics::delta_rows(sums);
         match self {
-            Bulk::Sqlite(txn, _) => {
+            Bulk::Sqlite(txn) => {
                 let mut rows = rows.into_iter().peekable();
                 while rows.peek().is_some() {
                     let chunk: Vec<_> = rows.by_ref().take(1000).collect();
@@ -338,7 +333,7 @@ impl Bulk {
 
     async fn commit(self) -> Result<()> {
         match self {
-            Bulk::Sqlite(txn, _turn) => txn.commit().await?,
+            Bulk::Sqlite(txn) => txn.commit().await?,
             Bulk::Postgres(txn) => txn.commit().await?,
         }
         Ok(())

@@ -9,8 +9,8 @@ use bihuan_core::{
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -81,13 +81,16 @@ impl Store {
 
 /// A case with its rating, events and audits, read through `db`.
 async fn load_case(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CaseDetail>> {
-    let Some(case) = case::Entity::find_by_id(id).one(db).await? else {
-        return Ok(None);
-    };
-    let rating = rating::Entity::find_by_id(case.rating_id)
+    let Some((case, rating)) = case::Entity::find_by_id(id)
+        .select_also(rating::Entity)
+        .join(JoinType::LeftJoin, rating_of_case())
         .one(db)
         .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
+    else {
+        return Ok(None);
+    };
+    let rating =
+        rating.ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
     let events = events_of(db, id).await?;
     let audits = audit::Entity::find()
         .filter(audit::Column::CaseId.eq(id))
@@ -100,6 +103,14 @@ async fn load_case(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CaseDet
         events,
         audits,
     }))
+}
+
+/// A case's rating, to join.
+pub(crate) fn rating_of_case() -> RelationDef {
+    case::Entity::belongs_to(rating::Entity)
+        .from(case::Column::RatingId)
+        .to(rating::Column::Id)
+        .into()
 }
 
 /// A case in the pipeline: loaded with its rating, events and audits (what `decide()`, the metric
@@ -232,8 +243,9 @@ impl Chained for CaseDetail {
             (&self.events, after.overdue),
         )
         .await?;
-        if after.state_entered_at != self.case.state_entered_at
-            || after.deadline != self.case.deadline
+        if (after.state_entered_at != self.case.state_entered_at
+            || after.deadline != self.case.deadline)
+            && reminded(&self.case)
         {
             outbox::lapse_reminders(ctx.txn, [after.id]).await?;
         }
@@ -339,6 +351,13 @@ impl Store {
 
 /// The stored reminder stage a fresh deadline starts at: `Fresh`, or with no deadline `Done` (nothing
 /// to remind of, and out of the scheduler's way).
+/// Whether the scheduler may have written reminders of the case's current deadline: not while
+/// its stage is still the first (a reminder moves it on in the transaction that writes it), and never
+/// without a deadline. Reminders of an earlier deadline were lapsed when it changed.
+fn reminded(case: &case::Model) -> bool {
+    case.deadline.is_some() && case.remind_stage != bihuan_core::Stage::Fresh.code()
+}
+
 pub(crate) fn first_stage(deadline: Option<DateTime<Utc>>) -> i16 {
     use bihuan_core::Stage;
     if deadline.is_some() {

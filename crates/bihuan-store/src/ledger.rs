@@ -149,13 +149,7 @@ impl Store {
                 rating::Column::Channel,
                 rating::Column::RatedAt,
             ])
-            .join(
-                JoinType::InnerJoin,
-                case::Entity::belongs_to(rating::Entity)
-                    .from(case::Column::RatingId)
-                    .to(rating::Column::Id)
-                    .into(),
-            )
+            .join(JoinType::InnerJoin, crate::cases::rating_of_case())
             .filter(cond)
             .order_by_asc(case::Column::Id)
             .limit(limit)

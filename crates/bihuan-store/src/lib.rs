@@ -2,8 +2,9 @@
 //! transactional actions and hash-chained event log, and the outbox.
 //!
 //! Every write that belongs together happens in one transaction. On SQLite writes take the write lock
-//! at `BEGIN` (`BEGIN IMMEDIATE`), so one writer at a time, across processes too; on PostgreSQL rows are
-//! guarded by the case's `version`.
+//! at `BEGIN` (`BEGIN IMMEDIATE`), so one writer at a time, across processes too, and the writers of
+//! one process queue in order for the one connection that writes; on PostgreSQL rows are guarded by
+//! the case's `version`.
 
 mod access;
 mod audits;
@@ -67,9 +68,11 @@ pub use workflows::load_dir;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite has one writer at a time: bulk writers of this process queue here, handing over at once,
-    /// instead of sleeping in SQLite's busy handler.
-    bulk_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite has one writer at a time: the writers of this process take turns, in the order they
+    /// came, on a pool of one connection of its own, handing over as one commits, instead of
+    /// sleeping in SQLite's busy handler (which wakes a waiter after up to 100 ms, in no order).
+    /// `None` on PostgreSQL, where writes take connections of the one pool.
+    writer: Option<DatabaseConnection>,
     settings: DbSettings,
     readiness: std::sync::Arc<Readiness>,
     /// The organization tree, read again only when `org_revision` changes.
@@ -136,7 +139,8 @@ impl Store {
             .sqlx_logging(false)
             .connect_timeout(settings.timeout)
             .acquire_timeout(settings.timeout);
-        if url.starts_with("sqlite:") {
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
             let max_pages = settings.sqlite_max_pages;
             options
                 .max_connections(settings.max_connections.unwrap_or(4))
@@ -163,19 +167,17 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl { url: shown });
         }
-        let db = Database::connect(options)
-            .await
-            .map_err(|e| StoreError::Connect {
-                url: shown.clone(),
-                message: one_line(&e.to_string()),
-            })?;
-        db.ping().await.map_err(|e| StoreError::Connect {
-            url: shown,
-            message: one_line(&e.to_string()),
-        })?;
+        let writer = if sqlite {
+            let mut one = options.clone();
+            one.max_connections(1).min_connections(0);
+            Some(open(one, &shown).await?)
+        } else {
+            None
+        };
+        let db = open(options, &shown).await?;
         Ok(Self {
             db,
-            bulk_writer: Default::default(),
+            writer,
             settings,
             readiness: Default::default(),
             org: Default::default(),
@@ -189,7 +191,12 @@ impl Store {
         &mut self,
         observe: impl Fn(&sea_orm::metric::Info<'_>) + Send + Sync + 'static,
     ) {
-        self.db.set_metric_callback(observe);
+        let observe = std::sync::Arc::new(observe);
+        if let Some(writer) = &mut self.writer {
+            let observe = observe.clone();
+            writer.set_metric_callback(move |info| observe(info));
+        }
+        self.db.set_metric_callback(move |info| observe(info));
     }
 
     /// The time limit of every wait on the database.
@@ -336,10 +343,10 @@ impl Store {
 
     /// Applies pending migrations; returns how many were applied.
     pub async fn migrate(&self) -> Result<usize> {
-        let pending = bihuan_migration::Migrator::get_pending_migrations(&self.db)
+        let pending = bihuan_migration::Migrator::get_pending_migrations(self.write_connection())
             .await?
             .len();
-        bihuan_migration::Migrator::up(&self.db, None).await?;
+        bihuan_migration::Migrator::up(self.write_connection(), None).await?;
         Ok(pending)
     }
 
@@ -347,6 +354,12 @@ impl Store {
     /// crate).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The connection writes take: on SQLite a pool of one, which writers wait for in the order they
+    /// came; on PostgreSQL the one pool. For tools and benchmarks that write as the store does.
+    pub fn write_connection(&self) -> &DatabaseConnection {
+        self.writer.as_ref().unwrap_or(&self.db)
     }
 
     /// Which database this is.
@@ -365,7 +378,13 @@ impl Store {
         while self.checked_out() > 0 && tokio::time::Instant::now() < settled {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        match tokio::time::timeout(limit, self.db.close()).await {
+        let closing = async {
+            if let Some(writer) = self.writer {
+                writer.close().await?;
+            }
+            self.db.close().await
+        };
+        match tokio::time::timeout(limit, closing).await {
             Ok(closed) => Ok(closed?),
             Err(_) => {
                 tracing::warn!(
@@ -377,27 +396,31 @@ impl Store {
         }
     }
 
-    /// Connections of the pool in use (or on their way back to it).
+    /// Connections of the pools in use (or on their way back).
     fn checked_out(&self) -> usize {
-        let (size, idle) = match self.backend() {
-            DatabaseBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
-            _ => {
-                let pool = self.db.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
+        let in_use = |db: &DatabaseConnection| {
+            let (size, idle) = match db.get_database_backend() {
+                DatabaseBackend::Sqlite => {
+                    let pool = db.get_sqlite_connection_pool();
+                    (pool.size(), pool.num_idle())
+                }
+                _ => {
+                    let pool = db.get_postgres_connection_pool();
+                    (pool.size(), pool.num_idle())
+                }
+            };
+            (size as usize).saturating_sub(idle)
         };
-        (size as usize).saturating_sub(idle)
+        in_use(&self.db) + self.writer.as_ref().map_or(0, in_use)
     }
 
-    /// Begins a write transaction: on SQLite it takes the write lock at once, so two writers never
-    /// both read and then fail to write; on PostgreSQL a plain `BEGIN`.
+    /// Begins a write transaction: on SQLite on the writers' connection, in turn, taking the write
+    /// lock at once, so two writers never both read and then fail to write; on PostgreSQL a plain
+    /// `BEGIN`.
     pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
         let txn = match self.backend() {
             DatabaseBackend::Sqlite => {
-                self.db
+                self.write_connection()
                     .begin_with_options(TransactionOptions {
                         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                         ..TransactionOptions::default()
@@ -422,6 +445,17 @@ async fn within<T>(limit: Duration, work: impl Future<Output = Result<T>>) -> Re
 
 /// The bytes of the readiness probe's row: SQLite's default page, so the row needs a page of its own.
 const PROBE_BYTES: usize = 4096;
+
+/// Opens a pool with `options` and proves it answers.
+async fn open(options: ConnectOptions, shown: &str) -> Result<DatabaseConnection> {
+    let failed = |e: sea_orm::DbErr| StoreError::Connect {
+        url: shown.to_owned(),
+        message: one_line(&e.to_string()),
+    };
+    let db = Database::connect(options).await.map_err(failed)?;
+    db.ping().await.map_err(failed)?;
+    Ok(db)
+}
 
 /// One direct connection before the pool, so an unreachable server answers at once with its real
 /// reason instead of the pool's time-out.

@@ -1,11 +1,13 @@
-//! The organization as one tree in memory: units, their parents and regions, and the outside codes
-//! mapped onto them. Scope, the home units of a case and the ancestors a notice climbs to are computed
-//! from it, never by reading the unit tables per request.
+//! The organization as one tree in memory: units, their parents and regions, the outside codes
+//! mapped onto them, and the mail addresses of their users. Scope, the home units of a case, the
+//! ancestors a notice climbs to and who it goes to are computed from it, never by reading the unit,
+//! alias or user tables per request.
 //!
 //! The tree is cached per store and checked against `org_revision`, one row the database's triggers
-//! bump with every change to `units` or `unit_aliases` (migration 9): reading that row is all a request
-//! pays while the organization stays as it is, and a unit added by another instance, or at the SQL
-//! prompt, is seen by the next request here.
+//! bump with every change to `units` or `unit_aliases` (migration 9) and to who a user is for the
+//! notices (migration 11): reading that row is all a request pays while the organization stays as it
+//! is, and a unit or user added by another instance, or at the SQL prompt, is seen by the next
+//! request here.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, QueryOrder, Statement};
 
 use crate::entity::{unit, unit_alias};
+use crate::outbox::Directory;
 use crate::scope::Reach;
 use crate::{Result, Store, StoreError};
 
@@ -30,10 +33,17 @@ pub(crate) struct OrgTree {
     known: Arc<BTreeSet<String>>,
     /// Each unit's reach, computed once per revision.
     reaches: Mutex<HashMap<String, Reach>>,
+    /// The addresses of the units' users.
+    people: Directory,
 }
 
 impl OrgTree {
-    fn new(revision: i64, units: Vec<unit::Model>, aliases: Vec<unit_alias::Model>) -> Self {
+    fn new(
+        revision: i64,
+        units: Vec<unit::Model>,
+        aliases: Vec<unit_alias::Model>,
+        people: Directory,
+    ) -> Self {
         let mut children: HashMap<String, Vec<String>> = HashMap::new();
         for u in &units {
             if let Some(parent) = &u.parent_code {
@@ -54,7 +64,13 @@ impl OrgTree {
             aliases: aliases.into_iter().map(|a| (a.code, a.unit_code)).collect(),
             known: Arc::new(known),
             reaches: Mutex::new(HashMap::new()),
+            people,
         }
+    }
+
+    /// The mail addresses of the units' users, by role and unit.
+    pub(crate) fn people(&self) -> &Directory {
+        &self.people
     }
 
     /// A registered unit.
@@ -260,7 +276,8 @@ async fn load(db: &impl ConnectionTrait, revision: i64) -> Result<Arc<OrgTree>> 
         .order_by_asc(unit_alias::Column::Code)
         .all(db)
         .await?;
-    Ok(Arc::new(OrgTree::new(revision, units, aliases)))
+    let people = Directory::read(db).await?;
+    Ok(Arc::new(OrgTree::new(revision, units, aliases, people)))
 }
 
 async fn revision(db: &impl ConnectionTrait) -> Result<i64> {

@@ -5,7 +5,7 @@
 //! that the daily digest delivers, `digest` (listed in each day's digest while it holds) and `lapsed`
 //! (the case moved on).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bihuan_core::mail::{self, CaseFacts, CaseNotice, ReviewInvitation};
 use bihuan_core::workflow::Audience;
@@ -163,15 +163,7 @@ pub(crate) async fn queue_notifications(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let (txn, engine) = (ctx.txn, ctx.engine);
-    let people = if decision
-        .notifications
-        .iter()
-        .any(|n| n.audience != Audience::Rater)
-    {
-        Directory::of(txn, units_of_case(ctx.org, case)).await?
-    } else {
-        Directory::default()
-    };
+    let people = ctx.org.people();
     let action_label = def
         .action(&decision.action)
         .map_or(decision.action.as_str(), |a| a.label.as_str());
@@ -195,7 +187,7 @@ pub(crate) async fn queue_notifications(
                 case: case_facts(ctx.org, engine, def, case, rating, now),
             };
             (
-                recipients(&people, ctx.org, note.audience, case, rating),
+                recipients(people, ctx.org, note.audience, case, rating),
                 render(engine, mail::CASE, &notice)?,
             )
         };
@@ -320,37 +312,32 @@ fn facts_with_unit(
     }
 }
 
-/// The mail addresses of the enabled users of some units, by role and unit: read in one query for
-/// everything a transaction notifies, then looked up.
+/// The mail addresses of the enabled users of every unit, by role and unit: read with the
+/// organization tree and kept with it (a change to who gets notices bumps its revision), then
+/// looked up.
 #[derive(Debug, Default)]
 pub(crate) struct Directory(BTreeMap<(Role, String), Vec<String>>);
 
 impl Directory {
-    /// The addresses of the users of `units` (500 units a query).
-    pub(crate) async fn of(
-        db: &impl ConnectionTrait,
-        units: impl IntoIterator<Item = String>,
-    ) -> Result<Self> {
-        let units: BTreeSet<String> = units.into_iter().collect();
-        let units: Vec<String> = units.into_iter().collect();
+    /// The addresses of every enabled user of a unit.
+    pub(crate) async fn read(db: &impl ConnectionTrait) -> Result<Self> {
+        let users: Vec<(Code<Role>, String, String)> = user::Entity::find()
+            .select_only()
+            .columns([
+                user::Column::Role,
+                user::Column::UnitCode,
+                user::Column::Email,
+            ])
+            .filter(user::Column::UnitCode.is_not_null())
+            .filter(user::Column::Disabled.eq(false))
+            .filter(user::Column::Email.is_not_null())
+            .order_by_asc(user::Column::Username)
+            .into_tuple()
+            .all(db)
+            .await?;
         let mut by_role_unit: BTreeMap<(Role, String), Vec<String>> = BTreeMap::new();
-        for chunk in units.chunks(500) {
-            let users: Vec<(Code<Role>, String, Option<String>)> = user::Entity::find()
-                .select_only()
-                .columns([
-                    user::Column::Role,
-                    user::Column::UnitCode,
-                    user::Column::Email,
-                ])
-                .filter(user::Column::UnitCode.is_in(chunk.iter().cloned()))
-                .filter(user::Column::Disabled.eq(false))
-                .filter(user::Column::Email.is_not_null())
-                .into_tuple()
-                .all(db)
-                .await?;
-            for (role, unit, email) in users {
-                by_role_unit.entry((*role, unit)).or_default().extend(email);
-            }
+        for (role, unit, email) in users {
+            by_role_unit.entry((*role, unit)).or_default().push(email);
         }
         Ok(Self(by_role_unit))
     }
@@ -366,18 +353,7 @@ impl Directory {
     }
 }
 
-/// Every unit whose people a notice about the case can go to: the responsible unit and its
-/// ancestors, and the home units of where it was rated.
-pub(crate) fn units_of_case(org: &OrgTree, case: &case::Model) -> Vec<String> {
-    let mut units = org.home_units(&case.origin_unit, case.region_code.as_deref());
-    if let Some(unit) = &case.unit_code {
-        units.extend(org.self_and_ancestors(unit));
-    }
-    units
-}
-
-/// Who a notification about the case goes to: mail addresses, deduplicated and sorted. `people`
-/// holds the users of [`units_of_case`].
+/// Who a notification about the case goes to: mail addresses, deduplicated and sorted.
 pub(crate) fn recipients(
     people: &Directory,
     org: &OrgTree,
@@ -636,7 +612,7 @@ impl Store {
             .filter(outbox::Column::Id.eq(mail.id))
             .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
             .filter(outbox::Column::Attempts.eq(mail.attempts))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         Ok(done.rows_affected == 1)
     }
@@ -655,7 +631,7 @@ impl Store {
                 .filter(outbox::Column::Id.eq(mail.id))
                 .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
                 .filter(outbox::Column::Attempts.eq(mail.attempts))
-                .exec(&self.db)
+                .exec(self.write_connection())
                 .await?;
         }
         Ok(())
@@ -691,7 +667,7 @@ impl Store {
             .filter(outbox::Column::Id.eq(mail.id))
             .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
             .filter(outbox::Column::Attempts.eq(mail.attempts))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         Ok(outcome)
     }
@@ -711,7 +687,7 @@ impl Store {
             )
             .filter(outbox::Column::Id.eq(id))
             .filter(outbox::Column::Status.eq(OutboxStatus::Dead.as_str()))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         Ok(result.rows_affected == 1)
     }

@@ -32,8 +32,8 @@ use crate::entity::{case, digest_run, event, outbox, rating};
 use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
-    Directory, NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
-    lapse_reminders, reminder_recipients, render, units_of_case, unrenderable,
+    NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
+    lapse_reminders, reminder_recipients, render, unrenderable,
 };
 use crate::{Result, Store, StoreError};
 
@@ -385,11 +385,7 @@ impl Watched for case::Model {
                 .get(&c.rating_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))
         };
-        let people = Directory::of(
-            txn,
-            found.iter().flat_map(|f| units_of_case(org, &f.subject)),
-        )
-        .await?;
+        let people = org.people();
         let turned_overdue: Vec<&Found<Self>> = found
             .iter()
             .filter(|f| !f.subject.overdue && f.findings.stage >= ReminderKind::Overdue.stage())
@@ -444,7 +440,7 @@ impl Watched for case::Model {
                 let (audience, recipients, status) = if *kind == ReminderKind::Escalated {
                     (
                         "supervisors",
-                        escalation_recipients(&people, org, c),
+                        escalation_recipients(people, org, c),
                         OutboxStatus::Pending,
                     )
                 } else {
@@ -455,7 +451,7 @@ impl Watched for case::Model {
                     };
                     (
                         audience,
-                        reminder_recipients(&people, org, c, rating),
+                        reminder_recipients(people, org, c, rating),
                         OutboxStatus::Digest,
                     )
                 };

@@ -175,13 +175,9 @@ impl Chained for TaskDetail {
             self.item.targets[index] = stored;
         }
         self.item.task = after.clone();
-        let people = if d.notifications.is_empty() {
-            Directory::default()
-        } else {
-            Directory::of(ctx.txn, units_of_task(ctx.org, &self.item)).await?
-        };
+        let people = ctx.org.people();
         for note in &d.notifications {
-            let recipients = task_recipients(&people, ctx.org, note.audience, &self.item);
+            let recipients = task_recipients(people, ctx.org, note.audience, &self.item);
             let notice = bihuan_core::mail::TaskNotice {
                 kind: note.kind.clone(),
                 action: Some(action.label.clone()),
@@ -459,15 +455,6 @@ fn task_recipients(
     }
 }
 
-/// Every unit whose people a notice about the work item can go to: its lead units and their
-/// ancestors.
-fn units_of_task(org: &OrgTree, view: &TaskView) -> Vec<String> {
-    codes(&view.lead_units)
-        .iter()
-        .flat_map(|code| org.self_and_ancestors(code))
-        .collect()
-}
-
 /// What a mail says about a work item as of `now`.
 fn task_facts(
     engine: &Engine,
@@ -543,7 +530,7 @@ impl Watched for task::Model {
             .map(|p| (p.id, p))
             .collect();
         let views = views_of(txn, org, found.iter().map(|f| f.subject.clone()).collect()).await?;
-        let people = Directory::of(txn, views.iter().flat_map(|v| units_of_task(org, v))).await?;
+        let people = org.people();
         let mut mails = Vec::new();
         for (f, view) in found.iter().zip(&views) {
             let t = &f.subject;
@@ -565,7 +552,7 @@ impl Watched for task::Model {
                     kind: format!("task_{}", kind.as_str()),
                     case_id: None,
                     audience: audience.as_str().to_owned(),
-                    recipients: task_recipients(&people, org, audience, view),
+                    recipients: task_recipients(people, org, audience, view),
                     letter: crate::outbox::render(engine, bihuan_core::mail::TASK, &notice)?,
                     unique_key: format!(
                         "task-remind:{}:{}:{}",
