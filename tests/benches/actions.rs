@@ -7,8 +7,11 @@
 //! - `accept` and then `transfer` on N of them over HTTP, every client taking the next case, and prints
 //!   actions/s with the median and 99th-percentile latency;
 //! - the raw ceiling on the other N: the three-row write an action makes — UPDATE the case at its
-//!   version, INSERT the event, INSERT an outbox row — in one transaction per case through the same
-//!   driver and pool size, as many at once as there are clients (what pgbench would run);
+//!   version, INSERT the event, INSERT an outbox row holding the very letter a transfer queued (its
+//!   subject, text and HTML as the product wrote them, so the rows weigh what the product's
+//!   weigh) — in one transaction per case through the same
+//!   driver and the store's write connections (on SQLite its one writer connection, which writers
+//!   wait for in turn), as many at once as there are clients (what pgbench would run);
 //! - the ratio of the two, which is what is compared from run to run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
@@ -144,13 +147,40 @@ fn sql(backend: DatabaseBackend, text: &str) -> String {
     }
 }
 
+/// The letter of an outbox row as the product wrote it.
+#[derive(Debug, Clone)]
+struct Letter {
+    recipients: serde_json::Value,
+    subject: String,
+    body: String,
+    html: Option<String>,
+}
+
+/// A letter the transfers over HTTP queued.
+async fn letter_written(db: &TestDb) -> Letter {
+    use bihuan_store::entity::outbox;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let row = outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq("case_assigned"))
+        .one(db.store.connection())
+        .await
+        .unwrap()
+        .expect("the transfers queued letters");
+    Letter {
+        recipients: row.recipients,
+        subject: row.subject,
+        body: row.body,
+        html: row.html,
+    }
+}
+
 /// The raw ceiling: per case, in one transaction, the rows an action writes.
 async fn raw_writes(
     url: &str,
     ids: &[Uuid],
     clients: usize,
-    to_state: &'static str,
-    version: i32,
+    (to_state, version): (&'static str, i32),
+    letter: &Letter,
 ) -> Run {
     let store = Store::connect_with(
         url,
@@ -175,10 +205,10 @@ async fn raw_writes(
     );
     let outbox = sql(
         backend,
-        "INSERT INTO outbox (kind, case_id, audience, recipients, subject, body, unique_key, status, attempts, \
-         next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (kind, case_id, audience, recipients, subject, body, html, unique_key, status, \
+         attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    let statements = Arc::new((update, event, outbox));
+    let statements = Arc::new((update, event, outbox, letter.clone()));
     let queue = Arc::new(Mutex::new(ids.to_vec()));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(ids.len())));
     let started = Instant::now();
@@ -191,7 +221,7 @@ async fn raw_writes(
             statements.clone(),
         );
         tasks.spawn(async move {
-            let (update, event, outbox) = &*statements;
+            let (update, event, outbox, letter) = &*statements;
             loop {
                 let Some(id) = queue.lock().unwrap().pop() else {
                     break;
@@ -201,7 +231,7 @@ async fn raw_writes(
                 let hash = format!("{:064x}", id.as_u128());
                 let txn = match backend {
                     DatabaseBackend::Sqlite => store
-                        .connection()
+                        .write_connection()
                         .begin_with_options(sea_orm::TransactionOptions {
                             sqlite_transaction_mode: Some(
                                 sea_orm::SqliteTransactionMode::Immediate,
@@ -241,12 +271,13 @@ async fn raw_writes(
                     .await
                     .unwrap();
                 let values: Vec<Db> = vec![
-                    "case_transferred".into(),
+                    "case_assigned".into(),
                     id.into(),
-                    "unit".into(),
-                    json!(["shaba-social@example.org"]).into(),
-                    "差评工单已转办".into(),
-                    "请于 5 个工作日内完成调查整改。".into(),
+                    "responsible_unit".into(),
+                    letter.recipients.clone().into(),
+                    letter.subject.clone().into(),
+                    letter.body.clone().into(),
+                    letter.html.clone().into(),
                     format!("bench:{id}:{version}").into(),
                     "pending".into(),
                     0i32.into(),
@@ -298,8 +329,9 @@ async fn bench(name: &str, db: TestDb, n: usize, clients: usize) {
         json!({"unit": "shaba-social"}),
     )
     .await;
-    let raw_accept = raw_writes(&db.url, &raw_ids, clients, "accepted", 1).await;
-    let raw_transfer = raw_writes(&db.url, &raw_ids, clients, "rectifying", 2).await;
+    let letter = letter_written(&db).await;
+    let raw_accept = raw_writes(&db.url, &raw_ids, clients, ("accepted", 1), &letter).await;
+    let raw_transfer = raw_writes(&db.url, &raw_ids, clients, ("rectifying", 2), &letter).await;
     line(name, "raw ceiling, first write", &raw_accept, None);
     line(name, "accept over HTTP", &accept, Some(&raw_accept));
     line(name, "raw ceiling, second write", &raw_transfer, None);
