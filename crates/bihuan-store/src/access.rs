@@ -9,13 +9,14 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::entity::{api_token, login_failure, session, user};
+use crate::scope::Reach;
 use crate::{Result, Store, StoreError};
 
 /// The prefix of a user's session token.
@@ -128,6 +129,15 @@ pub struct ThrottleKey {
     pub max: u64,
 }
 
+/// The user of a live session and the reach of their unit.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// The user.
+    pub user: user::Model,
+    /// Their unit's subtree (docs/DOMAIN.md, "Scope"); `None` for a user of no unit.
+    pub reach: Option<Reach>,
+}
+
 impl Store {
     /// Opens a session for a user; returns the token (shown once) and when it expires.
     pub async fn create_session(
@@ -155,16 +165,18 @@ impl Store {
     }
 
     /// The user of a live session token: known, not revoked, not expired, used within `idle`,
-    /// account not disabled. A live session is marked used (at most once a minute).
+    /// account not disabled; with the reach of their unit as the organization stood when the session
+    /// was read (the organization's revision comes in the same statement). A live session is marked
+    /// used (at most once a minute).
     pub async fn session_user(
         &self,
         token: &str,
         now: DateTime<Utc>,
         idle: Duration,
-    ) -> Result<Option<user::Model>> {
+    ) -> Result<Option<SessionUser>> {
         let found = self
             .bounded(async {
-                let Some((s, user)) = session::Entity::find_by_id(token_hash(token))
+                let query = session::Entity::find_by_id(token_hash(token))
                     .select_also(user::Entity)
                     .join(
                         JoinType::LeftJoin,
@@ -173,21 +185,31 @@ impl Store {
                             .to(user::Column::Id)
                             .into(),
                     )
-                    .one(&self.db)
-                    .await?
-                else {
+                    .expr_as(
+                        Expr::cust(crate::org_tree::REVISION_QUERY_EXPR),
+                        "org_revision",
+                    )
+                    .build(self.db.get_database_backend());
+                let Some(row) = self.db.query_one_raw(query).await? else {
                     return Ok(None);
                 };
+                let s = session::Model::from_query_result(&row, "A_")?;
+                let user = user::Model::from_query_result_optional(&row, "B_")?;
+                let revision: i64 = row.try_get("", "org_revision")?;
                 let last_seen = s.last_seen_at.unwrap_or(s.created_at);
                 if s.revoked_at.is_some() || s.expires_at <= now || last_seen + idle <= now {
                     return Ok(None);
                 }
                 let user = user.filter(|u| !u.disabled);
-                Ok(user.map(|u| (u, s.token_hash, last_seen)))
+                Ok(user.map(|u| (u, s.token_hash, last_seen, revision)))
             })
             .await?;
-        let Some((user, hash, last_seen)) = found else {
+        let Some((user, hash, last_seen, revision)) = found else {
             return Ok(None);
+        };
+        let reach = match &user.unit_code {
+            Some(unit) => Some(self.bounded(self.org_at(revision)).await?.reach(unit)),
+            None => None,
         };
         if last_seen + TOUCH_EVERY <= now {
             // Marking it used is no reason to refuse a read: a database that takes no writes
@@ -206,7 +228,7 @@ impl Store {
                 tracing::debug!(error = %e, "a session could not be marked used");
             }
         }
-        Ok(Some(user))
+        Ok(Some(SessionUser { user, reach }))
     }
 
     /// Revokes a session token; false when it was not live.

@@ -40,7 +40,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 pub use access::{
-    ApiToken, CHANNEL_PREFIX, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, SESSION_PREFIX,
+    ApiToken, CHANNEL_PREFIX, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, SESSION_PREFIX, SessionUser,
     SignInAttempt, ThrottleKey, TokenScope, check_password, token_hash,
 };
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};

@@ -237,6 +237,15 @@ impl Store {
         Ok(tree)
     }
 
+    /// The organization at `revision`, read a moment ago with something else (a session): the
+    /// cached tree when it is at that revision, else the tree as committed now.
+    pub(crate) async fn org_at(&self, revision: i64) -> Result<Arc<OrgTree>> {
+        match self.org.at(revision) {
+            Some(tree) => Ok(tree),
+            None => self.org().await,
+        }
+    }
+
     /// The organization as transaction `txn` sees it, for a transaction that has not changed units
     /// or mapped codes itself (every action): what it reads is committed, so the tree is cached. It is
     /// read through `txn`, never through a second connection of the pool, which a transaction holding
@@ -279,6 +288,9 @@ async fn load(db: &impl ConnectionTrait, revision: i64) -> Result<Arc<OrgTree>> 
     let people = Directory::read(db).await?;
     Ok(Arc::new(OrgTree::new(revision, units, aliases, people)))
 }
+
+/// The organization's revision, as an expression of a statement that reads something else too.
+pub(crate) const REVISION_QUERY_EXPR: &str = "(SELECT revision FROM org_revision WHERE id = 1)";
 
 async fn revision(db: &impl ConnectionTrait) -> Result<i64> {
     let row = db

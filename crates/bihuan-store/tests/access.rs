@@ -1,21 +1,23 @@
 //! Sessions and the sign-in throttle over time, on SQLite and PostgreSQL: the idle time-out, pruning,
-//! and attempts counted before they are checked.
+//! attempts counted before they are checked, and a session read with its user's reach in one
+//! statement.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
 
-use bihuan_store::{SignInAttempt, ThrottleKey};
+use bihuan_store::{NewUnit, SignInAttempt, ThrottleKey};
 use bihuan_test_support::TestDb;
 use chrono::Duration;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-use common::{at, seed_org};
+use common::{at, observed, seed_org, taken};
 
 bihuan_test_support::on_both_databases!(
     a_session_ends_after_its_idle_time_and_use_keeps_it_alive,
     ended_sessions_and_old_attempts_are_pruned,
     attempts_counted_at_once_never_pass_the_limit,
+    a_session_comes_with_its_users_reach_in_one_statement,
 );
 
 async fn a_session_ends_after_its_idle_time_and_use_keeps_it_alive(db: &TestDb) {
@@ -170,4 +172,45 @@ async fn attempts_counted_at_once_never_pass_the_limit(db: &TestDb) {
             .unwrap(),
         SignInAttempt::Allowed(_)
     ));
+}
+
+async fn a_session_comes_with_its_users_reach_in_one_statement(db: &TestDb) {
+    seed_org(&db.store).await;
+    let (store, seen) = observed(db).await;
+    let zhang = store.user_by_name("zhang").await.unwrap().unwrap();
+    let t0 = at(6, 9);
+    let idle = Duration::minutes(30);
+    let (token, _) = store
+        .create_session(zhang.id, t0, Duration::hours(12))
+        .await
+        .unwrap();
+    // The first read caches the organization tree.
+    let first = store.session_user(&token, t0, idle).await.unwrap().unwrap();
+    assert_eq!(first.user.username, "zhang");
+    let reach = first.reach.expect("zhang has a unit");
+    assert!(reach.units.contains("shaba-center"), "{reach:?}");
+    taken(&seen);
+    let again = store.session_user(&token, t0, idle).await.unwrap().unwrap();
+    let statements = taken(&seen);
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert_eq!(again.reach, Some(reach));
+    // A unit added under zhang's center by another instance is in the reach the next session read
+    // brings.
+    db.store
+        .add_unit(
+            &NewUnit {
+                code: "shaba-center-desk".into(),
+                name: "沙坝镇便民服务中心综合窗口".into(),
+                parent: Some("shaba-center".into()),
+                email: None,
+                region: None,
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let after = store.session_user(&token, t0, idle).await.unwrap().unwrap();
+    let reach = after.reach.unwrap();
+    assert!(reach.units.contains("shaba-center-desk"), "{reach:?}");
+    store.close().await.unwrap();
 }

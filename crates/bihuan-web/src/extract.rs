@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use axum::{Json, http::header};
 use bihuan_core::{Actor, Role};
 use bihuan_store::entity::user;
-use bihuan_store::{ApiToken, CHANNEL_PREFIX, CaseScope, SESSION_PREFIX, TokenScope};
+use bihuan_store::{ApiToken, CHANNEL_PREFIX, CaseScope, SESSION_PREFIX, SessionUser, TokenScope};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
@@ -324,7 +324,7 @@ impl SignedIn {
         if !token.starts_with(SESSION_PREFIX) {
             return Err(ApiError::unauthorized("令牌无效或已过期"));
         }
-        let user = state
+        let SessionUser { user, reach } = state
             .store
             .session_user(&token, state.clock.now(), state.config.session_idle)
             .await?
@@ -333,8 +333,7 @@ impl SignedIn {
         let scope = match (role, &user.unit_code) {
             (Role::Admin, _) => CaseScope::All,
             (Role::UnitStaff, Some(unit)) => CaseScope::Responsible(unit.clone()),
-            (_, Some(unit)) => CaseScope::Units(state.store.reach(unit).await?),
-            (_, None) => CaseScope::Units(Default::default()),
+            (_, _) => CaseScope::Units(reach.unwrap_or_default()),
         };
         let actor = Actor {
             name: user.username.clone(),
