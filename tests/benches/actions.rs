@@ -8,10 +8,10 @@
 //!   actions/s with the median and 99th-percentile latency;
 //! - the raw ceiling on the other N: the three-row write an action makes — UPDATE the case at its
 //!   version, INSERT the event, INSERT an outbox row holding the very letter a transfer queued (its
-//!   subject, text and HTML as the product wrote them, so the rows weigh what the product's
-//!   weigh) — in one transaction per case through the same
-//!   driver and the store's write connections (on SQLite its one writer connection, which writers
-//!   wait for in turn), as many at once as there are clients (what pgbench would run);
+//!   subject, text and HTML as the product wrote them, so the rows weigh what the product's weigh) —
+//!   in one transaction per case through the same driver and the store's write connections (on
+//!   SQLite its one writer connection, which writers wait for in turn), as many at once as there are
+//!   clients (what pgbench would run);
 //! - the ratio of the two, which is what is compared from run to run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.

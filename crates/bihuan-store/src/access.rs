@@ -186,13 +186,14 @@ impl Store {
                             .into(),
                     )
                     .expr_as(
-                        Expr::cust(crate::org_tree::REVISION_QUERY_EXPR),
+                        Expr::cust(format!("({})", crate::org_tree::REVISION_QUERY)),
                         "org_revision",
                     )
                     .build(self.db.get_database_backend());
                 let Some(row) = self.db.query_one_raw(query).await? else {
                     return Ok(None);
                 };
+                // `select_also` names the columns of its two entities `A_…` and `B_…`.
                 let s = session::Model::from_query_result(&row, "A_")?;
                 let user = user::Model::from_query_result_optional(&row, "B_")?;
                 let revision: i64 = row.try_get("", "org_revision")?;

@@ -349,8 +349,6 @@ impl Store {
     }
 }
 
-/// The stored reminder stage a fresh deadline starts at: `Fresh`, or with no deadline `Done` (nothing
-/// to remind of, and out of the scheduler's way).
 /// Whether the scheduler may have written reminders of the case's current deadline: not while
 /// its stage is still the first (a reminder moves it on in the transaction that writes it), and never
 /// without a deadline. Reminders of an earlier deadline were lapsed when it changed.
@@ -358,6 +356,8 @@ fn reminded(case: &case::Model) -> bool {
     case.deadline.is_some() && case.remind_stage != bihuan_core::Stage::Fresh.code()
 }
 
+/// The stored reminder stage a fresh deadline starts at: `Fresh`, or with no deadline `Done` (nothing
+/// to remind of, and out of the scheduler's way).
 pub(crate) fn first_stage(deadline: Option<DateTime<Utc>>) -> i16 {
     use bihuan_core::Stage;
     if deadline.is_some() {

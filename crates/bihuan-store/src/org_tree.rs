@@ -289,14 +289,15 @@ async fn load(db: &impl ConnectionTrait, revision: i64) -> Result<Arc<OrgTree>> 
     Ok(Arc::new(OrgTree::new(revision, units, aliases, people)))
 }
 
-/// The organization's revision, as an expression of a statement that reads something else too.
-pub(crate) const REVISION_QUERY_EXPR: &str = "(SELECT revision FROM org_revision WHERE id = 1)";
+/// The query of the organization's revision (also a scalar subquery of a statement that reads
+/// something else with it).
+pub(crate) const REVISION_QUERY: &str = "SELECT revision FROM org_revision WHERE id = 1";
 
 async fn revision(db: &impl ConnectionTrait) -> Result<i64> {
     let row = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT revision FROM org_revision WHERE id = 1",
+            REVISION_QUERY,
         ))
         .await?
         .ok_or_else(|| StoreError::Corrupt("org_revision has no row".into()))?;

@@ -319,7 +319,7 @@ fn facts_with_unit(
 pub(crate) struct Directory(BTreeMap<(Role, String), Vec<String>>);
 
 impl Directory {
-    /// The addresses of every enabled user of a unit.
+    /// The addresses of the enabled users of every unit.
     pub(crate) async fn read(db: &impl ConnectionTrait) -> Result<Self> {
         let users: Vec<(Code<Role>, String, String)> = user::Entity::find()
             .select_only()
