@@ -84,6 +84,9 @@ async fn upload(app: &TestApp, query: &str, bytes: Vec<u8>) -> (StatusCode, Valu
         .post(format!("{}/api/v1/plans?{query}", app.base))
         .bearer_auth(token)
         .header("content-type", "application/octet-stream")
+        // A refused upload's connection is closed by the server (it did not read the whole body):
+        // never hand it back to the pool for the next request.
+        .header("connection", "close")
         .body(bytes)
         .send()
         .await
