@@ -14,6 +14,7 @@ mod m20261202_000008_trust;
 mod m20261202_000009_org_revision;
 mod m20261202_000010_due_index;
 mod m20261203_000011_people_revision;
+mod m20261206_000012_case_life_limits;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_org_revision::Migration),
             Box::new(m20261202_000010_due_index::Migration),
             Box::new(m20261203_000011_people_revision::Migration),
+            Box::new(m20261206_000012_case_life_limits::Migration),
         ]
     }
 }

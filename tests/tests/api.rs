@@ -74,7 +74,7 @@ async fn the_plain_loop_closes_and_passes_audit(db: &TestDb) {
     app.to_rectifying(&id).await;
     assert_eq!(
         actions(&app.case("unit", &id).await),
-        ["return", "appeal", "rectify"]
+        ["return", "appeal", "request_extension", "rectify"]
     );
     app.step("unit", &id, "rectify", rectify()).await;
     let case = app
@@ -289,14 +289,24 @@ async fn an_extension_moves_the_deadline_within_the_cap(db: &TestDb) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "5 + 5 + 6 > 15: {body}"
     );
-    assert_eq!(body["details"]["guard"], "max_time_limit_days");
-    app.step(
-        "sup",
-        &id,
-        "extend",
-        json!({"days": 5, "reason": "最后一次"}),
-    )
-    .await;
+    assert_eq!(body["error"], "extension_limit");
+    assert_eq!(
+        (
+            &body["details"]["cap"],
+            &body["details"]["used"],
+            &body["details"]["asked"]
+        ),
+        (&json!(15), &json!(5), &json!(6))
+    );
+    let case = app
+        .step(
+            "sup",
+            &id,
+            "extend",
+            json!({"days": 5, "reason": "最后一次"}),
+        )
+        .await;
+    assert_eq!(case["extension_days_used"], 10);
 }
 
 async fn a_failed_audit_reopens_a_closed_case(db: &TestDb) {
@@ -412,6 +422,22 @@ fn preparation(action: &str) -> (&'static [(&'static str, &'static str)], Value)
         ("unit", "rectify"),
         ("unit", "feedback"),
     ];
+    const TO_REQUESTED: &[(&str, &str)] = &[
+        ("center", "accept"),
+        ("center", "transfer"),
+        ("unit", "request_extension"),
+    ];
+    // Reopened past the reopen limit (1): escalated, back in rectifying.
+    const TO_ESCALATED: &[(&str, &str)] = &[
+        ("center", "accept"),
+        ("center", "transfer"),
+        ("unit", "rectify"),
+        ("unit", "feedback"),
+        ("center", "review_unsatisfied"),
+        ("unit", "rectify"),
+        ("unit", "feedback"),
+        ("center", "review_unsatisfied"),
+    ];
     const TO_CLOSED: &[(&str, &str)] = &[
         ("center", "accept"),
         ("center", "transfer"),
@@ -428,6 +454,9 @@ fn preparation(action: &str) -> (&'static [(&'static str, &'static str)], Value)
             json!({"category": "unrelated", "reason": "与本单位无关"}),
         ),
         "extend" => (TO_RECTIFYING, json!({"days": 2, "reason": "需协调"})),
+        "request_extension" => (TO_RECTIFYING, json!({"days": 2, "reason": "需协调"})),
+        "deny_extension" => (TO_REQUESTED, json!({"reason": "可按期完成"})),
+        "conclude" => (TO_ESCALATED, json!({"reason": "诉求超出政策规定"})),
         "rectify" => (TO_RECTIFYING, rectify()),
         "uphold_appeal" | "reject_appeal" => (TO_APPEALING, json!({"reason": "复核意见"})),
         "contact_attempt" => (TO_FEEDBACK, json!({"method": "phone"})),
@@ -450,6 +479,8 @@ fn step_fields(action: &str) -> Value {
         "contact_attempt" => json!({"method": "phone"}),
         "feedback" => json!({"method": "phone", "summary": "已回访"}),
         "review_satisfied" => json!({"level": "satisfied"}),
+        "review_unsatisfied" => json!({"reason": "仍不满意"}),
+        "request_extension" => json!({"days": 2, "reason": "需协调"}),
         _ => json!({}),
     }
 }
@@ -464,6 +495,8 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
         ("appeal", &["unit"]),
         ("uphold_appeal", &["sup"]),
         ("reject_appeal", &["sup"]),
+        ("request_extension", &["unit"]),
+        ("deny_extension", &["sup"]),
         ("extend", &["sup"]),
         ("rectify", &["unit"]),
         ("contact_attempt", &["unit", "center"]),
@@ -472,6 +505,7 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
         ("review_satisfied", &["center"]),
         ("review_unsatisfied", &["center"]),
         ("review_timeout", &[]),
+        ("conclude", &["sup"]),
         ("audit_fail", &["sup"]),
     ];
     let def = app.engine.workflow("negative-rating").unwrap();

@@ -50,10 +50,43 @@ pub struct Subject {
     pub escalated: bool,
     /// Working days added by extensions since it entered its current state.
     pub extension_days: u32,
+    /// Working days granted by extensions over its whole life (the cap counts these).
+    pub extension_days_used: u32,
+    /// The working days a unit asked for that wait for a supervisor's answer.
+    pub extension_requested: Option<u32>,
+    /// Appeals filed over its whole life.
+    pub appeals_used: u32,
+    /// When it was last transferred to the responsible unit (the appeal window starts then).
+    pub transferred_at: Option<DateTime<Utc>>,
+    /// The units above the responsible units in the organization (their ancestors, not themselves):
+    /// whose supervisors may take the actions `decided_above`.
+    pub responsible_ancestors: Vec<String>,
     /// Its deadline and paused clock.
     pub timing: Timing,
     /// How many times each action was taken since it entered its current state.
     pub actions_in_state: BTreeMap<String, u32>,
+}
+
+impl Subject {
+    /// A subject in `state` with nothing else recorded yet (what a replay starts from, and what
+    /// tests build on).
+    pub fn new(state: &str) -> Self {
+        Self {
+            state: state.to_owned(),
+            responsible_units: Vec::new(),
+            co_units: Vec::new(),
+            reopen_count: 0,
+            escalated: false,
+            extension_days: 0,
+            extension_days_used: 0,
+            extension_requested: None,
+            appeals_used: 0,
+            transferred_at: None,
+            responsible_ancestors: Vec::new(),
+            timing: Timing::default(),
+            actions_in_state: BTreeMap::new(),
+        }
+    }
 }
 
 /// Whoever asks for the action.
@@ -129,6 +162,14 @@ pub struct Decision {
     pub escalated: bool,
     /// Extension days in the state after the action.
     pub extension_days: u32,
+    /// Extension days granted over the case's life after the action.
+    pub extension_days_used: u32,
+    /// The working days asked for and not yet answered, after the action.
+    pub extension_requested: Option<u32>,
+    /// Appeals filed over the case's life after the action.
+    pub appeals_used: u32,
+    /// When it was last transferred, after the action.
+    pub transferred_at: Option<DateTime<Utc>>,
     /// The deadline side after the action.
     pub timing: Timing,
     /// The timer of the new state, if it has one.
@@ -172,6 +213,26 @@ pub enum ActionError {
     /// A guard of the action does not hold.
     #[error("条件 {guard} 不满足：{message}")]
     GuardFailed { guard: String, message: String },
+    /// Granting the days asked would pass the cap on extensions over the case's life.
+    #[error(
+        "延期上限为 {cap} 个工作日（含原办理时限 {limit} 个工作日），本工单已延期 {used} 个工作日，不能再延期 {asked} 个工作日"
+    )]
+    ExtensionLimit {
+        limit: u32,
+        cap: u32,
+        used: u32,
+        asked: u32,
+    },
+    /// The case has had all the appeals it may have.
+    #[error("每件差评工单最多申诉 {limit} 次，已申诉 {used} 次")]
+    AppealLimit { limit: u32, used: u32 },
+    /// The appeal window after the transfer has passed.
+    #[error("申诉须在转办后 {days} 个工作日内提出（截至 {closed}）")]
+    AppealWindowClosed { days: u32, closed: String },
+    /// A supervisor of the responsible unit itself (or of a unit beside it) decided what only a
+    /// supervisor above it may decide.
+    #[error("操作 {action} 须由承办单位的上级单位督查人员办理")]
+    NotAboveResponsibleUnit { action: String },
 }
 
 impl ActionError {
@@ -187,6 +248,10 @@ impl ActionError {
             ActionError::InvalidField { .. } => "invalid_field",
             ActionError::UnknownField { .. } => "unknown_field",
             ActionError::GuardFailed { .. } => "guard_failed",
+            ActionError::ExtensionLimit { .. } => "extension_limit",
+            ActionError::AppealLimit { .. } => "appeal_limit",
+            ActionError::AppealWindowClosed { .. } => "appeal_window_closed",
+            ActionError::NotAboveResponsibleUnit { .. } => "unit_out_of_scope",
         }
     }
 
@@ -214,6 +279,10 @@ pub fn open(def: &WorkflowDefinition, cal: &WorkingCalendar, now: DateTime<Utc>)
         reopen_count: 0,
         escalated: false,
         extension_days: 0,
+        extension_days_used: 0,
+        extension_requested: None,
+        appeals_used: 0,
+        transferred_at: None,
         timer: timer_for(initial, &timing),
         timing,
         notifications: Vec::new(),
@@ -239,6 +308,7 @@ pub fn decide(
     check_permitted(def, subject, actor, action)?;
     let mut recorded = check_fields(action, fields, now)?;
     check_guards(def, subject, action)?;
+    check_limits(def, cal, subject, action, &recorded, now)?;
 
     let from_state = def.state(&subject.state);
     let to_state = def.state(&action.to);
@@ -251,6 +321,10 @@ pub fn decide(
         reopen_count: subject.reopen_count,
         escalated: subject.escalated,
         extension_days: subject.extension_days,
+        extension_days_used: subject.extension_days_used,
+        extension_requested: subject.extension_requested,
+        appeals_used: subject.appeals_used,
+        transferred_at: subject.transferred_at,
         timing: next_timing(cal, subject, from_state, to_state, now),
         timer: None,
         notifications: action
@@ -263,7 +337,9 @@ pub fn decide(
             .collect(),
     };
     if subject.state != action.to {
+        // A new state starts its own clock; a request for more time on the old one lapses.
         decision.extension_days = 0;
+        decision.extension_requested = None;
     }
 
     for effect in &action.effects {
@@ -271,13 +347,23 @@ pub fn decide(
             EffectDef::SetResponsibleUnit { field } => {
                 if let Some(Value::String(unit)) = recorded.get(field) {
                     decision.responsible_units = vec![unit.clone()];
+                    decision.transferred_at = Some(now);
                 }
             }
-            EffectDef::ClearResponsibleUnit => decision.responsible_units.clear(),
-            EffectDef::ExtendDeadline { field } => {
-                let days = recorded.get(field).and_then(Value::as_u64).unwrap_or(0);
-                extend(cal, &mut decision, to_state, days, field)?;
+            EffectDef::ClearResponsibleUnit => {
+                decision.responsible_units.clear();
+                decision.transferred_at = None;
             }
+            EffectDef::ExtendDeadline { field } => {
+                let days = days_of(&recorded, field)?;
+                extend(cal, &mut decision, to_state, days)?;
+                decision.extension_requested = None;
+            }
+            EffectDef::RequestExtension { field } => {
+                decision.extension_requested = Some(days_of(&recorded, field)?);
+            }
+            EffectDef::DenyExtension => decision.extension_requested = None,
+            EffectDef::Appeal => decision.appeals_used += 1,
             EffectDef::Reopen => {
                 decision.reopen_count += 1;
                 if decision.reopen_count > def.settings.reopen_limit && !decision.escalated {
@@ -320,16 +406,7 @@ pub fn deadlines_before(
     steps: &[Step<'_>],
 ) -> Vec<Option<DateTime<Utc>>> {
     let mut before = Vec::with_capacity(steps.len());
-    let mut subject = Subject {
-        state: String::new(),
-        responsible_units: Vec::new(),
-        co_units: Vec::new(),
-        reopen_count: 0,
-        escalated: false,
-        extension_days: 0,
-        timing: Timing::default(),
-        actions_in_state: BTreeMap::new(),
-    };
+    let mut subject = Subject::new("");
     for step in steps {
         before.push(subject.timing.deadline.map(|d| d.at));
         let to_state = def.state(step.to);
@@ -359,18 +436,43 @@ pub fn deadlines_before(
     before
 }
 
-/// The actions `actor` may take now, judged by state, role, unit and guards (fields aside).
+/// The actions `actor` may take at `now`, judged by state, role, unit, guards and the limits over
+/// the case's life (fields aside).
 pub fn available_actions<'a>(
     def: &'a WorkflowDefinition,
+    cal: &WorkingCalendar,
     subject: &Subject,
     actor: &Actor,
+    now: DateTime<Utc>,
 ) -> Vec<&'a ActionDef> {
     def.actions
         .iter()
         .filter(|a| a.from.contains(&subject.state))
         .filter(|a| check_permitted(def, subject, actor, a).is_ok())
         .filter(|a| check_guards(def, subject, a).is_ok())
+        .filter(|a| check_standing_limits(def, cal, subject, a, now).is_ok())
         .collect()
+}
+
+/// The limits [`check_limits`] applies that hold whatever is asked: an appeal's limit and window,
+/// and an extension when the cap is already reached.
+fn check_standing_limits(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    subject: &Subject,
+    action: &ActionDef,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    for effect in &action.effects {
+        match effect {
+            EffectDef::ExtendDeadline { .. } | EffectDef::RequestExtension { .. } => {
+                check_extension_cap(def.state(&action.to), subject, 1)?;
+            }
+            EffectDef::Appeal => check_appeal(def, cal, subject, now)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_permitted(
@@ -404,6 +506,17 @@ fn check_permitted(
                 action: action.id.clone(),
             });
         }
+    }
+    if action.decided_above
+        && actor.role == Role::Supervisor
+        && !actor
+            .unit
+            .as_ref()
+            .is_some_and(|u| subject.responsible_ancestors.contains(u))
+    {
+        return Err(ActionError::NotAboveResponsibleUnit {
+            action: action.id.clone(),
+        });
     }
     Ok(())
 }
@@ -441,7 +554,124 @@ fn check_guards(
                     });
                 }
             }
+            Guard::Escalated => {
+                if !subject.escalated {
+                    return Err(ActionError::GuardFailed {
+                        guard: guard.name().to_owned(),
+                        message: "工单尚未因多次评议不满意升级督办".to_owned(),
+                    });
+                }
+            }
+            Guard::ExtensionRequested => {
+                if subject.extension_requested.is_none() {
+                    return Err(ActionError::GuardFailed {
+                        guard: guard.name().to_owned(),
+                        message: "没有待审批的延期申请".to_owned(),
+                    });
+                }
+            }
+            Guard::NoExtensionRequested => {
+                if let Some(days) = subject.extension_requested {
+                    return Err(ActionError::GuardFailed {
+                        guard: guard.name().to_owned(),
+                        message: format!("已有一项延期 {days} 个工作日的申请待审批"),
+                    });
+                }
+            }
         }
+    }
+    Ok(())
+}
+
+/// The limits over a case's life that depend on what is asked: the extension cap (for a grant and
+/// for a request alike) and the appeal limit and window.
+fn check_limits(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    subject: &Subject,
+    action: &ActionDef,
+    recorded: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    for effect in &action.effects {
+        match effect {
+            EffectDef::ExtendDeadline { field } | EffectDef::RequestExtension { field } => {
+                let asked = days_of(recorded, field)?;
+                check_extension_cap(def.state(&action.to), subject, asked)?;
+            }
+            EffectDef::Appeal => check_appeal(def, cal, subject, now)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The working days of an action's integer field (0 when absent).
+fn days_of(recorded: &Map<String, Value>, field: &str) -> Result<u32, ActionError> {
+    let days = recorded.get(field).and_then(Value::as_u64).unwrap_or(0);
+    u32::try_from(days).map_err(|_| ActionError::InvalidField {
+        field: field.to_owned(),
+        reason: "延期天数过大".to_owned(),
+    })
+}
+
+/// Whether `asked` more working days fit the state's cap, counting every extension the case was
+/// granted over its life.
+fn check_extension_cap(
+    state: Option<&StateDef>,
+    subject: &Subject,
+    asked: u32,
+) -> Result<(), ActionError> {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    let (Some(limit), Some(cap)) = (state.time_limit_days, state.max_time_limit_days) else {
+        return Ok(());
+    };
+    let total = u64::from(limit) + u64::from(subject.extension_days_used) + u64::from(asked);
+    if total > u64::from(cap) {
+        return Err(ActionError::ExtensionLimit {
+            limit,
+            cap,
+            used: subject.extension_days_used,
+            asked,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the case may still appeal: under the limit, and within the window after its transfer
+/// (the window ends at 24:00 of its last working day).
+fn check_appeal(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    subject: &Subject,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let limit = def.settings.appeal_limit;
+    if subject.appeals_used >= limit {
+        return Err(ActionError::AppealLimit {
+            limit,
+            used: subject.appeals_used,
+        });
+    }
+    let days = def.settings.appeal_window_working_days;
+    let closed = |last_day: Option<chrono::NaiveDate>| ActionError::AppealWindowClosed {
+        days,
+        closed: last_day.map_or_else(
+            || "未转办".to_owned(),
+            |d| format!("{} 24:00", d.format("%Y-%m-%d")),
+        ),
+    };
+    let Some(transferred) = subject.transferred_at else {
+        return Err(closed(None));
+    };
+    let window = cal.deadline(DeadlineBasis {
+        start: transferred,
+        working_days: days,
+    });
+    if now >= window.at {
+        return Err(closed(Some(cal.last_day(window.at))));
     }
     Ok(())
 }
@@ -658,12 +888,12 @@ fn timer_for(state: Option<&StateDef>, timing: &Timing) -> Option<Timer> {
     })
 }
 
+/// Adds `days` to the deadline of the state the case stays in (the cap was checked before).
 fn extend(
     cal: &WorkingCalendar,
     decision: &mut Decision,
     state: Option<&StateDef>,
-    days: u64,
-    field: &str,
+    days: u32,
 ) -> Result<(), ActionError> {
     let guard = |message: String| ActionError::GuardFailed {
         guard: "max_time_limit_days".to_owned(),
@@ -672,26 +902,15 @@ fn extend(
     let Some(state) = state else {
         return Err(guard("状态不存在".to_owned()));
     };
-    let (Some(limit), Some(basis)) = (state.time_limit_days, decision.timing.basis.as_mut()) else {
+    let Some(basis) = decision.timing.basis.as_mut() else {
         return Err(guard(format!(
             "状态“{}”没有办理时限，无法延期",
             state.label
         )));
     };
-    let days = u32::try_from(days).map_err(|_| ActionError::InvalidField {
-        field: field.to_owned(),
-        reason: "延期天数过大".to_owned(),
-    })?;
-    let total = u64::from(limit) + u64::from(decision.extension_days) + u64::from(days);
-    if let Some(max) = state.max_time_limit_days
-        && total > u64::from(max)
-    {
-        return Err(guard(format!(
-            "延期后共 {total} 个工作日，超过上限 {max} 个工作日"
-        )));
-    }
     basis.working_days += days;
     decision.extension_days += days;
+    decision.extension_days_used += days;
     decision.timing.deadline = Some(cal.deadline(*basis));
     Ok(())
 }

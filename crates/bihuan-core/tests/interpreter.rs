@@ -56,12 +56,10 @@ fn subject(
             working_days: days,
         });
     Subject {
-        state: state.into(),
         responsible_units: vec!["unit-a".into()],
-        co_units: vec![],
-        reopen_count: 0,
-        escalated: false,
-        extension_days: 0,
+        // Transferred an hour ago; the supervisors' unit "town" is above unit-a.
+        transferred_at: Some(started),
+        responsible_ancestors: vec!["town".into()],
         timing: Timing {
             basis,
             deadline: basis.map(|b| engine.calendar().deadline(b)),
@@ -71,6 +69,7 @@ fn subject(
             .iter()
             .map(|(a, n)| ((*a).to_owned(), *n))
             .collect::<BTreeMap<_, _>>(),
+        ..Subject::new(state)
     }
 }
 
@@ -882,6 +881,11 @@ fn apply(s: &Subject, d: &bihuan_core::Decision) -> Subject {
         reopen_count: d.reopen_count,
         escalated: d.escalated,
         extension_days: d.extension_days,
+        extension_days_used: d.extension_days_used,
+        extension_requested: d.extension_requested,
+        appeals_used: d.appeals_used,
+        transferred_at: d.transferred_at,
+        responsible_ancestors: s.responsible_ancestors.clone(),
         timing: d.timing.clone(),
         actions_in_state: counts,
     }
@@ -895,14 +899,9 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
     let opened = open(def, cal, beijing(2021, 2, 5, 10));
     assert_eq!(opened.to, "received");
     let mut s = Subject {
-        state: opened.to.clone(),
-        responsible_units: vec![],
-        co_units: vec![],
-        reopen_count: 0,
-        escalated: false,
-        extension_days: 0,
         timing: opened.timing.clone(),
-        actions_in_state: BTreeMap::new(),
+        responsible_ancestors: vec!["town".into()],
+        ..Subject::new(&opened.to)
     };
     assert_eq!(
         last_day(&engine, &s),
@@ -970,7 +969,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
         last_day(&engine, &s),
         "2021-03-01".parse::<NaiveDate>().unwrap()
     );
-    // The extension cap: 5 + 2 + 9 > 15.
+    // The extension cap over the case's life: 5 + 2 + 9 > 15.
     let err = decide(
         def,
         cal,
@@ -981,7 +980,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
         beijing(2021, 2, 23, 10),
     )
     .unwrap_err();
-    assert_eq!(err.code(), "guard_failed");
+    assert_eq!(err.code(), "extension_limit");
 
     let d = step(
         &s,
@@ -1107,7 +1106,7 @@ fn available_actions_follow_state_role_unit_and_guards() {
     let engine = engine();
     let def = engine.workflow("negative-rating").unwrap();
     let ids = |s: &Subject, who: &str| -> Vec<String> {
-        bihuan_core::available_actions(def, s, &actor(who))
+        bihuan_core::available_actions(def, engine.calendar(), s, &actor(who), now())
             .iter()
             .map(|a| a.id.clone())
             .collect()
@@ -1121,7 +1120,10 @@ fn available_actions_follow_state_role_unit_and_guards() {
     );
     assert_eq!(ids(&s, "unit_b"), Vec::<String>::new());
     let s = subject(def, &engine, "rectifying", &[]);
-    assert_eq!(ids(&s, "unit_a"), ["return", "appeal", "rectify"]);
+    assert_eq!(
+        ids(&s, "unit_a"),
+        ["return", "appeal", "request_extension", "rectify"]
+    );
     assert_eq!(ids(&s, "supervisor"), ["extend"]);
     assert!(ids(&s, "viewer").is_empty());
 }

@@ -48,6 +48,15 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
         Some("review_timeout")
     );
     assert_eq!(def.settings.reopen_limit, 1);
+    assert_eq!(def.settings.appeal_limit, 1);
+    assert_eq!(def.settings.appeal_window_working_days, 3);
+    let decided_above: Vec<&str> = def
+        .actions
+        .iter()
+        .filter(|a| a.decided_above)
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(decided_above, ["uphold_appeal", "reject_appeal"]);
     let actions: Vec<(&str, &str, Vec<&str>, &str)> = def
         .actions
         .iter()
@@ -69,6 +78,18 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
             ("appeal", "申诉", vec!["rectifying"], "appealing"),
             ("uphold_appeal", "申诉成立", vec!["appealing"], "invalid"),
             ("reject_appeal", "申诉驳回", vec!["appealing"], "rectifying"),
+            (
+                "request_extension",
+                "申请延期",
+                vec!["rectifying"],
+                "rectifying"
+            ),
+            (
+                "deny_extension",
+                "不予延期",
+                vec!["rectifying"],
+                "rectifying"
+            ),
             ("extend", "延期", vec!["rectifying"], "rectifying"),
             (
                 "rectify",
@@ -110,6 +131,12 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
                 "review_timeout",
                 "评议超时",
                 vec!["pending_review"],
+                "closed"
+            ),
+            (
+                "conclude",
+                "认定办结",
+                vec!["rectifying", "pending_feedback", "pending_review"],
                 "closed"
             ),
             ("audit_fail", "审核不通过", vec!["closed"], "rectifying"),

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::entity::{audit, case, event, rating};
+use crate::org_tree::OrgTree;
 use crate::pipeline::{Chained, Ctx, Step};
 use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError, outbox};
@@ -51,19 +52,34 @@ pub struct CaseDetail {
     pub events: Vec<event::Model>,
     /// The supervisors' audits of it, oldest first.
     pub audits: Vec<audit::Model>,
+    /// The units above its responsible unit in the organization, nearest first.
+    pub responsible_ancestors: Vec<String>,
 }
 
 impl CaseDetail {
     /// The case as the interpreter sees it.
     pub fn subject(&self) -> Subject {
-        subject_of(&self.case, &self.events)
+        let mut subject = subject_of(&self.case, &self.events);
+        subject
+            .responsible_ancestors
+            .clone_from(&self.responsible_ancestors);
+        subject
     }
+}
+
+/// The units above `unit` in the organization, nearest first (none for no unit or an unknown one).
+fn ancestors_of(org: &OrgTree, unit: Option<&str>) -> Vec<String> {
+    unit.map(|u| org.self_and_ancestors(u).into_iter().skip(1).collect())
+        .unwrap_or_default()
 }
 
 impl Store {
     /// A case with its rating, events and audits.
     pub async fn case(&self, id: Uuid) -> Result<CaseDetail> {
-        load_case(&self.db, id).await?.ok_or_else(|| not_found(id))
+        let org = self.org().await?;
+        load_case(&self.db, &org, id)
+            .await?
+            .ok_or_else(|| not_found(id))
     }
 
     /// Takes an action on a case through the one pipeline ([`crate::pipeline`]): the core decides,
@@ -80,7 +96,11 @@ impl Store {
 }
 
 /// A case with its rating, events and audits, read through `db`.
-async fn load_case(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CaseDetail>> {
+async fn load_case(
+    db: &impl ConnectionTrait,
+    org: &OrgTree,
+    id: Uuid,
+) -> Result<Option<CaseDetail>> {
     let Some((case, rating)) = case::Entity::find_by_id(id)
         .select_also(rating::Entity)
         .join(JoinType::LeftJoin, rating_of_case())
@@ -91,6 +111,7 @@ async fn load_case(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CaseDet
     };
     let rating =
         rating.ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", case.id)))?;
+    check_counts(&case)?;
     let events = events_of(db, id).await?;
     let audits = audit::Entity::find()
         .filter(audit::Column::CaseId.eq(id))
@@ -98,11 +119,34 @@ async fn load_case(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CaseDet
         .all(db)
         .await?;
     Ok(Some(CaseDetail {
+        responsible_ancestors: ancestors_of(org, case.unit_code.as_deref()),
         case,
         rating,
         events,
         audits,
     }))
+}
+
+/// A case's counts are never negative: one that is was written by something else than this code,
+/// and no decision is taken on it.
+fn check_counts(case: &case::Model) -> Result<()> {
+    let counts = [
+        ("reopen_count", Some(case.reopen_count)),
+        ("extension_days", Some(case.extension_days)),
+        ("extension_days_used", Some(case.extension_days_used)),
+        ("extension_requested_days", case.extension_requested_days),
+        ("appeals_used", Some(case.appeals_used)),
+        ("deadline_days", case.deadline_days),
+        ("paused_remaining_days", case.paused_remaining_days),
+    ];
+    match counts.iter().find(|(_, n)| n.is_some_and(|n| n < 0)) {
+        Some((column, n)) => Err(StoreError::Corrupt(format!(
+            "case {}: {column} is {}",
+            case.id,
+            n.unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A case's rating, to join.
@@ -121,7 +165,7 @@ impl Chained for CaseDetail {
     const WHAT: &'static str = "案件";
 
     async fn load(ctx: &Ctx<'_>, id: Uuid) -> Result<Option<Self>> {
-        load_case(ctx.txn, id).await
+        load_case(ctx.txn, ctx.org, id).await
     }
 
     fn version(&self) -> i32 {
@@ -141,7 +185,7 @@ impl Chained for CaseDetail {
     }
 
     fn subject(&self) -> Subject {
-        subject_of(&self.case, &self.events)
+        CaseDetail::subject(self)
     }
 
     /// A case goes only to a registered unit, and only to one the actor's center answers for
@@ -262,6 +306,7 @@ impl Chained for CaseDetail {
         if after.deadline_provisional {
             tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
         }
+        self.responsible_ancestors = ancestors_of(ctx.org, after.unit_code.as_deref());
         Ok(())
     }
 
@@ -466,6 +511,13 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
         reopen_count: u32::try_from(case.reopen_count).unwrap_or(0),
         escalated: case.escalated,
         extension_days: u32::try_from(case.extension_days).unwrap_or(0),
+        extension_days_used: u32::try_from(case.extension_days_used).unwrap_or(0),
+        extension_requested: case
+            .extension_requested_days
+            .and_then(|d| u32::try_from(d).ok()),
+        appeals_used: u32::try_from(case.appeals_used).unwrap_or(0),
+        transferred_at: case.transferred_at,
+        responsible_ancestors: Vec::new(),
         timing: Timing {
             basis,
             deadline: case.deadline.map(|at| Deadline {
@@ -512,6 +564,10 @@ fn updated_case(
         paused_state: Set(d.timing.paused.as_ref().map(|p| p.state.clone())),
         paused_remaining_days: Set(d.timing.paused.as_ref().map(|p| to_i32(p.remaining_days))),
         extension_days: Set(to_i32(d.extension_days)),
+        extension_days_used: Set(to_i32(d.extension_days_used)),
+        extension_requested_days: Set(d.extension_requested.map(to_i32)),
+        appeals_used: Set(to_i32(d.appeals_used)),
+        transferred_at: Set(d.transferred_at),
         reopen_count: Set(to_i32(d.reopen_count)),
         escalated: Set(d.escalated),
         overdue: Set(if deadline_changed || entered {

@@ -246,5 +246,9 @@ pub(crate) fn opened_case(
         updated_at: Set(now),
         remind_at: Set(remind_at),
         remind_stage: Set(crate::cases::first_stage(timing.deadline.map(|d| d.at))),
+        extension_days_used: Set(0),
+        extension_requested_days: Set(None),
+        appeals_used: Set(0),
+        transferred_at: Set(None),
     }
 }

@@ -161,6 +161,8 @@ pub struct CaseFilter {
     pub rated_to: Option<DateTime<Utc>>,
     /// Only cases escalated (true) or not (false).
     pub escalated: Option<bool>,
+    /// Only cases whose unit asked for more time and waits for the answer (true), or not (false).
+    pub extension_requested: Option<bool>,
     /// Only cases not closed yet.
     pub open: bool,
     /// 1-based page.
@@ -234,6 +236,11 @@ impl Store {
         }
         if let Some(escalated) = filter.escalated {
             cond = cond.add(case::Column::Escalated.eq(escalated));
+        }
+        match filter.extension_requested {
+            Some(true) => cond = cond.add(case::Column::ExtensionRequestedDays.is_not_null()),
+            Some(false) => cond = cond.add(case::Column::ExtensionRequestedDays.is_null()),
+            None => {}
         }
         if filter.open {
             cond = cond.add(case::Column::ClosedAt.is_null());

@@ -308,12 +308,9 @@ pub(crate) fn subject_of(
     }));
     let basis = crate::cases::basis_of(t.deadline_start, t.deadline_days);
     Subject {
-        state: t.state.clone(),
         responsible_units: lead,
         co_units: co,
-        reopen_count: 0,
         escalated: t.escalated,
-        extension_days: 0,
         timing: Timing {
             basis,
             deadline: t.state_deadline.map(|at| Deadline {
@@ -323,6 +320,7 @@ pub(crate) fn subject_of(
             paused: None,
         },
         actions_in_state,
+        ..Subject::new(&t.state)
     }
 }
 

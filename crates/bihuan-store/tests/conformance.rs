@@ -1061,7 +1061,7 @@ fn fields_for(action: &str) -> Value {
     match action {
         "transfer" => json!({"unit": "shaba-social"}),
         "appeal" => json!({"category": "mistaken", "reason": "r"}),
-        "extend" => json!({"days": 2, "reason": "r"}),
+        "extend" | "request_extension" => json!({"days": 2, "reason": "r"}),
         "rectify" => json!({"finding": "true", "measures": "m", "outcome": "rectified"}),
         "contact_attempt" => json!({"method": "phone"}),
         "feedback" => json!({"method": "phone", "summary": "s"}),

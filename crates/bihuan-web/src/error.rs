@@ -173,6 +173,14 @@ impl From<ActionError> for ApiError {
                 json!({ "state": state, "action": action })
             }
             ActionError::UnknownAction { action } => json!({ "action": action }),
+            ActionError::ExtensionLimit {
+                limit,
+                cap,
+                used,
+                asked,
+            } => json!({ "time_limit_days": limit, "cap": cap, "used": used, "asked": asked }),
+            ActionError::AppealLimit { limit, used } => json!({ "limit": limit, "used": used }),
+            ActionError::AppealWindowClosed { days, .. } => json!({ "working_days": days }),
             other => other
                 .field()
                 .map_or_else(|| json!({}), |f| json!({ "field": f })),

@@ -210,7 +210,7 @@ pub fn task_json(
         events: detail.map(|(events, _)| events.iter().map(event_json).collect()),
         actions: detail.map(|(events, caller)| {
             def.map(|d| {
-                task_actions(d, view, events, caller)
+                task_actions(d, engine.calendar(), view, events, caller, now)
                     .into_iter()
                     .map(action_view)
                     .collect()
@@ -225,15 +225,17 @@ pub fn task_json(
 /// only co-handles it (the store refuses those too).
 pub fn task_actions<'d>(
     def: &'d bihuan_core::WorkflowDefinition,
+    cal: &bihuan_core::calendar::WorkingCalendar,
     view: &TaskView,
     events: &[task_event::Model],
     caller: &SignedIn,
+    now: DateTime<Utc>,
 ) -> Vec<&'d bihuan_core::workflow::ActionDef> {
     if caller.role == bihuan_core::Role::Supervisor && !view.led_within(&caller.scope) {
         return Vec::new();
     }
     let reportable = reportable_targets(view);
-    bihuan_core::available_actions(def, &view.subject(events), &caller.actor)
+    bihuan_core::available_actions(def, cal, &view.subject(events), &caller.actor, now)
         .into_iter()
         .filter(|a| {
             !a.has_mark(bihuan_core::workflow::Mark::TargetReported) || !reportable.is_empty()

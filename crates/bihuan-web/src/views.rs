@@ -31,6 +31,14 @@ pub struct CaseView {
     pub overdue: bool,
     pub reopen_count: i32,
     pub escalated: bool,
+    /// Working days granted by extensions over the case's life (the cap counts these).
+    pub extension_days_used: i32,
+    /// The working days a unit asked for and a supervisor has not answered yet.
+    pub extension_requested_days: Option<i32>,
+    /// Appeals filed over the case's life.
+    pub appeals_used: i32,
+    /// When it was last transferred to its responsible unit (the appeal window starts then).
+    pub transferred_at: Option<DateTime<Utc>>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub rating: RatingView,
@@ -157,6 +165,10 @@ pub fn case_summary(
         overdue: bihuan_core::reminder::is_overdue(case.overdue, case.deadline, now),
         reopen_count: case.reopen_count,
         escalated: case.escalated,
+        extension_days_used: case.extension_days_used,
+        extension_requested_days: case.extension_requested_days,
+        appeals_used: case.appeals_used,
+        transferred_at: case.transferred_at,
         opened_at: case.opened_at,
         closed_at: case.closed_at,
         rating: rating_view(rating, !may_call_rater(caller, case)),
@@ -176,10 +188,16 @@ pub fn case_detail(
     let mut view = case_summary(engine, &detail.case, &detail.rating, caller, now);
     view.events = Some(detail.events.iter().map(event_view).collect());
     view.actions = Some(match engine.workflow(&detail.case.workflow_id) {
-        Some(def) => bihuan_core::available_actions(def, &detail.subject(), &caller.actor)
-            .into_iter()
-            .map(action_view)
-            .collect(),
+        Some(def) => bihuan_core::available_actions(
+            def,
+            engine.calendar(),
+            &detail.subject(),
+            &caller.actor,
+            now,
+        )
+        .into_iter()
+        .map(action_view)
+        .collect(),
         None => Vec::new(),
     });
     view.audits = Some(

@@ -62,6 +62,8 @@ struct RawSettings {
     reopen_limit: Option<u32>,
     due_soon_working_days: Option<u32>,
     escalate_after_working_days: Option<u32>,
+    appeal_limit: Option<u32>,
+    appeal_window_working_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +108,8 @@ struct RawAction {
     notify: Vec<RawNotify>,
     #[serde(default)]
     co_units: bool,
+    #[serde(default)]
+    decided_above: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,6 +289,10 @@ fn settings(raw: &RawSettings) -> Settings {
         escalate_after_working_days: raw
             .escalate_after_working_days
             .unwrap_or(defaults.escalate_after_working_days),
+        appeal_limit: raw.appeal_limit.unwrap_or(defaults.appeal_limit),
+        appeal_window_working_days: raw
+            .appeal_window_working_days
+            .unwrap_or(defaults.appeal_window_working_days),
     }
 }
 
@@ -414,6 +422,7 @@ fn check_action(
         marks,
         notify,
         co_units: a.co_units,
+        decided_above: a.decided_above,
     }
 }
 
@@ -521,11 +530,14 @@ fn check_guard(
             }
         },
         "reopen_count_below_limit" => Some(Guard::ReopenCountBelowLimit),
+        "escalated" => Some(Guard::Escalated),
+        "extension_requested" => Some(Guard::ExtensionRequested),
+        "no_extension_requested" => Some(Guard::NoExtensionRequested),
         other => {
             ck.at(
                 &g.kind,
                 format!(
-                    "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit)"
+                    "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested)"
                 ),
             );
             None
@@ -546,14 +558,14 @@ fn check_effect(ck: &mut Checker<'_>, a: &RawAction, e: &RawEffect) -> Option<Ef
     let kind = e.kind.get_ref().as_str();
     let wanted = match kind {
         "set_responsible_unit" => Some("unit"),
-        "extend_deadline" => Some("integer"),
-        "reopen" | "clear_responsible_unit" => None,
+        "extend_deadline" | "request_extension" => Some("integer"),
+        "reopen" | "clear_responsible_unit" | "deny_extension" | "appeal" => None,
         other => {
             let id = a.id.get_ref();
             ck.at(
                 &e.kind,
                 format!(
-                    "action `{id}`: unknown effect kind `{other}` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)"
+                    "action `{id}`: unknown effect kind `{other}` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen)"
                 ),
             );
             return None;
@@ -563,6 +575,9 @@ fn check_effect(ck: &mut Checker<'_>, a: &RawAction, e: &RawEffect) -> Option<Ef
     match (kind, field) {
         ("set_responsible_unit", Some(field)) => Some(EffectDef::SetResponsibleUnit { field }),
         ("extend_deadline", Some(field)) => Some(EffectDef::ExtendDeadline { field }),
+        ("request_extension", Some(field)) => Some(EffectDef::RequestExtension { field }),
+        ("deny_extension", _) => Some(EffectDef::DenyExtension),
+        ("appeal", _) => Some(EffectDef::Appeal),
         ("reopen", _) => Some(EffectDef::Reopen),
         ("clear_responsible_unit", _) => Some(EffectDef::ClearResponsibleUnit),
         _ => None,
@@ -933,7 +948,7 @@ type = "integer"
                 vec![
                     (
                         26,
-                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)",
+                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen)",
                     ),
                     (
                         26,
@@ -1016,11 +1031,11 @@ type = "integer"
                     ),
                     (
                         26,
-                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit)",
+                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested)",
                     ),
                     (
                         27,
-                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, reopen)",
+                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen)",
                     ),
                     (28, unknown_mark.as_str()),
                     (
@@ -1077,11 +1092,13 @@ type = "integer"
                 },
             ),
             (
-                "[settings]\nreopen_limit = 0\ndue_soon_working_days = 2\nescalate_after_working_days = 4\n",
+                "[settings]\nreopen_limit = 0\ndue_soon_working_days = 2\nescalate_after_working_days = 4\nappeal_limit = 2\nappeal_window_working_days = 5\n",
                 Settings {
                     reopen_limit: 0,
                     due_soon_working_days: 2,
                     escalate_after_working_days: 4,
+                    appeal_limit: 2,
+                    appeal_window_working_days: 5,
                 },
             ),
         ];

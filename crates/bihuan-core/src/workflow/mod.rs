@@ -40,6 +40,10 @@ pub struct Settings {
     pub due_soon_working_days: u32,
     /// An overdue case is escalated (督办) after this many further working days (default 1).
     pub escalate_after_working_days: u32,
+    /// How many appeals one case may have over its life (default 1).
+    pub appeal_limit: u32,
+    /// An appeal is filed within this many working days after the transfer (default 3).
+    pub appeal_window_working_days: u32,
 }
 
 impl Default for Settings {
@@ -48,6 +52,8 @@ impl Default for Settings {
             reopen_limit: 1,
             due_soon_working_days: 1,
             escalate_after_working_days: 1,
+            appeal_limit: 1,
+            appeal_window_working_days: 3,
         }
     }
 }
@@ -63,7 +69,8 @@ pub struct StateDef {
     pub label_en: String,
     /// The time limit in working days, `None` when the state has none.
     pub time_limit_days: Option<u32>,
-    /// The most working days extensions may bring the limit to.
+    /// The most working days extensions may bring the limit to: every extension the case is granted
+    /// over its whole life counts against it, whatever states it passed through in between.
     pub max_time_limit_days: Option<u32>,
     /// Whether a case in this state has ended (it may still be reopened by an action).
     pub terminal: bool,
@@ -100,6 +107,10 @@ pub struct ActionDef {
     pub notify: Vec<NotifyDef>,
     /// Whether unit staff of a work item's co-units (配合单位) may take it too, not only its lead units.
     pub co_units: bool,
+    /// Whether a supervisor takes it only from above the responsible unit: their unit must be an
+    /// ancestor of it, never the unit itself (an appeal is not decided by the appealing unit's own
+    /// supervisor).
+    pub decided_above: bool,
 }
 
 impl ActionDef {
@@ -153,6 +164,12 @@ pub enum Guard {
     MinActionsInState { action: String, count: u32 },
     /// The reopen count is still under the workflow's reopen limit.
     ReopenCountBelowLimit,
+    /// The case has been escalated to supervisors (认定办结 only ends a loop that would not close).
+    Escalated,
+    /// A unit's request for more time waits for a supervisor's answer.
+    ExtensionRequested,
+    /// No request for more time is waiting (a unit asks once at a time).
+    NoExtensionRequested,
 }
 
 impl Guard {
@@ -161,6 +178,9 @@ impl Guard {
         match self {
             Guard::MinActionsInState { .. } => "min_actions_in_state",
             Guard::ReopenCountBelowLimit => "reopen_count_below_limit",
+            Guard::Escalated => "escalated",
+            Guard::ExtensionRequested => "extension_requested",
+            Guard::NoExtensionRequested => "no_extension_requested",
         }
     }
 }
@@ -172,8 +192,17 @@ pub enum EffectDef {
     SetResponsibleUnit { field: String },
     /// The case goes back to the center: it has no responsible unit any more.
     ClearResponsibleUnit,
-    /// The field's working days are added to the current deadline, within the state's maximum.
+    /// The field's working days are added to the current deadline, within the state's maximum
+    /// counted over the case's life; a waiting request for more time is answered by it.
     ExtendDeadline { field: String },
+    /// A unit asks for the field's working days more (申请延期): the request waits for a supervisor,
+    /// and is refused at once when granting it would pass the cap.
+    RequestExtension { field: String },
+    /// A waiting request for more time is refused (不予延期).
+    DenyExtension,
+    /// An appeal (申诉): counted over the case's life against the appeal limit, and only within the
+    /// appeal window after the transfer.
+    Appeal,
     /// The reopen count rises; past the reopen limit the case is escalated to supervisors.
     Reopen,
 }

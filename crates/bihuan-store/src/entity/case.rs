@@ -43,6 +43,14 @@ pub struct Model {
     pub remind_at: Option<DateTimeUtc>,
     /// How far the reminders of the current deadline went: 0 none, 1 due soon, 2 overdue, 3 escalated.
     pub remind_stage: i16,
+    /// Working days granted by extensions over the case's life (the cap counts these).
+    pub extension_days_used: i32,
+    /// A unit's request for more time waiting for a supervisor: the working days asked.
+    pub extension_requested_days: Option<i32>,
+    /// Appeals filed over the case's life.
+    pub appeals_used: i32,
+    /// When the case was last transferred to its responsible unit.
+    pub transferred_at: Option<DateTimeUtc>,
 }
 
 /// No declared relations: queries join explicitly.

@@ -89,6 +89,9 @@ struct CaseHead {
     deadline_provisional: bool,
     origin_unit_name: String,
     opened: String,
+    extension_days_used: i32,
+    extension_requested_days: Option<i32>,
+    appeals_used: i32,
 }
 
 /// The rating as the detail page shows it (masked per role).
@@ -152,6 +155,9 @@ impl DetailPage<'_> {
             deadline_provisional: c.deadline_provisional,
             origin_unit_name: self.units.name(&c.origin_unit),
             opened: when(cal, c.opened_at),
+            extension_days_used: c.extension_days_used,
+            extension_requested_days: c.extension_requested_days,
+            appeals_used: c.appeals_used,
         };
         let masked = !may_call_rater(&self.user.caller, c);
         let rv = rating_view(r, masked);
@@ -195,7 +201,9 @@ impl DetailPage<'_> {
             })
             .collect();
         let actions: Vec<ActionForm> = def
-            .map(|d| available_actions(d, &self.detail.subject(), &self.user.caller.actor))
+            .map(|d| {
+                available_actions(d, cal, &self.detail.subject(), &self.user.caller.actor, now)
+            })
             .unwrap_or_default()
             .into_iter()
             .map(|a| action_form(a, self.units, submitted.filter(|s| s.action == a.id)))

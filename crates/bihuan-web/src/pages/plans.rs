@@ -448,7 +448,16 @@ async fn task_page(
         .collect();
     let reportable = reportable_targets(&detail.item);
     let actions: Vec<_> = def
-        .map(|d| task_actions(d, &detail.item, &detail.events, &user.caller))
+        .map(|d| {
+            task_actions(
+                d,
+                cal,
+                &detail.item,
+                &detail.events,
+                &user.caller,
+                state.clock.now(),
+            )
+        })
         .unwrap_or_default()
         .into_iter()
         .map(|a| {

@@ -113,6 +113,15 @@ async fn supervise(
     })
     .await
     .map_err(fail)?;
+    let (extension_requests, _) = listed(CaseFilter {
+        extension_requested: Some(true),
+        open: true,
+        page: 1,
+        per_page: LIST_LIMIT,
+        ..CaseFilter::default()
+    })
+    .await
+    .map_err(fail)?;
     let (overdue, overdue_total) = listed(CaseFilter {
         overdue: Some(true),
         open: true,
@@ -177,6 +186,7 @@ async fn supervise(
         page_context! {
             title => "督查", nav => nav(&me, "/supervise"), me, flash, chain, n,
             appeals => rows(appeals), escalated => rows(escalated),
+            extension_requests => rows(extension_requests),
             overdue_more => overdue_total > LIST_LIMIT, overdue => rows(overdue), sample,
         },
     ))
