@@ -15,6 +15,7 @@ mod m20261202_000009_org_revision;
 mod m20261202_000010_due_index;
 mod m20261203_000011_people_revision;
 mod m20261206_000012_case_life_limits;
+mod m20261206_000013_follow_ups;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_due_index::Migration),
             Box::new(m20261203_000011_people_revision::Migration),
             Box::new(m20261206_000012_case_life_limits::Migration),
+            Box::new(m20261206_000013_follow_ups::Migration),
         ]
     }
 }

@@ -30,6 +30,7 @@ bihuan_test_support::on_both_databases!(
     a_server_error_says_nothing_internal_and_carries_a_request_id,
     the_scheduler_closes_an_unanswered_review_once,
     admins_list_the_outbox_by_status,
+    a_follow_up_rating_answers_the_review_and_shows_on_the_case,
 );
 
 const RECTIFY: &str =
@@ -457,6 +458,7 @@ fn preparation(action: &str) -> (&'static [(&'static str, &'static str)], Value)
         "request_extension" => (TO_RECTIFYING, json!({"days": 2, "reason": "需协调"})),
         "deny_extension" => (TO_REQUESTED, json!({"reason": "可按期完成"})),
         "conclude" => (TO_ESCALATED, json!({"reason": "诉求超出政策规定"})),
+        "follow_up" => (&[], json!({"rating": "r", "level": "satisfied"})),
         "rectify" => (TO_RECTIFYING, rectify()),
         "uphold_appeal" | "reject_appeal" => (TO_APPEALING, json!({"reason": "复核意见"})),
         "contact_attempt" => (TO_FEEDBACK, json!({"method": "phone"})),
@@ -505,6 +507,7 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
         ("review_satisfied", &["center"]),
         ("review_unsatisfied", &["center"]),
         ("review_timeout", &[]),
+        ("follow_up", &[]),
         ("conclude", &["sup"]),
         ("audit_fail", &["sup"]),
     ];
@@ -1566,4 +1569,36 @@ async fn admins_list_the_outbox_by_status(db: &TestDb) {
     );
     let (status, _) = app.call("sup", Method::GET, "/api/v1/outbox", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// A 追评 (assess_number 2) of the handled item is the rater's review, opens no case, and the case
+/// lists it under `follow_ups`, masked like the rating for those who do not call raters.
+async fn a_follow_up_rating_answers_the_review_and_shows_on_the_case(db: &TestDb) {
+    let app = app(db).await;
+    let id = app.new_case("FU-1").await;
+    app.to_review(&id).await;
+    let mut later = bihuan_tests::api::rating("FU-1-2", "very_dissatisfied", "mobile");
+    later["project_no"] = json!("500114-2021-FU-1");
+    later["assess_number"] = json!(2);
+    later["comment"] = json!("整改后仍要求重复提交材料");
+    let (status, body) = app.push_rating(&later).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["case_id"], Value::Null, "a 追评 opens no case: {body}");
+    let case = app.case("center", &id).await;
+    assert_eq!(case["state"], "rectifying", "不满意 sends it back: {case}");
+    assert_eq!(case["reopen_count"], 1);
+    assert_eq!(
+        event_actions(&case).last().map(String::as_str),
+        Some("review_unsatisfied")
+    );
+    let follow_ups = case["follow_ups"].as_array().unwrap();
+    assert_eq!(follow_ups.len(), 1, "{case}");
+    assert_eq!(follow_ups[0]["level"], "very_dissatisfied");
+    assert_eq!(follow_ups[0]["assess_number"], 2);
+    let seen_by_viewer = app.case("viewer", &id).await;
+    let phone = seen_by_viewer["follow_ups"][0]["rater"]["phone"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(phone.is_empty() || phone.contains('*'), "masked: {phone}");
 }

@@ -210,7 +210,7 @@ async fn the_loop_in_a_real_browser() {
     assert!(s.source().await.contains(project));
     s.shot("todo-center").await;
     s.click(Locator::LinkText(project)).await;
-    s.wait_for_text("案件详情").await;
+    s.wait_for_text("差评工单详情").await;
     s.shot("case-received").await;
     s.click_until("#action-accept button", "已完成“受理”").await;
     s.select("#transfer-unit", "shaba-social").await;

@@ -270,7 +270,7 @@ async fn audit_verify_passes_then_names_the_first_edited_event(db: &TestDb) {
     assert_eq!(out.status.code(), Some(1));
     let (_, err) = text(&out);
     assert!(
-        err.contains(&format!("案件 {case_id} 的第 2 条事件")),
+        err.contains(&format!("差评工单 {case_id} 的第 2 条事件")),
         "{err}"
     );
 }

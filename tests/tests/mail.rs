@@ -478,15 +478,22 @@ async fn the_raters_link_works_once_then_refuses(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let answered = app.new_case("R-1").await;
     let silent = app.new_case("R-2").await;
+    let explained = app.new_case("R-3").await;
     app.to_review(&answered).await;
     app.to_review(&silent).await;
+    app.to_rectifying(&explained).await;
+    let explain =
+        json!({"finding": "untrue", "measures": "已向群众说明政策规定", "outcome": "explained"});
+    app.step("unit", &explained, "rectify", explain).await;
+    let feedback = json!({"method": "phone", "summary": "已电话说明"});
+    app.step("unit", &explained, "feedback", feedback).await;
     tick(db, &app, dir.path(), &url, "2021-09-29T12:00:00");
     let invitations: Vec<Received> = smtp
         .take()
         .into_iter()
         .filter(|m| m.to == to(&["zhangsan@example.org"]))
         .collect();
-    assert_eq!(invitations.len(), 2);
+    assert_eq!(invitations.len(), 3);
     let link_of = |mail: &Received| -> String {
         let text = mail.text();
         let start = text.find(&format!("{}/r/", app.base)).expect("a link");
@@ -498,8 +505,17 @@ async fn the_raters_link_works_once_then_refuses(db: &TestDb) {
             .find(|m| m.text().contains(project_no))
             .unwrap()
     };
+    // What the unit did, in its words: an explanation is never called a rectification.
+    let told = find(&project("R-3"));
+    assert!(told.text().contains("与事实不符"), "{}", told.text());
+    assert!(
+        !told.text().contains("整改") && !told.subject().contains("整改"),
+        "{}",
+        told.text()
+    );
     let mail = find(&project("R-1"));
     assert!(mail.subject().contains("请评价"), "{}", mail.subject());
+    assert!(mail.text().contains("已核实整改"), "{}", mail.text());
     let link = link_of(mail);
     let expired_link = link_of(find(&project("R-2")));
     assert_ne!(link, expired_link);

@@ -205,7 +205,7 @@ async fn the_loop_runs_through_the_pages(db: &TestDb) {
     // The timeline shows who did what, with the recorded fields in words.
     let page = unit.get(&format!("/cases/{id}")).await;
     for text in [
-        "立案",
+        "生成差评工单",
         "受理",
         "转办",
         "提交整改",
@@ -268,7 +268,7 @@ async fn each_role_sees_only_its_own(db: &TestDb) {
             .get("/")
             .await
             .html
-            .contains("目前没有需要您处理的案件")
+            .contains("目前没有需要您处理的差评工单")
     );
 
     // Unit staff see the case only once it is theirs, with the phone (they call the rater).
@@ -480,7 +480,7 @@ async fn supervisors_audit_and_admins_manage(db: &TestDb) {
     let mut sup = Browser::signed_in(&app, "sup").await;
     let page = sup.get("/supervise").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.html.contains("待裁定的申诉（1）"), "{}", page.html);
+    assert!(page.html.contains("申诉待复核（1）"), "{}", page.html);
     assert!(page.html.contains(&format!("/cases/{appeal}")));
     assert!(
         page.html.contains(&format!("id=\"audit-{id}\"")),
@@ -677,7 +677,7 @@ async fn ledger_stats_and_exports_work_with_the_session(db: &TestDb) {
     let period = center.get("/ledger?from=2021-05-01&to=2021-05-31").await;
     assert!(period.html.contains(&first));
     let none = center.get("/ledger?from=2022-01-01").await;
-    assert!(!none.html.contains(&first) && none.html.contains("没有符合条件的案件"));
+    assert!(!none.html.contains(&first) && none.html.contains("没有符合条件的差评工单"));
     let bad = center.get("/ledger?from=2021-13-01").await;
     assert!(bad.html.contains("日期无效"), "{}", bad.html);
 

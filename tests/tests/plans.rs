@@ -545,8 +545,42 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
     assert_eq!(reported["percent"], 40);
     assert_eq!(reported["last_progress"], "已梳理事项清单");
     assert!(reported["last_report_at"].is_string());
-    // The co-unit adds notes, and only notes.
-    assert_eq!(action_ids(&get(&app, "civil", &path).await), ["add_note"]);
+    // The co-unit adds notes and reports its share (报送配合情况), and nothing else.
+    assert_eq!(
+        action_ids(&get(&app, "civil", &path).await),
+        ["add_note", "report_share"]
+    );
+    let shared = step(
+        &app,
+        "civil",
+        &id,
+        "report_share",
+        json!({"summary": "民政办已梳理低保、临时救助事项12项"}),
+    )
+    .await;
+    assert_eq!(shared["state"], "in_progress");
+    let (status, body) = act(
+        &app,
+        "unit",
+        &id,
+        "report_share",
+        json!({"summary": "牵头单位不报送配合情况"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_co_unit")),
+        "{body}"
+    );
+    // The lead unit, about to submit, sees what the co-unit reported.
+    let seen_by_lead = get(&app, "unit", &path).await;
+    assert_eq!(seen_by_lead["shares"].as_array().map(Vec::len), Some(1));
+    assert_eq!(seen_by_lead["shares"][0]["unit"], "shaba-civil");
+    assert_eq!(seen_by_lead["shares"][0]["actor"], "civil");
+    assert_eq!(
+        seen_by_lead["shares"][0]["summary"],
+        "民政办已梳理低保、临时救助事项12项"
+    );
     let noted = step(
         &app,
         "civil",
@@ -676,6 +710,7 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
             "open",
             "start",
             "report_progress",
+            "report_share",
             "add_note",
             "report_target",
             "submit",
@@ -685,6 +720,7 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
         ]
     );
     assert_eq!(events[3]["actor"], "civil");
+    assert_eq!(events[4]["actor"], "civil");
     let (_, verified) = app
         .call("admin", Method::GET, "/api/v1/audit/verify", None)
         .await;
@@ -693,7 +729,7 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
             verified["ok"].as_bool(),
             verified["events_checked"].as_u64()
         ),
-        (Some(true), Some(9)),
+        (Some(true), Some(10)),
         "{verified}"
     );
     // An edited work-item event is found like an edited case event.

@@ -197,6 +197,9 @@ pub enum ActionError {
     /// A unit staff member acted on a case that is not their unit's.
     #[error("只有承办单位的工作人员可以执行操作 {action}")]
     NotResponsibleUnit { action: String },
+    /// An action of the co-units (配合单位) was taken by someone of no co-unit.
+    #[error("只有配合单位的工作人员可以执行操作 {action}")]
+    NotCoUnit { action: String },
     /// A supervisor acted on a work item led by no unit of their subtree (they see it only as the
     /// supervisor of a co-unit).
     #[error("该工作任务的牵头单位不在您的督查范围内，不能执行操作 {action}")]
@@ -243,6 +246,7 @@ impl ActionError {
             ActionError::NotAllowedFromState { .. } => "action_not_allowed_in_state",
             ActionError::RoleNotAllowed { .. } => "role_not_allowed",
             ActionError::NotResponsibleUnit { .. } => "not_responsible_unit",
+            ActionError::NotCoUnit { .. } => "not_co_unit",
             ActionError::LeadUnitOutOfScope { .. } => "lead_unit_out_of_scope",
             ActionError::MissingField { .. } => "missing_field",
             ActionError::InvalidField { .. } => "invalid_field",
@@ -307,15 +311,22 @@ pub fn decide(
         })?;
     check_permitted(def, subject, actor, action)?;
     let mut recorded = check_fields(action, fields, now)?;
+    if action.co_units_only
+        && let Some(unit) = &actor.unit
+    {
+        // Which co-unit reported: the field is the interpreter's, never the caller's.
+        recorded.insert("unit".to_owned(), Value::String(unit.clone()));
+    }
     check_guards(def, subject, action)?;
     check_limits(def, cal, subject, action, &recorded, now)?;
 
+    let target = action.target(&subject.state);
     let from_state = def.state(&subject.state);
-    let to_state = def.state(&action.to);
+    let to_state = def.state(target);
     let mut decision = Decision {
         action: action.id.clone(),
         from: Some(subject.state.clone()),
-        to: action.to.clone(),
+        to: target.to_owned(),
         fields: Map::new(),
         responsible_units: subject.responsible_units.clone(),
         reopen_count: subject.reopen_count,
@@ -336,7 +347,7 @@ pub fn decide(
             })
             .collect(),
     };
-    if subject.state != action.to {
+    if subject.state != target {
         // A new state starts its own clock; a request for more time on the old one lapses.
         decision.extension_days = 0;
         decision.extension_requested = None;
@@ -466,7 +477,7 @@ fn check_standing_limits(
     for effect in &action.effects {
         match effect {
             EffectDef::ExtendDeadline { .. } | EffectDef::RequestExtension { .. } => {
-                check_extension_cap(def.state(&action.to), subject, 1)?;
+                check_extension_cap(def.state(action.target(&subject.state)), subject, 1)?;
             }
             EffectDef::Appeal => check_appeal(def, cal, subject, now)?,
             _ => {}
@@ -496,7 +507,17 @@ fn check_permitted(
             role: actor.role,
         });
     }
-    if actor.role == Role::UnitStaff {
+    if actor.role == Role::UnitStaff && action.co_units_only {
+        if !actor
+            .unit
+            .as_ref()
+            .is_some_and(|u| subject.co_units.contains(u))
+        {
+            return Err(ActionError::NotCoUnit {
+                action: action.id.clone(),
+            });
+        }
+    } else if actor.role == Role::UnitStaff {
         let own = actor.unit.as_ref().is_some_and(|u| {
             subject.responsible_units.contains(u)
                 || (action.co_units && subject.co_units.contains(u))
@@ -597,7 +618,7 @@ fn check_limits(
         match effect {
             EffectDef::ExtendDeadline { field } | EffectDef::RequestExtension { field } => {
                 let asked = days_of(recorded, field)?;
-                check_extension_cap(def.state(&action.to), subject, asked)?;
+                check_extension_cap(def.state(action.target(&subject.state)), subject, asked)?;
             }
             EffectDef::Appeal => check_appeal(def, cal, subject, now)?,
             _ => {}

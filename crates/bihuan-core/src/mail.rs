@@ -176,6 +176,11 @@ pub struct ReviewInvitation {
     pub link: String,
     /// Until when it works ("2021年9月30日（星期四）24:00").
     pub expires: String,
+    /// What the unit found (`true`, `partly_true`, `untrue`), when it recorded it.
+    pub finding: Option<String>,
+    /// What it did (`rectified`, `explained`, `scheduled`), when it recorded it: the mail says
+    /// that, never that a rectification was done when the unit explained.
+    pub outcome: Option<String>,
 }
 
 /// The loaded templates and the public address links start with.
@@ -327,6 +332,8 @@ impl Letters {
             project_no: "500114-2021-0001".into(),
             link: self.link("/r/sample"),
             expires: "2021年5月12日（星期三）24:00".into(),
+            finding: Some("partly_true".into()),
+            outcome: Some("rectified".into()),
         };
         let task = TaskNotice {
             kind: "overdue".into(),
@@ -401,6 +408,58 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn the_review_invitation_says_what_the_unit_did_never_a_rectification_it_did_not_make() {
+        let letters = Letters::build(&[]).unwrap();
+        // (finding, outcome, words it must hold, words it must not).
+        let table = [
+            (Some("true"), Some("rectified"), "已核实整改", "解释说明"),
+            (
+                Some("partly_true"),
+                Some("rectified"),
+                "已核实整改",
+                "解释说明",
+            ),
+            (Some("true"), Some("explained"), "解释说明", "整改"),
+            (Some("untrue"), Some("explained"), "与事实不符", "整改"),
+            (Some("untrue"), Some("rectified"), "与事实不符", "整改"),
+            (Some("true"), Some("scheduled"), "限期整改", "已核实整改"),
+        ];
+        for (finding, outcome, says, never) in table {
+            let letter = letters
+                .render(
+                    REVIEW,
+                    &ReviewInvitation {
+                        service: "城乡居民基本养老保险参保登记".into(),
+                        unit: "沙坝镇社保所".into(),
+                        project_no: "P-1".into(),
+                        link: "https://hcp.example.cn/r/t".into(),
+                        expires: "2021年5月12日（星期三）24:00".into(),
+                        finding: finding.map(Into::into),
+                        outcome: outcome.map(Into::into),
+                    },
+                )
+                .unwrap();
+            let html = letter.html.unwrap();
+            for part in [&letter.text, &html] {
+                assert!(part.contains(says), "{finding:?} {outcome:?}: {part}");
+            }
+            for part in [&letter.subject, &letter.text, &html] {
+                assert!(!part.contains(never), "{finding:?} {outcome:?}: {part}");
+            }
+            assert!(
+                letter.text.contains("“城乡居民基本养老保险参保登记”"),
+                "{}",
+                letter.text
+            );
+            assert!(
+                !letter.text.contains('"'),
+                "Chinese quotation marks: {}",
+                letter.text
+            );
+        }
+    }
 
     #[test]
     fn the_built_in_templates_render_in_chinese_with_escaped_html() {

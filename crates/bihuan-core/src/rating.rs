@@ -252,9 +252,15 @@ pub struct Rating {
 }
 
 impl Rating {
-    /// Every non-default 差评 opens exactly one case.
+    /// Every non-default 差评 opens exactly one case; a 追评 (a later rating of the same handled
+    /// item) never opens one: it is the rater's word on the case its first rating opened.
     pub fn opens_case(&self) -> bool {
-        self.level.is_negative() && self.channel != Channel::Default
+        self.level.is_negative() && self.channel != Channel::Default && !self.is_follow_up()
+    }
+
+    /// A 追评: `assess_number` 2 or more.
+    pub fn is_follow_up(&self) -> bool {
+        self.assess_number >= 2
     }
 }
 

@@ -1268,3 +1268,48 @@ type = "text"
         "rectifying"
     );
 }
+
+#[test]
+fn only_a_co_unit_reports_its_share_and_the_share_names_it() {
+    let engine = engine();
+    let def = engine.workflow("work-plan-task").unwrap();
+    let s = Subject {
+        co_units: vec!["unit-b".into()],
+        ..subject(def, &engine, "in_progress", &[])
+    };
+    let take = |who: &str, action: &str, fields: Value| {
+        decide(
+            def,
+            engine.calendar(),
+            &s,
+            &actor(who),
+            action,
+            fields.as_object().unwrap(),
+            now(),
+        )
+    };
+    let share = json!({"summary": "已完成辖区内宣传点位布设"});
+    let d = take("unit_b", "report_share", share.clone()).unwrap();
+    assert_eq!(d.to, "in_progress");
+    assert_eq!(d.fields["unit"], "unit-b", "the co-unit is recorded");
+    assert_eq!(d.fields["summary"], "已完成辖区内宣传点位布设");
+    // The lead unit reports its own progress, not a share; nobody names the unit by hand.
+    let lead = take("unit_a", "report_share", share).unwrap_err();
+    assert_eq!(lead.code(), "not_co_unit");
+    let forged = take(
+        "unit_b",
+        "report_share",
+        json!({"summary": "x", "unit": "unit-a"}),
+    )
+    .unwrap_err();
+    assert_eq!(forged.code(), "unknown_field");
+    // A co-unit still may not move the item on.
+    let submit = take("unit_b", "submit", json!({"report": "已完成"})).unwrap_err();
+    assert_eq!(submit.code(), "not_responsible_unit");
+    let offered: Vec<String> =
+        bihuan_core::available_actions(def, engine.calendar(), &s, &actor("unit_b"), now())
+            .iter()
+            .map(|a| a.id.clone())
+            .collect();
+    assert_eq!(offered, ["add_note", "report_share"]);
+}

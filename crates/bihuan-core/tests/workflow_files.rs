@@ -134,6 +134,21 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
                 "closed"
             ),
             (
+                "follow_up",
+                "追评",
+                vec![
+                    "received",
+                    "accepted",
+                    "rectifying",
+                    "appealing",
+                    "pending_feedback",
+                    "pending_review",
+                    "closed",
+                    "invalid"
+                ],
+                ""
+            ),
+            (
                 "conclude",
                 "认定办结",
                 vec!["rectifying", "pending_feedback", "pending_review"],

@@ -79,6 +79,8 @@ pub struct TickReport {
     pub reminders: usize,
     /// Daily digests written.
     pub digests: usize,
+    /// 追评 applied to their cases (stored by a batch or an import).
+    pub follow_ups: usize,
     /// Mails sent.
     pub sent: usize,
     /// Mails that failed and wait for a retry.
@@ -127,6 +129,7 @@ impl Scheduler {
     ) -> Result<TickReport, NotifyError> {
         let mut report = TickReport::default();
         self.mark_unmarked(store, now, &mut report).await?;
+        report.follow_ups = store.apply_pending_follow_ups(engine, now, PAGE).await?;
         let timers = fire_timers(store, engine, now).await?;
         report.fired = timers.fired;
         report.overtaken = timers.overtaken;

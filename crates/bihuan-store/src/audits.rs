@@ -75,7 +75,7 @@ impl Store {
                 .one(txn)
                 .await?
                 .ok_or_else(|| StoreError::NotFound {
-                    what: "案件",
+                    what: "差评工单",
                     id: case_id.to_string(),
                 })?;
             let def = workflow_of(engine, &current)?;
@@ -95,7 +95,7 @@ impl Store {
             if !fail_action.from.contains(&current.state) {
                 return Err(StoreError::Invalid {
                     field: "case_id".into(),
-                    message: "只能审核已办结的案件".into(),
+                    message: "只能审核已办结的差评工单".into(),
                 });
             }
             if verdict == Verdict::Fail {

@@ -58,7 +58,7 @@ fn first_of_each(ratings: &[Rating]) -> (Vec<&Rating>, usize) {
 
 impl Store {
     /// Stores checked ratings (a batch of the API: at most 10,000) in one transaction, a multi-row
-    /// statement per chunk.
+    /// statement per chunk; then applies their 追评, each in a transaction of its own.
     pub async fn record_ratings_batch(
         &self,
         engine: &Engine,
@@ -67,7 +67,15 @@ impl Store {
     ) -> Result<BatchOutcome> {
         let mut import = self.begin_ratings_import(engine, now).await?;
         import.add(ratings).await?;
-        import.commit().await
+        let outcome = import.commit().await?;
+        if ratings.iter().any(Rating::is_follow_up) {
+            // Stored: what is left of their 追评 the scheduler applies.
+            let limit = u64::try_from(ratings.len()).unwrap_or(u64::MAX);
+            if let Err(e) = self.apply_pending_follow_ups(engine, now, limit).await {
+                tracing::warn!(error = %e, "the batch is stored; its 追评 wait for the scheduler");
+            }
+        }
+        Ok(outcome)
     }
 
     /// Starts an import whose rows all commit together, or not at all.

@@ -162,7 +162,7 @@ pub(crate) fn rating_of_case() -> RelationDef {
 impl Chained for CaseDetail {
     type Row = case::Model;
     type Answer = CaseDetail;
-    const WHAT: &'static str = "案件";
+    const WHAT: &'static str = "差评工单";
 
     async fn load(ctx: &Ctx<'_>, id: Uuid) -> Result<Option<Self>> {
         load_case(ctx.txn, ctx.org, id).await
@@ -293,16 +293,7 @@ impl Chained for CaseDetail {
         {
             outbox::lapse_reminders(ctx.txn, [after.id]).await?;
         }
-        outbox::queue_notifications(
-            ctx,
-            def,
-            after,
-            &self.rating,
-            &step.decision,
-            step.seq,
-            step.now,
-        )
-        .await?;
+        outbox::queue_notifications(ctx, def, after, &self.rating, &self.events, step).await?;
         if after.deadline_provisional {
             tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
         }
@@ -423,7 +414,7 @@ pub(crate) fn first_reminder(
 
 fn not_found(id: Uuid) -> StoreError {
     StoreError::NotFound {
-        what: "案件",
+        what: "差评工单",
         id: id.to_string(),
     }
 }

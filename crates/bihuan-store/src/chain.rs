@@ -34,10 +34,10 @@ pub enum ChainOf {
 }
 
 impl ChainOf {
-    /// 案件 or 工作任务.
+    /// 差评工单 or 工作任务.
     pub fn label(self) -> &'static str {
         match self {
-            ChainOf::Case => "案件",
+            ChainOf::Case => "差评工单",
             ChainOf::Task => "工作任务",
         }
     }

@@ -16,7 +16,7 @@ pub enum StoreError {
     #[error("{what} {id} 不存在")]
     NotFound { what: &'static str, id: String },
     /// Someone else acted first: the version the caller saw is stale.
-    #[error("版本冲突：您看到的是第 {expected} 版，当前已是第 {actual} 版，请刷新后重试")]
+    #[error("内容已被他人更新，请刷新后重试")]
     Conflict { expected: i32, actual: i32 },
     /// The workflow refused the action.
     #[error(transparent)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use bihuan_core::mail::{self, CaseFacts, CaseNotice, ReviewInvitation};
 use bihuan_core::workflow::Audience;
-use bihuan_core::{Decision, Engine, Letter, Role, WorkflowDefinition};
+use bihuan_core::{Engine, Letter, Role, WorkflowDefinition};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
@@ -20,9 +20,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::code::{Code, StoredCode};
-use crate::entity::{case, outbox, rating, review_link, user};
+use crate::entity::{case, event, outbox, rating, review_link, user};
 use crate::org_tree::OrgTree;
-use crate::pipeline::Ctx;
+use crate::pipeline::{Ctx, Step};
 use crate::{Result, Store, StoreError};
 
 /// Where an outbox row stands.
@@ -158,11 +158,11 @@ pub(crate) async fn queue_notifications(
     def: &WorkflowDefinition,
     case: &case::Model,
     rating: &rating::Model,
-    decision: &Decision,
-    seq: i64,
-    now: DateTime<Utc>,
+    events: &[event::Model],
+    step: &Step,
 ) -> Result<()> {
     let (txn, engine) = (ctx.txn, ctx.engine);
+    let (decision, seq, now) = (&step.decision, step.seq, step.now);
     let people = ctx.org.people();
     let action_label = def
         .action(&decision.action)
@@ -178,7 +178,8 @@ pub(crate) async fn queue_notifications(
             let Some(address) = rating.rater_email.clone() else {
                 continue;
             };
-            let letter = review_invitation(ctx, case, rating, seq, now).await?;
+            let handled = Handled::last_of(def, events);
+            let letter = review_invitation(ctx, case, rating, &handled, seq, now).await?;
             (vec![address], letter)
         } else {
             let notice = CaseNotice {
@@ -216,6 +217,7 @@ async fn review_invitation(
     ctx: &Ctx<'_>,
     case: &case::Model,
     rating: &rating::Model,
+    handled: &Handled,
     seq: i64,
     now: DateTime<Utc>,
 ) -> Result<Letter> {
@@ -240,8 +242,34 @@ async fn review_invitation(
         project_no: rating.project_no.clone(),
         link: engine.letters().link(&format!("/r/{token}")),
         expires: mail::chinese_deadline(engine.calendar(), expires_at),
+        finding: handled.finding.clone(),
+        outcome: handled.outcome.clone(),
     };
     render(engine, mail::REVIEW, &invitation)
+}
+
+/// What the last rectification found and did (the fields `finding` and `outcome` of the last event
+/// marked rectified), for the rater's invitation to say what was done.
+struct Handled {
+    finding: Option<String>,
+    outcome: Option<String>,
+}
+
+impl Handled {
+    fn last_of(def: &WorkflowDefinition, events: &[event::Model]) -> Self {
+        let last = events.iter().rev().find(|e| {
+            def.action(&e.action)
+                .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::Rectified))
+        });
+        let fields: serde_json::Map<String, Value> = last
+            .and_then(|e| serde_json::from_str(&e.fields).ok())
+            .unwrap_or_default();
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            finding: text("finding"),
+            outcome: text("outcome"),
+        }
+    }
 }
 
 pub(crate) fn render(

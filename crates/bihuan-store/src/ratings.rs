@@ -12,6 +12,7 @@ use crate::clock::truncate_to_micros;
 use crate::code::Code;
 use crate::entity::{case, event, rating};
 use crate::error::is_unique_violation;
+use crate::follow_ups::LaterRating;
 use crate::{Result, Store, StoreError, metrics};
 
 /// The answer to storing a rating.
@@ -30,7 +31,8 @@ pub const SYSTEM_ACTOR: &str = "system";
 
 impl Store {
     /// Stores a rating, idempotently on (source, source_id); a non-default 差评 opens its case in the
-    /// same transaction, with the case's first event.
+    /// same transaction, with the case's first event, and a 追评 is applied to the case of its
+    /// handled item ([`crate::follow_ups`]).
     pub async fn record_rating(
         &self,
         engine: &Engine,
@@ -62,6 +64,16 @@ impl Store {
                 } else {
                     None
                 };
+                if rating.is_follow_up() {
+                    let later = LaterRating {
+                        id: rating_id,
+                        source: &rating.source,
+                        project_no: &rating.project_no,
+                        level: rating.level,
+                        comment: rating.comment.as_deref(),
+                    };
+                    self.apply_follow_up(txn, engine, &later, now).await?;
+                }
                 let mut sums = metrics::DaySums::new();
                 metrics::add(
                     &mut sums,

@@ -19,7 +19,7 @@ use crate::{Result, Store, StoreError};
 /// The state the review waits in, and the actions a link answers with.
 /// The rater's two answers: the actions the rater may take marked review_satisfied and
 /// review_unsatisfied (their fields `level`, `comment` and `reason` are the review page's contract).
-fn review_actions(def: &WorkflowDefinition) -> Result<(&ActionDef, &ActionDef)> {
+pub(crate) fn review_actions(def: &WorkflowDefinition) -> Result<(&ActionDef, &ActionDef)> {
     let by_rater = |mark: Mark| {
         def.actions_marked(mark)
             .find(|a| a.roles.contains(&Role::Rater))
@@ -34,6 +34,34 @@ fn review_actions(def: &WorkflowDefinition) -> Result<(&ActionDef, &ActionDef)> 
         by_rater(Mark::ReviewSatisfied)?,
         by_rater(Mark::ReviewUnsatisfied)?,
     ))
+}
+
+/// The action and fields that record `answer`.
+pub(crate) fn review_step<'d>(
+    satisfied: &'d ActionDef,
+    unsatisfied: &'d ActionDef,
+    answer: &ReviewAnswer,
+) -> (&'d str, Map<String, Value>) {
+    let mut fields = Map::new();
+    let action = match answer {
+        ReviewAnswer::Satisfied { comment } | ReviewAnswer::BasicallySatisfied { comment } => {
+            let level = if matches!(answer, ReviewAnswer::Satisfied { .. }) {
+                "satisfied"
+            } else {
+                "basically_satisfied"
+            };
+            fields.insert("level".into(), Value::from(level));
+            if !comment.trim().is_empty() {
+                fields.insert("comment".into(), Value::from(comment.trim()));
+            }
+            satisfied.id.as_str()
+        }
+        ReviewAnswer::Unsatisfied { reason } => {
+            fields.insert("reason".into(), Value::from(reason.trim()));
+            unsatisfied.id.as_str()
+        }
+    };
+    (action, fields)
 }
 
 /// Where a link stands.
@@ -134,26 +162,7 @@ impl Store {
                 if used.rows_affected == 0 {
                     return Ok(Err(ReviewLinkState::Used));
                 }
-                let mut fields = Map::new();
-                let action = match answer {
-                    ReviewAnswer::Satisfied { comment }
-                    | ReviewAnswer::BasicallySatisfied { comment } => {
-                        let level = if matches!(answer, ReviewAnswer::Satisfied { .. }) {
-                            "satisfied"
-                        } else {
-                            "basically_satisfied"
-                        };
-                        fields.insert("level".into(), Value::from(level));
-                        if !comment.trim().is_empty() {
-                            fields.insert("comment".into(), Value::from(comment.trim()));
-                        }
-                        satisfied.id.as_str()
-                    }
-                    ReviewAnswer::Unsatisfied { reason } => {
-                        fields.insert("reason".into(), Value::from(reason.trim()));
-                        unsatisfied.id.as_str()
-                    }
-                };
+                let (action, fields) = review_step(satisfied, unsatisfied, answer);
                 let actor = Actor::rater();
                 let request = ActionRequest {
                     id: case.id,

@@ -312,7 +312,8 @@ impl Store {
             .collect())
     }
 
-    /// Up to `n` closed cases in scope that no one has audited yet, chosen at random, with their ratings.
+    /// Up to `n` closed cases in scope that no one has audited yet, with their ratings: those the
+    /// rater came back to with a 差评 (追评) first, the others at random.
     pub async fn audit_sample(
         &self,
         scope: &CaseScope,
@@ -327,6 +328,15 @@ impl Store {
             .filter(scope.condition())
             .filter(case::Column::State.eq(closed_state))
             .filter(case::Column::Id.not_in_subquery(audited))
+            // A closed loop the rater came back to with a 差评 (追评) is drawn first.
+            .order_by(
+                Expr::cust(format!(
+                    "CASE WHEN EXISTS (SELECT 1 FROM follow_ups f WHERE f.case_id = cases.id \
+                     AND f.negative AND f.kind = '{}') THEN 0 ELSE 1 END",
+                    crate::code::StoredCode::code(crate::follow_ups::FollowUpKind::FollowUp)
+                )),
+                sea_orm::Order::Asc,
+            )
             .order_by(Expr::cust("RANDOM()"), sea_orm::Order::Asc)
             .limit(n)
             .all(&self.db)

@@ -164,6 +164,7 @@ impl From<ActionError> for ApiError {
         let status = match e {
             ActionError::RoleNotAllowed { .. }
             | ActionError::NotResponsibleUnit { .. }
+            | ActionError::NotCoUnit { .. }
             | ActionError::LeadUnitOutOfScope { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };

@@ -83,6 +83,55 @@ pub struct TaskJson {
     pub events: Option<Vec<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<Vec<ActionView>>,
+    /// What the co-units reported of their share (报送配合情况), oldest first: the lead unit's
+    /// submission shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<ShareView>>,
+}
+
+/// A co-unit's report of its share of a work item.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ShareView {
+    /// The co-unit's code.
+    pub unit: String,
+    /// Who reported.
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub summary: String,
+}
+
+/// The co-units' shares among a work item's events: the events of an action marked share_reported.
+pub fn shares_of(
+    def: Option<&bihuan_core::WorkflowDefinition>,
+    events: &[task_event::Model],
+) -> Vec<ShareView> {
+    let Some(def) = def else {
+        return Vec::new();
+    };
+    events
+        .iter()
+        .filter(|e| {
+            def.action(&e.action)
+                .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::ShareReported))
+        })
+        .map(|e| {
+            let fields: serde_json::Map<String, Value> =
+                serde_json::from_str(&e.fields).unwrap_or_default();
+            let text = |name: &str| {
+                fields
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            ShareView {
+                unit: text("unit"),
+                actor: e.actor.clone(),
+                at: e.at,
+                summary: text("summary"),
+            }
+        })
+        .collect()
 }
 
 /// A plan with its items.
@@ -208,6 +257,7 @@ pub fn task_json(
         closed_at: t.closed_at,
         targets: view.targets.iter().map(|x| target_view(x, live)).collect(),
         events: detail.map(|(events, _)| events.iter().map(event_json).collect()),
+        shares: detail.map(|(events, _)| shares_of(def, events)),
         actions: detail.map(|(events, caller)| {
             def.map(|d| {
                 task_actions(d, engine.calendar(), view, events, caller, now)

@@ -48,6 +48,10 @@ pub struct CaseView {
     pub actions: Option<Vec<ActionView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audits: Option<Vec<AuditView>>,
+    /// The 追评 of the handled item (ratings with `assess_number` ≥ 2), oldest first; in the case's
+    /// own answer (`GET /api/v1/cases/{id}`), not in lists or action answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_ups: Option<Vec<RatingView>>,
 }
 
 /// A rating, masked as the caller's role requires.
@@ -105,7 +109,8 @@ pub struct EventView {
 pub struct ActionView {
     pub id: String,
     pub label: String,
-    pub to: String,
+    /// The state it leads to; null for an action that leaves the case where it is.
+    pub to: Option<String>,
     pub fields: Vec<FieldView>,
 }
 
@@ -175,6 +180,7 @@ pub fn case_summary(
         events: None,
         actions: None,
         audits: None,
+        follow_ups: None,
     }
 }
 
@@ -268,7 +274,7 @@ pub fn action_view(a: &ActionDef) -> ActionView {
     ActionView {
         id: a.id.clone(),
         label: a.label.clone(),
-        to: a.to.clone(),
+        to: (!a.stays).then(|| a.to.clone()),
         fields: a
             .fields
             .iter()

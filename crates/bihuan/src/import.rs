@@ -198,6 +198,20 @@ pub async fn ratings(
         return Ok(ExitCode::FAILURE);
     }
     let outcome = import.commit().await.context(NOTHING_IMPORTED)?;
+    let mut follow_ups = 0;
+    loop {
+        let applied = store
+            .apply_pending_follow_ups(engine, clock.now(), 1_000)
+            .await
+            .context("评价已导入；追评将由定时任务继续处理")?;
+        if applied == 0 {
+            break;
+        }
+        follow_ups += applied;
+    }
+    if follow_ups > 0 {
+        println!("已处理追评 {follow_ups} 条（计入原差评工单，不另开工单）");
+    }
     println!(
         "导入完成：新增 {} 条评价，重复 {} 条，开立差评工单 {} 件{}",
         outcome.inserted,

@@ -94,7 +94,9 @@ struct RawAction {
     label: String,
     label_en: String,
     from: Spanned<OneOrMany>,
-    to: Spanned<String>,
+    to: Option<Spanned<String>>,
+    #[serde(default)]
+    stays: bool,
     roles: Vec<Spanned<String>>,
     #[serde(default)]
     fields: Vec<RawField>,
@@ -110,6 +112,8 @@ struct RawAction {
     co_units: bool,
     #[serde(default)]
     decided_above: bool,
+    #[serde(default)]
+    co_units_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,7 +418,12 @@ fn check_action(
         label: a.label.clone(),
         label_en: a.label_en.clone(),
         from,
-        to: a.to.get_ref().clone(),
+        to: a
+            .to
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default(),
+        stays: a.stays,
         roles,
         fields,
         guards,
@@ -423,6 +432,7 @@ fn check_action(
         notify,
         co_units: a.co_units,
         decided_above: a.decided_above,
+        co_units_only: a.co_units_only,
     }
 }
 
@@ -445,11 +455,20 @@ fn check_transition(
             );
         }
     }
-    if !state_ids.contains(a.to.get_ref()) {
-        ck.at(
-            &a.to,
-            format!("action `{id}`: unknown state `{}` in `to`", a.to.get_ref()),
-        );
+    match (&a.to, a.stays) {
+        (Some(to), false) if !state_ids.contains(to.get_ref()) => ck.at(
+            to,
+            format!("action `{id}`: unknown state `{}` in `to`", to.get_ref()),
+        ),
+        (Some(to), true) => ck.at(
+            to,
+            format!("action `{id}`: an action that stays has no `to`"),
+        ),
+        (None, false) => ck.at(
+            &a.id,
+            format!("action `{id}` has no `to` (or `stays = true`)"),
+        ),
+        _ => {}
     }
     from.into_iter().cloned().collect()
 }
@@ -767,7 +786,7 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
 fn check_graph(ck: &mut Checker<'_>, raw: &RawFile, states: &[StateDef], actions: &[ActionDef]) {
     let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut reverse: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for a in actions {
+    for a in actions.iter().filter(|a| !a.stays) {
         for f in &a.from {
             edges.entry(f).or_default().insert(&a.to);
             reverse.entry(&a.to).or_default().insert(f);

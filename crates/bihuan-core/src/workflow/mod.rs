@@ -91,8 +91,11 @@ pub struct ActionDef {
     pub label_en: String,
     /// The states it may be taken from.
     pub from: Vec<String>,
-    /// The state it leads to.
+    /// The state it leads to; empty for an action that [`stays`](Self::stays).
     pub to: String,
+    /// Whether it leaves the case in the state it was taken from, whichever of `from` that is (a
+    /// 追评 recorded on the case).
+    pub stays: bool,
     /// The roles allowed to take it.
     pub roles: Vec<Role>,
     /// The fields it records.
@@ -107,6 +110,9 @@ pub struct ActionDef {
     pub notify: Vec<NotifyDef>,
     /// Whether unit staff of a work item's co-units (配合单位) may take it too, not only its lead units.
     pub co_units: bool,
+    /// Whether only unit staff of its co-units take it (报送配合情况); the co-unit is recorded with it
+    /// (field `unit`).
+    pub co_units_only: bool,
     /// Whether a supervisor takes it only from above the responsible unit: their unit must be an
     /// ancestor of it, never the unit itself (an appeal is not decided by the appealing unit's own
     /// supervisor).
@@ -114,6 +120,11 @@ pub struct ActionDef {
 }
 
 impl ActionDef {
+    /// The state the action leads to when taken from `from`.
+    pub fn target<'a>(&'a self, from: &'a str) -> &'a str {
+        if self.stays { from } else { &self.to }
+    }
+
     /// The field of this name, if the action has one.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.name == name)
@@ -228,11 +239,15 @@ pub enum Mark {
     TargetReported,
     /// A work item's periodic progress report (进展报告): it settles the period's report.
     ProgressReported,
+    /// A 追评 recorded on the case (the rater's later rating of the same handled item).
+    FollowUp,
+    /// A co-unit's report of its share of a work item (报送配合情况).
+    ShareReported,
 }
 
 impl Mark {
     /// Every mark with its identifier.
-    pub const ALL: [(Mark, &'static str); 9] = [
+    pub const ALL: [(Mark, &'static str); 11] = [
         (Mark::Rectified, "rectified"),
         (Mark::ReturnVisited, "return_visited"),
         (Mark::ReviewSatisfied, "review_satisfied"),
@@ -242,6 +257,8 @@ impl Mark {
         (Mark::AuditFailed, "audit_failed"),
         (Mark::TargetReported, "target_reported"),
         (Mark::ProgressReported, "progress_reported"),
+        (Mark::FollowUp, "follow_up"),
+        (Mark::ShareReported, "share_reported"),
     ];
 
     /// The identifier used in files.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod case;
 pub mod digest_run;
 pub mod event;
+pub mod follow_up;
 pub mod login_failure;
 pub mod metric_day;
 pub mod metric_delta;

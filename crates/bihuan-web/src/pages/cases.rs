@@ -1,4 +1,4 @@
-//! 我的待办 and 案件详情: the cases the caller can act on now, and one case with the forms of the
+//! 我的待办 and 差评工单详情: the cases the caller can act on now, and one case with the forms of the
 //! actions the workflow file gives the caller in its state.
 
 use std::collections::BTreeSet;
@@ -68,7 +68,7 @@ pub(crate) async fn todo(
     let flash = q
         .done
         .is_some()
-        .then(|| Flash::ok("操作已完成，该案件已不在您的权限范围内。"));
+        .then(|| Flash::ok("操作已完成，该差评工单已不在您的权限范围内。"));
     Ok(render(
         StatusCode::OK,
         "todo.html",
@@ -197,7 +197,7 @@ impl DetailPage<'_> {
                     at: e.at,
                     fields: &e.fields,
                 };
-                event_line(def, &step, "立案", self.units, cal)
+                event_line(def, &step, "生成差评工单", self.units, cal)
             })
             .collect();
         let actions: Vec<ActionForm> = def
@@ -225,7 +225,7 @@ impl DetailPage<'_> {
             status,
             "case.html",
             page_context! {
-                title => format!("案件 {}", r.project_no), nav => nav(&me, ""), me, flash,
+                title => format!("差评工单 {}", r.project_no), nav => nav(&me, ""), me, flash,
                 c => head, r => facts, events, actions, audits,
             },
         )
@@ -299,6 +299,13 @@ fn field_line(
         }
         _ => text,
     };
+    // The co-unit the interpreter records with a co-unit's report (报送配合情况).
+    if def.is_none() && name == "unit" {
+        return FieldLine {
+            label: "配合单位".to_owned(),
+            value: units.name(&shown),
+        };
+    }
     FieldLine {
         label: def.map_or_else(|| name.to_owned(), |f| f.label.clone()),
         value: shown,
@@ -309,7 +316,7 @@ fn field_line(
 async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<CaseDetail, PageError> {
     let missing = || {
         PageError::new(
-            ApiError::not_found(format!("案件 {id} 不存在或不在您的权限范围内")),
+            ApiError::not_found(format!("差评工单 {id} 不存在或不在您的权限范围内")),
             Some(user),
         )
     };
@@ -330,7 +337,7 @@ pub(crate) struct ShowQuery {
     done: Option<String>,
 }
 
-/// `GET /cases/{id}`: 案件详情.
+/// `GET /cases/{id}`: 差评工单详情.
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: PageUser,
@@ -369,8 +376,8 @@ impl ActionPage for CasePage {
     type Detail = CaseDetail;
     type Done = CaseDetail;
     const CONFLICT: &'static str =
-        "其他人已先处理了此案件，您的操作未执行。以下是最新情况，请确认后再操作。";
-    const NO_VERSION: &'static str = "表单缺少案件版本号，请刷新页面后重试。";
+        "其他人已先处理了此差评工单，您的操作未执行。以下是最新情况，请确认后再操作。";
+    const NO_VERSION: &'static str = "表单已过期，请刷新页面后重试。";
 
     async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<CaseDetail, PageError> {
         visible(state, user, id).await

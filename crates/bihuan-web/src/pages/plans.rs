@@ -469,13 +469,22 @@ async fn task_page(
             }
         })
         .collect();
+    let shares: Vec<Value> = crate::plan_views::shares_of(def, &detail.events)
+        .iter()
+        .map(|x| {
+            serde_json::json!({
+                "unit": units.name(&x.unit), "actor": x.actor, "at": when(cal, x.at),
+                "summary": x.summary,
+            })
+        })
+        .collect();
     let me = Me::of(user).named(&units);
     Ok(render(
         status,
         "task.html",
         page_context! {
             title => format!("工作任务 {}", detail.item.task.position), nav => nav(&me, "/plans"),
-            me, flash, item, events, actions,
+            me, flash, item, events, actions, shares,
             t => page_context! {
                 id => detail.item.task.id, version => detail.item.task.version,
                 key_task => detail.item.task.key_task, position => detail.item.task.position,
@@ -517,7 +526,7 @@ impl ActionPage for TaskPage {
     type Done = TaskDetail;
     const CONFLICT: &'static str =
         "其他人已先处理了此任务，您的操作未执行。以下是最新情况，请确认后再操作。";
-    const NO_VERSION: &'static str = "表单缺少版本号，请刷新页面后重试。";
+    const NO_VERSION: &'static str = "表单已过期，请刷新页面后重试。";
 
     async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<TaskDetail, PageError> {
         visible(state, user, id).await

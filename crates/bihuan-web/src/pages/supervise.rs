@@ -57,7 +57,9 @@ pub(crate) async fn page(
 ) -> PageResult {
     let flash = match q.done.as_deref() {
         Some("pass") => Some(Flash::ok("已记录审核结论：通过。")),
-        Some("fail") => Some(Flash::ok("已记录审核结论：不通过，案件已退回重新办理。")),
+        Some("fail") => Some(Flash::ok(
+            "已记录审核结论：不通过，差评工单已退回重新办理。",
+        )),
         _ => None,
     };
     let n = q.n.unwrap_or(5).clamp(1, 50);
@@ -208,7 +210,7 @@ pub(crate) async fn audit(
 ) -> Result<Response, PageError> {
     user.check_csrf(form.csrf.as_deref())?;
     require_auditor(&state, &user.caller).map_err(|e| PageError::new(e, Some(&user)))?;
-    let not_found = || PageError::new(ApiError::not_found("没有这个案件"), Some(&user));
+    let not_found = || PageError::new(ApiError::not_found("没有这个差评工单"), Some(&user));
     let case_id: Uuid = form
         .case_id
         .as_deref()

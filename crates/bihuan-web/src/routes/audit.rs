@@ -129,7 +129,10 @@ async fn record(
     };
     let case = state.store.case(body.case_id).await?;
     if !caller.scope.contains(&case.case) {
-        return Err(ApiError::not_found(format!("案件 {} 不存在", body.case_id)));
+        return Err(ApiError::not_found(format!(
+            "差评工单 {} 不存在",
+            body.case_id
+        )));
     }
     let audit = state
         .store

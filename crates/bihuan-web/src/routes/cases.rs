@@ -137,24 +137,28 @@ async fn visible_case(
     if caller.scope.contains(&detail.case) {
         Ok(detail)
     } else {
-        Err(ApiError::not_found(format!("案件 {id} 不存在")))
+        Err(ApiError::not_found(format!("差评工单 {id} 不存在")))
     }
 }
 
 /// The full case JSON for the caller.
 pub async fn case_json(state: &AppState, caller: &SignedIn, id: Uuid) -> ApiResult<CaseView> {
     let detail = visible_case(state, caller, id).await?;
-    Ok(case_detail(
-        &state.engine,
-        &detail,
-        caller,
-        state.clock.now(),
-    ))
+    let follow_ups = state.store.follow_ups_of(id).await?;
+    let masked = !crate::views::may_call_rater(caller, &detail.case);
+    let mut view = case_detail(&state.engine, &detail, caller, state.clock.now());
+    view.follow_ups = Some(
+        follow_ups
+            .iter()
+            .map(|r| crate::views::rating_view(r, masked))
+            .collect(),
+    );
+    Ok(view)
 }
 
 /// One case with its rating, events, audits and the actions the caller may take now.
 #[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "案件编号")),
+    params(("id" = Uuid, Path, description = "差评工单编号")),
     responses((status = 200, body = CaseView), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 404, description = "不存在或不在权限范围内", body = ErrorBody)))]
 async fn show(
     State(state): State<AppState>,
@@ -176,7 +180,7 @@ pub struct ActionBody {
 
 /// Takes an action; answers the updated case.
 #[utoipa::path(post, path = "/api/v1/cases/{id}/actions", tag = "cases", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "案件编号")), request_body = ActionBody,
+    params(("id" = Uuid, Path, description = "差评工单编号")), request_body = ActionBody,
     responses((status = 200, body = CaseView), (status = 401, description = "未登录或令牌无效", body = ErrorBody),
         (status = 403, description = "角色无权执行", body = ErrorBody),
         (status = 404, description = "不存在或不在权限范围内", body = ErrorBody),
