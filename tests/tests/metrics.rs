@@ -160,12 +160,13 @@ async fn metrics(app: &TestApp, user: &str, query: &str) -> Value {
 }
 
 /// The figures the dataset fixes, in a fixed order.
-const FIGURES: [&str; 15] = [
+const FIGURES: [&str; 16] = [
     "ratings",
     "negative",
     "valid_negative",
     "rectified",
     "negative_rate",
+    "valid_negative_rate",
     "positive_rate",
     "active_rate",
     "rectification_rate",
@@ -184,7 +185,7 @@ fn figures(row: &Value) -> Vec<(&'static str, Value)> {
 }
 
 /// Expected figures, by name.
-fn expect(values: [Value; 15]) -> Vec<(&'static str, Value)> {
+fn expect(values: [Value; 16]) -> Vec<(&'static str, Value)> {
     FIGURES.into_iter().zip(values).collect()
 }
 
@@ -213,6 +214,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             json!(4),
             json!(3),
             ratio(6.0, 9.0),
+            ratio(4.0, 9.0),
             ratio(2.0, 9.0),
             ratio(7.0, 9.0),
             json!(0.75),
@@ -261,6 +263,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             json!(1),
             json!(0),
             json!(1.0),
+            json!(1.0),
             json!(0.0),
             json!(1.0),
             json!(0.0),
@@ -305,13 +308,14 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
     );
     let all = metrics(&app, "admin", may).await;
     assert_eq!(
-        figures(&all["rows"][0])[..10],
+        figures(&all["rows"][0])[..11],
         expect([
             json!(10),
             json!(7),
             json!(5),
             json!(3),
             ratio(7.0, 10.0),
+            json!(0.5),
             json!(0.2),
             json!(0.8),
             json!(0.6),
@@ -322,7 +326,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             Value::Null,
             Value::Null,
             Value::Null,
-        ])[..10]
+        ])[..11]
     );
 
     // By month and by channel.
@@ -529,10 +533,11 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
     let rows: Vec<Vec<calamine::Data>> = range.rows().map(<[calamine::Data]>::to_vec).collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][0].to_string(), "分组");
-    assert_eq!(rows[0][8].to_string(), "差评整改率");
+    assert_eq!(rows[0][6].to_string(), "有效差评率");
+    assert_eq!(rows[0][9].to_string(), "差评整改率");
     assert_eq!(rows[1][0].to_string(), "沙坝镇便民服务中心");
     assert_eq!(rows[1][1], calamine::Data::Float(9.0));
-    assert_eq!(rows[1][8], calamine::Data::Float(0.75));
+    assert_eq!(rows[1][9], calamine::Data::Float(0.75));
     let (_, _, bytes) = download(
         &app,
         "sup",
@@ -542,7 +547,9 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
     let text = String::from_utf8(bytes).unwrap();
     let line = text.lines().nth(1).unwrap();
     assert!(
-        line.starts_with("all,9,6,4,3,66.7%,22.2%,77.8%,75.0%,75.0%,66.7%,100.0%,0.0,0.0,2,2"),
+        line.starts_with(
+            "all,9,6,4,3,66.7%,44.4%,22.2%,77.8%,75.0%,75.0%,66.7%,100.0%,0.0,0.0,2,2"
+        ),
         "{line}"
     );
 }

@@ -222,7 +222,7 @@ pub struct Definition {
 }
 
 /// Every figure with its definition, in the order reports show them.
-pub const DEFINITIONS: [Definition; 13] = [
+pub const DEFINITIONS: [Definition; 14] = [
     Definition {
         key: "ratings",
         label: "评价总数",
@@ -243,6 +243,13 @@ pub const DEFINITIONS: [Definition; 13] = [
         label_en: "Negative rate",
         definition: "差评数 ÷ 评价总数。",
         definition_en: "Negative ratings ÷ all ratings.",
+    },
+    Definition {
+        key: "valid_negative_rate",
+        label: "有效差评率",
+        label_en: "Valid negative rate",
+        definition: "有效差评 ÷ 评价总数（申诉成立的无效差评不计入）。",
+        definition_en: "Valid negative cases ÷ all ratings (cases ending invalid, appeal upheld, left out).",
     },
     Definition {
         key: "positive_rate",
@@ -324,6 +331,7 @@ pub struct Figures {
     pub valid_negative: i64,
     pub rectified: i64,
     pub negative_rate: Option<f64>,
+    pub valid_negative_rate: Option<f64>,
     pub positive_rate: Option<f64>,
     pub active_rate: Option<f64>,
     pub rectification_rate: Option<f64>,
@@ -348,6 +356,7 @@ pub fn figures(c: &Counts) -> Figures {
         valid_negative: c.valid,
         rectified: c.rectified,
         negative_rate: ratio(c.negative, c.ratings),
+        valid_negative_rate: ratio(c.valid, c.ratings),
         positive_rate: ratio(c.positive, c.ratings),
         active_rate: ratio(c.active, c.ratings),
         rectification_rate: ratio(c.rectified, c.valid),
@@ -386,12 +395,13 @@ impl Cell {
 }
 
 /// The columns of the metrics table (report, export), after the group's name.
-pub const TABLE_COLUMNS: [&str; 15] = [
+pub const TABLE_COLUMNS: [&str; 16] = [
     "评价总数",
     "差评数",
     "有效差评",
     "已整改",
     "差评率",
+    "有效差评率",
     "好评率",
     "主动评价率",
     "差评整改率",
@@ -405,13 +415,14 @@ pub const TABLE_COLUMNS: [&str; 15] = [
 ];
 
 /// A group's figures as the cells of [`TABLE_COLUMNS`].
-pub fn table_cells(f: &Figures) -> [Cell; 15] {
+pub fn table_cells(f: &Figures) -> [Cell; 16] {
     [
         Cell::Count(f.ratings),
         Cell::Count(f.negative),
         Cell::Count(f.valid_negative),
         Cell::Count(f.rectified),
         Cell::Rate(f.negative_rate),
+        Cell::Rate(f.valid_negative_rate),
         Cell::Rate(f.positive_rate),
         Cell::Rate(f.active_rate),
         Cell::Rate(f.rectification_rate),
