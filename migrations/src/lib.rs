@@ -16,6 +16,7 @@ mod m20261202_000010_due_index;
 mod m20261203_000011_people_revision;
 mod m20261206_000012_case_life_limits;
 mod m20261206_000013_follow_ups;
+mod m20261206_000014_visit_counts;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_people_revision::Migration),
             Box::new(m20261206_000012_case_life_limits::Migration),
             Box::new(m20261206_000013_follow_ups::Migration),
+            Box::new(m20261206_000014_visit_counts::Migration),
         ]
     }
 }

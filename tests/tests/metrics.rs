@@ -200,7 +200,8 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
     // 沙坝镇's supervisor, May: 9 ratings (R1–R4, C1–C5); 6 差评 (R4, C1–C5); 2 good (R1, R2);
     // 7 active (all but the default R2, R4). Cases C1–C5: C2 invalid, so 4 valid; rectified C1, C3,
     // C5 (C5 once) = 3 of 4; due = those 3 + the overdue open C4 = 4, on time 3; real-name valid C1,
-    // C4, C5 (C3 anonymous) with visits C1, C5 = 2 of 3; reviewed C1, C5, both last satisfied; open
+    // C4, C5 (C3 anonymous), of which C1 and C5 reached the return visit and had it = 2 of 2 (C4, not
+    // rectified, is not due for one: it counts against the rectification rate); reviewed C1, C5, both last satisfied; open
     // C3, C4, both overdue; everything rectified and closed on its opening day: 0 working days.
     let body = metrics(&app, "sup", may).await;
     let rows = body["rows"].as_array().unwrap();
@@ -219,7 +220,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             ratio(7.0, 9.0),
             json!(0.75),
             json!(0.75),
-            ratio(2.0, 3.0),
+            json!(1.0),
             json!(1.0),
             json!(0.0),
             json!(0.0),
@@ -242,6 +243,13 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
         );
     }
     assert_eq!(definitions["rectification_rate"]["label"], "差评整改率");
+    // The center accepted and transferred C1–C5 the day they opened: its own figure, 5 of 5; nothing
+    // was closed as unreachable.
+    assert_eq!(rows[0]["center_timely_rate"], json!(1.0));
+    assert_eq!(rows[0]["unreachable"], json!(0));
+    assert_eq!(definitions["center_timely_rate"]["label"], "受理转办及时率");
+    assert_eq!(definitions["unreachable"]["label"], "无法联系办结");
+    assert_eq!(definitions["valid_negative_rate"]["label"], "有效差评率");
 
     // Without a period: R5 (June, satisfied) joins.
     let all_time = metrics(&app, "sup", "").await;
@@ -268,7 +276,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             json!(1.0),
             json!(0.0),
             json!(0.0),
-            json!(0.0),
+            Value::Null,
             Value::Null,
             Value::Null,
             Value::Null,
@@ -320,7 +328,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             json!(0.8),
             json!(0.6),
             json!(0.6),
-            json!(0.5),
+            json!(1.0),
             Value::Null,
             Value::Null,
             Value::Null,
@@ -548,7 +556,7 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
     let line = text.lines().nth(1).unwrap();
     assert!(
         line.starts_with(
-            "all,9,6,4,3,66.7%,44.4%,22.2%,77.8%,75.0%,75.0%,66.7%,100.0%,0.0,0.0,2,2"
+            "all,9,6,4,3,66.7%,44.4%,22.2%,77.8%,75.0%,75.0%,100.0%,100.0%,0.0,0.0,2,2,0,100.0%"
         ),
         "{line}"
     );

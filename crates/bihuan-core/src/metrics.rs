@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::calendar::WorkingCalendar;
 use crate::interpreter::{Step, deadlines_before};
 use crate::rating::{Channel, Level};
-use crate::workflow::{Mark, WorkflowDefinition};
+use crate::workflow::{EffectDef, Mark, WorkflowDefinition};
 
 /// Sums over ratings and cases. Signed, so that the difference an action makes is a `Counts` too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -36,9 +36,10 @@ pub struct Counts {
     pub due: i64,
     /// Valid cases whose first rectification came on or before its deadline.
     pub on_time: i64,
-    /// Valid cases of real-name raters: the 回访率 denominator.
+    /// Valid cases of real-name raters.
     pub real_name: i64,
-    /// Of those, with a return visit (feedback).
+    /// Of those that reached the return visit, visited (feedback), or closed as unreachable when the
+    /// workflow counts that as visited.
     pub visited: i64,
     /// Valid cases the rater reviewed.
     pub reviewed: i64,
@@ -54,6 +55,15 @@ pub struct Counts {
     pub closed: i64,
     /// Working days from opening to closing, summed over `closed`.
     pub close_days: i64,
+    /// Real-name valid cases that reached the return visit (the state `feedback` is taken from):
+    /// the 回访率 denominator.
+    pub reached_feedback: i64,
+    /// Valid cases closed as unreachable after the documented attempts (无法联系办结).
+    pub unreachable: i64,
+    /// Cases the center transferred (invalid ones too): the 受理转办及时率 denominator.
+    pub center_handled: i64,
+    /// Of those, every step up to the first transfer (受理, 转办) came within the deadline then in force.
+    pub center_timely: i64,
 }
 
 macro_rules! each_count {
@@ -76,7 +86,11 @@ macro_rules! each_count {
             overdue,
             rectify_days,
             closed,
-            close_days
+            close_days,
+            reached_feedback,
+            unreachable,
+            center_handled,
+            center_timely
         }
     };
 }
@@ -167,6 +181,25 @@ pub fn case_counts(
         overdue: i64::from(!terminal && case.overdue),
         ..Counts::default()
     };
+    // The center's stage, judged on the center alone: the steps up to the first transfer.
+    let transfer = case.steps.iter().position(|s| {
+        def.action(s.action).is_some_and(|a| {
+            a.effects
+                .iter()
+                .any(|e| matches!(e, EffectDef::SetResponsibleUnit { .. }))
+        })
+    });
+    if let Some(t) = transfer {
+        let deadlines = deadlines_before(def, cal, &case.steps[..=t]);
+        counts.center_handled = 1;
+        counts.center_timely = i64::from(
+            case.steps[..=t]
+                .iter()
+                .zip(&deadlines)
+                .skip(1)
+                .all(|(s, d)| d.is_none_or(|d| s.at <= d)),
+        );
+    }
     if invalid {
         return counts;
     }
@@ -186,8 +219,18 @@ pub fn case_counts(
     } else if !terminal && case.overdue {
         counts.due = 1;
     }
-    counts.visited =
-        i64::from(case.real_name && case.steps.iter().any(|s| marked(s, Mark::ReturnVisited)));
+    // The states a return visit is made from: a case that reached one is due for its visit.
+    let visit_states: Vec<&str> = def
+        .actions_marked(Mark::ReturnVisited)
+        .flat_map(|a| a.from.iter().map(String::as_str))
+        .collect();
+    let reached = case.steps.iter().any(|s| visit_states.contains(&s.to));
+    let unreachable = case.steps.iter().any(|s| marked(s, Mark::Unreachable));
+    let visited = case.steps.iter().any(|s| marked(s, Mark::ReturnVisited))
+        || (unreachable && def.settings.unreachable_counts_as_visited);
+    counts.reached_feedback = i64::from(case.real_name && reached);
+    counts.visited = i64::from(case.real_name && reached && visited);
+    counts.unreachable = i64::from(unreachable);
     let last_review = case.steps.iter().rev().find_map(|s| {
         if marked(s, Mark::ReviewSatisfied) {
             Some(true)
@@ -222,7 +265,7 @@ pub struct Definition {
 }
 
 /// Every figure with its definition, in the order reports show them.
-pub const DEFINITIONS: [Definition; 14] = [
+pub const DEFINITIONS: [Definition; 16] = [
     Definition {
         key: "ratings",
         label: "评价总数",
@@ -283,15 +326,29 @@ pub const DEFINITIONS: [Definition; 14] = [
         key: "on_time_rate",
         label: "按期整改率",
         label_en: "On-time rate",
-        definition: "首次整改在办理期限内的有效差评 ÷（已整改的有效差评 + 未办结且已超期的有效差评）；超期未整改的计为逾期。",
+        definition: "首次整改在承办单位核实整改时限内（含批准的延期，申诉期间暂停计时）的有效差评 ÷（已整改的有效差评 + 未办结且已超期的有效差评）；超期未整改的计为逾期；受理、转办环节的用时不计入承办单位，另计受理转办及时率。",
         definition_en: "Valid cases first rectified by their deadline ÷ (valid cases rectified + valid open cases past their deadline); overdue open cases count as late.",
+    },
+    Definition {
+        key: "center_timely_rate",
+        label: "受理转办及时率",
+        label_en: "Center timeliness rate",
+        definition: "受理、转办均在各自办理时限内的差评工单 ÷ 已受理并转办的差评工单；只计政务服务中心自身环节的用时，不计入承办单位。",
+        definition_en: "Cases accepted and transferred each within its limit ÷ cases accepted and transferred; the center's own stage only, never counted against the unit.",
     },
     Definition {
         key: "return_visit_rate",
         label: "回访率",
         label_en: "Return-visit rate",
-        definition: "有回访记录的实名有效差评 ÷ 实名有效差评；匿名评价不计入。",
-        definition_en: "Real-name valid cases with a return visit ÷ real-name valid cases; anonymous ones are left out.",
+        definition: "有回访记录（或经规定次数联系未果、无法联系办结，按本地规定计为已回访）的实名有效差评 ÷ 已进入待反馈回访的实名有效差评；匿名评价和尚未整改的工单不计入（未整改的计入差评整改率）。",
+        definition_en: "Real-name valid cases with a return visit (or closed as unreachable after the required attempts, where the deployment counts that as visited) ÷ real-name valid cases that reached the return visit; anonymous cases and cases not yet rectified are left out (the latter count against the rectification rate).",
+    },
+    Definition {
+        key: "unreachable",
+        label: "无法联系办结",
+        label_en: "Closed as unreachable",
+        definition: "经规定次数联系未果、以“无法联系办结”结束的有效差评工单数，列于回访率旁。",
+        definition_en: "Valid cases closed as unreachable after the required contact attempts, shown beside the return-visit rate.",
     },
     Definition {
         key: "review_satisfaction_rate",
@@ -336,7 +393,9 @@ pub struct Figures {
     pub active_rate: Option<f64>,
     pub rectification_rate: Option<f64>,
     pub on_time_rate: Option<f64>,
+    pub center_timely_rate: Option<f64>,
     pub return_visit_rate: Option<f64>,
+    pub unreachable: i64,
     pub review_satisfaction_rate: Option<f64>,
     pub avg_days_to_rectify: Option<f64>,
     pub avg_days_to_close: Option<f64>,
@@ -361,7 +420,9 @@ pub fn figures(c: &Counts) -> Figures {
         active_rate: ratio(c.active, c.ratings),
         rectification_rate: ratio(c.rectified, c.valid),
         on_time_rate: ratio(c.on_time, c.due),
-        return_visit_rate: ratio(c.visited, c.real_name),
+        center_timely_rate: ratio(c.center_timely, c.center_handled),
+        return_visit_rate: ratio(c.visited, c.reached_feedback),
+        unreachable: c.unreachable,
         review_satisfaction_rate: ratio(c.satisfied, c.reviewed),
         avg_days_to_rectify: ratio(c.rectify_days, c.rectified),
         avg_days_to_close: ratio(c.close_days, c.closed),
@@ -395,7 +456,7 @@ impl Cell {
 }
 
 /// The columns of the metrics table (report, export), after the group's name.
-pub const TABLE_COLUMNS: [&str; 16] = [
+pub const TABLE_COLUMNS: [&str; 18] = [
     "评价总数",
     "差评数",
     "有效差评",
@@ -412,10 +473,12 @@ pub const TABLE_COLUMNS: [&str; 16] = [
     "平均办结用时（工作日）",
     "未办结",
     "超期",
+    "无法联系办结",
+    "受理转办及时率",
 ];
 
 /// A group's figures as the cells of [`TABLE_COLUMNS`].
-pub fn table_cells(f: &Figures) -> [Cell; 16] {
+pub fn table_cells(f: &Figures) -> [Cell; 18] {
     [
         Cell::Count(f.ratings),
         Cell::Count(f.negative),
@@ -433,5 +496,7 @@ pub fn table_cells(f: &Figures) -> [Cell; 16] {
         Cell::Days(f.avg_days_to_close),
         Cell::Count(f.open),
         Cell::Count(f.overdue),
+        Cell::Count(f.unreachable),
+        Cell::Rate(f.center_timely_rate),
     ]
 }

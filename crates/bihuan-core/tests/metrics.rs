@@ -146,6 +146,8 @@ fn each_case_counts_once_with_its_edge_cases() {
                 open: 1,
                 overdue: 1,
                 due: 1,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -165,11 +167,14 @@ fn each_case_counts_once_with_its_edge_cases() {
                 due: 1,
                 on_time: 1,
                 rectify_days: 5,
+                reached_feedback: 1,
                 visited: 1,
                 reviewed: 1,
                 satisfied: 1,
                 closed: 1,
                 close_days: 7,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -185,7 +190,11 @@ fn each_case_counts_once_with_its_edge_cases() {
                 rectified: 1,
                 due: 1,
                 rectify_days: 6,
+                // Waiting for its visit: due for one, not yet visited.
+                reached_feedback: 1,
                 open: 1,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -215,7 +224,10 @@ fn each_case_counts_once_with_its_edge_cases() {
                 due: 1,
                 on_time: 1,
                 rectify_days: 6,
+                reached_feedback: 1,
                 open: 1,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -232,6 +244,8 @@ fn each_case_counts_once_with_its_edge_cases() {
                 on_time: 1,
                 rectify_days: 5,
                 open: 1,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -262,6 +276,8 @@ fn each_case_counts_once_with_its_edge_cases() {
             false,
             Counts {
                 cases: 1,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -293,9 +309,12 @@ fn each_case_counts_once_with_its_edge_cases() {
                 due: 1,
                 on_time: 1,
                 rectify_days: 5,
+                reached_feedback: 1,
                 visited: 1,
                 reviewed: 1,
                 open: 1,
+                center_handled: 1,
+                center_timely: 1,
                 ..Counts::default()
             },
         ),
@@ -394,8 +413,174 @@ fn ratings_count_by_level_and_channel_and_figures_divide_safely() {
             due: 1,
             on_time: 1,
             rectify_days: 1,
+            reached_feedback: 1,
             ..Counts::default()
         }
     );
     assert_eq!(Counts::from_values(&after.values()), after);
+}
+
+#[test]
+fn a_rater_unreachable_after_the_attempts_counts_as_visited_unless_the_deployment_says_not() {
+    let attempt = |hour| -> Row {
+        (
+            "contact_attempt",
+            Some("pending_feedback"),
+            "pending_feedback",
+            13,
+            hour,
+            json!({"method": "phone"}),
+        )
+    };
+    let rows = with(
+        to_rectifying(),
+        &[
+            (
+                "rectify",
+                Some("rectifying"),
+                "pending_feedback",
+                12,
+                9,
+                json!({}),
+            ),
+            attempt(9),
+            attempt(11),
+            attempt(15),
+            (
+                "close_unreachable",
+                Some("pending_feedback"),
+                "closed",
+                13,
+                16,
+                json!({}),
+            ),
+        ],
+    );
+    let counted = counts_of(&rows, true, false);
+    assert_eq!(
+        (
+            counted.reached_feedback,
+            counted.visited,
+            counted.unreachable,
+            counted.closed
+        ),
+        (1, 1, 1, 1)
+    );
+    let f = figures(&counted);
+    assert_eq!((f.return_visit_rate, f.unreachable), (Some(1.0), 1));
+    // A deployment that does not count them: due for a visit, not visited, still shown beside.
+    let text = include_str!("../../../workflows/negative-rating.toml").replacen(
+        "unreachable_counts_as_visited = true",
+        "unreachable_counts_as_visited = false",
+        1,
+    );
+    let strict = bihuan_core::workflow::load("negative-rating.toml", &text).unwrap();
+    let engine = engine();
+    let fields: Vec<Map<String, Value>> = rows
+        .iter()
+        .map(|r| r.5.as_object().cloned().unwrap_or_default())
+        .collect();
+    let steps: Vec<Step<'_>> = rows
+        .iter()
+        .zip(&fields)
+        .map(|(r, f)| Step {
+            action: r.0,
+            from: r.1,
+            to: r.2,
+            at: may(r.3, r.4),
+            fields: f,
+        })
+        .collect();
+    let strictly = case_counts(
+        &strict,
+        engine.calendar(),
+        &CaseRecord {
+            steps: &steps,
+            real_name: true,
+            overdue: false,
+        },
+    );
+    assert_eq!(
+        (
+            strictly.reached_feedback,
+            strictly.visited,
+            strictly.unreachable
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(figures(&strictly).return_visit_rate, Some(0.0));
+    // Anonymous: no visit is due, the closing still shown.
+    let anonymous = counts_of(&rows, false, false);
+    assert_eq!(
+        (
+            anonymous.reached_feedback,
+            anonymous.visited,
+            anonymous.unreachable
+        ),
+        (0, 0, 1)
+    );
+}
+
+#[test]
+fn the_center_is_judged_on_its_stage_and_the_unit_on_its_own() {
+    let rectify = |day| -> Row {
+        (
+            "rectify",
+            Some("rectifying"),
+            "pending_feedback",
+            day,
+            9,
+            json!({}),
+        )
+    };
+    // The center late, the unit not: opened Thu 5/6, accepted Mon 5/10 (the 1 working day of
+    // 待受理 ended with Fri 5/7), transferred at once; rectified Tue 5/11, well within the unit's
+    // 5 working days counted from the transfer.
+    let center_late = vec![
+        ("open", None, "received", 6, 10, json!({})),
+        ("accept", Some("received"), "accepted", 10, 9, json!({})),
+        (
+            "transfer",
+            Some("accepted"),
+            "rectifying",
+            10,
+            10,
+            json!({"unit": "u"}),
+        ),
+        rectify(11),
+    ];
+    let c = counts_of(&center_late, true, false);
+    assert_eq!(
+        (c.center_handled, c.center_timely, c.due, c.on_time),
+        (1, 0, 1, 1)
+    );
+    let f = figures(&c);
+    assert_eq!(
+        (f.center_timely_rate, f.on_time_rate),
+        (Some(0.0), Some(1.0))
+    );
+    // The unit late, the center not: transferred the day it opened, rectified Thu 5/13, a day after
+    // its deadline (Wed 5/12 24:00).
+    let unit_late = with(to_rectifying(), &[rectify(13)]);
+    let c = counts_of(&unit_late, true, false);
+    assert_eq!(
+        (c.center_handled, c.center_timely, c.due, c.on_time),
+        (1, 1, 1, 0)
+    );
+    let f = figures(&c);
+    assert_eq!(
+        (f.center_timely_rate, f.on_time_rate),
+        (Some(1.0), Some(0.0))
+    );
+    // Both, summed: each party's figure is its own.
+    let mut both = counts_of(&center_late, true, false);
+    both += counts_of(&unit_late, true, false);
+    let f = figures(&both);
+    assert_eq!(
+        (f.center_timely_rate, f.on_time_rate),
+        (Some(0.5), Some(0.5))
+    );
+    // A case still waiting at the center is not yet judged.
+    let waiting = counts_of(&to_rectifying()[..2], true, false);
+    assert_eq!((waiting.center_handled, waiting.center_timely), (0, 0));
 }

@@ -129,6 +129,7 @@ impl Scheduler {
     ) -> Result<TickReport, NotifyError> {
         let mut report = TickReport::default();
         self.mark_unmarked(store, now, &mut report).await?;
+        store.rebuild_stale_metrics(engine).await?;
         report.follow_ups = store.apply_pending_follow_ups(engine, now, PAGE).await?;
         let timers = fire_timers(store, engine, now).await?;
         report.fired = timers.fired;

@@ -10,7 +10,8 @@ use bihuan_core::{Engine, Step, WorkflowDefinition};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -150,6 +151,10 @@ macro_rules! rows_of {
                 rectify_days: Set(c.rectify_days),
                 closed: Set(c.closed),
                 close_days: Set(c.close_days),
+                reached_feedback: Set(c.reached_feedback),
+                unreachable: Set(c.unreachable),
+                center_handled: Set(c.center_handled),
+                center_timely: Set(c.center_timely),
                 $(..$rest::default())?
             })
             .collect::<Vec<_>>()
@@ -592,79 +597,135 @@ impl Store {
     /// Recomputes `metric_days` from the ratings, cases and events, in one transaction; returns the
     /// number of ratings and cases read.
     pub async fn rebuild_metrics(&self, engine: &Engine) -> Result<(u64, u64)> {
-        const PAGE: u64 = 10_000;
         let txn = self.begin_write().await?;
-        metric_delta::Entity::delete_many().exec(&txn).await?;
-        metric_detail::Entity::delete_many().exec(&txn).await?;
-        metric_day::Entity::delete_many().exec(&txn).await?;
-        let mut sums = DaySums::new();
-        let mut ratings_read = 0;
-        let mut real_names: HashMap<Uuid, (DayKey, String, bool)> = HashMap::new();
-        let mut after: Option<Uuid> = None;
-        loop {
-            let mut query = rating::Entity::find()
-                .order_by_asc(rating::Column::Id)
-                .limit(PAGE);
-            if let Some(id) = after {
-                query = query.filter(rating::Column::Id.gt(id));
-            }
-            let page = query.all(&txn).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            for r in &page {
-                let (level, channel) = (*r.level, *r.channel);
-                let key = DayKey::of_row(engine, r);
-                add(
-                    &mut sums,
-                    key.clone(),
-                    &r.service_name,
-                    rating_counts(level, channel),
-                );
-                if r.negative {
-                    real_names.insert(r.id, (key, r.service_name.clone(), r.rater_real_name));
-                }
-                ratings_read += 1;
-            }
-        }
-        let mut cases_read = 0;
-        let mut after: Option<Uuid> = None;
-        loop {
-            let mut query = case::Entity::find()
-                .order_by_asc(case::Column::Id)
-                .limit(PAGE / 10);
-            if let Some(id) = after {
-                query = query.filter(case::Column::Id.gt(id));
-            }
-            let page = query.all(&txn).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            let mut events: HashMap<Uuid, Vec<event::Model>> = HashMap::new();
-            for e in event::Entity::find()
-                .filter(event::Column::CaseId.is_in(page.iter().map(|c| c.id)))
-                .order_by_asc(event::Column::Seq)
-                .all(&txn)
-                .await?
-            {
-                events.entry(e.case_id).or_default().push(e);
-            }
-            for c in &page {
-                let def = workflow_of(engine, c)?;
-                let (key, name, real_name) =
-                    real_names.get(&c.rating_id).cloned().ok_or_else(|| {
-                        StoreError::Corrupt(format!("case {} has no negative rating", c.id))
-                    })?;
-                let log = events.remove(&c.id).unwrap_or_default();
-                add(
-                    &mut sums,
-                    key,
-                    &name,
-                    counts_of_case(engine, def, &log, real_name, c.overdue)?,
-                );
-                cases_read += 1;
-            }
-        }
-        add_to_sums(&txn, sums).await?;
+        txn.execute_raw(Statement::from_string(
+            txn.get_database_backend(),
+            format!("UPDATE metric_revision SET revision = {METRICS_REVISION} WHERE id = 1"),
+        ))
+        .await?;
+        let read = rebuild_in(&txn, engine).await?;
         txn.commit().await?;
-        Ok((ratings_read, cases_read))
+        Ok(read)
     }
+
+    /// Rebuilds the sums when they were counted by an older revision of the counts than this code's
+    /// ([`METRICS_REVISION`]); answers whether it did. Of several processes, one rebuilds: the others
+    /// find the revision raised once it commits.
+    pub async fn rebuild_stale_metrics(&self, engine: &Engine) -> Result<bool> {
+        let stale = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT 1 AS stale FROM metric_revision WHERE id = 1 AND revision < {METRICS_REVISION}"),
+            ))
+            .await?
+            .is_some();
+        if !stale {
+            return Ok(false);
+        }
+        let txn = self.begin_write().await?;
+        let claimed = txn
+            .execute_raw(Statement::from_string(
+                txn.get_database_backend(),
+                format!(
+                    "UPDATE metric_revision SET revision = {METRICS_REVISION} \
+                     WHERE id = 1 AND revision < {METRICS_REVISION}"
+                ),
+            ))
+            .await?
+            .rows_affected();
+        if claimed == 0 {
+            return Ok(false);
+        }
+        let (ratings, cases) = rebuild_in(&txn, engine).await?;
+        txn.commit().await?;
+        tracing::info!(
+            ratings,
+            cases,
+            revision = METRICS_REVISION,
+            "the metric sums were rebuilt for the counts of this version"
+        );
+        Ok(true)
+    }
+}
+
+/// The revision of the counts the sums hold (`metric_revision`): raised whenever
+/// `bihuan_core::metrics::Counts` gains a count, so that sums counted before are rebuilt.
+/// 2: `reached_feedback`, `unreachable`, `center_handled` and `center_timely` (migration 14).
+pub const METRICS_REVISION: i32 = 2;
+
+/// Recomputes every sum from the raw rows in `txn`; answers the ratings and cases read.
+async fn rebuild_in(txn: &DatabaseTransaction, engine: &Engine) -> Result<(u64, u64)> {
+    const PAGE: u64 = 10_000;
+    metric_delta::Entity::delete_many().exec(txn).await?;
+    metric_detail::Entity::delete_many().exec(txn).await?;
+    metric_day::Entity::delete_many().exec(txn).await?;
+    let mut sums = DaySums::new();
+    let mut ratings_read = 0;
+    let mut real_names: HashMap<Uuid, (DayKey, String, bool)> = HashMap::new();
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut query = rating::Entity::find()
+            .order_by_asc(rating::Column::Id)
+            .limit(PAGE);
+        if let Some(id) = after {
+            query = query.filter(rating::Column::Id.gt(id));
+        }
+        let page = query.all(txn).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for r in &page {
+            let (level, channel) = (*r.level, *r.channel);
+            let key = DayKey::of_row(engine, r);
+            add(
+                &mut sums,
+                key.clone(),
+                &r.service_name,
+                rating_counts(level, channel),
+            );
+            if r.negative {
+                real_names.insert(r.id, (key, r.service_name.clone(), r.rater_real_name));
+            }
+            ratings_read += 1;
+        }
+    }
+    let mut cases_read = 0;
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut query = case::Entity::find()
+            .order_by_asc(case::Column::Id)
+            .limit(PAGE / 10);
+        if let Some(id) = after {
+            query = query.filter(case::Column::Id.gt(id));
+        }
+        let page = query.all(txn).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let mut events: HashMap<Uuid, Vec<event::Model>> = HashMap::new();
+        for e in event::Entity::find()
+            .filter(event::Column::CaseId.is_in(page.iter().map(|c| c.id)))
+            .order_by_asc(event::Column::Seq)
+            .all(txn)
+            .await?
+        {
+            events.entry(e.case_id).or_default().push(e);
+        }
+        for c in &page {
+            let def = workflow_of(engine, c)?;
+            let (key, name, real_name) =
+                real_names.get(&c.rating_id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("case {} has no negative rating", c.id))
+                })?;
+            let log = events.remove(&c.id).unwrap_or_default();
+            add(
+                &mut sums,
+                key,
+                &name,
+                counts_of_case(engine, def, &log, real_name, c.overdue)?,
+            );
+            cases_read += 1;
+        }
+    }
+    add_to_sums(txn, sums).await?;
+    Ok((ratings_read, cases_read))
 }

@@ -99,9 +99,14 @@ async fn an_action_reads_its_case_once_and_never_reads_it_back(db: &TestDb) {
             .any(|s| s.contains("UPDATE \"cases\"") && s.contains("RETURNING")),
         "the case is written with RETURNING: {all}"
     );
+    assert_eq!(
+        touching(&statements, "INSERT", "metric_deltas"),
+        1,
+        "a transfer settles the center's stage (受理转办及时率): {all}"
+    );
     // The whole transfer: the revision, the case with its rating, its events, its audits, the
-    // write, the event, and the notice to the unit: seven.
-    assert_eq!(statements.len(), 7, "{all}");
+    // write, the event, the metric counters and the notice to the unit: eight.
+    assert_eq!(statements.len(), 8, "{all}");
     store.close().await.unwrap();
 }
 

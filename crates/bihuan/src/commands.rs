@@ -41,6 +41,9 @@ pub async fn serve(
             "provisional deadlines recomputed with the calendar data now present"
         );
     }
+    // Sums counted by an older version lack what this one counts (the scheduler checks too, for a
+    // database another process migrated).
+    store.rebuild_stale_metrics(&engine).await?;
     if demo {
         crate::demo::fill(&store, &engine, &clock).await?;
     }

@@ -64,6 +64,7 @@ struct RawSettings {
     escalate_after_working_days: Option<u32>,
     appeal_limit: Option<u32>,
     appeal_window_working_days: Option<u32>,
+    unreachable_counts_as_visited: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +298,9 @@ fn settings(raw: &RawSettings) -> Settings {
         appeal_window_working_days: raw
             .appeal_window_working_days
             .unwrap_or(defaults.appeal_window_working_days),
+        unreachable_counts_as_visited: raw
+            .unreachable_counts_as_visited
+            .unwrap_or(defaults.unreachable_counts_as_visited),
     }
 }
 
@@ -1111,13 +1115,14 @@ type = "integer"
                 },
             ),
             (
-                "[settings]\nreopen_limit = 0\ndue_soon_working_days = 2\nescalate_after_working_days = 4\nappeal_limit = 2\nappeal_window_working_days = 5\n",
+                "[settings]\nreopen_limit = 0\ndue_soon_working_days = 2\nescalate_after_working_days = 4\nappeal_limit = 2\nappeal_window_working_days = 5\nunreachable_counts_as_visited = false\n",
                 Settings {
                     reopen_limit: 0,
                     due_soon_working_days: 2,
                     escalate_after_working_days: 4,
                     appeal_limit: 2,
                     appeal_window_working_days: 5,
+                    unreachable_counts_as_visited: false,
                 },
             ),
         ];

@@ -44,6 +44,9 @@ pub struct Settings {
     pub appeal_limit: u32,
     /// An appeal is filed within this many working days after the transfer (default 3).
     pub appeal_window_working_days: u32,
+    /// Whether a case closed as unreachable after the documented attempts counts as visited in
+    /// 回访率 (default true).
+    pub unreachable_counts_as_visited: bool,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             escalate_after_working_days: 1,
             appeal_limit: 1,
             appeal_window_working_days: 3,
+            unreachable_counts_as_visited: true,
         }
     }
 }
@@ -243,11 +247,13 @@ pub enum Mark {
     FollowUp,
     /// A co-unit's report of its share of a work item (报送配合情况).
     ShareReported,
+    /// 无法联系办结: closed after the documented attempts to reach the rater.
+    Unreachable,
 }
 
 impl Mark {
     /// Every mark with its identifier.
-    pub const ALL: [(Mark, &'static str); 11] = [
+    pub const ALL: [(Mark, &'static str); 12] = [
         (Mark::Rectified, "rectified"),
         (Mark::ReturnVisited, "return_visited"),
         (Mark::ReviewSatisfied, "review_satisfied"),
@@ -259,6 +265,7 @@ impl Mark {
         (Mark::ProgressReported, "progress_reported"),
         (Mark::FollowUp, "follow_up"),
         (Mark::ShareReported, "share_reported"),
+        (Mark::Unreachable, "unreachable"),
     ];
 
     /// The identifier used in files.

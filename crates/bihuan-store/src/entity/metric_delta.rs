@@ -36,6 +36,10 @@ pub struct Model {
     pub rectify_days: i64,
     pub closed: i64,
     pub close_days: i64,
+    pub reached_feedback: i64,
+    pub unreachable: i64,
+    pub center_handled: i64,
+    pub center_timely: i64,
 }
 
 /// No declared relations: queries join explicitly.
