@@ -68,7 +68,7 @@ const UNITS: [(&str, &str, Option<&str>, Option<&str>); 8] = [
     ),
 ];
 
-const USERS: [(&str, Role, Option<&str>); 9] = [
+const USERS: [(&str, Role, Option<&str>); 10] = [
     ("admin", Role::Admin, None),
     ("zhuanban", Role::UnitStaff, Some("qianjiang-zzb")),
     ("duban", Role::Supervisor, Some("shaba")),
@@ -77,6 +77,8 @@ const USERS: [(&str, Role, Option<&str>); 9] = [
     ("shebao", Role::UnitStaff, Some("shaba-social")),
     ("minzheng", Role::UnitStaff, Some("shaba-civil")),
     ("nongye", Role::UnitStaff, Some("shaba-agri")),
+    // The town government's own staff: it co-handles most items of its plan (报送配合情况).
+    ("zhengban", Role::UnitStaff, Some("shaba")),
     ("chakan", Role::Viewer, Some("shaba")),
 ];
 
@@ -181,6 +183,7 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
             advance(store, engine, &mut rng, case_id, rated_at, now, service).await?;
         }
     }
+    cases += demo_paths(store, engine, now).await?;
     let plan = demo_plan(store, engine, now).await?;
     println!(
         "已填充演示数据：{} 个单位，{} 个用户，{RATINGS} 条评价，{cases} 件差评工单，工作计划“{}”{} 项工作",
@@ -195,7 +198,8 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
 }
 
 /// The town's 2021 plan (the seed's attachment, shipped in workflows/plans/), its unknown district
-/// units created under the district; the items led by 区政府职转办 started and reported on.
+/// units created under the district; the items led by 区政府职转办 started and reported on, and the
+/// town government's share of those it co-handles reported.
 async fn demo_plan(
     store: &Store,
     engine: &Engine,
@@ -236,14 +240,27 @@ async fn demo_plan(
                     .unwrap_or_default(),
             ),
         ];
-        for (action, fields) in steps {
+        let town_shares = item.co_units.iter().any(|u| u.code == "shaba");
+        let share = (
+            "report_share",
+            serde_json::json!({"summary": "镇政府已组织村（社区）便民服务站落实，完成宣传培训3场。"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        for (action, fields) in steps.into_iter().chain(town_shares.then_some(share)) {
+            let by = if action == "report_share" {
+                demo_actor("zhengban")
+            } else {
+                actor.clone()
+            };
             let request = bihuan_store::ActionRequest {
                 id: item.task.id,
                 scope: &bihuan_store::CaseScope::All,
                 version,
                 action,
                 fields: &fields,
-                actor: &actor,
+                actor: &by,
                 now,
             };
             version = store
@@ -433,4 +450,137 @@ impl SplitMix {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// Who takes which action with which fields.
+type DemoStep = (&'static str, &'static str, Value);
+
+/// One case down each path of the honest rules, so a first-time user finds them on the pages: a
+/// unit's request for more time waiting on the 督查 page, an appeal rejected (the case's one appeal
+/// used), a loop escalated after two 不满意 reviews and ended by 认定办结, and a closed loop the rater
+/// came back to with a negative 追评 (drawn first for the audit).
+async fn demo_paths(store: &Store, engine: &Engine, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let rectify = json!({"finding": "true", "measures": "已向办事群众说明办理要求，并优化一次性告知单", "outcome": "rectified"});
+    let feedback = json!({"method": "phone", "summary": "已电话回访，告知整改结果"});
+    let paths: [(&str, Vec<DemoStep>); 4] = [
+        (
+            "申请延期",
+            vec![(
+                "shebao",
+                "request_extension",
+                json!({"days": 3, "reason": "需区医保局协助核实参保记录"}),
+            )],
+        ),
+        (
+            "申诉驳回",
+            vec![
+                (
+                    "shebao",
+                    "appeal",
+                    json!({"category": "unrelated", "reason": "该事项由区医保局办理"}),
+                ),
+                (
+                    "duban",
+                    "reject_appeal",
+                    json!({"reason": "窗口受理属本单位职责，请继续整改"}),
+                ),
+            ],
+        ),
+        (
+            "认定办结",
+            vec![
+                ("shebao", "rectify", rectify.clone()),
+                ("shebao", "feedback", feedback.clone()),
+                (
+                    "zhongxin",
+                    "review_unsatisfied",
+                    json!({"reason": "仍要求减免材料"}),
+                ),
+                ("shebao", "rectify", rectify.clone()),
+                ("shebao", "feedback", feedback.clone()),
+                (
+                    "zhongxin",
+                    "review_unsatisfied",
+                    json!({"reason": "仍要求减免材料"}),
+                ),
+                (
+                    "duban",
+                    "conclude",
+                    json!({"reason": "已两次整改并答复，诉求超出政策规定，认定办结"}),
+                ),
+            ],
+        ),
+        (
+            "追评",
+            vec![
+                ("shebao", "rectify", rectify),
+                ("shebao", "feedback", feedback),
+                (
+                    "zhongxin",
+                    "review_satisfied",
+                    json!({"level": "satisfied"}),
+                ),
+            ],
+        ),
+    ];
+    let service = SERVICES[0];
+    let opened = paths.len();
+    for (n, (name, steps)) in paths.into_iter().enumerate() {
+        // Opened three hours ago, a step every few minutes since: all within every time limit.
+        let mut at = now - Duration::hours(3);
+        let mut sent = demo_rating(&mut SplitMix(n as u64), 10_000 + n, at, service);
+        sent["level"] = json!("dissatisfied");
+        sent["channel"] = json!("mobile");
+        sent["unit_code"] = json!(CENTER);
+        sent["rater"]["real_name"] = json!(true);
+        sent["rater"]["name"] = json!("演示群众");
+        sent["rater"]["phone"] = json!("13800000000");
+        sent["comment"] = json!(format!("演示：{name}"));
+        let rating = parse_rating(&sent, engine.calendar().tz())
+            .map_err(|e| anyhow::anyhow!("demo rating {name} is invalid: {e:?}"))?;
+        let case_id = store
+            .record_rating(engine, &rating, at)
+            .await?
+            .case_id
+            .with_context(|| format!("demo case {name} was not opened"))?;
+        let opening = [
+            ("zhongxin", "accept", json!({})),
+            ("zhongxin", "transfer", json!({"unit": service.2})),
+        ];
+        for (who, action, fields) in opening.into_iter().chain(steps) {
+            at += Duration::minutes(10);
+            let version = store.case(case_id).await?.case.version;
+            let fields = fields.as_object().cloned().unwrap_or_default();
+            let actor = demo_actor(who);
+            store
+                .apply_action(
+                    engine,
+                    &ActionRequest {
+                        id: case_id,
+                        scope: &bihuan_store::CaseScope::All,
+                        version,
+                        action,
+                        fields: &fields,
+                        actor: &actor,
+                        now: at,
+                    },
+                )
+                .await
+                .with_context(|| format!("demo case {name}: {action}"))?;
+        }
+        if name == "追评" {
+            let mut later = sent.clone();
+            later["source_id"] = json!(format!("DEMO-{:05}-2", 10_000 + n));
+            later["assess_number"] = json!(2);
+            later["level"] = json!("very_dissatisfied");
+            later["rated_at"] = json!((at + Duration::minutes(10)).to_rfc3339());
+            later["comment"] = json!("回访后发现仍需重复提交材料");
+            let later = parse_rating(&later, engine.calendar().tz())
+                .map_err(|e| anyhow::anyhow!("demo 追评 is invalid: {e:?}"))?;
+            store
+                .record_rating(engine, &later, at + Duration::minutes(10))
+                .await?;
+        }
+    }
+    Ok(opened)
 }
