@@ -17,6 +17,7 @@ bihuan_test_support::on_both_databases!(
     forms_without_their_csrf_token_are_refused,
     supervisors_audit_and_admins_manage,
     ledger_stats_and_exports_work_with_the_session,
+    a_request_for_more_time_goes_through_the_pages_to_the_supervisor,
 );
 
 /// The form of an action on a case page, from `id="action-NAME"` to its end.
@@ -735,4 +736,63 @@ async fn ledger_stats_and_exports_work_with_the_session(db: &TestDb) {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert!(missing.text().await.unwrap().contains("没有这个页面"));
+}
+
+/// A unit asks for more time on the case page; the 督查 page lists the request until a supervisor
+/// answers it there, and the case page says what was asked and granted, never a version number.
+async fn a_request_for_more_time_goes_through_the_pages_to_the_supervisor(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let id = app.new_case("X-1").await;
+    app.to_rectifying(&id).await;
+    let mut unit = Browser::signed_in(&app, "unit").await;
+    let asked = act(
+        &mut unit,
+        &id,
+        "request_extension",
+        &[("days", "3"), ("reason", "需区医保局协助核实")],
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.html);
+    let page = unit.get(&format!("/cases/{id}")).await;
+    assert!(
+        page.html.contains("申请延期 3 个工作日，待督查审批"),
+        "{}",
+        page.html
+    );
+    assert!(
+        action_form(&page.html, "request_extension").is_none(),
+        "one request at a time"
+    );
+    assert!(
+        !page.html.contains("<dt>版本</dt>"),
+        "no version number shown"
+    );
+
+    let mut sup = Browser::signed_in(&app, "sup").await;
+    let board = sup.get("/supervise").await;
+    assert!(
+        board.html.contains("待审批的延期申请（1）")
+            && board.html.contains(&format!("/cases/{id}")),
+        "{}",
+        board.html
+    );
+    let case_page = sup.get(&format!("/cases/{id}")).await;
+    assert!(action_form(&case_page.html, "deny_extension").is_some());
+    let granted = act(
+        &mut sup,
+        &id,
+        "extend",
+        &[("days", "2"), ("reason", "同意延期两个工作日")],
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.html);
+    let board = sup.get("/supervise").await;
+    assert!(
+        board.html.contains("待审批的延期申请（0）"),
+        "{}",
+        board.html
+    );
+    let page = sup.get(&format!("/cases/{id}")).await;
+    assert!(page.html.contains("已延期 2 个工作日"), "{}", page.html);
+    assert!(action_form(&page.html, "deny_extension").is_none());
 }
