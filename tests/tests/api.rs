@@ -31,6 +31,7 @@ bihuan_test_support::on_both_databases!(
     the_scheduler_closes_an_unanswered_review_once,
     admins_list_the_outbox_by_status,
     a_follow_up_rating_answers_the_review_and_shows_on_the_case,
+    a_rectification_names_the_cause_of_the_rating_from_the_workflows_codes,
 );
 
 const RECTIFY: &str =
@@ -1601,4 +1602,27 @@ async fn a_follow_up_rating_answers_the_review_and_shows_on_the_case(db: &TestDb
         .unwrap_or_default()
         .to_owned();
     assert!(phone.is_empty() || phone.contains('*'), "masked: {phone}");
+}
+
+/// `category` (差评原因) on a rectification: one of the workflow's codes, optional, shown on the case.
+async fn a_rectification_names_the_cause_of_the_rating_from_the_workflows_codes(db: &TestDb) {
+    let app = app(db).await;
+    let id = app.new_case("CAT-1").await;
+    app.to_rectifying(&id).await;
+    let mut fields = rectify();
+    fields["category"] = json!("queueing");
+    let (status, body) = app.act("unit", &id, "rectify", fields.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        (body["error"].as_str(), body["details"]["field"].as_str()),
+        (Some("invalid_field"), Some("category"))
+    );
+    fields["category"] = json!("materials");
+    app.step("unit", &id, "rectify", fields).await;
+    assert_eq!(app.case("center", &id).await["category"], "materials");
+    // Without one, none is recorded.
+    let other = app.new_case("CAT-2").await;
+    app.to_rectifying(&other).await;
+    app.step("unit", &other, "rectify", rectify()).await;
+    assert_eq!(app.case("center", &other).await["category"], Value::Null);
 }

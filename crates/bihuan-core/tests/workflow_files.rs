@@ -169,7 +169,31 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
     assert_eq!(field_names("transfer"), ["unit"]);
     assert_eq!(field_names("appeal"), ["category", "reason"]);
     assert_eq!(field_names("extend"), ["days", "reason"]);
-    assert_eq!(field_names("rectify"), ["finding", "measures", "outcome"]);
+    assert_eq!(
+        field_names("rectify"),
+        ["finding", "measures", "outcome", "category"]
+    );
+    // The 差评原因 codes, optional on a rectification.
+    let category = def.action("rectify").unwrap().field("category").unwrap();
+    assert!(!category.required);
+    match &category.kind {
+        bihuan_core::workflow::FieldKind::Enum { options } => assert_eq!(
+            options.iter().map(|o| o.value.as_str()).collect::<Vec<_>>(),
+            [
+                "attitude",
+                "efficiency",
+                "materials",
+                "policy",
+                "system",
+                "facilities",
+                "other"
+            ]
+        ),
+        other => panic!("category is {other:?}"),
+    }
+    assert_eq!(field_names("request_extension"), ["days", "reason"]);
+    assert_eq!(field_names("deny_extension"), ["reason"]);
+    assert_eq!(field_names("conclude"), ["reason"]);
     assert_eq!(field_names("contact_attempt"), ["method", "at"]);
     assert_eq!(field_names("feedback"), ["method", "summary", "at"]);
     // `comment` is optional: the rater's words when they answer through their one-time link.

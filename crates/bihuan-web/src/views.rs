@@ -39,6 +39,8 @@ pub struct CaseView {
     pub appeals_used: i32,
     /// When it was last transferred to its responsible unit (the appeal window starts then).
     pub transferred_at: Option<DateTime<Utc>>,
+    /// 差评原因: the `category` of its last rectification (in the case's own answer; null in lists).
+    pub category: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub rating: RatingView,
@@ -174,6 +176,7 @@ pub fn case_summary(
         extension_requested_days: case.extension_requested_days,
         appeals_used: case.appeals_used,
         transferred_at: case.transferred_at,
+        category: None,
         opened_at: case.opened_at,
         closed_at: case.closed_at,
         rating: rating_view(rating, !may_call_rater(caller, case)),
@@ -193,6 +196,23 @@ pub fn case_detail(
 ) -> CaseView {
     let mut view = case_summary(engine, &detail.case, &detail.rating, caller, now);
     view.events = Some(detail.events.iter().map(event_view).collect());
+    view.category = engine.workflow(&detail.case.workflow_id).and_then(|def| {
+        detail
+            .events
+            .iter()
+            .rev()
+            .find(|e| {
+                def.action(&e.action)
+                    .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::Rectified))
+            })
+            .and_then(|e| {
+                serde_json::from_str::<Map<String, Value>>(&e.fields)
+                    .ok()?
+                    .get("category")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+    });
     view.actions = Some(match engine.workflow(&detail.case.workflow_id) {
         Some(def) => bihuan_core::available_actions(
             def,
