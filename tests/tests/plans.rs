@@ -1113,6 +1113,50 @@ async fn the_plan_pages_import_show_the_board_and_take_the_items_actions(db: &Te
         "{}",
         page.html
     );
+    assert!(page.html.contains("配合单位报送情况（0）"), "{}", page.html);
+    assert!(
+        !page.html.contains("id=\"action-report_share\""),
+        "the lead unit reports progress, not a share"
+    );
+    // The co-unit reports its share on the item's page; the lead unit sees it there.
+    let civil_staff = NewUser {
+        username: "civil".into(),
+        role: Role::UnitStaff,
+        unit: Some("shaba-civil".into()),
+        email: None,
+    };
+    db.store
+        .add_user(&civil_staff, PASSWORD, app.clock.now())
+        .await
+        .unwrap();
+    let mut civil = Browser::signed_in(&app, "civil").await;
+    let shared = civil.get(&format!("/tasks/{id}")).await;
+    assert!(
+        shared.html.contains("id=\"action-report_share\""),
+        "{}",
+        shared.html
+    );
+    let share_version = bihuan_tests::pages::hidden(&shared.html, "version").unwrap();
+    let posted = civil
+        .post(
+            &format!("/tasks/{id}"),
+            &[
+                ("csrf", &shared.csrf()),
+                ("action", "report_share"),
+                ("version", &share_version),
+                ("f.summary", "民政办已完成低保事项梳理"),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.html);
+    let page = unit.get(&format!("/tasks/{id}")).await;
+    assert!(
+        page.html.contains("配合单位报送情况（1）")
+            && page.html.contains("民政办已完成低保事项梳理")
+            && page.html.contains("沙坝镇民政办"),
+        "{}",
+        page.html
+    );
     // A stale version: the fresh item, nothing done.
     let page = unit
         .post(
