@@ -318,7 +318,7 @@ pub fn decide(
         recorded.insert("unit".to_owned(), Value::String(unit.clone()));
     }
     check_guards(def, subject, action)?;
-    check_limits(def, cal, subject, action, &recorded, now)?;
+    check_limits(def, cal, subject, action, Some(&recorded), now)?;
 
     let target = action.target(&subject.state);
     let from_state = def.state(&subject.state);
@@ -461,29 +461,8 @@ pub fn available_actions<'a>(
         .filter(|a| a.from.contains(&subject.state))
         .filter(|a| check_permitted(def, subject, actor, a).is_ok())
         .filter(|a| check_guards(def, subject, a).is_ok())
-        .filter(|a| check_standing_limits(def, cal, subject, a, now).is_ok())
+        .filter(|a| check_limits(def, cal, subject, a, None, now).is_ok())
         .collect()
-}
-
-/// The limits [`check_limits`] applies that hold whatever is asked: an appeal's limit and window,
-/// and an extension when the cap is already reached.
-fn check_standing_limits(
-    def: &WorkflowDefinition,
-    cal: &WorkingCalendar,
-    subject: &Subject,
-    action: &ActionDef,
-    now: DateTime<Utc>,
-) -> Result<(), ActionError> {
-    for effect in &action.effects {
-        match effect {
-            EffectDef::ExtendDeadline { .. } | EffectDef::RequestExtension { .. } => {
-                check_extension_cap(def.state(action.target(&subject.state)), subject, 1)?;
-            }
-            EffectDef::Appeal => check_appeal(def, cal, subject, now)?,
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn check_permitted(
@@ -604,20 +583,21 @@ fn check_guards(
     Ok(())
 }
 
-/// The limits over a case's life that depend on what is asked: the extension cap (for a grant and
-/// for a request alike) and the appeal limit and window.
+/// The limits over a case's life: the extension cap (for a grant and for a request alike) and the
+/// appeal limit and window. With the `recorded` fields, for the days asked; without (the actions
+/// offered before anything is filled in), for the least that can be asked, one working day.
 fn check_limits(
     def: &WorkflowDefinition,
     cal: &WorkingCalendar,
     subject: &Subject,
     action: &ActionDef,
-    recorded: &Map<String, Value>,
+    recorded: Option<&Map<String, Value>>,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
     for effect in &action.effects {
         match effect {
             EffectDef::ExtendDeadline { field } | EffectDef::RequestExtension { field } => {
-                let asked = days_of(recorded, field)?;
+                let asked = recorded.map_or(Ok(1), |r| days_of(r, field))?;
                 check_extension_cap(def.state(action.target(&subject.state)), subject, asked)?;
             }
             EffectDef::Appeal => check_appeal(def, cal, subject, now)?,

@@ -14,7 +14,7 @@ use bihuan_core::{
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-use common::engine;
+use common::{apply, engine};
 
 /// 2021-05-06 10:00 Beijing time.
 fn now() -> DateTime<Utc> {
@@ -864,31 +864,6 @@ fn beijing(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
 
 fn last_day(engine: &Engine, s: &Subject) -> NaiveDate {
     engine.calendar().last_day(s.timing.deadline.unwrap().at)
-}
-
-/// Applies a decision to a subject the way the store does.
-fn apply(s: &Subject, d: &bihuan_core::Decision) -> Subject {
-    let mut counts = if d.from.as_deref() == Some(d.to.as_str()) {
-        s.actions_in_state.clone()
-    } else {
-        BTreeMap::new()
-    };
-    *counts.entry(d.action.clone()).or_default() += 1;
-    Subject {
-        state: d.to.clone(),
-        responsible_units: d.responsible_units.clone(),
-        co_units: s.co_units.clone(),
-        reopen_count: d.reopen_count,
-        escalated: d.escalated,
-        extension_days: d.extension_days,
-        extension_days_used: d.extension_days_used,
-        extension_requested: d.extension_requested,
-        appeals_used: d.appeals_used,
-        transferred_at: d.transferred_at,
-        responsible_ancestors: s.responsible_ancestors.clone(),
-        timing: d.timing.clone(),
-        actions_in_state: counts,
-    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use bihuan_core::{
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-use common::engine;
+use common::{apply, engine};
 
 fn beijing(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Shanghai
@@ -84,23 +84,6 @@ fn outcome(r: Result<Decision, ActionError>) -> String {
             Some(f) => format!("{}:{f}", e.code()),
             None => e.code().to_owned(),
         },
-    }
-}
-
-/// Applies a decision the way the store does.
-fn apply(s: &Subject, d: &Decision) -> Subject {
-    Subject {
-        state: d.to.clone(),
-        responsible_units: d.responsible_units.clone(),
-        reopen_count: d.reopen_count,
-        escalated: d.escalated,
-        extension_days: d.extension_days,
-        extension_days_used: d.extension_days_used,
-        extension_requested: d.extension_requested,
-        appeals_used: d.appeals_used,
-        transferred_at: d.transferred_at,
-        timing: d.timing.clone(),
-        ..s.clone()
     }
 }
 

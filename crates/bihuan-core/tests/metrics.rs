@@ -7,7 +7,7 @@ mod common;
 
 use bihuan_core::metrics::{CaseRecord, Counts, case_counts, figures, rating_counts};
 use bihuan_core::rating::{Channel, Level};
-use bihuan_core::{Step, deadlines_before};
+use bihuan_core::{Step, WorkflowDefinition, deadlines_before};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
@@ -33,7 +33,17 @@ type Row = (
 
 fn counts_of(rows: &[Row], real_name: bool, overdue: bool) -> Counts {
     let engine = engine();
-    let def = engine.workflow("negative-rating").unwrap();
+    counts_in(
+        engine.workflow("negative-rating").unwrap(),
+        rows,
+        real_name,
+        overdue,
+    )
+}
+
+/// What the case of `rows` counts for under workflow `def`.
+fn counts_in(def: &WorkflowDefinition, rows: &[Row], real_name: bool, overdue: bool) -> Counts {
+    let engine = engine();
     let fields: Vec<Map<String, Value>> = rows
         .iter()
         .map(|r| r.5.as_object().cloned().unwrap_or_default())
@@ -475,31 +485,7 @@ fn a_rater_unreachable_after_the_attempts_counts_as_visited_unless_the_deploymen
         1,
     );
     let strict = bihuan_core::workflow::load("negative-rating.toml", &text).unwrap();
-    let engine = engine();
-    let fields: Vec<Map<String, Value>> = rows
-        .iter()
-        .map(|r| r.5.as_object().cloned().unwrap_or_default())
-        .collect();
-    let steps: Vec<Step<'_>> = rows
-        .iter()
-        .zip(&fields)
-        .map(|(r, f)| Step {
-            action: r.0,
-            from: r.1,
-            to: r.2,
-            at: may(r.3, r.4),
-            fields: f,
-        })
-        .collect();
-    let strictly = case_counts(
-        &strict,
-        engine.calendar(),
-        &CaseRecord {
-            steps: &steps,
-            real_name: true,
-            overdue: false,
-        },
-    );
+    let strictly = counts_in(&strict, &rows, true, false);
     assert_eq!(
         (
             strictly.reached_feedback,

@@ -450,6 +450,23 @@ pub(crate) fn event_fields(case_id: Uuid, seq: i64, fields: &str) -> Result<Map<
     })
 }
 
+/// The recorded fields of a case's last rectification (its last event of an action marked
+/// `rectified`), `None` before it has one; a corrupt event is an error.
+pub fn last_rectification(
+    def: &WorkflowDefinition,
+    events: &[event::Model],
+) -> Result<Option<Map<String, Value>>> {
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            def.action(&e.action)
+                .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::Rectified))
+        })
+        .map(|e| event_fields(e.case_id, e.seq, &e.fields))
+        .transpose()
+}
+
 pub(crate) async fn events_of(
     db: &impl ConnectionTrait,
     case_id: Uuid,

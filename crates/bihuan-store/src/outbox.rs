@@ -178,7 +178,7 @@ pub(crate) async fn queue_notifications(
             let Some(address) = rating.rater_email.clone() else {
                 continue;
             };
-            let handled = Handled::last_of(def, events);
+            let handled = Handled::last_of(def, events)?;
             let letter = review_invitation(ctx, case, rating, &handled, seq, now).await?;
             (vec![address], letter)
         } else {
@@ -256,19 +256,13 @@ struct Handled {
 }
 
 impl Handled {
-    fn last_of(def: &WorkflowDefinition, events: &[event::Model]) -> Self {
-        let last = events.iter().rev().find(|e| {
-            def.action(&e.action)
-                .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::Rectified))
-        });
-        let fields: serde_json::Map<String, Value> = last
-            .and_then(|e| serde_json::from_str(&e.fields).ok())
-            .unwrap_or_default();
+    fn last_of(def: &WorkflowDefinition, events: &[event::Model]) -> Result<Self> {
+        let fields = crate::cases::last_rectification(def, events)?.unwrap_or_default();
         let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
-        Self {
+        Ok(Self {
             finding: text("finding"),
             outcome: text("outcome"),
-        }
+        })
     }
 }
 

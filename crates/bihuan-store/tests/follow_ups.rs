@@ -14,7 +14,7 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 use uuid::Uuid;
 
-use common::{act, at, engine, open_case, rating, seed_org};
+use common::{act, at, engine, rating, seed_org, transferred};
 
 bihuan_test_support::on_both_databases!(
     a_follow_up_while_the_review_waits_is_the_raters_review,
@@ -39,26 +39,22 @@ fn later(first: &str, source_id: &str, level: Level, comment: Option<&str>) -> R
 /// A case of rating `source_id` taken to pending_review on 5/6–5/7.
 async fn waiting_for_review(store: &Store, source_id: &str) -> Uuid {
     let engine = engine();
-    let id = open_case(store, &engine, source_id).await;
-    for (who, action, fields, day, hour) in [
-        ("zhang", "accept", json!({}), 6, 11),
-        ("zhang", "transfer", json!({"unit": "shaba-social"}), 6, 12),
+    let id = transferred(store, source_id).await;
+    for (who, action, fields, hour) in [
         (
             "li",
             "rectify",
             json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
-            7,
             9,
         ),
         (
             "li",
             "feedback",
             json!({"method": "phone", "summary": "已回访"}),
-            7,
             10,
         ),
     ] {
-        act(store, &engine, id, who, action, fields, at(day, hour))
+        act(store, &engine, id, who, action, fields, at(7, hour))
             .await
             .unwrap();
     }

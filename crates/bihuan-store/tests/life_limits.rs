@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 use uuid::Uuid;
 
-use common::{act, at, engine, fields, open_case, seed_org};
+use common::{act, at, engine, fields, seed_org, transferred};
 
 bihuan_test_support::on_both_databases!(
     an_appeal_resets_neither_the_extension_cap_nor_the_appeal_count,
@@ -24,27 +24,6 @@ bihuan_test_support::on_both_databases!(
     only_an_escalated_loop_is_concluded,
     the_migration_fills_the_life_counts_of_cases_already_open,
 );
-
-/// A case accepted on 5/6 at 11:00 and transferred to 沙坝镇社会保障服务所 at 12:00.
-async fn transferred(store: &Store, source_id: &str) -> Uuid {
-    let engine = engine();
-    let id = open_case(store, &engine, source_id).await;
-    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
-        .await
-        .unwrap();
-    act(
-        store,
-        &engine,
-        id,
-        "zhang",
-        "transfer",
-        json!({"unit": "shaba-social"}),
-        at(6, 12),
-    )
-    .await
-    .unwrap();
-    id
-}
 
 fn refused(result: Result<entity::case::Model, StoreError>) -> ActionError {
     match result {

@@ -10,7 +10,7 @@ use bihuan_test_support::TestDb;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use common::{act, at, engine, open_case, seed_org};
+use common::{act, at, engine, seed_org, transferred};
 
 bihuan_test_support::on_both_databases!(sums_of_an_older_revision_are_rebuilt_once);
 
@@ -33,21 +33,18 @@ async fn reached(store: &Store) -> i64 {
 async fn sums_of_an_older_revision_are_rebuilt_once(db: &TestDb) {
     let (store, engine) = (&db.store, engine());
     seed_org(store).await;
-    let id = open_case(store, &engine, "V1").await;
-    for (who, action, fields, hour) in [
-        ("zhang", "accept", json!({}), 11),
-        ("zhang", "transfer", json!({"unit": "shaba-social"}), 12),
-        (
-            "li",
-            "rectify",
-            json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
-            15,
-        ),
-    ] {
-        act(store, &engine, id, who, action, fields, at(6, hour))
-            .await
-            .unwrap();
-    }
+    let id = transferred(store, "V1").await;
+    act(
+        store,
+        &engine,
+        id,
+        "li",
+        "rectify",
+        json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+        at(6, 15),
+    )
+    .await
+    .unwrap();
     assert_eq!(reached(store).await, 1);
     assert!(
         !store.rebuild_stale_metrics(&engine).await.unwrap(),

@@ -196,23 +196,15 @@ pub fn case_detail(
 ) -> CaseView {
     let mut view = case_summary(engine, &detail.case, &detail.rating, caller, now);
     view.events = Some(detail.events.iter().map(event_view).collect());
-    view.category = engine.workflow(&detail.case.workflow_id).and_then(|def| {
-        detail
-            .events
-            .iter()
-            .rev()
-            .find(|e| {
-                def.action(&e.action)
-                    .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::Rectified))
-            })
-            .and_then(|e| {
-                serde_json::from_str::<Map<String, Value>>(&e.fields)
-                    .ok()?
-                    .get("category")?
-                    .as_str()
-                    .map(str::to_owned)
-            })
-    });
+    // A corrupt event is the chain check's to name; the category is left out meanwhile.
+    view.category = engine
+        .workflow(&detail.case.workflow_id)
+        .and_then(|def| {
+            bihuan_store::last_rectification(def, &detail.events)
+                .ok()
+                .flatten()
+        })
+        .and_then(|fields| fields.get("category")?.as_str().map(str::to_owned));
     view.actions = Some(match engine.workflow(&detail.case.workflow_id) {
         Some(def) => bihuan_core::available_actions(
             def,

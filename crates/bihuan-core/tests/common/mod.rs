@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use bihuan_core::{Engine, Source};
+use std::collections::BTreeMap;
+
+use bihuan_core::{Decision, Engine, Source, Subject};
 
 /// The shipped workflows and calendars, built as a deployment builds them.
 pub fn engine() -> Engine {
@@ -28,4 +30,29 @@ pub fn engine() -> Engine {
         chrono_tz::Asia::Shanghai,
     )
     .unwrap()
+}
+
+/// Applies a decision to a subject the way the store does.
+pub fn apply(s: &Subject, d: &Decision) -> Subject {
+    let mut counts = if d.from.as_deref() == Some(d.to.as_str()) {
+        s.actions_in_state.clone()
+    } else {
+        BTreeMap::new()
+    };
+    *counts.entry(d.action.clone()).or_default() += 1;
+    Subject {
+        state: d.to.clone(),
+        responsible_units: d.responsible_units.clone(),
+        co_units: s.co_units.clone(),
+        reopen_count: d.reopen_count,
+        escalated: d.escalated,
+        extension_days: d.extension_days,
+        extension_days_used: d.extension_days_used,
+        extension_requested: d.extension_requested,
+        appeals_used: d.appeals_used,
+        transferred_at: d.transferred_at,
+        responsible_ancestors: s.responsible_ancestors.clone(),
+        timing: d.timing.clone(),
+        actions_in_state: counts,
+    }
 }

@@ -185,3 +185,24 @@ pub async fn observed(db: &TestDb) -> (Store, Arc<Mutex<Vec<String>>>) {
 pub fn taken(seen: &Mutex<Vec<String>>) -> Vec<String> {
     std::mem::take(&mut *seen.lock().unwrap())
 }
+
+/// A case accepted on 5/6 at 11:00 and transferred to 沙坝镇社会保障服务所 at 12:00.
+pub async fn transferred(store: &Store, source_id: &str) -> Uuid {
+    let engine = engine();
+    let id = open_case(store, &engine, source_id).await;
+    act(store, &engine, id, "zhang", "accept", json!({}), at(6, 11))
+        .await
+        .unwrap();
+    act(
+        store,
+        &engine,
+        id,
+        "zhang",
+        "transfer",
+        json!({"unit": "shaba-social"}),
+        at(6, 12),
+    )
+    .await
+    .unwrap();
+    id
+}
