@@ -17,6 +17,7 @@ mod m20261203_000011_people_revision;
 mod m20261206_000012_case_life_limits;
 mod m20261206_000013_follow_ups;
 mod m20261206_000014_visit_counts;
+mod m20261207_000015_case_clocks;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_case_life_limits::Migration),
             Box::new(m20261206_000013_follow_ups::Migration),
             Box::new(m20261206_000014_visit_counts::Migration),
+            Box::new(m20261207_000015_case_clocks::Migration),
         ]
     }
 }

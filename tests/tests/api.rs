@@ -440,6 +440,12 @@ fn preparation(action: &str) -> (&'static [(&'static str, &'static str)], Value)
         ("unit", "feedback"),
         ("center", "review_unsatisfied"),
     ];
+    // Rectified as 建立台账、限期整改 (the step's fields after the colon).
+    const TO_SCHEDULED: &[(&str, &str)] = &[
+        ("center", "accept"),
+        ("center", "transfer"),
+        ("unit", "rectify:scheduled"),
+    ];
     const TO_CLOSED: &[(&str, &str)] = &[
         ("center", "accept"),
         ("center", "transfer"),
@@ -461,6 +467,7 @@ fn preparation(action: &str) -> (&'static [(&'static str, &'static str)], Value)
         "conclude" => (TO_ESCALATED, json!({"reason": "诉求超出政策规定"})),
         "follow_up" => (&[], json!({"rating": "r", "level": "satisfied"})),
         "rectify" => (TO_RECTIFYING, rectify()),
+        "complete_scheduled" => (TO_SCHEDULED, json!({"summary": "已完成系统改造"})),
         "uphold_appeal" | "reject_appeal" => (TO_APPEALING, json!({"reason": "复核意见"})),
         "contact_attempt" => (TO_FEEDBACK, json!({"method": "phone"})),
         "feedback" => (TO_FEEDBACK, json!({"method": "phone", "summary": "已回访"})),
@@ -479,6 +486,12 @@ fn step_fields(action: &str) -> Value {
         "transfer" => json!({"unit": "shaba-social"}),
         "appeal" => json!({"category": "malicious", "reason": "恶意"}),
         "rectify" => rectify(),
+        "rectify:scheduled" => json!({
+            "finding": "true",
+            "measures": "列入台账限期改造",
+            "outcome": "scheduled",
+            "due": "2021-12-31",
+        }),
         "contact_attempt" => json!({"method": "phone"}),
         "feedback" => json!({"method": "phone", "summary": "已回访"}),
         "review_satisfied" => json!({"level": "satisfied"}),
@@ -511,6 +524,7 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
         ("follow_up", &[]),
         ("conclude", &["sup"]),
         ("audit_fail", &["sup"]),
+        ("complete_scheduled", &["unit"]),
     ];
     let def = app.engine.workflow("negative-rating").unwrap();
     assert_eq!(
@@ -527,7 +541,8 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
             n += 1;
             let id = app.new_case(&format!("M-{n}")).await;
             for (actor, step) in path {
-                app.step(actor, &id, step, step_fields(step)).await;
+                let action = step.split(':').next().unwrap_or(step);
+                app.step(actor, &id, action, step_fields(step)).await;
             }
             let before_transfer = path.iter().all(|(_, s)| *s != "transfer");
             let expected = if user.starts_with("o_") || (user == "unit" && before_transfer) {
@@ -559,7 +574,8 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
             {
                 let id = app.new_case(&format!("M-{n}-f")).await;
                 for (actor, step) in path {
-                    app.step(actor, &id, step, step_fields(step)).await;
+                    let action = step.split(':').next().unwrap_or(step);
+                    app.step(actor, &id, action, step_fields(step)).await;
                 }
                 let (status, body) = app.act(user, &id, action, json!({})).await;
                 assert_eq!(

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::Role;
 use crate::calendar::{Deadline, DeadlineBasis, WorkingCalendar};
+use crate::overall::OverallClock;
 use crate::workflow::{
     ActionDef, Audience, EffectDef, FieldDef, FieldKind, Guard, StateDef, WorkflowDefinition,
 };
@@ -22,6 +23,25 @@ pub struct PausedClock {
     pub state: String,
     /// The whole working days that were left when it stopped.
     pub remaining_days: u32,
+}
+
+/// A scheduled rectification (建立台账、限期整改): the day the unit committed to, tracked until it
+/// reports the rectification done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The due date (整改期限).
+    pub due: NaiveDate,
+    /// Its end, 24:00 local time: the deadline reminded.
+    pub deadline: DateTime<Utc>,
+    /// When it was reported done (限期整改完成).
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl Scheduled {
+    /// The deadline still to meet: not yet done.
+    pub fn open(&self) -> Option<DateTime<Utc>> {
+        self.done_at.is_none().then_some(self.deadline)
+    }
 }
 
 /// The deadline side of a case.
@@ -63,6 +83,10 @@ pub struct Subject {
     pub responsible_ancestors: Vec<String>,
     /// Its deadline and paused clock.
     pub timing: Timing,
+    /// Its overall limit (整改反馈时限).
+    pub overall: OverallClock,
+    /// Its scheduled rectification (限期整改), if its last rectification was one.
+    pub scheduled: Option<Scheduled>,
     /// How many times each action was taken since it entered its current state.
     pub actions_in_state: BTreeMap<String, u32>,
 }
@@ -84,6 +108,8 @@ impl Subject {
             transferred_at: None,
             responsible_ancestors: Vec::new(),
             timing: Timing::default(),
+            overall: OverallClock::default(),
+            scheduled: None,
             actions_in_state: BTreeMap::new(),
         }
     }
@@ -172,6 +198,10 @@ pub struct Decision {
     pub transferred_at: Option<DateTime<Utc>>,
     /// The deadline side after the action.
     pub timing: Timing,
+    /// The overall limit after the action.
+    pub overall: OverallClock,
+    /// The scheduled rectification after the action.
+    pub scheduled: Option<Scheduled>,
     /// The timer of the new state, if it has one.
     pub timer: Option<Timer>,
     /// Notifications to queue.
@@ -289,6 +319,8 @@ pub fn open(def: &WorkflowDefinition, cal: &WorkingCalendar, now: DateTime<Utc>)
         transferred_at: None,
         timer: timer_for(initial, &timing),
         timing,
+        overall: OverallClock::start(def, cal, now),
+        scheduled: None,
         notifications: Vec::new(),
     }
 }
@@ -337,6 +369,8 @@ pub fn decide(
         appeals_used: subject.appeals_used,
         transferred_at: subject.transferred_at,
         timing: next_timing(cal, subject, from_state, to_state, now),
+        overall: OverallClock::default(),
+        scheduled: subject.scheduled.clone(),
         timer: None,
         notifications: action
             .notify
@@ -375,6 +409,14 @@ pub fn decide(
             }
             EffectDef::DenyExtension => decision.extension_requested = None,
             EffectDef::Appeal => decision.appeals_used += 1,
+            EffectDef::Schedule { field } => {
+                decision.scheduled = scheduled_of(cal, &recorded, field, now)?;
+            }
+            EffectDef::CompleteScheduled => {
+                if let Some(scheduled) = decision.scheduled.as_mut() {
+                    scheduled.done_at = Some(now);
+                }
+            }
             EffectDef::Reopen => {
                 decision.reopen_count += 1;
                 if decision.reopen_count > def.settings.reopen_limit && !decision.escalated {
@@ -387,6 +429,10 @@ pub fn decide(
             }
         }
     }
+    let granted = decision
+        .extension_days_used
+        .saturating_sub(subject.extension_days_used);
+    decision.overall = subject.overall.after(def, cal, to_state, granted, now);
     decision.timer = timer_for(to_state, &decision.timing);
     decision.fields = std::mem::take(&mut recorded);
     Ok(decision)
@@ -570,6 +616,19 @@ fn check_guards(
                     });
                 }
             }
+            Guard::ScheduledOpen => {
+                if subject
+                    .scheduled
+                    .as_ref()
+                    .and_then(Scheduled::open)
+                    .is_none()
+                {
+                    return Err(ActionError::GuardFailed {
+                        guard: guard.name().to_owned(),
+                        message: "没有待完成的限期整改".to_owned(),
+                    });
+                }
+            }
             Guard::NoExtensionRequested => {
                 if let Some(days) = subject.extension_requested {
                     return Err(ActionError::GuardFailed {
@@ -605,6 +664,40 @@ fn check_limits(
         }
     }
     Ok(())
+}
+
+/// The scheduled rectification a `schedule` effect makes of its date field: `None` without one
+/// (another outcome); a date that is not after today is refused.
+fn scheduled_of(
+    cal: &WorkingCalendar,
+    recorded: &Map<String, Value>,
+    field: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Scheduled>, ActionError> {
+    let Some(due) = recorded.get(field).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ActionError::InvalidField {
+        field: field.to_owned(),
+        reason,
+    };
+    let due = NaiveDate::parse_from_str(due, "%Y-%m-%d")
+        .map_err(|_| invalid(format!("“{due}”不是 YYYY-MM-DD 日期")))?;
+    let today = cal.local_date(now);
+    if due <= today {
+        return Err(invalid(format!(
+            "整改期限应晚于今天（{}）",
+            today.format("%Y-%m-%d")
+        )));
+    }
+    let next = due
+        .succ_opt()
+        .ok_or_else(|| invalid("日期超出范围".to_owned()))?;
+    Ok(Some(Scheduled {
+        due,
+        deadline: cal.start_of_day(next),
+        done_at: None,
+    }))
 }
 
 /// The working days of an action's integer field (0 when absent).
@@ -693,14 +786,49 @@ fn check_fields(
         let value = given.get(&field.name).filter(|v| !v.is_null());
         if let Some(value) = check_field(field, value, now)? {
             recorded.insert(field.name.clone(), value);
-        } else if field.required {
+        } else if field.required && field.when.is_none() {
             return Err(ActionError::MissingField {
                 field: field.name.clone(),
                 label: field.label.clone(),
             });
         }
     }
+    if let Some(problem) = conditional_problems(action, &recorded).into_iter().next() {
+        return Err(problem);
+    }
     Ok(recorded)
+}
+
+/// The fields taken only `when` another has a value: missing while it has, or given while it has not.
+fn conditional_problems(action: &ActionDef, recorded: &Map<String, Value>) -> Vec<ActionError> {
+    let mut problems = Vec::new();
+    for field in &action.fields {
+        let Some(when) = &field.when else { continue };
+        let holds = recorded.get(&when.field).and_then(Value::as_str) == Some(&when.equals);
+        let given = recorded.contains_key(&field.name);
+        if holds && !given && field.required {
+            problems.push(ActionError::MissingField {
+                field: field.name.clone(),
+                label: field.label.clone(),
+            });
+        } else if !holds && given {
+            let other = action.field(&when.field);
+            let choice = other
+                .and_then(|o| match &o.kind {
+                    FieldKind::Enum { options } => options.iter().find(|x| x.value == when.equals),
+                    _ => None,
+                })
+                .map_or(when.equals.as_str(), |o| o.label.as_str());
+            problems.push(ActionError::InvalidField {
+                field: field.name.clone(),
+                reason: format!(
+                    "仅在“{}”为“{choice}”时填写",
+                    other.map_or(when.field.as_str(), |o| o.label.as_str())
+                ),
+            });
+        }
+    }
+    problems
 }
 
 /// Every problem with the fields given for an action, not only the first (forms show each beside its
@@ -718,17 +846,24 @@ pub fn field_problems(
             field: k.clone(),
         })
         .collect();
+    let mut recorded = Map::new();
     for field in &action.fields {
         let value = given.get(&field.name).filter(|v| !v.is_null());
         match check_field(field, value, now) {
             Err(e) => problems.push(e),
-            Ok(None) if field.required => problems.push(ActionError::MissingField {
-                field: field.name.clone(),
-                label: field.label.clone(),
-            }),
-            Ok(_) => {}
+            Ok(None) if field.required && field.when.is_none() => {
+                problems.push(ActionError::MissingField {
+                    field: field.name.clone(),
+                    label: field.label.clone(),
+                });
+            }
+            Ok(Some(v)) => {
+                recorded.insert(field.name.clone(), v);
+            }
+            Ok(None) => {}
         }
     }
+    problems.extend(conditional_problems(action, &recorded));
     problems
 }
 
@@ -801,6 +936,21 @@ fn check_field(
             }
             Ok(Some(Value::String(code.to_owned())))
         }
+        FieldKind::Date => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| invalid("应为 YYYY-MM-DD 日期".to_owned()))?
+                .trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| invalid(format!("“{}”不是 YYYY-MM-DD 日期", clip(text))))?;
+            if !(2000..=2100).contains(&chrono::Datelike::year(&date)) {
+                return Err(invalid("日期应在 2000 年到 2100 年之间".to_owned()));
+            }
+            Ok(Some(Value::String(date.format("%Y-%m-%d").to_string())))
+        }
         FieldKind::DateTime { default_now } => {
             let text = value
                 .as_str()
@@ -818,6 +968,11 @@ fn check_field(
             Ok(Some(Value::String(rfc3339(at))))
         }
     }
+}
+
+/// The start of a value named back in an error (a value is bounded by the request, not by this).
+fn clip(text: &str) -> String {
+    text.chars().take(32).collect()
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {

@@ -10,6 +10,7 @@ mod engine;
 pub mod interpreter;
 pub mod mail;
 pub mod metrics;
+pub mod overall;
 pub mod plan;
 pub mod rating;
 pub mod rating_input;
@@ -21,10 +22,11 @@ pub mod workflow;
 pub use calendar::{Deadline, DeadlineBasis, WorkingCalendar};
 pub use engine::{Engine, NEGATIVE_RATING, Source, WORK_PLAN_TASK};
 pub use interpreter::{
-    ActionError, Actor, Decision, Notification, PausedClock, Step, Subject, Timer, Timing,
-    available_actions, deadlines_before, decide, field_problems, open,
+    ActionError, Actor, Decision, Notification, PausedClock, Scheduled, Step, Subject, Timer,
+    Timing, available_actions, deadlines_before, decide, field_problems, open,
 };
 pub use mail::{Letter, Letters, MailError};
+pub use overall::OverallClock;
 pub use reminder::{ReminderKind, ReminderTimes, Stage};
 pub use role::{Role, UnknownRole};
 pub use sheet::{LimitError, Limits, csv_safe};

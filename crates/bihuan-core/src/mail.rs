@@ -83,6 +83,15 @@ pub struct CaseFacts {
     pub deadline: Option<String>,
     /// Working days left (positive), overdue (negative), 0 on the last day; `None` without deadline.
     pub working_days: Option<i64>,
+    /// The overall limit (整改反馈时限) still to meet, as people say it; `None` when met, paused or
+    /// absent.
+    pub overall_deadline: Option<String>,
+    /// Working days left of it, as `working_days`.
+    pub overall_working_days: Option<i64>,
+    /// A scheduled rectification (限期整改) not yet done: its due date's end, as people say it.
+    pub scheduled_due: Option<String>,
+    /// Working days left of it, as `working_days`.
+    pub scheduled_working_days: Option<i64>,
     /// The case's page.
     pub link: String,
 }
@@ -308,6 +317,10 @@ impl Letters {
             state: "核实整改中".into(),
             deadline: Some("2021年5月12日（星期三）24:00".into()),
             working_days: Some(1),
+            overall_deadline: Some("2021年5月24日（星期一）24:00".into()),
+            overall_working_days: Some(7),
+            scheduled_due: Some("2021年6月30日（星期三）24:00".into()),
+            scheduled_working_days: Some(30),
             link: self.link("/cases/00000000-0000-0000-0000-000000000000"),
         };
         let notice = CaseNotice {
@@ -474,6 +487,10 @@ mod tests {
             state: "核实整改中".into(),
             deadline: Some("2021年9月30日（星期四）24:00".into()),
             working_days: Some(-2),
+            overall_deadline: Some("2021年10月15日（星期五）24:00".into()),
+            overall_working_days: Some(3),
+            scheduled_due: None,
+            scheduled_working_days: None,
             link: letters.link("/cases/c1"),
         };
         let letter = letters

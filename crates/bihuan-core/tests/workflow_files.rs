@@ -98,6 +98,12 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
                 "pending_feedback"
             ),
             (
+                "complete_scheduled",
+                "限期整改完成",
+                vec!["rectifying", "pending_feedback", "pending_review", "closed"],
+                ""
+            ),
+            (
                 "contact_attempt",
                 "联系未果",
                 vec!["pending_feedback"],
@@ -171,7 +177,7 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
     assert_eq!(field_names("extend"), ["days", "reason"]);
     assert_eq!(
         field_names("rectify"),
-        ["finding", "measures", "outcome", "category"]
+        ["finding", "measures", "outcome", "due", "category"]
     );
     // The 差评原因 codes, optional on a rectification.
     let category = def.action("rectify").unwrap().field("category").unwrap();
@@ -221,7 +227,19 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
         options("rectify", "finding"),
         ["true", "partly_true", "untrue"]
     );
-    assert_eq!(options("rectify", "outcome"), ["rectified", "explained"]);
+    assert_eq!(
+        options("rectify", "outcome"),
+        ["rectified", "explained", "scheduled"]
+    );
+    // The due date goes with 建立台账、限期整改 only.
+    let due = def.action("rectify").unwrap().field("due").unwrap();
+    assert_eq!(due.kind, FieldKind::Date);
+    assert_eq!(
+        due.when
+            .as_ref()
+            .map(|w| (w.field.as_str(), w.equals.as_str())),
+        Some(("outcome", "scheduled"))
+    );
     assert_eq!(
         options("feedback", "method"),
         ["phone", "sms", "visit", "online"]

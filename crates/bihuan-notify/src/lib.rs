@@ -130,6 +130,7 @@ impl Scheduler {
         let mut report = TickReport::default();
         self.mark_unmarked(store, now, &mut report).await?;
         store.rebuild_stale_metrics(engine).await?;
+        store.start_overall_limits(engine, now).await?;
         report.follow_ups = store.apply_pending_follow_ups(engine, now, PAGE).await?;
         let timers = fire_timers(store, engine, now).await?;
         report.fired = timers.fired;

@@ -520,7 +520,7 @@ fn cases_of(
         let case_id = Uuid::now_v7();
         let (hash, first_event) = opening_event(case_id, &opening, now);
         cases.push(opened_case(
-            def, &opening, remind_at, case_id, *rating_id, r, &hash, now,
+            engine, def, &opening, remind_at, case_id, *rating_id, r, &hash, now,
         ));
         events.push(first_event);
     }

@@ -105,6 +105,7 @@ fn bind(args: &mut SqliteArguments, value: Value) -> std::result::Result<(), Str
         Value::Json(v) => args.add(v.map(|j| *j)),
         Value::Uuid(v) => args.add(v),
         Value::ChronoDateTimeUtc(v) => args.add(v),
+        Value::ChronoDate(v) => args.add(v),
         other => {
             return Err(format!(
                 "a value of this type cannot be inserted in bulk: {other:?}"
@@ -124,6 +125,7 @@ enum ColumnArray {
     Json(Vec<Option<serde_json::Value>>),
     Uuid(Vec<Option<Uuid>>),
     Time(Vec<Option<DateTime<Utc>>>),
+    Date(Vec<Option<chrono::NaiveDate>>),
 }
 
 impl ColumnArray {
@@ -137,6 +139,7 @@ impl ColumnArray {
             Value::Json(_) => Self::Json(Vec::with_capacity(rows)),
             Value::Uuid(_) => Self::Uuid(Vec::with_capacity(rows)),
             Value::ChronoDateTimeUtc(_) => Self::Time(Vec::with_capacity(rows)),
+            Value::ChronoDate(_) => Self::Date(Vec::with_capacity(rows)),
             _ => return None,
         })
     }
@@ -152,6 +155,7 @@ impl ColumnArray {
             (Self::Json(v), Value::Json(x)) => v.push(x.map(|j| *j)),
             (Self::Uuid(v), Value::Uuid(x)) => v.push(x),
             (Self::Time(v), Value::ChronoDateTimeUtc(x)) => v.push(x),
+            (Self::Date(v), Value::ChronoDate(x)) => v.push(x),
             _ => return false,
         }
         true
@@ -167,6 +171,7 @@ impl ColumnArray {
             Self::Json(_) => "jsonb[]",
             Self::Uuid(_) => "uuid[]",
             Self::Time(_) => "timestamptz[]",
+            Self::Date(_) => "date[]",
         }
     }
 
@@ -180,6 +185,7 @@ impl ColumnArray {
             Self::Json(v) => args.add(v),
             Self::Uuid(v) => args.add(v),
             Self::Time(v) => args.add(v),
+            Self::Date(v) => args.add(v),
         }
     }
 }

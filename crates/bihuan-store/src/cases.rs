@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use bihuan_core::chain::canonical_json;
 use bihuan_core::{
-    Actor, Deadline, DeadlineBasis, Engine, PausedClock, ReminderTimes, Subject, Timing,
-    WorkflowDefinition,
+    Actor, Deadline, DeadlineBasis, Engine, OverallClock, PausedClock, ReminderTimes, Scheduled,
+    Subject, Timing, WorkflowDefinition,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -229,7 +229,21 @@ impl Chained for CaseDetail {
         def: &WorkflowDefinition,
         step: &Step,
     ) -> Result<Option<case::Model>> {
-        let updated = updated_case(&self.case, def, ctx.engine, step);
+        let mut updated = updated_case(&self.case, def, ctx.engine, step);
+        put_overall(
+            &mut updated,
+            ctx.engine,
+            def,
+            &step.decision.overall,
+            Some(&self.case),
+        );
+        put_scheduled(
+            &mut updated,
+            ctx.engine,
+            def,
+            step.decision.scheduled.as_ref(),
+            Some(&self.case),
+        );
         Ok(case::Entity::update_many()
             .set(updated)
             .filter(case::Column::Id.eq(self.case.id))
@@ -380,8 +394,99 @@ impl Store {
                 changed += 1;
             }
         }
+        // The overall limits (整改反馈时限) computed provisionally, the same way.
+        let provisional = case::Entity::find()
+            .filter(case::Column::OverallProvisional.eq(true))
+            .all(&txn)
+            .await?;
+        for c in provisional {
+            let mut clock = overall_of(&c);
+            let Some(basis) = clock.basis else { continue };
+            let fresh = engine.calendar().deadline(basis);
+            if clock.deadline == Some(fresh) {
+                continue;
+            }
+            clock.deadline = Some(fresh);
+            let mut row = case::ActiveModel {
+                version: Set(c.version + 1),
+                updated_at: Set(now),
+                ..Default::default()
+            };
+            put_overall(&mut row, engine, workflow_of(engine, &c)?, &clock, Some(&c));
+            let result = case::Entity::update_many()
+                .set(row)
+                .filter(case::Column::Id.eq(c.id))
+                .filter(case::Column::Version.eq(c.version))
+                .exec(&txn)
+                .await?;
+            if result.rows_affected == 1 {
+                tracing::info!(case = %c.id, old = ?c.overall_deadline, new = %fresh.at, provisional = fresh.provisional, "provisional overall limit recomputed");
+                changed += 1;
+            }
+        }
         txn.commit().await?;
         Ok(changed)
+    }
+}
+
+impl Store {
+    /// Fills in the overall limit (整改反馈时限) of the cases opened before it existed, replaying each
+    /// one's event log through the core, a page at a time; returns how many were filled in. Run at
+    /// start-up and by the scheduler (a database another process migrated); a case an action changed
+    /// meanwhile was filled in by it.
+    pub async fn start_overall_limits(&self, engine: &Engine, now: DateTime<Utc>) -> Result<usize> {
+        const PAGE: u64 = 500;
+        let mut filled = 0;
+        loop {
+            let cases = case::Entity::find()
+                .filter(case::Column::OverallRemindStage.is_null())
+                .order_by_asc(case::Column::Id)
+                .limit(PAGE)
+                .all(&self.db)
+                .await?;
+            if cases.is_empty() {
+                return Ok(filled);
+            }
+            let looked = cases.len();
+            filled += self
+                .write(async |txn| {
+                    let logs =
+                        crate::reminders::events_of_many(txn, cases.iter().map(|c| c.id)).await?;
+                    let mut written = 0;
+                    for c in &cases {
+                        let def = workflow_of(engine, c)?;
+                        let events = logs.get(&c.id).map_or(&[][..], Vec::as_slice);
+                        let fields: Vec<Map<String, Value>> = events
+                            .iter()
+                            .map(|e| event_fields(e.case_id, e.seq, &e.fields))
+                            .collect::<Result<_>>()?;
+                        let steps = crate::metrics::steps_of(events, &fields);
+                        let clock = bihuan_core::overall::replay(def, engine.calendar(), &steps);
+                        let mut row = case::ActiveModel {
+                            version: Set(c.version + 1),
+                            updated_at: Set(now),
+                            ..Default::default()
+                        };
+                        put_overall(&mut row, engine, def, &clock, None);
+                        let result = case::Entity::update_many()
+                            .set(row)
+                            .filter(case::Column::Id.eq(c.id))
+                            .filter(case::Column::Version.eq(c.version))
+                            .exec(txn)
+                            .await?;
+                        written += usize::try_from(result.rows_affected).unwrap_or(0);
+                    }
+                    Ok(written)
+                })
+                .await?;
+            if (looked as u64) < PAGE {
+                tracing::info!(
+                    filled,
+                    "overall limits filled in for cases opened before them"
+                );
+                return Ok(filled);
+            }
+        }
     }
 }
 
@@ -526,6 +631,8 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
         appeals_used: u32::try_from(case.appeals_used).unwrap_or(0),
         transferred_at: case.transferred_at,
         responsible_ancestors: Vec::new(),
+        overall: overall_of(case),
+        scheduled: scheduled_of(case),
         timing: Timing {
             basis,
             deadline: case.deadline.map(|at| Deadline {
@@ -542,6 +649,74 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
                 }),
         },
         actions_in_state,
+    }
+}
+
+/// A case's overall limit (整改反馈时限) as stored.
+pub(crate) fn overall_of(case: &case::Model) -> OverallClock {
+    OverallClock {
+        basis: basis_of(case.overall_start, case.overall_days),
+        deadline: case.overall_deadline.map(|at| Deadline {
+            at,
+            provisional: case.overall_provisional,
+        }),
+        paused_days: case.overall_paused_days.and_then(|d| u32::try_from(d).ok()),
+        met_at: case.overall_met_at,
+    }
+}
+
+/// A case's scheduled rectification (限期整改) as stored.
+pub fn scheduled_of(case: &case::Model) -> Option<Scheduled> {
+    Some(Scheduled {
+        due: case.scheduled_due?,
+        deadline: case.scheduled_deadline?,
+        done_at: case.scheduled_done_at,
+    })
+}
+
+/// Writes a scheduled rectification into a case's row; its reminders start afresh when the deadline
+/// to meet changed.
+pub(crate) fn put_scheduled(
+    row: &mut case::ActiveModel,
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    scheduled: Option<&Scheduled>,
+    before: Option<&case::Model>,
+) {
+    row.scheduled_due = Set(scheduled.map(|s| s.due));
+    row.scheduled_deadline = Set(scheduled.map(|s| s.deadline));
+    row.scheduled_done_at = Set(scheduled.and_then(|s| s.done_at));
+    let open = scheduled.and_then(Scheduled::open);
+    let was = before.and_then(scheduled_of).and_then(|s| s.open());
+    if before.is_none() || open != was {
+        row.scheduled_remind_at = Set(first_reminder(engine, def, open));
+        row.scheduled_remind_stage = Set(first_stage(open));
+    }
+}
+
+/// Writes the overall limit into a case's row; its reminders start afresh when the deadline to meet
+/// changed (or the case is new, or had none computed yet), as a state's do.
+pub(crate) fn put_overall(
+    row: &mut case::ActiveModel,
+    engine: &Engine,
+    def: &WorkflowDefinition,
+    clock: &OverallClock,
+    before: Option<&case::Model>,
+) {
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    row.overall_start = Set(clock.basis.map(|b| b.start));
+    row.overall_days = Set(clock.basis.map(|b| to_i32(b.working_days)));
+    row.overall_deadline = Set(clock.deadline.map(|d| d.at));
+    row.overall_provisional = Set(clock.deadline.is_some_and(|d| d.provisional));
+    row.overall_paused_days = Set(clock.paused_days.map(to_i32));
+    row.overall_met_at = Set(clock.met_at);
+    let running = clock.running().map(|d| d.at);
+    let unchanged = before.is_some_and(|c| {
+        c.overall_remind_stage.is_some() && overall_of(c).running().map(|d| d.at) == running
+    });
+    if !unchanged {
+        row.overall_remind_at = Set(first_reminder(engine, def, running));
+        row.overall_remind_stage = Set(Some(first_stage(running)));
     }
 }
 

@@ -75,6 +75,8 @@ pub struct LedgerEntry {
     pub rectified_at: Option<DateTime<Utc>>,
     /// 整改措施: its first text field.
     pub measures: Option<String>,
+    /// 限期整改: the due date of a scheduled rectification, and when it was reported done.
+    pub scheduled: Option<(chrono::NaiveDate, Option<DateTime<Utc>>)>,
     /// 反馈时间: the first return visit.
     pub visited_at: Option<DateTime<Utc>>,
     /// 回访方式: the return visit's first enum field.
@@ -141,6 +143,8 @@ impl Store {
                 case::Column::Deadline,
                 case::Column::Overdue,
                 case::Column::ClosedAt,
+                case::Column::ScheduledDue,
+                case::Column::ScheduledDoneAt,
             ])
             .columns([
                 rating::Column::ProjectNo,
@@ -205,6 +209,8 @@ struct LedgerCase {
     deadline: Option<DateTime<Utc>>,
     overdue: bool,
     closed_at: Option<DateTime<Utc>>,
+    scheduled_due: Option<chrono::NaiveDate>,
+    scheduled_done_at: Option<DateTime<Utc>>,
     project_no: String,
     service_name: String,
     level: Code<Level>,
@@ -314,6 +320,7 @@ fn entry(
         transferred_at: transfer.map(|e| e.at),
         rectified_at: rectify.map(|e| e.at),
         measures,
+        scheduled: c.scheduled_due.map(|due| (due, c.scheduled_done_at)),
         visited_at: feedback.map(|e| e.at),
         visit_method: feedback.and_then(chosen),
         review,

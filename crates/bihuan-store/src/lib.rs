@@ -46,7 +46,7 @@ pub use access::{
 };
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};
 pub use batch::{BatchOutcome, RatingsImport};
-pub use cases::{ActionRequest, CaseDetail, last_rectification};
+pub use cases::{ActionRequest, CaseDetail, last_rectification, scheduled_of};
 pub use chain::{BrokenEvent, ChainOf, ChainReport};
 pub use clock::{Clock, truncate_to_micros};
 pub use code::{Code, StoredCode, UnknownCode};

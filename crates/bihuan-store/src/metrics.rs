@@ -254,7 +254,10 @@ async fn add_to_sums(db: &impl ConnectionTrait, sums: DaySums) -> Result<()> {
 }
 
 /// A case's event log as the metrics read it.
-fn steps_of<'a>(events: &'a [event::Model], fields: &'a [Map<String, Value>]) -> Vec<Step<'a>> {
+pub(crate) fn steps_of<'a>(
+    events: &'a [event::Model],
+    fields: &'a [Map<String, Value>],
+) -> Vec<Step<'a>> {
     events
         .iter()
         .zip(fields)

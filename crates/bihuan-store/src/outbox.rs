@@ -318,6 +318,8 @@ fn facts_with_unit(
     now: DateTime<Utc>,
 ) -> CaseFacts {
     let cal = engine.calendar();
+    let overall = crate::cases::overall_of(case).running().map(|d| d.at);
+    let scheduled = crate::cases::scheduled_of(case).and_then(|s| s.open());
     CaseFacts {
         case_id: case.id.to_string(),
         project_no: rating.project_no.clone(),
@@ -329,6 +331,11 @@ fn facts_with_unit(
         deadline: case.deadline.map(|d| mail::chinese_deadline(cal, d)),
         working_days: case
             .deadline
+            .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+        overall_deadline: overall.map(|d| mail::chinese_deadline(cal, d)),
+        overall_working_days: overall.map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
+        scheduled_due: scheduled.map(|d| mail::chinese_deadline(cal, d)),
+        scheduled_working_days: scheduled
             .map(|d| bihuan_core::reminder::working_days_to(cal, now, d)),
         link: engine.letters().link(&format!("/cases/{}", case.id)),
     }

@@ -166,7 +166,7 @@ async fn open_case(
     let remind_at =
         crate::cases::first_reminder(engine, def, opening.timing.deadline.map(|d| d.at));
     opened_case(
-        def, &opening, remind_at, case_id, rating_id, rating, &hash, now,
+        engine, def, &opening, remind_at, case_id, rating_id, rating, &hash, now,
     )
     .insert(txn)
     .await?;
@@ -216,6 +216,7 @@ pub(crate) fn opening_event(
 /// The row of a case just opened in the workflow's initial state.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn opened_case(
+    engine: &Engine,
     def: &bihuan_core::WorkflowDefinition,
     opening: &bihuan_core::Decision,
     remind_at: Option<DateTime<Utc>>,
@@ -226,7 +227,7 @@ pub(crate) fn opened_case(
     now: DateTime<Utc>,
 ) -> case::ActiveModel {
     let timing = &opening.timing;
-    case::ActiveModel {
+    let mut row = case::ActiveModel {
         id: Set(case_id),
         rating_id: Set(rating_id),
         workflow_id: Set(def.id.clone()),
@@ -262,5 +263,9 @@ pub(crate) fn opened_case(
         extension_requested_days: Set(None),
         appeals_used: Set(0),
         transferred_at: Set(None),
-    }
+        ..Default::default()
+    };
+    crate::cases::put_overall(&mut row, engine, def, &opening.overall, None);
+    crate::cases::put_scheduled(&mut row, engine, def, None, None);
+    row
 }

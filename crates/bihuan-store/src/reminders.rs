@@ -90,14 +90,24 @@ pub(crate) struct Pass<'a> {
 /// A subject with a deadline the scheduler watches: its table and how its reminders are written.
 /// The scan, the paging and the mark are the same for every subject.
 pub(crate) trait Watched: Sized + Send + Sync {
-    /// Its table; it has the columns `id`, `version`, `remind_stage`, `remind_at`, `overdue`,
-    /// `escalated` and `updated_at`.
-    type Entity: EntityTrait<Model = Self>;
+    /// Its table; it has the columns `id`, `version`, `overdue`, `escalated`, `updated_at` and the
+    /// clock's two: its next look and its stage (`remind_at` and `remind_stage` for a subject's own
+    /// deadline).
+    type Entity: EntityTrait;
     /// The table's name, for the mark.
     const TABLE: &'static str;
     const ID: <Self::Entity as EntityTrait>::Column;
     const REMIND_AT: <Self::Entity as EntityTrait>::Column;
     const REMIND_STAGE: <Self::Entity as EntityTrait>::Column;
+    /// The names of `REMIND_AT` and `REMIND_STAGE`, for the mark.
+    const REMIND_AT_NAME: &'static str = "remind_at";
+    const REMIND_STAGE_NAME: &'static str = "remind_stage";
+    /// Whether passing this deadline marks the row overdue (a state's own limit, which the on-time
+    /// figures judge); a clock across states reminds and escalates without.
+    const MARKS_OVERDUE: bool = true;
+
+    /// The watched subject of a row read by the scan.
+    fn of(row: <Self::Entity as EntityTrait>::Model) -> Self;
 
     /// Where its reminders stand; a stored stage that names none is corrupt.
     fn watch(&self) -> Result<Watch>;
@@ -136,14 +146,15 @@ struct Mark {
 }
 
 impl Mark {
-    fn of(watch: Watch, findings: &Findings) -> Self {
+    fn of(watch: Watch, findings: &Findings, marks_overdue: bool) -> Self {
         let found = !findings.kinds.is_empty();
         Self {
             watch,
             stage: findings.stage,
             remind_at: findings.next_at,
             found,
-            overdue: watch.overdue || (found && findings.stage >= ReminderKind::Overdue.stage()),
+            overdue: watch.overdue
+                || (marks_overdue && found && findings.stage >= ReminderKind::Overdue.stage()),
             escalated: watch.escalated || findings.kinds.contains(&ReminderKind::Escalated),
         }
     }
@@ -165,6 +176,12 @@ impl Store {
             .await?;
         report += self
             .scan::<crate::entity::task::Model>(engine, now, office_hours, page)
+            .await?;
+        report += self
+            .scan::<Clock<Overall>>(engine, now, office_hours, page)
+            .await?;
+        report += self
+            .scan::<Clock<ScheduledRectification>>(engine, now, office_hours, page)
             .await?;
         if report.found > 0 || report.overtaken > 0 {
             tracing::info!(
@@ -199,12 +216,15 @@ impl Store {
                         .add(Condition::all().add(S::REMIND_AT.eq(at)).add(S::ID.gt(id))),
                 );
             }
-            let rows = due
+            let rows: Vec<S> = due
                 .order_by_asc(S::REMIND_AT)
                 .order_by_asc(S::ID)
                 .limit(page)
                 .all(&self.db)
-                .await?;
+                .await?
+                .into_iter()
+                .map(S::of)
+                .collect();
             let looked = rows.len();
             let Some(last) = rows.last() else {
                 return Ok(report);
@@ -255,7 +275,7 @@ impl Store {
             };
             let times = ReminderTimes::of(engine.calendar(), row.settings(engine)?, deadline);
             let found = times.findings(watch.stage, now);
-            marks.push(Mark::of(watch, &found));
+            marks.push(Mark::of(watch, &found, S::MARKS_OVERDUE));
             findings.push(Some((watch.id, watch.stage, deadline, found)));
         }
         let backend = self.backend();
@@ -331,13 +351,13 @@ async fn mark<S: Watched>(
         }
         // A reminder changes what people see of the subject: its version moves on, so an action
         // decided on the old view is refused rather than silently undoing the mark.
-        let table = S::TABLE;
+        let (table, stage, at) = (S::TABLE, S::REMIND_STAGE_NAME, S::REMIND_AT_NAME);
         let sql = format!(
-            "UPDATE {table} SET remind_stage = v.column2, remind_at = v.column3, \
+            "UPDATE {table} SET {stage} = v.column2, {at} = v.column3, \
              version = v.column4, updated_at = v.column5, overdue = v.column6, \
              escalated = v.column7 FROM (VALUES {}) AS v \
              WHERE {table}.id = v.column1 AND {table}.version = v.column8 \
-             AND {table}.remind_stage = v.column9 RETURNING id",
+             AND {table}.{stage} = v.column9 RETURNING id",
             rows.join(", ")
         );
         for row in txn
@@ -359,6 +379,10 @@ impl Watched for case::Model {
     const ID: case::Column = case::Column::Id;
     const REMIND_AT: case::Column = case::Column::RemindAt;
     const REMIND_STAGE: case::Column = case::Column::RemindStage;
+
+    fn of(row: case::Model) -> Self {
+        row
+    }
 
     fn watch(&self) -> Result<Watch> {
         Ok(Watch {
@@ -488,6 +512,176 @@ impl Watched for case::Model {
     }
 }
 
+/// A clock of a case beside its state's own, on the same row with columns of its own: the overall
+/// limit (整改反馈时限) and a scheduled rectification (限期整改).
+pub(crate) trait CaseClock: Send + Sync + 'static {
+    /// Its name: the prefix of its columns and of its reminders' outbox kinds.
+    const NAME: &'static str;
+    const REMIND_AT: case::Column;
+    const REMIND_STAGE: case::Column;
+    const REMIND_AT_NAME: &'static str;
+    const REMIND_STAGE_NAME: &'static str;
+
+    /// The deadline still to meet.
+    fn deadline(c: &case::Model) -> Option<DateTime<Utc>>;
+
+    /// Its stored stage; `None` only for an overall limit not filled in yet.
+    fn stage(c: &case::Model) -> Option<i16>;
+
+    /// When the scanner looks at it next.
+    fn remind_at(c: &case::Model) -> Option<DateTime<Utc>>;
+}
+
+/// 整改反馈时限.
+#[derive(Debug)]
+pub(crate) struct Overall;
+
+impl CaseClock for Overall {
+    const NAME: &'static str = "overall";
+    const REMIND_AT: case::Column = case::Column::OverallRemindAt;
+    const REMIND_STAGE: case::Column = case::Column::OverallRemindStage;
+    const REMIND_AT_NAME: &'static str = "overall_remind_at";
+    const REMIND_STAGE_NAME: &'static str = "overall_remind_stage";
+
+    fn deadline(c: &case::Model) -> Option<DateTime<Utc>> {
+        crate::cases::overall_of(c).running().map(|d| d.at)
+    }
+
+    fn stage(c: &case::Model) -> Option<i16> {
+        c.overall_remind_stage
+    }
+
+    fn remind_at(c: &case::Model) -> Option<DateTime<Utc>> {
+        c.overall_remind_at
+    }
+}
+
+/// 建立台账、限期整改.
+#[derive(Debug)]
+pub(crate) struct ScheduledRectification;
+
+impl CaseClock for ScheduledRectification {
+    const NAME: &'static str = "scheduled";
+    const REMIND_AT: case::Column = case::Column::ScheduledRemindAt;
+    const REMIND_STAGE: case::Column = case::Column::ScheduledRemindStage;
+    const REMIND_AT_NAME: &'static str = "scheduled_remind_at";
+    const REMIND_STAGE_NAME: &'static str = "scheduled_remind_stage";
+
+    fn deadline(c: &case::Model) -> Option<DateTime<Utc>> {
+        crate::cases::scheduled_of(c).and_then(|s| s.open())
+    }
+
+    fn stage(c: &case::Model) -> Option<i16> {
+        Some(c.scheduled_remind_stage)
+    }
+
+    fn remind_at(c: &case::Model) -> Option<DateTime<Utc>> {
+        c.scheduled_remind_at
+    }
+}
+
+/// A case as the scanner watches one of its other clocks.
+#[derive(Debug)]
+pub(crate) struct Clock<K>(case::Model, std::marker::PhantomData<K>);
+
+/// The reminders of a case's other clocks: due soon and overdue to the responsible unit (the center
+/// while the case waits there), sent no earlier than the pass's office hours; the escalation (督办)
+/// to the supervisors above at once. Passing one marks the case escalated, never overdue: the
+/// on-time figures judge the unit's own stage. The outbox kinds are the clock's name and the
+/// reminder's (`overall_due_soon`, `scheduled_escalated` …).
+impl<K: CaseClock> Watched for Clock<K> {
+    type Entity = case::Entity;
+    const TABLE: &'static str = "cases";
+    const ID: case::Column = case::Column::Id;
+    const REMIND_AT: case::Column = K::REMIND_AT;
+    const REMIND_STAGE: case::Column = K::REMIND_STAGE;
+    const REMIND_AT_NAME: &'static str = K::REMIND_AT_NAME;
+    const REMIND_STAGE_NAME: &'static str = K::REMIND_STAGE_NAME;
+    const MARKS_OVERDUE: bool = false;
+
+    fn of(row: case::Model) -> Self {
+        Self(row, std::marker::PhantomData)
+    }
+
+    fn watch(&self) -> Result<Watch> {
+        let c = &self.0;
+        let stage = K::stage(c).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "case {} is watched for its {} clock but has no reminder stage",
+                c.id,
+                K::NAME
+            ))
+        })?;
+        Ok(Watch {
+            id: c.id,
+            version: c.version,
+            deadline: K::deadline(c),
+            stage: stored_stage(Self::TABLE, c.id, stage)?,
+            remind_at: K::remind_at(c),
+            overdue: c.overdue,
+            escalated: c.escalated,
+            updated_at: c.updated_at,
+        })
+    }
+
+    fn settings<'e>(&self, engine: &'e Engine) -> Result<&'e Settings> {
+        Ok(&workflow_of(engine, &self.0)?.settings)
+    }
+
+    async fn remind(pass: &Pass<'_>, found: Vec<Found<Self>>) -> Result<usize> {
+        let (txn, engine, org, now) = (pass.txn, pass.engine, pass.org, pass.now);
+        let ratings = ratings_of(txn, found.iter().map(|f| f.subject.0.rating_id)).await?;
+        let people = org.people();
+        let mut mails = Vec::new();
+        for f in &found {
+            let c = &f.subject.0;
+            let rating = ratings
+                .get(&c.rating_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("case {} has no rating", c.id)))?;
+            let def = workflow_of(engine, c)?;
+            let facts = case_facts(org, engine, def, c, rating, now);
+            for kind in &f.findings.kinds {
+                let escalation = *kind == ReminderKind::Escalated;
+                let (audience, recipients) = if escalation {
+                    ("supervisors", escalation_recipients(people, org, c))
+                } else if c.unit_code.is_some() {
+                    (
+                        "responsible_unit",
+                        reminder_recipients(people, org, c, rating),
+                    )
+                } else {
+                    ("center", reminder_recipients(people, org, c, rating))
+                };
+                let kind = format!("{}_{}", K::NAME, kind.as_str());
+                tracing::debug!(case = %c.id, kind = kind.as_str(), "clock reminder");
+                let notice = CaseNotice {
+                    kind: kind.clone(),
+                    action: None,
+                    case: facts.clone(),
+                };
+                mails.push(NewMail {
+                    unique_key: format!(
+                        "{}-remind:{}:{}:{kind}",
+                        K::NAME,
+                        c.id,
+                        f.deadline.timestamp_micros()
+                    ),
+                    kind,
+                    case_id: Some(c.id),
+                    audience: audience.to_owned(),
+                    recipients,
+                    letter: render(engine, mail::CASE, &notice)?,
+                    status: OutboxStatus::Pending,
+                    send_at: (!escalation).then_some(pass.office_hours),
+                });
+            }
+        }
+        let written = mails.len();
+        insert_mails(txn, mails, now).await?;
+        Ok(written)
+    }
+}
+
 /// The ratings of some cases, by id (500 a query).
 async fn ratings_of(
     db: &impl ConnectionTrait,
@@ -509,7 +703,7 @@ async fn ratings_of(
 }
 
 /// The event logs of some cases, each in order (500 cases a query).
-async fn events_of_many(
+pub(crate) async fn events_of_many(
     db: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<BTreeMap<Uuid, Vec<event::Model>>> {

@@ -499,6 +499,10 @@ impl Watched for task::Model {
     const REMIND_AT: task::Column = task::Column::RemindAt;
     const REMIND_STAGE: task::Column = task::Column::RemindStage;
 
+    fn of(row: task::Model) -> Self {
+        row
+    }
+
     fn watch(&self) -> Result<Watch> {
         Ok(Watch {
             id: self.id,

@@ -779,12 +779,23 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_added(db: &TestDb
     )
     .unwrap();
     let updated = bihuan_store::load_dir(dir.path(), chrono_tz::Asia::Shanghai).unwrap();
+    // The state's deadline and the overall limit (整改反馈时限, 15 working days from the opening:
+    // provisionally Thu 2/25).
+    let provisional_overall = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2027, 2, 26, 0, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let c = store.case(id).await.unwrap().case;
+    assert_eq!(
+        (c.overall_deadline, c.overall_provisional),
+        (Some(provisional_overall), true)
+    );
     assert_eq!(
         store
             .recompute_provisional_deadlines(&updated, opened_at)
             .await
             .unwrap(),
-        1
+        2
     );
     let c = store.case(id).await.unwrap().case;
     // 02-05 (Fri), 02-07 (make-up Sunday), then 02-15, 16, 17.
@@ -796,10 +807,19 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_added(db: &TestDb
         (c.deadline, c.deadline_provisional),
         (Some(official_end), false)
     );
+    // 02-05, 02-07, 02-15 … 02-19, 02-22 … 02-26, 03-01, 02, 03.
+    let official_overall = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2027, 3, 4, 0, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(
+        (c.overall_deadline, c.overall_provisional),
+        (Some(official_overall), false)
+    );
     assert_eq!(
         c.version,
-        version + 3,
-        "the recomputation is a change like any other"
+        version + 4,
+        "each recomputation is a change like any other"
     );
 }
 

@@ -63,8 +63,9 @@ async fn one_pass_reminds_every_case_once_a_page_at_a_time(db: &TestDb) {
         .count();
     assert_eq!(marks, pages, "one mark a page");
     // A page: its read, BEGIN, the mark, the tree's revision, ratings, people, events, the metric
-    // sums, lapsing, the outbox rows (200 a statement), COMMIT; plus the work items' empty read.
-    let bound = pages * (11 + (2 * PAGE as usize).div_ceil(200)) + 2;
+    // sums, lapsing, the outbox rows (200 a statement), COMMIT; plus the work items' empty read and
+    // the other clocks' (overall limits not yet due, no scheduled rectification).
+    let bound = pages * (11 + (2 * PAGE as usize).div_ceil(200)) + 4;
     assert!(
         statements.len() <= bound,
         "{} statements for {CASES} cases (at most {bound}):\n{}",
@@ -115,11 +116,12 @@ async fn one_pass_reminds_every_case_once_a_page_at_a_time(db: &TestDb) {
         !r.subject.is_empty() && !r.body.is_empty() && r.html.is_some() != listed
     }));
 
-    // Nothing new: one read of each subject's due range, no write.
+    // Nothing new: one read of each clock's due range (cases, work items, overall limits, scheduled
+    // rectifications), no write.
     let again = store.find_reminders(&engine, now, now, PAGE).await.unwrap();
     assert_eq!((again.found, again.overtaken), (0, 0));
     let statements = taken(&seen);
-    assert_eq!(statements.len(), 2, "{}", statements.join("\n"));
+    assert_eq!(statements.len(), 4, "{}", statements.join("\n"));
     assert!(statements.iter().all(|s| s.starts_with("SELECT")));
     assert_eq!(
         outbox::Entity::find()

@@ -7,7 +7,7 @@ use bihuan_store::{Choice, LedgerEntry, ReviewOutcome};
 use chrono::NaiveDateTime;
 
 /// The ledger's columns, in order, with their widths in an Excel sheet.
-pub const LEDGER_COLUMNS: [(&str, f64); 18] = [
+pub const LEDGER_COLUMNS: [(&str, f64); 19] = [
     ("办件编号", 22.0),
     ("事项名称", 30.0),
     ("评价等级", 10.0),
@@ -19,6 +19,7 @@ pub const LEDGER_COLUMNS: [(&str, f64); 18] = [
     ("转办时间", 17.0),
     ("整改时间", 17.0),
     ("整改措施", 30.0),
+    ("限期整改", 24.0),
     ("反馈时间", 17.0),
     ("回访方式", 10.0),
     ("评议结果", 10.0),
@@ -41,7 +42,7 @@ pub enum LedgerCell {
 }
 
 /// The cells of one entry, in the order of [`LEDGER_COLUMNS`].
-pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 18] {
+pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 19] {
     let tz = engine.calendar().tz();
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| match at {
         Some(at) => LedgerCell::Time(at.with_timezone(&tz).naive_local()),
@@ -69,6 +70,11 @@ pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 18] {
         time(e.transferred_at),
         time(e.rectified_at),
         text(e.measures.as_deref()),
+        text(
+            e.scheduled
+                .map(|(due, done)| scheduled_words(engine, due, done))
+                .as_deref(),
+        ),
         time(e.visited_at),
         text(
             e.visit_method
@@ -82,6 +88,25 @@ pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 18] {
         text(Some(&e.origin_unit)),
         LedgerCell::Text(e.case_id.to_string()),
     ]
+}
+
+/// 限期整改 as the ledger says it: until when, or done when.
+fn scheduled_words(
+    engine: &Engine,
+    due: chrono::NaiveDate,
+    done: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    let due = bihuan_core::mail::chinese_date(due);
+    match done {
+        None => format!("限期整改（{due}前）"),
+        Some(at) => {
+            let at = at.with_timezone(&engine.calendar().tz()).date_naive();
+            format!(
+                "限期整改已完成（期限{due}，{}完成）",
+                bihuan_core::mail::chinese_date(at)
+            )
+        }
+    }
 }
 
 /// The label the workflow file gives a recorded choice; its value when the file no longer has it.

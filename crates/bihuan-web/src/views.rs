@@ -39,6 +39,20 @@ pub struct CaseView {
     pub appeals_used: i32,
     /// When it was last transferred to its responsible unit (the appeal window starts then).
     pub transferred_at: Option<DateTime<Utc>>,
+    /// 整改反馈时限: the overall limit from the opening to feedback (paused while appealing: null
+    /// then); kept once met.
+    pub overall_deadline: Option<DateTime<Utc>>,
+    /// While appealing: the working days of the overall limit that were left when it paused.
+    pub overall_paused_days: Option<i32>,
+    /// When the case met the overall limit (first reached feedback, or ended).
+    pub overall_met_at: Option<DateTime<Utc>>,
+    /// Whether the overall limit passed before the case met it.
+    pub overall_overdue: bool,
+    /// 建立台账、限期整改: the due date of a scheduled rectification (`YYYY-MM-DD`), null without one.
+    #[schema(value_type = Option<String>)]
+    pub scheduled_due: Option<chrono::NaiveDate>,
+    /// When the scheduled rectification was reported done (限期整改完成).
+    pub scheduled_done_at: Option<DateTime<Utc>>,
     /// 差评原因: the `category` of its last rectification (in the case's own answer; null in lists).
     pub category: Option<String>,
     pub opened_at: DateTime<Utc>,
@@ -127,6 +141,11 @@ pub struct FieldView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub options: Vec<Value>,
+    /// Taken only when another field has a value (`{"field","equals"}`): required then (when
+    /// `required`), refused otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub when: Option<Value>,
 }
 
 /// An audit of the closed loop.
@@ -176,6 +195,14 @@ pub fn case_summary(
         extension_requested_days: case.extension_requested_days,
         appeals_used: case.appeals_used,
         transferred_at: case.transferred_at,
+        overall_deadline: case.overall_deadline,
+        overall_paused_days: case.overall_paused_days,
+        overall_met_at: case.overall_met_at,
+        overall_overdue: case
+            .overall_deadline
+            .is_some_and(|d| case.overall_met_at.unwrap_or(now) > d),
+        scheduled_due: case.scheduled_due,
+        scheduled_done_at: case.scheduled_done_at,
         category: None,
         opened_at: case.opened_at,
         closed_at: case.closed_at,
@@ -303,6 +330,7 @@ pub fn action_view(a: &ActionDef) -> ActionView {
                     FieldKind::Integer { .. } => ("integer", Vec::new()),
                     FieldKind::Unit => ("unit", Vec::new()),
                     FieldKind::DateTime { .. } => ("datetime", Vec::new()),
+                    FieldKind::Date => ("date", Vec::new()),
                 };
                 FieldView {
                     name: f.name.clone(),
@@ -310,6 +338,10 @@ pub fn action_view(a: &ActionDef) -> ActionView {
                     kind,
                     required: f.required,
                     options,
+                    when: f
+                        .when
+                        .as_ref()
+                        .map(|w| serde_json::json!({ "field": w.field, "equals": w.equals })),
                 }
             })
             .collect(),

@@ -44,6 +44,7 @@ pub async fn serve(
     // Sums counted by an older version lack what this one counts (the scheduler checks too, for a
     // database another process migrated).
     store.rebuild_stale_metrics(&engine).await?;
+    store.start_overall_limits(&engine, clock.now()).await?;
     if demo {
         crate::demo::fill(&store, &engine, &clock).await?;
     }

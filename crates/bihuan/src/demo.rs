@@ -462,7 +462,28 @@ type DemoStep = (&'static str, &'static str, Value);
 async fn demo_paths(store: &Store, engine: &Engine, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let rectify = json!({"finding": "true", "measures": "已向办事群众说明办理要求，并优化一次性告知单", "outcome": "rectified"});
     let feedback = json!({"method": "phone", "summary": "已电话回访，告知整改结果"});
-    let paths: [(&str, Vec<DemoStep>); 4] = [
+    // 建立台账、限期整改: committed to a day two months on.
+    let due = (engine.calendar().local_date(now) + Duration::days(60))
+        .format("%Y-%m-%d")
+        .to_string();
+    let paths: [(&str, Vec<DemoStep>); 5] = [
+        (
+            "限期整改",
+            vec![
+                (
+                    "shebao",
+                    "rectify",
+                    json!({
+                        "finding": "true",
+                        "measures": "自助终端不支持社保卡读卡，已建立台账，申请区级统一改造",
+                        "outcome": "scheduled",
+                        "due": due,
+                        "category": "facilities",
+                    }),
+                ),
+                ("shebao", "feedback", feedback.clone()),
+            ],
+        ),
         (
             "申请延期",
             vec![(

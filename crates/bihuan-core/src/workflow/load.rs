@@ -7,8 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    ActionDef, Audience, EffectDef, EnumOption, FieldDef, FieldKind, Guard, Mark, NotifyDef,
-    Settings, StateDef, WorkflowDefinition,
+    ActionDef, Audience, EffectDef, EnumOption, FieldCondition, FieldDef, FieldKind, Guard, Mark,
+    NotifyDef, OverallLimit, Settings, StateDef, WorkflowDefinition,
 };
 use crate::Role;
 
@@ -40,6 +40,7 @@ struct RawFile {
     workflow: RawWorkflow,
     #[serde(default)]
     settings: RawSettings,
+    overall: Option<RawOverall>,
     #[serde(default)]
     states: Vec<RawState>,
     #[serde(default)]
@@ -65,6 +66,14 @@ struct RawSettings {
     appeal_limit: Option<u32>,
     appeal_window_working_days: Option<u32>,
     unreachable_counts_as_visited: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverall {
+    label: String,
+    time_limit_days: Spanned<u32>,
+    until: Spanned<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +141,14 @@ struct RawField {
     max: Option<i64>,
     max_chars: Option<usize>,
     default: Option<Spanned<String>>,
+    when: Option<Spanned<RawCondition>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    field: String,
+    equals: String,
 }
 
 fn yes() -> bool {
@@ -238,6 +255,10 @@ pub fn load(file: &str, text: &str) -> Result<WorkflowDefinition, Vec<Problem>> 
         .map(|a| check_action(&mut ck, a, &state_ids, &action_ids))
         .collect();
 
+    let overall = raw
+        .overall
+        .as_ref()
+        .map(|o| check_overall(&mut ck, o, &state_ids));
     if ck.problems.is_empty() {
         check_graph(&mut ck, &raw, &states, &actions);
     }
@@ -252,6 +273,7 @@ pub fn load(file: &str, text: &str) -> Result<WorkflowDefinition, Vec<Problem>> 
         label_en: raw.workflow.label_en,
         initial: raw.workflow.initial.into_inner(),
         settings: settings(&raw.settings),
+        overall,
         states,
         actions,
     })
@@ -301,6 +323,36 @@ fn settings(raw: &RawSettings) -> Settings {
         unreachable_counts_as_visited: raw
             .unreachable_counts_as_visited
             .unwrap_or(defaults.unreachable_counts_as_visited),
+    }
+}
+
+/// The limit across states: at least one working day, met by at least one declared state.
+fn check_overall(
+    ck: &mut Checker<'_>,
+    o: &RawOverall,
+    state_ids: &BTreeSet<String>,
+) -> OverallLimit {
+    if *o.time_limit_days.get_ref() == 0 {
+        ck.at(
+            &o.time_limit_days,
+            "[overall]: time_limit_days must be at least 1",
+        );
+    }
+    if o.until.get_ref().is_empty() {
+        ck.at(&o.until, "[overall]: `until` names no state");
+    }
+    for state in o.until.get_ref() {
+        if !state_ids.contains(state) {
+            ck.at(
+                &o.until,
+                format!("[overall]: unknown state `{state}` in `until`"),
+            );
+        }
+    }
+    OverallLimit {
+        label: o.label.clone(),
+        time_limit_days: *o.time_limit_days.get_ref(),
+        until: o.until.get_ref().clone(),
     }
 }
 
@@ -509,6 +561,26 @@ fn check_fields(ck: &mut Checker<'_>, a: &RawAction) -> Vec<FieldDef> {
             fields.push(field);
         }
     }
+    for f in &a.fields {
+        let Some(when) = &f.when else { continue };
+        let cond = when.get_ref();
+        let other = fields.iter().find(|o| o.name == cond.field);
+        let known = match other.map(|o| &o.kind) {
+            Some(FieldKind::Enum { options }) => options.iter().any(|o| o.value == cond.equals),
+            _ => false,
+        };
+        if !known {
+            ck.at(
+                when,
+                format!(
+                    "action `{id}`: field `{}` is taken when `{}` is `{}`, which is no option of an enum field of the action",
+                    f.name.get_ref(),
+                    cond.field,
+                    cond.equals
+                ),
+            );
+        }
+    }
     fields
 }
 
@@ -556,11 +628,12 @@ fn check_guard(
         "escalated" => Some(Guard::Escalated),
         "extension_requested" => Some(Guard::ExtensionRequested),
         "no_extension_requested" => Some(Guard::NoExtensionRequested),
+        "scheduled_open" => Some(Guard::ScheduledOpen),
         other => {
             ck.at(
                 &g.kind,
                 format!(
-                    "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested)"
+                    "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested, scheduled_open)"
                 ),
             );
             None
@@ -582,13 +655,18 @@ fn check_effect(ck: &mut Checker<'_>, a: &RawAction, e: &RawEffect) -> Option<Ef
     let wanted = match kind {
         "set_responsible_unit" => Some("unit"),
         "extend_deadline" | "request_extension" => Some("integer"),
-        "reopen" | "clear_responsible_unit" | "deny_extension" | "appeal" => None,
+        "schedule" => Some("date"),
+        "reopen"
+        | "clear_responsible_unit"
+        | "deny_extension"
+        | "appeal"
+        | "complete_scheduled" => None,
         other => {
             let id = a.id.get_ref();
             ck.at(
                 &e.kind,
                 format!(
-                    "action `{id}`: unknown effect kind `{other}` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen)"
+                    "action `{id}`: unknown effect kind `{other}` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen, schedule, complete_scheduled)"
                 ),
             );
             return None;
@@ -599,6 +677,8 @@ fn check_effect(ck: &mut Checker<'_>, a: &RawAction, e: &RawEffect) -> Option<Ef
         ("set_responsible_unit", Some(field)) => Some(EffectDef::SetResponsibleUnit { field }),
         ("extend_deadline", Some(field)) => Some(EffectDef::ExtendDeadline { field }),
         ("request_extension", Some(field)) => Some(EffectDef::RequestExtension { field }),
+        ("schedule", Some(field)) => Some(EffectDef::Schedule { field }),
+        ("complete_scheduled", _) => Some(EffectDef::CompleteScheduled),
         ("deny_extension", _) => Some(EffectDef::DenyExtension),
         ("appeal", _) => Some(EffectDef::Appeal),
         ("reopen", _) => Some(EffectDef::Reopen),
@@ -749,6 +829,7 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
             FieldKind::Integer { min, max }
         }
         "unit" => FieldKind::Unit,
+        "date" => FieldKind::Date,
         "datetime" => FieldKind::DateTime {
             default_now: match &f.default {
                 None => false,
@@ -766,7 +847,7 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
             ck.at(
                 kind,
                 format!(
-                    "action `{action}`: field `{name}` has unknown type `{other}` (known: text, enum, integer, unit, datetime)"
+                    "action `{action}`: field `{name}` has unknown type `{other}` (known: text, enum, integer, unit, datetime, date)"
                 ),
             );
             return None;
@@ -783,6 +864,10 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
         label: f.label.clone(),
         required: f.required,
         kind,
+        when: f.when.as_ref().map(|w| FieldCondition {
+            field: w.get_ref().field.clone(),
+            equals: w.get_ref().equals.clone(),
+        }),
     })
 }
 
@@ -971,7 +1056,7 @@ type = "integer"
                 vec![
                     (
                         26,
-                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen)",
+                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen, schedule, complete_scheduled)",
                     ),
                     (
                         26,
@@ -1050,15 +1135,15 @@ type = "integer"
                     (25, clerk.as_str()),
                     (
                         33,
-                        "action `go`: field `days` has unknown type `blob` (known: text, enum, integer, unit, datetime)",
+                        "action `go`: field `days` has unknown type `blob` (known: text, enum, integer, unit, datetime, date)",
                     ),
                     (
                         26,
-                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested)",
+                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested, scheduled_open)",
                     ),
                     (
                         27,
-                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen)",
+                        "action `go`: unknown effect kind `teleport` (known: set_responsible_unit, clear_responsible_unit, extend_deadline, request_extension, deny_extension, appeal, reopen, schedule, complete_scheduled)",
                     ),
                     (28, unknown_mark.as_str()),
                     (
@@ -1129,6 +1214,41 @@ type = "integer"
         for (extra, expected) in table {
             let def = load("t.toml", &format!("{BASE}{extra}")).unwrap();
             assert_eq!(def.settings, expected, "{extra}");
+        }
+    }
+
+    #[test]
+    fn the_overall_limit_names_what_is_wrong_and_is_absent_unless_declared() {
+        assert_eq!(load("t.toml", BASE).unwrap().overall, None);
+        let good = "[overall]\nlabel = \"整改反馈时限\"\ntime_limit_days = 15\nuntil = [\"b\"]\n";
+        assert_eq!(
+            load("t.toml", &format!("{BASE}{good}")).unwrap().overall,
+            Some(OverallLimit {
+                label: "整改反馈时限".into(),
+                time_limit_days: 15,
+                until: vec!["b".into()],
+            })
+        );
+        let table = [
+            (
+                "[overall]\nlabel = \"x\"\ntime_limit_days = 0\nuntil = [\"b\"]\n",
+                "[overall]: time_limit_days must be at least 1",
+            ),
+            (
+                "[overall]\nlabel = \"x\"\ntime_limit_days = 5\nuntil = []\n",
+                "[overall]: `until` names no state",
+            ),
+            (
+                "[overall]\nlabel = \"x\"\ntime_limit_days = 5\nuntil = [\"nowhere\"]\n",
+                "[overall]: unknown state `nowhere` in `until`",
+            ),
+        ];
+        for (extra, message) in table {
+            let found = problems(&format!("{BASE}{extra}"));
+            assert!(
+                found.iter().any(|(line, m)| m == message && line.is_some()),
+                "{extra}: {found:?}"
+            );
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct WorkflowDefinition {
     pub initial: String,
     /// Deployment settings (reopen limit, reminders).
     pub settings: Settings,
+    /// The limit across states (整改反馈时限), when the workflow has one.
+    pub overall: Option<OverallLimit>,
     /// Every state, in file order.
     pub states: Vec<StateDef>,
     /// Every action, in file order.
@@ -60,6 +62,19 @@ impl Default for Settings {
             unreachable_counts_as_visited: true,
         }
     }
+}
+
+/// A limit across states (整改反馈时限): working days from the opening until the case first reaches
+/// one of `until` (or a terminal state); the clock pauses while the case is in a pausing state and
+/// takes every extension granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverallLimit {
+    /// Chinese label, e.g. 整改反馈时限.
+    pub label: String,
+    /// The working days from the opening.
+    pub time_limit_days: u32,
+    /// The states that meet it.
+    pub until: Vec<String>,
 }
 
 /// One state (状态).
@@ -142,10 +157,23 @@ pub struct FieldDef {
     pub name: String,
     /// Chinese label for forms.
     pub label: String,
-    /// Whether it must be given.
+    /// Whether it must be given (for a field taken only `when` a choice is made: whether it must be
+    /// given then).
     pub required: bool,
     /// Its type.
     pub kind: FieldKind,
+    /// Taken only when another field of the action has a value (限期整改's `due` only with the
+    /// outcome `scheduled`): required then, refused otherwise.
+    pub when: Option<FieldCondition>,
+}
+
+/// A condition on another field of the same action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldCondition {
+    /// The other field (an enum).
+    pub field: String,
+    /// The value it must have.
+    pub equals: String,
 }
 
 /// The type of a field.
@@ -161,6 +189,8 @@ pub enum FieldKind {
     Unit,
     /// An instant in RFC 3339; when `default_now`, a missing value records the action's time.
     DateTime { default_now: bool },
+    /// A calendar day, `YYYY-MM-DD` (a due date).
+    Date,
 }
 
 /// One allowed value of an enum field.
@@ -185,6 +215,8 @@ pub enum Guard {
     ExtensionRequested,
     /// No request for more time is waiting (a unit asks once at a time).
     NoExtensionRequested,
+    /// A scheduled rectification (限期整改) waits to be reported done.
+    ScheduledOpen,
 }
 
 impl Guard {
@@ -196,6 +228,7 @@ impl Guard {
             Guard::Escalated => "escalated",
             Guard::ExtensionRequested => "extension_requested",
             Guard::NoExtensionRequested => "no_extension_requested",
+            Guard::ScheduledOpen => "scheduled_open",
         }
     }
 }
@@ -220,6 +253,12 @@ pub enum EffectDef {
     Appeal,
     /// The reopen count rises; past the reopen limit the case is escalated to supervisors.
     Reopen,
+    /// 建立台账、限期整改: with the field's date (a day after today) the rectification is tracked
+    /// until done, with its own reminders; without it (another outcome) a scheduled one before is
+    /// superseded.
+    Schedule { field: String },
+    /// The scheduled rectification is reported done (限期整改完成).
+    CompleteScheduled,
 }
 
 /// What an action counts as in the metrics.

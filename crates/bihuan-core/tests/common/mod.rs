@@ -53,6 +53,8 @@ pub fn apply(s: &Subject, d: &Decision) -> Subject {
         transferred_at: d.transferred_at,
         responsible_ancestors: s.responsible_ancestors.clone(),
         timing: d.timing.clone(),
+        overall: d.overall.clone(),
+        scheduled: d.scheduled.clone(),
         actions_in_state: counts,
     }
 }

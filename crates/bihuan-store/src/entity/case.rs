@@ -51,6 +51,32 @@ pub struct Model {
     pub appeals_used: i32,
     /// When the case was last transferred to its responsible unit.
     pub transferred_at: Option<DateTimeUtc>,
+    /// The overall limit (整改反馈时限): where its deadline comes from, `None` while paused or
+    /// without one.
+    pub overall_start: Option<DateTimeUtc>,
+    pub overall_days: Option<i32>,
+    /// Its deadline; `None` while paused. Kept once met.
+    pub overall_deadline: Option<DateTimeUtc>,
+    pub overall_provisional: bool,
+    /// While paused (appealing): the working days that were left.
+    pub overall_paused_days: Option<i32>,
+    /// When the case met it (first reached feedback, or ended).
+    pub overall_met_at: Option<DateTimeUtc>,
+    /// The scheduler's next look at it, like `remind_at`.
+    pub overall_remind_at: Option<DateTimeUtc>,
+    /// How far its reminders went, like `remind_stage`; `None` until filled in for a case opened
+    /// before the limit existed.
+    pub overall_remind_stage: Option<i16>,
+    /// A scheduled rectification (建立台账、限期整改): the due date the unit committed to.
+    pub scheduled_due: Option<Date>,
+    /// Its end (24:00 local), the deadline reminded.
+    pub scheduled_deadline: Option<DateTimeUtc>,
+    /// When the unit reported it done (限期整改完成).
+    pub scheduled_done_at: Option<DateTimeUtc>,
+    /// The scheduler's next look at it, like `remind_at`.
+    pub scheduled_remind_at: Option<DateTimeUtc>,
+    /// How far its reminders went, like `remind_stage` (3 without one).
+    pub scheduled_remind_stage: i16,
 }
 
 /// No declared relations: queries join explicitly.

@@ -8,17 +8,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use bihuan_core::mail::chinese_day;
 use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{WorkflowDefinition, available_actions};
+use bihuan_store::entity::case;
 use bihuan_store::{ActionRequest, CaseDetail, StoreError};
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::act::ActionPage;
 use super::forms::{ActionForm, Submitted, action_form};
-use super::views::{CaseRow, Flash, Me, UnitNames, nav, when};
+use super::views::{CaseRow, Flash, Me, UnitNames, deadline_view, nav, when};
 use super::{PageError, PageResult, PageUser, render};
 use crate::AppState;
 use crate::error::ApiError;
@@ -92,6 +94,76 @@ struct CaseHead {
     extension_days_used: i32,
     extension_requested_days: Option<i32>,
     appeals_used: i32,
+    /// 整改反馈时限, when the case has one: the tag's text and class, and the note beside it.
+    overall: Option<OverallLine>,
+    /// 限期整改, when its last rectification was scheduled: the tag and the note.
+    scheduled: Option<OverallLine>,
+}
+
+/// How the overall limit (整改反馈时限) stands, for the detail page.
+#[derive(Debug, Serialize)]
+struct OverallLine {
+    text: String,
+    class: &'static str,
+    note: String,
+}
+
+impl OverallLine {
+    fn scheduled(
+        cal: &bihuan_core::WorkingCalendar,
+        c: &case::Model,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
+        let scheduled = bihuan_store::scheduled_of(c)?;
+        let due = chinese_day(scheduled.due);
+        Some(match scheduled.done_at {
+            Some(done) => Self {
+                text: "已完成".to_owned(),
+                class: "ok",
+                note: format!("期限 {due}，{} 报送完成", when(cal, done)),
+            },
+            None => {
+                let view = deadline_view(cal, scheduled.deadline, false, now);
+                Self {
+                    text: view.text,
+                    class: view.class,
+                    note: format!("期限 {due}，完成后报送“限期整改完成”"),
+                }
+            }
+        })
+    }
+
+    fn of(cal: &bihuan_core::WorkingCalendar, c: &case::Model, now: DateTime<Utc>) -> Option<Self> {
+        let date = |d: DateTime<Utc>| format!("{} 24:00", chinese_day(cal.last_day(d)));
+        if let Some(days) = c.overall_paused_days {
+            return Some(Self {
+                text: "申诉复核期间暂停".to_owned(),
+                class: "plain",
+                note: format!("恢复后剩余 {days} 个工作日"),
+            });
+        }
+        let deadline = c.overall_deadline?;
+        Some(match c.overall_met_at {
+            Some(met) if met > deadline => Self {
+                text: "超时限反馈".to_owned(),
+                class: "over",
+                note: format!("时限 {}，{} 反馈", date(deadline), when(cal, met)),
+            },
+            Some(met) => Self {
+                text: "按时限反馈".to_owned(),
+                class: "ok",
+                note: format!("时限 {}，{} 反馈", date(deadline), when(cal, met)),
+            },
+            None => {
+                let view = deadline_view(cal, deadline, false, now);
+                Self {
+                    text: view.text,
+                    class: view.class,
+                    note: view.date,
+                }
+            }
+        })
+    }
 }
 
 /// The rating as the detail page shows it (masked per role).
@@ -158,6 +230,8 @@ impl DetailPage<'_> {
             extension_days_used: c.extension_days_used,
             extension_requested_days: c.extension_requested_days,
             appeals_used: c.appeals_used,
+            overall: OverallLine::of(cal, c, now),
+            scheduled: OverallLine::scheduled(cal, c, now),
         };
         let masked = !may_call_rater(&self.user.caller, c);
         let rv = rating_view(r, masked);

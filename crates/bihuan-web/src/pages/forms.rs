@@ -27,6 +27,8 @@ struct FieldForm {
     label: String,
     kind: &'static str,
     required: bool,
+    /// For a field taken only when another has a value: when (“整改结果为“限期整改”时填写”).
+    when_note: Option<String>,
     options: Vec<Choice>,
     min: Option<i64>,
     max: Option<i64>,
@@ -191,7 +193,21 @@ pub(super) fn action_form(
                     FieldKind::DateTime { default_now } => {
                         ("datetime", Vec::new(), None, None, *default_now)
                     }
+                    FieldKind::Date => ("date", Vec::new(), None, None, false),
                 };
+                let when_note = f.when.as_ref().map(|w| {
+                    let other = a.field(&w.field);
+                    let choice = other
+                        .and_then(|o| match &o.kind {
+                            FieldKind::Enum { options } => {
+                                options.iter().find(|x| x.value == w.equals)
+                            }
+                            _ => None,
+                        })
+                        .map_or(w.equals.as_str(), |o| o.label.as_str());
+                    let label = other.map_or(w.field.as_str(), |o| o.label.as_str());
+                    format!("{label}为“{choice}”时填写")
+                });
                 let value = submitted
                     .and_then(|s| s.values.get(&f.name))
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
@@ -200,7 +216,8 @@ pub(super) fn action_form(
                     name: f.name.clone(),
                     label: f.label.clone(),
                     kind,
-                    required: f.required,
+                    required: f.required && f.when.is_none(),
+                    when_note,
                     options,
                     min,
                     max,
