@@ -425,7 +425,7 @@ fn by_project(
     let mut rows = rows.into_iter();
     let header = rows.next().unwrap();
     assert_eq!(header[0], "办件编号");
-    assert_eq!(header.len(), 18, "{header:?}");
+    assert_eq!(header.len(), 19, "{header:?}");
     rows.map(|r| {
         let row: std::collections::BTreeMap<String, String> =
             header.iter().cloned().zip(r).collect();
@@ -447,7 +447,7 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
     let range = book.worksheet_range("差评整改台账").unwrap();
     // Times are date cells (they sort and filter as dates in Excel), shown to the minute.
-    let time_columns = [4, 7, 8, 9, 11, 15];
+    let time_columns = [4, 7, 8, 9, 12, 16];
     let rated = &range.rows().nth(1).unwrap()[4];
     assert!(
         matches!(rated, calamine::Data::DateTime(_)),
@@ -490,6 +490,7 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
         ("承办单位", "沙坝镇社会保障服务所"),
         ("当前状态", "已办结"),
         ("整改措施", "补充一次性告知单"),
+        ("限期整改", ""),
         ("回访方式", "电话"),
         ("评议结果", "满意"),
         ("是否超期", "否"),
