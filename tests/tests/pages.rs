@@ -18,6 +18,7 @@ bihuan_test_support::on_both_databases!(
     supervisors_audit_and_admins_manage,
     ledger_stats_and_exports_work_with_the_session,
     a_request_for_more_time_goes_through_the_pages_to_the_supervisor,
+    a_scheduled_rectification_is_filed_and_reported_done_on_the_case_page,
 );
 
 /// The form of an action on a case page, from `id="action-NAME"` to its end.
@@ -795,4 +796,65 @@ async fn a_request_for_more_time_goes_through_the_pages_to_the_supervisor(db: &T
     let page = sup.get(&format!("/cases/{id}")).await;
     assert!(page.html.contains("已延期 2 个工作日"), "{}", page.html);
     assert!(action_form(&page.html, "deny_extension").is_none());
+}
+
+async fn a_scheduled_rectification_is_filed_and_reported_done_on_the_case_page(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let id = app.new_case("S-1").await;
+    app.to_rectifying(&id).await;
+    let mut unit = Browser::signed_in(&app, "unit").await;
+    let page = unit.get(&format!("/cases/{id}")).await;
+    // The overall limit beside the state's own, and the date field with when it is taken.
+    assert!(page.html.contains("<dt>整改反馈时限</dt>"), "{}", page.html);
+    let form = action_form(&page.html, "rectify").unwrap();
+    assert!(form.contains(r#"type="date""#), "{form}");
+    assert!(
+        form.contains("整改结果为“建立台账、限期整改”时填写"),
+        "{form}"
+    );
+    assert!(action_form(&page.html, "complete_scheduled").is_none());
+
+    // A due date with another outcome is named beside its field, and nothing is kept.
+    let fields = |outcome| {
+        [
+            ("finding", "true"),
+            ("measures", "自助终端改造列入年度台账"),
+            ("outcome", outcome),
+            ("due", "2021-06-30"),
+        ]
+    };
+    let refused = act(&mut unit, &id, "rectify", &fields("rectified")).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .html
+            .contains("仅在“整改结果”为“建立台账、限期整改”时填写"),
+        "{}",
+        refused.html
+    );
+    assert_eq!(state(&app, &id).await, "rectifying");
+
+    let filed = act(&mut unit, &id, "rectify", &fields("scheduled")).await;
+    assert_eq!(filed.status, StatusCode::SEE_OTHER, "{}", filed.html);
+    let page = unit.get(&format!("/cases/{id}")).await;
+    assert!(
+        page.html.contains("<dt>限期整改</dt>") && page.html.contains("期限 2021年6月30日"),
+        "{}",
+        page.html
+    );
+    let done = act(
+        &mut unit,
+        &id,
+        "complete_scheduled",
+        &[("summary", "终端已改造上线")],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let page = unit.get(&format!("/cases/{id}")).await;
+    assert!(page.html.contains("已完成"), "{}", page.html);
+    assert!(action_form(&page.html, "complete_scheduled").is_none());
+    assert_eq!(state(&app, &id).await, "pending_feedback");
+    let case = app.case("admin", &id).await;
+    assert_eq!(case["scheduled_due"], "2021-06-30");
+    assert!(case["scheduled_done_at"].is_string(), "{case}");
 }

@@ -474,16 +474,10 @@ pub fn deadlines_before(
         if step.from != Some(step.to) {
             subject.extension_days = 0;
         }
-        let extension = def.action(step.action).and_then(|a| {
-            a.effects.iter().find_map(|e| match e {
-                EffectDef::ExtendDeadline { field } => {
-                    step.fields.get(field).and_then(Value::as_u64)
-                }
-                _ => None,
-            })
-        });
-        if let (Some(days), Some(basis)) = (extension, subject.timing.basis.as_mut()) {
-            let days = u32::try_from(days).unwrap_or(0);
+        let days = def
+            .action(step.action)
+            .map_or(0, |a| a.granted_days(step.fields));
+        if let (true, Some(basis)) = (days > 0, subject.timing.basis.as_mut()) {
             basis.working_days += days;
             subject.extension_days += days;
             subject.timing.deadline = Some(cal.deadline(*basis));
@@ -812,19 +806,10 @@ fn conditional_problems(action: &ActionDef, recorded: &Map<String, Value>) -> Ve
                 label: field.label.clone(),
             });
         } else if !holds && given {
-            let other = action.field(&when.field);
-            let choice = other
-                .and_then(|o| match &o.kind {
-                    FieldKind::Enum { options } => options.iter().find(|x| x.value == when.equals),
-                    _ => None,
-                })
-                .map_or(when.equals.as_str(), |o| o.label.as_str());
+            let (other, choice) = action.condition_words(when);
             problems.push(ActionError::InvalidField {
                 field: field.name.clone(),
-                reason: format!(
-                    "仅在“{}”为“{choice}”时填写",
-                    other.map_or(when.field.as_str(), |o| o.label.as_str())
-                ),
+                reason: format!("仅在“{other}”为“{choice}”时填写"),
             });
         }
     }

@@ -6,11 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use serde_json::Value;
-
 use crate::calendar::{Deadline, DeadlineBasis, WorkingCalendar};
 use crate::interpreter::Step;
-use crate::workflow::{EffectDef, StateDef, WorkflowDefinition};
+use crate::workflow::{StateDef, WorkflowDefinition};
 
 /// Where a case's overall limit stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,16 +116,7 @@ pub fn replay(def: &WorkflowDefinition, cal: &WorkingCalendar, steps: &[Step<'_>
         }
         let granted = def
             .action(step.action)
-            .into_iter()
-            .flat_map(|a| &a.effects)
-            .find_map(|e| match e {
-                EffectDef::ExtendDeadline { field } => {
-                    step.fields.get(field).and_then(Value::as_u64)
-                }
-                _ => None,
-            })
-            .and_then(|d| u32::try_from(d).ok())
-            .unwrap_or(0);
+            .map_or(0, |a| a.granted_days(step.fields));
         clock = clock.after(def, cal, def.state(step.to), granted, step.at);
     }
     clock

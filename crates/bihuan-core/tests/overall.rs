@@ -10,17 +10,10 @@ mod common;
 
 use bihuan_core::interpreter::Step;
 use bihuan_core::{Actor, OverallClock, Role, Subject, decide, open};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use common::{apply, engine};
-
-fn beijing(m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Shanghai
-        .with_ymd_and_hms(2021, m, d, h, 0, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use common::{apply, beijing, engine};
 
 fn actor(who: &str) -> Actor {
     let (role, unit) = match who {
@@ -148,6 +141,14 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
             at,
         )
     };
+    let appeal = |at| {
+        (
+            "unit",
+            "appeal",
+            json!({"category": "mistaken", "reason": "误评"}),
+            at,
+        )
+    };
     let reason = json!({"reason": "理由"});
     let cases: Vec<(&str, Vec<Take<'_>>, Ends)> = vec![
         (
@@ -165,16 +166,7 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
         (
             // Appealing on Wed 4/21: 13 working days were left (4/22 … 5/11).
             "paused while appealing",
-            vec![
-                accept.clone(),
-                transfer.clone(),
-                (
-                    "unit",
-                    "appeal",
-                    json!({"category": "mistaken", "reason": "误评"}),
-                    beijing(4, 21, 10),
-                ),
-            ],
+            vec![accept.clone(), transfer.clone(), appeal(beijing(4, 21, 10))],
             Ends::Paused(13),
         ),
         (
@@ -183,12 +175,7 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
             vec![
                 accept.clone(),
                 transfer.clone(),
-                (
-                    "unit",
-                    "appeal",
-                    json!({"category": "mistaken", "reason": "误评"}),
-                    beijing(4, 21, 10),
-                ),
+                appeal(beijing(4, 21, 10)),
                 (
                     "supervisor",
                     "reject_appeal",
@@ -233,12 +220,7 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
             vec![
                 accept.clone(),
                 transfer.clone(),
-                (
-                    "unit",
-                    "appeal",
-                    json!({"category": "mistaken", "reason": "误评"}),
-                    beijing(4, 21, 10),
-                ),
+                appeal(beijing(4, 21, 10)),
                 (
                     "supervisor",
                     "uphold_appeal",
@@ -260,12 +242,7 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
                     json!({"unit": "unit-a"}),
                     beijing(5, 12, 9),
                 ),
-                (
-                    "unit",
-                    "appeal",
-                    json!({"category": "mistaken", "reason": "误评"}),
-                    beijing(5, 12, 10),
-                ),
+                appeal(beijing(5, 12, 10)),
             ],
             Ends::Running(day(5, 11)),
         ),

@@ -8,17 +8,10 @@
 mod common;
 
 use bihuan_core::{ActionError, Actor, Decision, Role, Subject, decide};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use common::{apply, engine};
-
-fn beijing(m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Shanghai
-        .with_ymd_and_hms(2021, m, d, h, 0, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use common::{apply, beijing, engine};
 
 fn unit() -> Actor {
     Actor {

@@ -414,20 +414,24 @@ pub(crate) fn recipients(
     addresses
 }
 
-/// Who a reminder (due soon, overdue) goes to: the responsible unit, or the center staff while the
-/// case waits at the center.
+/// Whom a reminder (due soon, overdue) is for: the responsible unit, or the center while the case
+/// waits there.
+pub(crate) fn reminder_audience(case: &case::Model) -> Audience {
+    if case.unit_code.is_some() {
+        Audience::ResponsibleUnit
+    } else {
+        Audience::Center
+    }
+}
+
+/// Who a reminder (due soon, overdue) goes to: the addresses of its [`reminder_audience`].
 pub(crate) fn reminder_recipients(
     people: &Directory,
     org: &OrgTree,
     case: &case::Model,
     rating: &rating::Model,
 ) -> Vec<String> {
-    let audience = if case.unit_code.is_some() {
-        Audience::ResponsibleUnit
-    } else {
-        Audience::Center
-    };
-    recipients(people, org, audience, case, rating)
+    recipients(people, org, reminder_audience(case), case, rating)
 }
 
 /// Who an escalation (督办) goes to: the supervisors whose unit is an ancestor of the responsible unit

@@ -33,7 +33,7 @@ use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
     NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
-    lapse_reminders, reminder_recipients, render, unrenderable,
+    lapse_reminders, reminder_audience, reminder_recipients, render, unrenderable,
 };
 use crate::{Result, Store, StoreError};
 
@@ -468,13 +468,8 @@ impl Watched for case::Model {
                         OutboxStatus::Pending,
                     )
                 } else {
-                    let audience = if c.unit_code.is_some() {
-                        "responsible_unit"
-                    } else {
-                        "center"
-                    };
                     (
-                        audience,
+                        reminder_audience(c).as_str(),
                         reminder_recipients(people, org, c, rating),
                         OutboxStatus::Digest,
                     )
@@ -644,13 +639,11 @@ impl<K: CaseClock> Watched for Clock<K> {
                 let escalation = *kind == ReminderKind::Escalated;
                 let (audience, recipients) = if escalation {
                     ("supervisors", escalation_recipients(people, org, c))
-                } else if c.unit_code.is_some() {
+                } else {
                     (
-                        "responsible_unit",
+                        reminder_audience(c).as_str(),
                         reminder_recipients(people, org, c, rating),
                     )
-                } else {
-                    ("center", reminder_recipients(people, org, c, rating))
                 };
                 let kind = format!("{}_{}", K::NAME, kind.as_str());
                 tracing::debug!(case = %c.id, kind = kind.as_str(), "clock reminder");

@@ -90,17 +90,7 @@ async fn the_overall_limit_is_kept_on_the_case_and_paused_while_appealing(db: &T
         c.overall_deadline,
         Some(end_of(28) + chrono::Duration::days(4))
     );
-    act(
-        store,
-        &engine,
-        id,
-        "li",
-        "rectify",
-        json!({"finding": "true", "measures": "已改", "outcome": "rectified"}),
-        at(12, 9),
-    )
-    .await
-    .unwrap();
+    rectified(store, id, at(12, 9)).await;
     let c = act(
         store,
         &engine,
@@ -127,6 +117,14 @@ async fn the_overall_limit_is_kept_on_the_case_and_paused_while_appealing(db: &T
     );
 }
 
+/// The unit's rectification (已整改) at `now`.
+async fn rectified(store: &bihuan_store::Store, id: uuid::Uuid, now: DateTime<Utc>) {
+    let rectify = json!({"finding": "true", "measures": "已改", "outcome": "rectified"});
+    act(store, &engine(), id, "li", "rectify", rectify, now)
+        .await
+        .unwrap();
+}
+
 async fn overall_mails(db: &TestDb, case: uuid::Uuid) -> Vec<(String, String)> {
     mails_of(db, case, "overall_").await
 }
@@ -149,17 +147,7 @@ async fn the_overall_limit_is_reminded_and_escalated_without_marking_the_case_ov
     seed_org(store).await;
     let id = transferred(store, "O2").await;
     // The unit rectified in time; the visit is what is late.
-    act(
-        store,
-        &engine,
-        id,
-        "li",
-        "rectify",
-        json!({"finding": "true", "measures": "已改", "outcome": "rectified"}),
-        at(7, 9),
-    )
-    .await
-    .unwrap();
+    rectified(store, id, at(7, 9)).await;
     let remind = |now| store.find_reminders(&engine, now, now, 100);
     remind(at(25, 9)).await.unwrap();
     assert_eq!(overall_mails(db, id).await, vec![]);

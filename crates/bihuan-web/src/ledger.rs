@@ -2,7 +2,6 @@
 //! town office sends upward — Chinese labels from the workflow files, local times, 是/否.
 
 use bihuan_core::Engine;
-use bihuan_core::workflow::FieldKind;
 use bihuan_store::{Choice, LedgerEntry, ReviewOutcome};
 use chrono::NaiveDateTime;
 
@@ -115,9 +114,6 @@ fn label(engine: &Engine, workflow: &str, choice: &Choice) -> String {
         .workflow(workflow)
         .and_then(|d| d.action(&choice.action))
         .and_then(|a| a.field(&choice.field))
-        .and_then(|f| match &f.kind {
-            FieldKind::Enum { options } => options.iter().find(|o| o.value == choice.value),
-            _ => None,
-        })
-        .map_or_else(|| choice.value.clone(), |o| o.label.clone())
+        .and_then(|f| f.option_label(&choice.value))
+        .map_or_else(|| choice.value.clone(), str::to_owned)
 }

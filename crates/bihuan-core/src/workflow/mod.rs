@@ -374,7 +374,47 @@ impl WorkflowDefinition {
     }
 }
 
+impl FieldDef {
+    /// The label of one of an enum field's values; `None` for another kind or an unknown value.
+    pub fn option_label(&self, value: &str) -> Option<&str> {
+        match &self.kind {
+            FieldKind::Enum { options } => options
+                .iter()
+                .find(|o| o.value == value)
+                .map(|o| o.label.as_str()),
+            _ => None,
+        }
+    }
+}
+
 impl ActionDef {
+    /// The working days an extension recorded with `fields` granted (the field of its
+    /// `extend_deadline` effect); 0 for an action that grants none.
+    pub fn granted_days(&self, fields: &serde_json::Map<String, serde_json::Value>) -> u32 {
+        self.effects
+            .iter()
+            .find_map(|e| match e {
+                EffectDef::ExtendDeadline { field } => {
+                    fields.get(field).and_then(serde_json::Value::as_u64)
+                }
+                _ => None,
+            })
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(0)
+    }
+
+    /// How a field taken only `when` another has a value says so: the other field's label and the
+    /// value's (their names where the file has no label).
+    pub fn condition_words<'a>(&'a self, when: &'a FieldCondition) -> (&'a str, &'a str) {
+        let other = self.field(&when.field);
+        (
+            other.map_or(when.field.as_str(), |o| o.label.as_str()),
+            other
+                .and_then(|o| o.option_label(&when.equals))
+                .unwrap_or(&when.equals),
+        )
+    }
+
     /// Whether the action carries a mark.
     pub fn has_mark(&self, mark: Mark) -> bool {
         self.marks.contains(&mark)

@@ -5,6 +5,15 @@
 use std::collections::BTreeMap;
 
 use bihuan_core::{Decision, Engine, Source, Subject};
+use chrono::{DateTime, TimeZone, Utc};
+
+/// An hour of a day of 2021, Beijing time.
+pub fn beijing(m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2021, m, d, h, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
 
 /// The shipped workflows and calendars, built as a deployment builds them.
 pub fn engine() -> Engine {

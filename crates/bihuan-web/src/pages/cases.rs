@@ -95,20 +95,20 @@ struct CaseHead {
     extension_requested_days: Option<i32>,
     appeals_used: i32,
     /// 整改反馈时限, when the case has one: the tag's text and class, and the note beside it.
-    overall: Option<OverallLine>,
+    overall: Option<ClockLine>,
     /// 限期整改, when its last rectification was scheduled: the tag and the note.
-    scheduled: Option<OverallLine>,
+    scheduled: Option<ClockLine>,
 }
 
-/// How the overall limit (整改反馈时限) stands, for the detail page.
+/// How one of the case's other clocks stands (整改反馈时限, 限期整改), for the detail page.
 #[derive(Debug, Serialize)]
-struct OverallLine {
+struct ClockLine {
     text: String,
     class: &'static str,
     note: String,
 }
 
-impl OverallLine {
+impl ClockLine {
     fn scheduled(
         cal: &bihuan_core::WorkingCalendar,
         c: &case::Model,
@@ -230,8 +230,8 @@ impl DetailPage<'_> {
             extension_days_used: c.extension_days_used,
             extension_requested_days: c.extension_requested_days,
             appeals_used: c.appeals_used,
-            overall: OverallLine::of(cal, c, now),
-            scheduled: OverallLine::scheduled(cal, c, now),
+            overall: ClockLine::of(cal, c, now),
+            scheduled: ClockLine::scheduled(cal, c, now),
         };
         let masked = !may_call_rater(&self.user.caller, c);
         let rv = rating_view(r, masked);
@@ -363,10 +363,9 @@ fn field_line(
         .as_str()
         .map_or_else(|| value.to_string(), str::to_owned);
     let shown = match def.map(|f| &f.kind) {
-        Some(FieldKind::Enum { options }) => options
-            .iter()
-            .find(|o| o.value == text)
-            .map_or(text, |o| o.label.clone()),
+        Some(FieldKind::Enum { .. }) => def
+            .and_then(|f| f.option_label(&text))
+            .map_or(text, str::to_owned),
         Some(FieldKind::Unit) => units.name(&text),
         Some(FieldKind::DateTime { .. }) => {
             DateTime::parse_from_rfc3339(&text).map_or(text, |t| when(cal, t.to_utc()))

@@ -196,17 +196,8 @@ pub(super) fn action_form(
                     FieldKind::Date => ("date", Vec::new(), None, None, false),
                 };
                 let when_note = f.when.as_ref().map(|w| {
-                    let other = a.field(&w.field);
-                    let choice = other
-                        .and_then(|o| match &o.kind {
-                            FieldKind::Enum { options } => {
-                                options.iter().find(|x| x.value == w.equals)
-                            }
-                            _ => None,
-                        })
-                        .map_or(w.equals.as_str(), |o| o.label.as_str());
-                    let label = other.map_or(w.field.as_str(), |o| o.label.as_str());
-                    format!("{label}为“{choice}”时填写")
+                    let (other, choice) = a.condition_words(w);
+                    format!("{other}为“{choice}”时填写")
                 });
                 let value = submitted
                     .and_then(|s| s.values.get(&f.name))
