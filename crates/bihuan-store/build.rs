@@ -7,6 +7,8 @@
 //! - `bihuan_browser`: `BIHUAN_TEST_BROWSER` is set; the browser test runs (and fails without
 //!   chromium and chromedriver).
 //! - `bihuan_mount`: `BIHUAN_TEST_MOUNT` is set; the drill on a full tmpfs runs (it needs root).
+//! - `bihuan_s3`: `BIHUAN_TEST_S3` is set; the evidence files' test on an S3 API server runs (and fails
+//!   when `moto_server` cannot be started: `pip install 'moto[server]'`).
 //!
 //! The library itself does not look at them.
 
@@ -15,6 +17,7 @@ fn main() {
         ("bihuan_pg", "BIHUAN_TEST_PG_URL"),
         ("bihuan_browser", "BIHUAN_TEST_BROWSER"),
         ("bihuan_mount", "BIHUAN_TEST_MOUNT"),
+        ("bihuan_s3", "BIHUAN_TEST_S3"),
     ] {
         println!("cargo::rerun-if-env-changed={var}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

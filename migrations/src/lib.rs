@@ -18,6 +18,10 @@ mod m20261206_000012_case_life_limits;
 mod m20261206_000013_follow_ups;
 mod m20261206_000014_visit_counts;
 mod m20261207_000015_case_clocks;
+mod m20261207_000016_case_owners;
+mod m20261208_000017_attachments;
+mod m20261208_000018_outbox_channels;
+mod m20261208_000019_user_sms;
 
 /// Applies the migrations in order.
 #[derive(Debug)]
@@ -42,6 +46,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000013_follow_ups::Migration),
             Box::new(m20261206_000014_visit_counts::Migration),
             Box::new(m20261207_000015_case_clocks::Migration),
+            Box::new(m20261207_000016_case_owners::Migration),
+            Box::new(m20261208_000017_attachments::Migration),
+            Box::new(m20261208_000018_outbox_channels::Migration),
+            Box::new(m20261208_000019_user_sms::Migration),
         ]
     }
 }

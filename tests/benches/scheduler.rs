@@ -114,6 +114,7 @@ async fn seed(db: &TestDb) {
                     role,
                     unit: Some(unit.into()),
                     email: Some(format!("{username}@bench.example")),
+                    sms_phone: None,
                 },
                 "correct horse battery",
                 now,

@@ -10,6 +10,17 @@ use std::time::Duration;
 
 pub mod drills;
 
+/// An HTTP client of the tests, to finish with `.build()`. reqwest's TLS runs on rustls without a
+/// crypto provider of its own in this workspace (object_store's S3 client shares this reqwest, and the
+/// provider reqwest would bring is aws-lc, kept out of the build), and reqwest builds no client, not
+/// even for plain HTTP, before the process has one: this installs ring's first. Hence clippy refuses
+/// `reqwest::Client::new`, `reqwest::Client::builder` and `reqwest::get` (clippy.toml).
+#[allow(clippy::disallowed_methods)] // The one place that installs the provider first.
+pub fn http() -> reqwest::ClientBuilder {
+    bihuan_store::files::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -175,6 +186,29 @@ impl Drop for Server {
 
 /// The HTTP API served in-process on port 0 over a test database, with a seeded organization of two
 /// towns (沙坝镇 and 马旺镇, so that every role exists in scope and out of it).
+/// A multipart form body (text fields, then one file part: name, file name, bytes) and its content
+/// type.
+pub fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "bihuan-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let (name, file_name, bytes) = file;
+    body.extend(
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend(bytes);
+    body.extend(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
 pub mod api {
     use std::collections::HashMap;
     use std::net::SocketAddr;
@@ -222,6 +256,8 @@ pub mod api {
         /// The app's clock.
         pub clock: Clock,
         tokens: Mutex<HashMap<String, String>>,
+        /// Where the app keeps evidence files (removed with the app).
+        pub files: tempfile::TempDir,
     }
 
     /// The workflows of the repository.
@@ -259,7 +295,31 @@ pub mod api {
         serve(db, config, clock(), channel).await
     }
 
+    /// Seeds the organization and serves the app with its store pushing each step of a 差评's
+    /// handling to the provincial platform (数据回传): the pushes wait in the outbox.
+    pub async fn spawn_pushing(db: &TestDb) -> TestApp {
+        seed_org(&db.store, clock().now()).await;
+        serve_store(
+            db.store.clone().pushing_upstream(true),
+            db,
+            WebConfig::default(),
+            clock(),
+            "yukuaiban",
+        )
+        .await
+    }
+
     async fn serve(db: &TestDb, config: WebConfig, clock: Clock, channel: &str) -> TestApp {
+        serve_store(db.store.clone(), db, config, clock, channel).await
+    }
+
+    async fn serve_store(
+        store: bihuan_store::Store,
+        db: &TestDb,
+        config: WebConfig,
+        clock: Clock,
+        channel: &str,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let engine = engine();
@@ -275,11 +335,15 @@ pub mod api {
             )
             .await
             .unwrap();
+        let files = tempfile::tempdir().unwrap();
         let state = AppState {
-            store: db.store.clone(),
+            store,
             engine: engine.clone(),
             clock,
             config,
+            files: Arc::new(
+                bihuan_store::files::Files::from_location(files.path().to_str().unwrap()).unwrap(),
+            ),
         };
         let app = bihuan_web::app(state);
         tokio::spawn(async move {
@@ -292,11 +356,12 @@ pub mod api {
         });
         TestApp {
             base,
-            client: reqwest::Client::new(),
+            client: crate::http().build().unwrap(),
             engine,
             channel_token,
             clock,
             tokens: Mutex::new(HashMap::new()),
+            files,
         }
     }
 
@@ -330,6 +395,7 @@ pub mod api {
                 role,
                 unit: unit.map(Into::into),
                 email: Some(format!("{username}@example.org")),
+                sms_phone: None,
             };
             store.add_user(&user, PASSWORD, now).await.unwrap();
         }
@@ -462,10 +528,64 @@ pub mod api {
             assert_eq!(case["unit"], "shaba-social");
         }
 
-        /// Takes a case through rectification and the return visit to the rater's review.
+        /// Uploads a file to a case or work item (`subject` is `cases` or `tasks`) as `user`, in a
+        /// multipart body with one part named `file`; returns status and body.
+        pub async fn upload(
+            &self,
+            user: &str,
+            subject: &str,
+            id: &str,
+            name: &str,
+            bytes: Vec<u8>,
+        ) -> (StatusCode, Value) {
+            let token = self.token(user).await;
+            let (content_type, body) = crate::multipart(&[], ("file", name, &bytes));
+            let resp = self
+                .client
+                .post(format!("{}/api/v1/{subject}/{id}/attachments", self.base))
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        }
+
+        /// Attaches a photo to the case as 社保所's staff and answers the `evidence` citing it.
+        pub async fn evidence(&self, id: &str) -> Value {
+            let (status, body) = self
+                .upload("unit", "cases", id, "整改后现场照片.png", png(id))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            json!([body["id"]])
+        }
+
+        /// The fields `f` of `action` with the evidence the shipped workflow asks of it (an appeal, a
+        /// rectification whose outcome is 已整改, 限期整改完成): a photo attached to the case first.
+        pub async fn cited(&self, id: &str, action: &str, mut f: Value) -> Value {
+            let needs = match action {
+                "appeal" | "complete_scheduled" => true,
+                "rectify" => f["outcome"] == "rectified",
+                _ => false,
+            };
+            if needs && f.get("evidence").is_none() {
+                f["evidence"] = self.evidence(id).await;
+            }
+            f
+        }
+
+        /// Takes a case through rectification (with its 整改佐证材料) and the return visit to the
+        /// rater's review.
         pub async fn to_review(&self, id: &str) {
             self.to_rectifying(id).await;
-            let rectify = json!({"finding": "partly_true", "measures": "补充一次性告知单", "outcome": "rectified"});
+            let mut rectify = json!({"finding": "partly_true", "measures": "补充一次性告知单", "outcome": "rectified"});
+            rectify["evidence"] = self.evidence(id).await;
             self.step("unit", id, "rectify", rectify).await;
             let feedback = json!({"method": "phone", "summary": "已电话回访"});
             let case = self.step("unit", id, "feedback", feedback).await;
@@ -478,6 +598,13 @@ pub mod api {
             assert_eq!(status, StatusCode::OK, "{user} {action}: {body}");
             body
         }
+    }
+
+    /// The bytes of a PNG file (its signature and a header chunk), distinct for each `seed`.
+    pub fn png(seed: &str) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+        bytes.extend(seed.as_bytes());
+        bytes
     }
 
     /// A rating in the JSON of docs/API.md.
@@ -542,7 +669,7 @@ pub mod pages {
         pub fn at(base: &'a str) -> Self {
             Self {
                 base,
-                client: reqwest::Client::builder()
+                client: crate::http()
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .unwrap(),
@@ -652,28 +779,11 @@ pub mod pages {
             fields: &[(&str, &str)],
             file: (&str, &str, &[u8]),
         ) -> Page {
-            const BOUNDARY: &str = "bihuan-test-boundary-7d1f";
-            let mut body = Vec::new();
-            for (name, value) in fields {
-                body.extend(
-                    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                        .as_bytes(),
-                );
-            }
-            let (name, file_name, bytes) = file;
-            body.extend(
-                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-                    .as_bytes(),
-            );
-            body.extend(bytes);
-            body.extend(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+            let (content_type, body) = crate::multipart(fields, file);
             let req = self
                 .client
                 .post(format!("{}{path}", self.base))
-                .header(
-                    CONTENT_TYPE,
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                )
+                .header(CONTENT_TYPE, content_type)
                 .body(body);
             self.send(req).await
         }

@@ -78,7 +78,13 @@ async fn the_plain_loop_closes_and_passes_audit(db: &TestDb) {
         actions(&app.case("unit", &id).await),
         ["return", "appeal", "request_extension", "rectify"]
     );
-    app.step("unit", &id, "rectify", rectify()).await;
+    app.step(
+        "unit",
+        &id,
+        "rectify",
+        app.cited(&id, "rectify", rectify()).await,
+    )
+    .await;
     let case = app
         .step(
             "unit",
@@ -160,12 +166,13 @@ async fn an_upheld_appeal_makes_the_case_invalid(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("A-1").await;
     app.to_rectifying(&id).await;
+    let appeal = json!({"category": "malicious", "reason": "恶意差评"});
     let case = app
         .step(
             "unit",
             &id,
             "appeal",
-            json!({"category": "malicious", "reason": "恶意差评"}),
+            app.cited(&id, "appeal", appeal).await,
         )
         .await;
     assert_eq!(case["state"], "appealing");
@@ -189,11 +196,12 @@ async fn a_rejected_appeal_resumes_rectification(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("A-2").await;
     app.to_rectifying(&id).await;
+    let appeal = json!({"category": "mistaken", "reason": "误评"});
     app.step(
         "unit",
         &id,
         "appeal",
-        json!({"category": "mistaken", "reason": "误评"}),
+        app.cited(&id, "appeal", appeal).await,
     )
     .await;
     let case = app
@@ -201,7 +209,14 @@ async fn a_rejected_appeal_resumes_rectification(db: &TestDb) {
         .await;
     assert_eq!(case["state"], "rectifying");
     assert!(case["deadline"].is_string());
-    let case = app.step("unit", &id, "rectify", rectify()).await;
+    let case = app
+        .step(
+            "unit",
+            &id,
+            "rectify",
+            app.cited(&id, "rectify", rectify()).await,
+        )
+        .await;
     assert_eq!(case["state"], "pending_feedback");
 }
 
@@ -246,7 +261,13 @@ async fn an_unreachable_rater_closes_only_after_three_attempts(db: &TestDb) {
     let app = app(db).await;
     let id = app.new_case("U-1").await;
     app.to_rectifying(&id).await;
-    app.step("unit", &id, "rectify", rectify()).await;
+    app.step(
+        "unit",
+        &id,
+        "rectify",
+        app.cited(&id, "rectify", rectify()).await,
+    )
+    .await;
     for attempt in 1..=3 {
         let (status, body) = app.act("center", &id, "close_unreachable", json!({})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -328,7 +349,13 @@ async fn a_failed_audit_reopens_a_closed_case(db: &TestDb) {
         "only closed cases are audited: {body}"
     );
     app.to_rectifying(&id).await;
-    app.step("unit", &id, "rectify", rectify()).await;
+    app.step(
+        "unit",
+        &id,
+        "rectify",
+        app.cited(&id, "rectify", rectify()).await,
+    )
+    .await;
     app.step(
         "unit",
         &id,
@@ -542,8 +569,10 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
             let id = app.new_case(&format!("M-{n}")).await;
             for (actor, step) in path {
                 let action = step.split(':').next().unwrap_or(step);
-                app.step(actor, &id, action, step_fields(step)).await;
+                let f = app.cited(&id, action, step_fields(step)).await;
+                app.step(actor, &id, action, f).await;
             }
+            let fields = app.cited(&id, action, fields.clone()).await;
             let before_transfer = path.iter().all(|(_, s)| *s != "transfer");
             let expected = if user.starts_with("o_") || (user == "unit" && before_transfer) {
                 StatusCode::NOT_FOUND
@@ -575,7 +604,8 @@ async fn every_role_and_action_in_and_out_of_scope_gets_its_status(db: &TestDb) 
                 let id = app.new_case(&format!("M-{n}-f")).await;
                 for (actor, step) in path {
                     let action = step.split(':').next().unwrap_or(step);
-                    app.step(actor, &id, action, step_fields(step)).await;
+                    let f = app.cited(&id, action, step_fields(step)).await;
+                    app.step(actor, &id, action, f).await;
                 }
                 let (status, body) = app.act(user, &id, action, json!({})).await;
                 assert_eq!(
@@ -1246,7 +1276,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (docs/API.md's contract so far).
-const SERVED: [(&str, &str); 43] = [
+const SERVED: [(&str, &str); 48] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1285,6 +1315,11 @@ const SERVED: [(&str, &str); 43] = [
     ("get", "/api/v1/plans/{id}/export.xlsx"),
     ("get", "/api/v1/tasks/{id}"),
     ("post", "/api/v1/tasks/{id}/actions"),
+    ("post", "/api/v1/cases/{id}/attachments"),
+    ("post", "/api/v1/tasks/{id}/attachments"),
+    ("get", "/api/v1/attachments/{id}"),
+    ("get", "/api/v1/upstream"),
+    ("post", "/api/v1/upstream/{id}/retry"),
     ("get", "/r/{token}"),
     ("post", "/r/{token}"),
     // Not served: the probe below must tell an unknown route apart.
@@ -1625,7 +1660,7 @@ async fn a_rectification_names_the_cause_of_the_rating_from_the_workflows_codes(
     let app = app(db).await;
     let id = app.new_case("CAT-1").await;
     app.to_rectifying(&id).await;
-    let mut fields = rectify();
+    let mut fields = app.cited(&id, "rectify", rectify()).await;
     fields["category"] = json!("queueing");
     let (status, body) = app.act("unit", &id, "rectify", fields.clone()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -1639,6 +1674,27 @@ async fn a_rectification_names_the_cause_of_the_rating_from_the_workflows_codes(
     // Without one, none is recorded.
     let other = app.new_case("CAT-2").await;
     app.to_rectifying(&other).await;
-    app.step("unit", &other, "rectify", rectify()).await;
+    app.step(
+        "unit",
+        &other,
+        "rectify",
+        app.cited(&other, "rectify", rectify()).await,
+    )
+    .await;
     assert_eq!(app.case("center", &other).await["category"], Value::Null);
+    // A rectification whose recorded fields are corrupt is an error (its cause logged), never a case
+    // shown without its category.
+    use sea_orm::ConnectionTrait;
+    let conn = db.store.connection();
+    conn.execute_unprepared("UPDATE events SET fields = 'x' || fields WHERE action = 'rectify'")
+        .await
+        .unwrap();
+    let (status, body) = app
+        .call("center", Method::GET, &format!("/api/v1/cases/{id}"), None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("internal_error")),
+        "{body}"
+    );
 }

@@ -246,7 +246,20 @@ async fn the_loop_in_a_real_browser() {
             .is_ok()
     );
     assert_eq!(state(&app, &id).await, "rectifying");
+    // 已整改 needs its 整改佐证材料: the photo is uploaded through the page's form, then ticked.
+    let photo_dir = tempfile::tempdir().unwrap();
+    let photo = photo_dir.path().join("整改后窗口照片.png");
+    std::fs::write(&photo, bihuan_tests::api::png("browser")).unwrap();
+    s.fill("#upload-file", photo.to_str().unwrap()).await;
+    s.click_until("#upload button", "已上传").await;
+    s.wait_for_text("整改后窗口照片.png").await;
+    s.shot("case-evidence-uploaded").await;
+    s.select("#rectify-finding", "partly_true").await;
+    s.fill("#rectify-measures", "补充一次性告知单，窗口人员再培训")
+        .await;
     s.select("#rectify-outcome", "rectified").await;
+    s.click(Locator::Css("#rectify-evidence input[type=checkbox]"))
+        .await;
     s.click_until("#action-rectify button", "已完成“提交整改”")
         .await;
     s.select("#feedback-method", "phone").await;
@@ -256,10 +269,26 @@ async fn the_loop_in_a_real_browser() {
         .await;
     s.shot("case-fed-back").await;
     assert_eq!(state(&app, &id).await, "pending_review");
+    // An appeal on another case comes with its evidence: uploaded, then ticked in the appeal's form.
+    let appealed = app.new_case("B-APPEAL").await;
+    app.to_rectifying(&appealed).await;
+    s.open(&format!("/cases/{appealed}")).await;
+    s.wait_for_text("申诉").await;
+    let proof = photo_dir.path().join("窗口登记表.png");
+    std::fs::write(&proof, bihuan_tests::api::png("appeal")).unwrap();
+    s.fill("#upload-file", proof.to_str().unwrap()).await;
+    s.click_until("#upload button", "已上传").await;
+    s.select("#appeal-category", "mistaken").await;
+    s.fill("#appeal-reason", "评价对象为区医保局窗口").await;
+    s.click(Locator::Css("#appeal-evidence input[type=checkbox]"))
+        .await;
+    s.click_until("#action-appeal button", "已完成“申诉”").await;
+    s.shot("case-appealed").await;
+    assert_eq!(state(&app, &appealed).await, "appealing");
     s.sign_out().await;
 
     // The rater: the one-time link from the mail closes the loop.
-    let (mails, _) = db.store.list_outbox(None, 1, 100).await.unwrap();
+    let (mails, _) = db.store.list_outbox(None, None, 1, 100).await.unwrap();
     let link = mails
         .iter()
         .find_map(|m| {
@@ -282,7 +311,18 @@ async fn the_loop_in_a_real_browser() {
     s.sign_in("sup").await;
     s.open("/supervise").await;
     s.wait_for_text("闭环抽查").await;
+    s.wait_for_text("申诉待复核（1）").await;
     s.shot("supervise").await;
+    // The appeal is decided on its case page, where its evidence is listed.
+    s.open(&format!("/cases/{appealed}")).await;
+    s.wait_for_text("窗口登记表.png").await;
+    s.fill("#reject_appeal-reason", "窗口受理属本单位职责，请继续整改")
+        .await;
+    s.click_until("#action-reject_appeal button", "已完成“申诉驳回”")
+        .await;
+    assert_eq!(state(&app, &appealed).await, "rectifying");
+    s.open("/supervise").await;
+    s.wait_for_text("闭环抽查").await;
     s.click_until("form[action='/supervise'] button", "哈希链未被篡改")
         .await;
     s.click(Locator::Css(&format!("#audit-{id} input[value=pass]")))

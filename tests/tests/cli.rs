@@ -286,14 +286,22 @@ async fn serve_migrates_fills_the_demo_once_and_answers_health_checks(db: &TestD
         banner.contains("zhongxin") && banner.contains("bihuan-demo"),
         "{banner}"
     );
-    let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.base))
+    let health: serde_json::Value = bihuan_tests::http()
+        .build()
+        .unwrap()
+        .get(format!("{}/healthz", server.base))
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    let ready = reqwest::get(format!("{}/readyz", server.base))
+    let ready = bihuan_tests::http()
+        .build()
+        .unwrap()
+        .get(format!("{}/readyz", server.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
@@ -633,7 +641,7 @@ async fn no_secret_reaches_the_log(db: &TestDb) {
     let mut cmd = bihuan(dir.path());
     cmd.env("RUST_LOG", "debug,sqlx=error,sea_orm=warn,hyper=info");
     let server = Server::start(cmd, &["--db", &db.url, "--demo"]);
-    let client = reqwest::Client::new();
+    let client = bihuan_tests::http().build().unwrap();
     let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let resp = client
         .get(format!("{}/r/{token}", server.base))

@@ -124,6 +124,10 @@ fn api_template(method: &str, path: &str, ids: &Ids) -> Option<Value> {
             }]
         }),
         ("post", "/r/{token}") => json!({"choice": "unsatisfied", "comment": "还是没有解决"}),
+        // The file part is added by the fuzzer; other parts are ignored.
+        ("post", "/api/v1/cases/{id}/attachments" | "/api/v1/tasks/{id}/attachments") => {
+            json!({"note": "佐证材料"})
+        }
         _ => return None,
     })
 }
@@ -196,6 +200,9 @@ fn pages() -> Vec<Op> {
     for (path, template) in forms {
         ops.push(page(Method::POST, path, Body::Form, Some(template)));
     }
+    for path in ["/cases/{id}/attachments", "/tasks/{id}/attachments"] {
+        ops.push(page(Method::POST, path, Body::Multipart, Some(json!({}))));
+    }
     ops.push(page(
         Method::POST,
         "/plans",
@@ -222,6 +229,8 @@ fn api_ops(doc: &Value, ids: &Ids) -> Vec<Op> {
                 Body::None
             } else if content.get("application/x-www-form-urlencoded").is_some() {
                 Body::Form
+            } else if content.get("multipart/form-data").is_some() {
+                Body::Multipart
             } else if content.get("application/json").is_some() && path != "/api/v1/plans" {
                 Body::Json
             } else {
@@ -397,7 +406,17 @@ fn garbage_bytes(rng: &mut Rng, template: &Value) -> Vec<u8> {
 
 /// A file to upload: a damaged workbook or table.
 fn garbage_file(rng: &mut Rng) -> Vec<u8> {
-    match rng.below(5) {
+    match rng.below(7) {
+        5 => {
+            let mut b = b"%PDF-1.7\n".to_vec();
+            b.extend((0..rng.below(8_192)).map(|_| rng.next() as u8));
+            b
+        }
+        6 => {
+            let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+            b.extend((0..rng.below(8_192)).map(|_| rng.next() as u8));
+            b
+        }
         0 => {
             let mut b = b"PK\x03\x04".to_vec();
             b.extend((0..rng.below(8_192)).map(|_| rng.next() as u8));
@@ -636,7 +655,7 @@ async fn send(
             body.extend_from_slice(
                 format!(
                     "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\r\n",
-                    rng.pick(&["plan.xlsx", "plan.csv", "plan", "../../x.xlsx"])
+                    rng.pick(&["plan.xlsx", "plan.csv", "plan", "../../x.xlsx", "整改\"照片\r\n.png", ""])
                 )
                 .as_bytes(),
             );
@@ -782,7 +801,7 @@ async fn no_request_gets_a_server_error(db: &TestDb) {
     let ops = Arc::new(ops);
     // A fresh connection for every request, redirects not followed: an answer sent before the
     // body was read closes its connection (hyper), and a pooled client would race that close.
-    let client = reqwest::Client::builder()
+    let client = bihuan_tests::http()
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,7 +1,8 @@
 //! `GET /api/v1/metrics` over a hand-built dataset whose every figure is written out below, on SQLite
 //! and PostgreSQL: invalid cases leave the denominators, anonymous ones the 回访率 denominator, default
-//! ratings are not active, an open overdue case lowers 按期整改率, a reopened case counts once, and
-//! scope limits the figures.
+//! ratings are not active, an open case overdue at the unit lowers 按期整改率 (one overdue at the center
+//! does not), a reopened case counts once, grouped by unit each figure goes to the party that owned its
+//! step, and scope limits the figures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
@@ -79,11 +80,12 @@ async fn dataset(db: &TestDb) -> TestApp {
         .await
         .unwrap();
     app.to_rectifying(&c2).await;
+    let appeal = json!({"category": "malicious", "reason": "恶意"});
     app.step(
         "unit",
         &c2,
         "appeal",
-        json!({"category": "malicious", "reason": "恶意"}),
+        app.cited(&c2, "appeal", appeal).await,
     )
     .await;
     app.step("sup", &c2, "uphold_appeal", json!({"reason": "属实"}))
@@ -110,11 +112,12 @@ async fn dataset(db: &TestDb) -> TestApp {
         json!({"reason": "没解决"}),
     )
     .await;
+    let again = json!({"finding": "true", "measures": "再次整改", "outcome": "rectified"});
     app.step(
         "unit",
         &c5,
         "rectify",
-        json!({"finding": "true", "measures": "再次整改", "outcome": "rectified"}),
+        app.cited(&c5, "rectify", again).await,
     )
     .await;
     app.step(
@@ -261,7 +264,8 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
         (Some(10), ratio(3.0, 10.0))
     );
 
-    // The other town's supervisor sees only M1: one open, overdue, unrectified case.
+    // The other town's supervisor sees only M1: one open, overdue, unrectified case. Overdue while
+    // waiting at its center, it lowers no unit's 按期整改率: no case is judged on time or late yet.
     let other = metrics(&app, "o_sup", may).await;
     assert_eq!(
         figures(&other["rows"][0]),
@@ -275,7 +279,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             json!(0.0),
             json!(1.0),
             json!(0.0),
-            json!(0.0),
+            Value::Null,
             Value::Null,
             Value::Null,
             Value::Null,
@@ -285,7 +289,8 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
         ])
     );
 
-    // The admin sees both towns; by unit, each center is a row.
+    // The admin sees both towns; by unit, each center is a row with its ratings and its own stage,
+    // and 社保所, the 承办单位 of C1–C5, a row with their cases.
     let by_unit = metrics(&app, "admin", &format!("{may}&group_by=unit")).await;
     let groups: Vec<(String, String, i64)> = by_unit["rows"]
         .as_array()
@@ -312,7 +317,60 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
                 "沙坝镇便民服务中心".to_owned(),
                 9
             ),
+            (
+                "shaba-social".to_owned(),
+                "沙坝镇社会保障服务所".to_owned(),
+                0
+            ),
         ]
+    );
+    let row = |code: &str| {
+        by_unit["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["group"] == code)
+            .unwrap()
+            .clone()
+    };
+    // The center: the rating figures of its 9 ratings and its own stage (C1–C5 in time); no case of
+    // its own to rectify, M1 aside in 马旺镇.
+    let center = row("shaba-center");
+    assert_eq!(
+        (
+            center["negative_rate"].clone(),
+            center["valid_negative_rate"].clone(),
+            center["center_timely_rate"].clone(),
+            center["rectification_rate"].clone(),
+            center["on_time_rate"].clone(),
+        ),
+        (
+            ratio(6.0, 9.0),
+            ratio(4.0, 9.0),
+            json!(1.0),
+            Value::Null,
+            Value::Null
+        )
+    );
+    // 社保所: the case figures of C1–C5, no rating of its own.
+    let social = row("shaba-social");
+    assert_eq!(
+        (
+            social["valid_negative"].clone(),
+            social["rectification_rate"].clone(),
+            social["on_time_rate"].clone(),
+            social["return_visit_rate"].clone(),
+            social["negative_rate"].clone(),
+            social["center_timely_rate"].clone(),
+        ),
+        (
+            json!(4),
+            json!(0.75),
+            json!(0.75),
+            json!(1.0),
+            Value::Null,
+            Value::Null
+        )
     );
     let all = metrics(&app, "admin", may).await;
     assert_eq!(
@@ -327,7 +385,7 @@ async fn every_figure_of_a_hand_built_dataset_is_exact(db: &TestDb) {
             json!(0.2),
             json!(0.8),
             json!(0.6),
-            json!(0.6),
+            json!(0.75),
             json!(1.0),
             Value::Null,
             Value::Null,
@@ -425,7 +483,7 @@ fn by_project(
     let mut rows = rows.into_iter();
     let header = rows.next().unwrap();
     assert_eq!(header[0], "办件编号");
-    assert_eq!(header.len(), 19, "{header:?}");
+    assert_eq!(header.len(), 20, "{header:?}");
     rows.map(|r| {
         let row: std::collections::BTreeMap<String, String> =
             header.iter().cloned().zip(r).collect();
@@ -447,7 +505,7 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
     let range = book.worksheet_range("差评整改台账").unwrap();
     // Times are date cells (they sort and filter as dates in Excel), shown to the minute.
-    let time_columns = [4, 7, 8, 9, 12, 16];
+    let time_columns = [4, 7, 8, 9, 13, 17];
     let rated = &range.rows().nth(1).unwrap()[4];
     assert!(
         matches!(rated, calamine::Data::DateTime(_)),
@@ -498,6 +556,10 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
     ] {
         assert_eq!(c1[column], value, "C1 {column}");
     }
+    assert!(
+        c1["佐证材料"].starts_with("整改后现场照片.png（SHA-256 "),
+        "the rectification's evidence by name and hash: {c1:?}"
+    );
     assert!(c1["受理时间"].starts_with("2021-05-06 "), "{c1:?}");
     assert!(!c1["办结时间"].is_empty());
     assert_eq!(ledger["500114-2021-C2"]["当前状态"], "无效差评");
@@ -540,13 +602,14 @@ async fn the_ledger_and_the_metrics_table_export_as_xlsx_and_csv(db: &TestDb) {
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
     let range = book.worksheet_range("统计报表").unwrap();
     let rows: Vec<Vec<calamine::Data>> = range.rows().map(<[calamine::Data]>::to_vec).collect();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3, "the center and 社保所");
     assert_eq!(rows[0][0].to_string(), "分组");
     assert_eq!(rows[0][6].to_string(), "有效差评率");
     assert_eq!(rows[0][9].to_string(), "差评整改率");
     assert_eq!(rows[1][0].to_string(), "沙坝镇便民服务中心");
     assert_eq!(rows[1][1], calamine::Data::Float(9.0));
-    assert_eq!(rows[1][9], calamine::Data::Float(0.75));
+    assert_eq!(rows[2][0].to_string(), "沙坝镇社会保障服务所");
+    assert_eq!(rows[2][9], calamine::Data::Float(0.75));
     let (_, _, bytes) = download(
         &app,
         "sup",
@@ -588,11 +651,15 @@ async fn the_report_command_prints_an_aligned_table_json_or_xlsx(db: &TestDb) {
     assert_eq!(code, Some(0), "{stderr}");
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].contains("2021-05-01 至 2021-05-31"), "{table}");
-    let shaba = lines
+    assert!(
+        lines.iter().any(|l| l.starts_with("沙坝镇便民服务中心")),
+        "{table}"
+    );
+    let social = lines
         .iter()
-        .find(|l| l.starts_with("沙坝镇便民服务中心"))
+        .find(|l| l.starts_with("沙坝镇社会保障服务所"))
         .unwrap();
-    assert!(shaba.contains("75.0%"), "{table}");
+    assert!(social.contains("75.0%"), "{table}");
     let total = lines.last().unwrap();
     assert!(total.starts_with("合计"), "{table}");
     // The figures end at the same display column on every line.
@@ -617,7 +684,11 @@ async fn the_report_command_prints_an_aligned_table_json_or_xlsx(db: &TestDb) {
     assert_eq!(code, Some(0), "{stderr}");
     let mut book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
     let range = book.worksheet_range("统计报表").unwrap();
-    assert_eq!(range.rows().count(), 4, "header, two centers, total");
+    assert_eq!(
+        range.rows().count(),
+        5,
+        "header, two centers, 社保所, total"
+    );
 
     for (args, expected) in [
         (&["--format", "pdf"][..], "--format pdf"),

@@ -86,7 +86,7 @@ struct Town {
 impl Town {
     /// Signs the center's clerk in.
     async fn sign_in(base: &str, channel: String) -> Self {
-        let client = reqwest::Client::builder()
+        let client = bihuan_tests::http()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();

@@ -19,6 +19,7 @@ bihuan_test_support::on_both_databases!(
     ledger_stats_and_exports_work_with_the_session,
     a_request_for_more_time_goes_through_the_pages_to_the_supervisor,
     a_scheduled_rectification_is_filed_and_reported_done_on_the_case_page,
+    an_appeal_a_refused_extension_and_a_concluded_loop_go_through_the_case_page,
 );
 
 /// The form of an action on a case page, from `id="action-NAME"` to its end.
@@ -52,6 +53,24 @@ async fn act(
     );
     let pairs: Vec<(&str, &str)> = body.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     browser.post(&format!("/cases/{id}"), &pairs).await
+}
+
+/// Uploads a photo through the case page's upload form; answers the new file's id (the last one the
+/// page lists).
+async fn upload(browser: &mut Browser<'_>, id: &str, name: &str) -> String {
+    let page = browser.get(&format!("/cases/{id}")).await;
+    let done = browser
+        .post_file(
+            &format!("/cases/{id}/attachments"),
+            &[("csrf", &page.csrf())],
+            ("file", name, &bihuan_tests::api::png(name)),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let page = browser.get(&format!("/cases/{id}")).await;
+    let link = "href=\"/api/v1/attachments/";
+    let start = page.html.rfind(link).unwrap() + link.len();
+    page.html[start..start + 36].to_owned()
 }
 
 async fn state(app: &TestApp, id: &str) -> String {
@@ -153,18 +172,60 @@ async fn the_loop_runs_through_the_pages(db: &TestDb) {
     assert!(form.contains("补充一次性告知单</textarea>"), "{form}");
     assert!(form.contains("value=\"partly_true\" selected"), "{form}");
     assert_eq!(state(&app, &id).await, "rectifying", "nothing was written");
-    let done = act(
-        &mut unit,
-        &id,
-        "rectify",
-        &[
-            ("finding", "partly_true"),
-            ("measures", "补充一次性告知单"),
-            ("outcome", "rectified"),
-        ],
-    )
-    .await;
+    // 已整改 needs its 整改佐证材料: none uploaded yet, the form says so beside the field.
+    let rectified = [
+        ("finding", "partly_true"),
+        ("measures", "补充一次性告知单"),
+        ("outcome", "rectified"),
+    ];
+    let unproved = act(&mut unit, &id, "rectify", &rectified).await;
+    assert_eq!(unproved.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let form = action_form(&unproved.html, "rectify").unwrap();
+    assert!(
+        form.contains("请先上传并勾选整改佐证材料") && form.contains("尚未上传佐证材料"),
+        "{form}"
+    );
+    // A file judged by its bytes: a script named .jpg is refused, a photo kept and offered.
+    let page = unit.get(&format!("/cases/{id}")).await;
+    let upload = format!("/cases/{id}/attachments");
+    let refused = unit
+        .post_file(
+            &upload,
+            &[("csrf", &page.csrf())],
+            ("file", "现场照片.jpg", b"#!/bin/sh\nrm -rf /\n"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(refused.html.contains("文件类型不支持"), "{}", refused.html);
+    let photo = bihuan_tests::api::png("整改后现场");
+    let uploaded = unit
+        .post_file(
+            &upload,
+            &[("csrf", &page.csrf())],
+            ("file", "整改后现场.png", &photo),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.html);
+    let page = unit.get(uploaded.location.as_deref().unwrap()).await;
+    assert!(page.html.contains("已上传"), "{}", page.html);
+    let form = action_form(&page.html, "rectify").unwrap();
+    let start = form.find("name=\"f.evidence\" value=\"").unwrap() + 25;
+    let file_id = form[start..start + 36].to_owned();
+    assert!(form.contains("整改后现场.png"), "{form}");
+    let (status, kind, bytes) = unit.fetch(&format!("/api/v1/attachments/{file_id}")).await;
+    assert_eq!(
+        (status, kind.as_str(), bytes),
+        (StatusCode::OK, "image/png", photo)
+    );
+    let mut with_file = rectified.to_vec();
+    with_file.push(("evidence", &file_id));
+    let done = act(&mut unit, &id, "rectify", &with_file).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let case = app.case("admin", &id).await;
+    assert_eq!(
+        case["events"][3]["fields"]["evidence"][0]["name"],
+        "整改后现场.png"
+    );
 
     // A stale form (someone acted meanwhile) says so and shows the fresh case.
     let stale = unit.get(&format!("/cases/{id}")).await;
@@ -226,7 +287,7 @@ async fn the_loop_runs_through_the_pages(db: &TestDb) {
     let out = unit.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert!(unit.cookie("bihuan_session").is_none());
-    let replayed = reqwest::Client::builder()
+    let replayed = bihuan_tests::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -399,7 +460,7 @@ async fn forms_without_their_csrf_token_are_refused(db: &TestDb) {
 
     // The session cookie reads the API (exports, charts) but never changes anything through it.
     let cookie = center.cookie("bihuan_session").unwrap().to_owned();
-    let client = reqwest::Client::new();
+    let client = bihuan_tests::http().build().unwrap();
     let answer = client
         .request(
             Method::POST,
@@ -429,7 +490,7 @@ async fn forms_without_their_csrf_token_are_refused(db: &TestDb) {
     ];
     let login_cookie = format!("bihuan_login={}", login.csrf());
     for (proto, secure) in [(None, false), (Some("https"), true)] {
-        let mut req = reqwest::Client::builder()
+        let mut req = bihuan_tests::http()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
@@ -471,11 +532,12 @@ async fn supervisors_audit_and_admins_manage(db: &TestDb) {
     assert_eq!(state(&app, &id).await, "closed");
     let appeal = app.new_case("S-2").await;
     app.to_rectifying(&appeal).await;
+    let fields = json!({"category": "mistaken", "reason": "非本单位办理"});
     app.step(
         "unit",
         &appeal,
         "appeal",
-        json!({"category": "mistaken", "reason": "非本单位办理"}),
+        app.cited(&appeal, "appeal", fields).await,
     )
     .await;
 
@@ -729,7 +791,9 @@ async fn ledger_stats_and_exports_work_with_the_session(db: &TestDb) {
         (status, kind.starts_with("text/css")),
         (StatusCode::OK, true)
     );
-    let missing = reqwest::Client::new()
+    let missing = bihuan_tests::http()
+        .build()
+        .unwrap()
         .get(format!("{}/no-such-page", app.base))
         .header("accept", "text/html")
         .send()
@@ -842,11 +906,12 @@ async fn a_scheduled_rectification_is_filed_and_reported_done_on_the_case_page(d
         "{}",
         page.html
     );
+    let proof = upload(&mut unit, &id, "终端上线验收单.png").await;
     let done = act(
         &mut unit,
         &id,
         "complete_scheduled",
-        &[("summary", "终端已改造上线")],
+        &[("summary", "终端已改造上线"), ("evidence", &proof)],
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
@@ -857,4 +922,149 @@ async fn a_scheduled_rectification_is_filed_and_reported_done_on_the_case_page(d
     let case = app.case("admin", &id).await;
     assert_eq!(case["scheduled_due"], "2021-06-30");
     assert!(case["scheduled_done_at"].is_string(), "{case}");
+}
+
+/// An appeal filed on the case page reaches the 督查 page and is decided on the case page; a request
+/// for more time is refused there; a loop reopened by repeated 不满意 reviews is concluded (认定办结)
+/// there, and only such a loop.
+async fn an_appeal_a_refused_extension_and_a_concluded_loop_go_through_the_case_page(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let id = app.new_case("A-1").await;
+    app.to_rectifying(&id).await;
+    let mut unit = Browser::signed_in(&app, "unit").await;
+    let proof = upload(&mut unit, &id, "窗口登记表.png").await;
+    let appealed = act(
+        &mut unit,
+        &id,
+        "appeal",
+        &[
+            ("category", "mistaken"),
+            ("reason", "评价对象为区医保局窗口"),
+            ("evidence", &proof),
+        ],
+    )
+    .await;
+    assert_eq!(appealed.status, StatusCode::SEE_OTHER, "{}", appealed.html);
+    assert_eq!(state(&app, &id).await, "appealing");
+
+    let mut sup = Browser::signed_in(&app, "sup").await;
+    let board = sup.get("/supervise").await;
+    assert!(
+        board.html.contains("申诉待复核（1）") && board.html.contains(&format!("/cases/{id}")),
+        "{}",
+        board.html
+    );
+    let page = sup.get(&format!("/cases/{id}")).await;
+    assert!(
+        action_form(&page.html, "uphold_appeal").is_some(),
+        "{}",
+        page.html
+    );
+    assert!(
+        action_form(&page.html, "conclude").is_none(),
+        "not escalated"
+    );
+    // A decision without its reason comes back with the form; nothing is kept.
+    let refused = act(&mut sup, &id, "reject_appeal", &[("reason", "")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(state(&app, &id).await, "appealing");
+    let rejected = act(
+        &mut sup,
+        &id,
+        "reject_appeal",
+        &[("reason", "经核实系本单位窗口办理")],
+    )
+    .await;
+    assert_eq!(rejected.status, StatusCode::SEE_OTHER, "{}", rejected.html);
+    assert_eq!(state(&app, &id).await, "rectifying");
+    let board = sup.get("/supervise").await;
+    assert!(board.html.contains("申诉待复核（0）"), "{}", board.html);
+    // One appeal per case: the unit is not offered a second.
+    let page = unit.get(&format!("/cases/{id}")).await;
+    assert!(action_form(&page.html, "appeal").is_none(), "{}", page.html);
+    assert!(
+        page.html.contains("经核实系本单位窗口办理"),
+        "{}",
+        page.html
+    );
+
+    // More time asked, and refused with a reason the unit reads on its page.
+    let asked = act(
+        &mut unit,
+        &id,
+        "request_extension",
+        &[("days", "5"), ("reason", "需协调区医保局")],
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.html);
+    let denied = act(
+        &mut sup,
+        &id,
+        "deny_extension",
+        &[("reason", "可在原时限内答复群众")],
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::SEE_OTHER, "{}", denied.html);
+    let board = sup.get("/supervise").await;
+    assert!(
+        board.html.contains("待审批的延期申请（0）"),
+        "{}",
+        board.html
+    );
+    let page = unit.get(&format!("/cases/{id}")).await;
+    assert!(
+        page.html.contains("不予延期") && page.html.contains("可在原时限内答复群众"),
+        "{}",
+        page.html
+    );
+    assert!(action_form(&page.html, "request_extension").is_some());
+
+    // A loop the rater twice finds unsatisfying: reopened once within the limit, escalated the second
+    // time, and the supervisor concludes it.
+    let loop_id = app.new_case("A-2").await;
+    app.to_review(&loop_id).await;
+    let unsatisfied = json!({"reason": "诉求仍未解决"});
+    app.step(
+        "center",
+        &loop_id,
+        "review_unsatisfied",
+        unsatisfied.clone(),
+    )
+    .await;
+    let explained = json!({"finding": "true", "measures": "再次说明政策", "outcome": "explained"});
+    app.step("unit", &loop_id, "rectify", explained).await;
+    let visited = json!({"method": "phone", "summary": "再次回访"});
+    app.step("unit", &loop_id, "feedback", visited).await;
+    assert_eq!(app.case("admin", &loop_id).await["escalated"], false);
+    app.step("center", &loop_id, "review_unsatisfied", unsatisfied)
+        .await;
+    assert_eq!(app.case("admin", &loop_id).await["escalated"], true);
+    let page = sup.get(&format!("/cases/{loop_id}")).await;
+    assert!(
+        action_form(&page.html, "conclude").is_some_and(|f| f.contains("认定办结")),
+        "{}",
+        page.html
+    );
+    let refused = act(&mut sup, &loop_id, "conclude", &[("reason", "")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let concluded = act(
+        &mut sup,
+        &loop_id,
+        "conclude",
+        &[("reason", "已两次整改答复，诉求超出政策规定")],
+    )
+    .await;
+    assert_eq!(
+        concluded.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        concluded.html
+    );
+    assert_eq!(state(&app, &loop_id).await, "closed");
+    let page = sup.get(&format!("/cases/{loop_id}")).await;
+    assert!(
+        page.html.contains("认定办结") && page.html.contains("已两次整改答复，诉求超出政策规定"),
+        "{}",
+        page.html
+    );
 }

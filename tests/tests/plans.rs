@@ -469,6 +469,7 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
         role: Role::UnitStaff,
         unit: Some("shaba-civil".into()),
         email: Some("civil@example.org".into()),
+        sms_phone: None,
     };
     db.store.add_user(&civil, PASSWORD, now).await.unwrap();
     let id = small_plan(&app, "2021年12月31日").await;
@@ -581,6 +582,31 @@ async fn the_work_item_flow_is_allowed_and_refused_by_role_unit_and_state(db: &T
         seen_by_lead["shares"][0]["summary"],
         "民政办已梳理低保、临时救助事项12项"
     );
+    // A share whose recorded fields are corrupt is an error (its cause logged), never a blank share.
+    {
+        use sea_orm::ConnectionTrait;
+        let conn = db.store.connection();
+        conn.execute_unprepared(
+            "UPDATE task_events SET fields = 'x' || fields WHERE action = 'report_share'",
+        )
+        .await
+        .unwrap();
+        let (status, body) = app.call("unit", Method::GET, &path, None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, Some("internal_error")),
+            "{body}"
+        );
+        conn.execute_unprepared(
+            "UPDATE task_events SET fields = SUBSTR(fields, 2) WHERE action = 'report_share'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            get(&app, "unit", &path).await["shares"][0]["actor"],
+            "civil"
+        );
+    }
     let noted = step(
         &app,
         "civil",
@@ -959,7 +985,8 @@ async fn a_target_bound_to_the_rectification_rate_shows_the_live_value(db: &Test
         json!({"finding": "partly_true", "measures": "补充一次性告知单", "outcome": "rectified"});
     for (i, case) in cases.iter().enumerate() {
         app.to_rectifying(case).await;
-        app.step("unit", case, "rectify", rectify.clone()).await;
+        let fields = app.cited(case, "rectify", rectify.clone()).await;
+        app.step("unit", case, "rectify", fields).await;
         let t = target(&get(&app, "admin", &format!("/api/v1/plans/{plan_id}")).await);
         let expected = if i == 0 { 50.0 } else { 100.0 };
         assert_eq!(
@@ -1124,6 +1151,7 @@ async fn the_plan_pages_import_show_the_board_and_take_the_items_actions(db: &Te
         role: Role::UnitStaff,
         unit: Some("shaba-civil".into()),
         email: None,
+        sms_phone: None,
     };
     db.store
         .add_user(&civil_staff, PASSWORD, app.clock.now())

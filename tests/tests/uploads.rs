@@ -374,11 +374,12 @@ async fn csv_export_cells_that_begin_like_a_formula_are_quoted(db: &TestDb) {
     }
     app.to_rectifying(&ids[0]).await;
     let measures = "+cmd|' /C calc'!A0";
+    let fields = json!({"finding": "partly_true", "measures": measures, "outcome": "rectified"});
     app.step(
         "unit",
         &ids[0],
         "rectify",
-        json!({"finding": "partly_true", "measures": measures, "outcome": "rectified"}),
+        app.cited(&ids[0], "rectify", fields).await,
     )
     .await;
 

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 
 use crate::calendar::WorkingCalendar;
 use crate::mail::Letters;
+use crate::upstream::UpstreamMap;
 use crate::workflow::{self, WorkflowDefinition};
 
 /// The workflow of negative-rating cases (差评整改工单).
@@ -19,6 +20,8 @@ pub struct Engine {
     workflows: BTreeMap<String, WorkflowDefinition>,
     calendar: WorkingCalendar,
     letters: Letters,
+    /// How steps are pushed to the provincial platform (数据回传), when a mapping is given.
+    upstream: Option<UpstreamMap>,
 }
 
 /// A named source text (a file's name and its contents).
@@ -68,7 +71,25 @@ impl Engine {
             workflows: defs.into_iter().map(|(id, (_, def))| (id, def)).collect(),
             calendar,
             letters: Letters::default(),
+            upstream: None,
         })
+    }
+
+    /// The same engine with this 数据回传 mapping, checked against its negative-rating workflow
+    /// (`source` is the mapping file).
+    pub fn with_upstream(mut self, source: &Source) -> Result<Self, Vec<String>> {
+        let def = self
+            .workflow(NEGATIVE_RATING)
+            .ok_or_else(|| vec![format!("the workflow `{NEGATIVE_RATING}` is missing")])?;
+        let map = UpstreamMap::parse(&source.name, &source.text, def)
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        self.upstream = Some(map);
+        Ok(self)
+    }
+
+    /// The 数据回传 mapping, if one was given.
+    pub fn upstream(&self) -> Option<&UpstreamMap> {
+        self.upstream.as_ref()
     }
 
     /// The same engine with these mail templates.

@@ -1,16 +1,18 @@
 //! The interpreter: a pure function from a case as it is, an action asked, who asks and when, to the
 //! decision (new state, recorded fields, new deadline, effects as values) or a typed refusal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::Role;
 use crate::calendar::{Deadline, DeadlineBasis, WorkingCalendar};
+use crate::evidence::EvidenceFile;
 use crate::overall::OverallClock;
 use crate::workflow::{
-    ActionDef, Audience, EffectDef, FieldDef, FieldKind, Guard, StateDef, WorkflowDefinition,
+    ActionDef, Audience, EffectDef, FieldCondition, FieldDef, FieldKind, Guard, StateDef,
+    WorkflowDefinition,
 };
 
 /// The action recorded when a case or item is opened.
@@ -89,6 +91,9 @@ pub struct Subject {
     pub scheduled: Option<Scheduled>,
     /// How many times each action was taken since it entered its current state.
     pub actions_in_state: BTreeMap<String, u32>,
+    /// The files attached to it that the action asked cites (loaded for the action; empty
+    /// otherwise): an evidence field may cite only these.
+    pub evidence: Vec<EvidenceFile>,
 }
 
 impl Subject {
@@ -111,6 +116,7 @@ impl Subject {
             overall: OverallClock::default(),
             scheduled: None,
             actions_in_state: BTreeMap::new(),
+            evidence: Vec::new(),
         }
     }
 }
@@ -237,6 +243,9 @@ pub enum ActionError {
     /// A required field is missing or empty.
     #[error("缺少必填字段 {field}（{label}）")]
     MissingField { field: String, label: String },
+    /// Evidence is required and none was cited (upload the files first, then cite their ids).
+    #[error("须附佐证材料：{label}（先上传文件，再在 {field} 中列出其编号）")]
+    EvidenceRequired { field: String, label: String },
     /// A field has a value that does not fit its type.
     #[error("字段 {field} 无效：{reason}")]
     InvalidField { field: String, reason: String },
@@ -279,6 +288,7 @@ impl ActionError {
             ActionError::NotCoUnit { .. } => "not_co_unit",
             ActionError::LeadUnitOutOfScope { .. } => "lead_unit_out_of_scope",
             ActionError::MissingField { .. } => "missing_field",
+            ActionError::EvidenceRequired { .. } => "evidence_required",
             ActionError::InvalidField { .. } => "invalid_field",
             ActionError::UnknownField { .. } => "unknown_field",
             ActionError::GuardFailed { .. } => "guard_failed",
@@ -293,6 +303,7 @@ impl ActionError {
     pub fn field(&self) -> Option<&str> {
         match self {
             ActionError::MissingField { field, .. }
+            | ActionError::EvidenceRequired { field, .. }
             | ActionError::InvalidField { field, .. }
             | ActionError::UnknownField { field, .. } => Some(field),
             _ => None,
@@ -342,7 +353,7 @@ pub fn decide(
             action: action_id.chars().take(64).collect(),
         })?;
     check_permitted(def, subject, actor, action)?;
-    let mut recorded = check_fields(action, fields, now)?;
+    let mut recorded = check_fields(action, fields, &subject.evidence, now)?;
     if action.co_units_only
         && let Some(unit) = &actor.unit
     {
@@ -463,9 +474,31 @@ pub fn deadlines_before(
     steps: &[Step<'_>],
 ) -> Vec<Option<DateTime<Utc>>> {
     let mut before = Vec::with_capacity(steps.len());
+    replay_deadlines(def, cal, steps, |d| before.push(d));
+    before
+}
+
+/// The deadline in force after the last of the recorded steps (`None` in a state without a time
+/// limit, or paused), by the rules of [`deadlines_before`].
+pub fn deadline_after(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    steps: &[Step<'_>],
+) -> Option<DateTime<Utc>> {
+    replay_deadlines(def, cal, steps, |_| ())
+}
+
+/// Replays the steps' timing: `before` is given the deadline in force just before each step; answers
+/// the one in force after the last.
+fn replay_deadlines(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    steps: &[Step<'_>],
+    mut before: impl FnMut(Option<DateTime<Utc>>),
+) -> Option<DateTime<Utc>> {
     let mut subject = Subject::new("");
     for step in steps {
-        before.push(subject.timing.deadline.map(|d| d.at));
+        before(subject.timing.deadline.map(|d| d.at));
         let to_state = def.state(step.to);
         subject.timing = match step.from {
             None => fresh_timing(cal, to_state, step.at),
@@ -484,7 +517,7 @@ pub fn deadlines_before(
         }
         subject.state = step.to.to_owned();
     }
-    before
+    subject.timing.deadline.map(|d| d.at)
 }
 
 /// The actions `actor` may take at `now`, judged by state, role, unit, guards and the limits over
@@ -594,8 +627,8 @@ fn check_guards(
                     });
                 }
             }
-            Guard::Escalated => {
-                if !subject.escalated {
+            Guard::ReopenLimitExceeded => {
+                if subject.reopen_count <= def.settings.reopen_limit {
                     return Err(ActionError::GuardFailed {
                         guard: guard.name().to_owned(),
                         message: "工单尚未因多次评议不满意升级督办".to_owned(),
@@ -767,6 +800,7 @@ fn check_appeal(
 fn check_fields(
     action: &ActionDef,
     given: &Map<String, Value>,
+    evidence: &[EvidenceFile],
     now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ActionError> {
     if let Some(unknown) = given.keys().find(|k| action.field(k).is_none()) {
@@ -778,13 +812,10 @@ fn check_fields(
     let mut recorded = Map::new();
     for field in &action.fields {
         let value = given.get(&field.name).filter(|v| !v.is_null());
-        if let Some(value) = check_field(field, value, now)? {
+        if let Some(value) = check_field(field, value, Some(evidence), now)? {
             recorded.insert(field.name.clone(), value);
         } else if field.required && field.when.is_none() {
-            return Err(ActionError::MissingField {
-                field: field.name.clone(),
-                label: field.label.clone(),
-            });
+            return Err(missing(field));
         }
     }
     if let Some(problem) = conditional_problems(action, &recorded).into_iter().next() {
@@ -793,18 +824,39 @@ fn check_fields(
     Ok(recorded)
 }
 
-/// The fields taken only `when` another has a value: missing while it has, or given while it has not.
+/// A required field left out: evidence is named as such (`evidence_required`).
+fn missing(field: &FieldDef) -> ActionError {
+    let (field_name, label) = (field.name.clone(), field.label.clone());
+    match field.kind {
+        FieldKind::Evidence { .. } => ActionError::EvidenceRequired {
+            field: field_name,
+            label,
+        },
+        _ => ActionError::MissingField {
+            field: field_name,
+            label,
+        },
+    }
+}
+
+/// The fields taken only `when` another has a value: missing while it has, or given while it has
+/// not; and the fields `required_when` another has a value, missing while it has.
 fn conditional_problems(action: &ActionDef, recorded: &Map<String, Value>) -> Vec<ActionError> {
     let mut problems = Vec::new();
+    let holds =
+        |c: &FieldCondition| recorded.get(&c.field).and_then(Value::as_str) == Some(&c.equals);
     for field in &action.fields {
+        if let Some(required_when) = &field.required_when
+            && holds(required_when)
+            && !recorded.contains_key(&field.name)
+        {
+            problems.push(missing(field));
+        }
         let Some(when) = &field.when else { continue };
-        let holds = recorded.get(&when.field).and_then(Value::as_str) == Some(&when.equals);
+        let holds = holds(when);
         let given = recorded.contains_key(&field.name);
         if holds && !given && field.required {
-            problems.push(ActionError::MissingField {
-                field: field.name.clone(),
-                label: field.label.clone(),
-            });
+            problems.push(missing(field));
         } else if !holds && given {
             let (other, choice) = action.condition_words(when);
             problems.push(ActionError::InvalidField {
@@ -834,13 +886,10 @@ pub fn field_problems(
     let mut recorded = Map::new();
     for field in &action.fields {
         let value = given.get(&field.name).filter(|v| !v.is_null());
-        match check_field(field, value, now) {
+        match check_field(field, value, None, now) {
             Err(e) => problems.push(e),
             Ok(None) if field.required && field.when.is_none() => {
-                problems.push(ActionError::MissingField {
-                    field: field.name.clone(),
-                    label: field.label.clone(),
-                });
+                problems.push(missing(field));
             }
             Ok(Some(v)) => {
                 recorded.insert(field.name.clone(), v);
@@ -848,14 +897,25 @@ pub fn field_problems(
             Ok(None) => {}
         }
     }
-    problems.extend(conditional_problems(action, &recorded));
+    // A field already named (a value that does not fit) is not named again as missing.
+    let named: BTreeSet<String> = problems
+        .iter()
+        .filter_map(|e| e.field().map(str::to_owned))
+        .collect();
+    problems.extend(
+        conditional_problems(action, &recorded)
+            .into_iter()
+            .filter(|e| e.field().is_none_or(|f| !named.contains(f))),
+    );
     problems
 }
 
-/// Checks one field; `Ok(None)` means absent (or empty text).
+/// Checks one field; `Ok(None)` means absent (or empty text). Evidence is resolved against the
+/// subject's files `attached` (without them, as for a form not yet sent, only its shape is checked).
 fn check_field(
     field: &FieldDef,
     value: Option<&Value>,
+    attached: Option<&[EvidenceFile]>,
     now: DateTime<Utc>,
 ) -> Result<Option<Value>, ActionError> {
     let invalid = |reason: String| ActionError::InvalidField {
@@ -952,6 +1012,58 @@ fn check_field(
             }
             Ok(Some(Value::String(rfc3339(at))))
         }
+        FieldKind::Evidence { max_files } => {
+            let ids = cited_ids(value).ok_or_else(|| invalid("应为附件编号的列表".to_owned()))?;
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            if ids.len() > *max_files {
+                return Err(invalid(format!(
+                    "最多列出 {max_files} 个附件，实际 {} 个",
+                    ids.len()
+                )));
+            }
+            let mut seen = BTreeSet::new();
+            if let Some(twice) = ids.iter().find(|id| !seen.insert(**id)) {
+                return Err(invalid(format!("附件 {} 重复列出", clip(twice))));
+            }
+            let Some(attached) = attached else {
+                return Ok(Some(Value::Array(
+                    ids.iter()
+                        .map(|id| Value::String((*id).to_owned()))
+                        .collect(),
+                )));
+            };
+            let files = ids
+                .iter()
+                .map(|id| {
+                    attached
+                        .iter()
+                        .find(|f| f.id.eq_ignore_ascii_case(id))
+                        .map(EvidenceFile::recorded)
+                        .ok_or_else(|| invalid(format!("附件 {} 不是本件已上传的材料", clip(id))))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(Value::Array(files)))
+        }
+    }
+}
+
+/// The attachment ids an evidence field's value cites: a list of ids (a single id is a list of
+/// one), trimmed, empty ones left out; `None` when the value is no such thing.
+pub fn cited_ids(value: &Value) -> Option<Vec<&str>> {
+    fn one(v: &Value) -> Option<Option<&str>> {
+        let text = v.as_str()?.trim();
+        Some((!text.is_empty()).then_some(text))
+    }
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(one)
+            .collect::<Option<Vec<_>>>()
+            .map(|ids| ids.into_iter().flatten().collect()),
+        Value::String(_) => one(value).map(|id| id.into_iter().collect()),
+        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod calendar;
 pub mod chain;
 mod engine;
+pub mod evidence;
 pub mod interpreter;
 pub mod mail;
 pub mod metrics;
@@ -17,13 +18,15 @@ pub mod rating_input;
 pub mod reminder;
 mod role;
 pub mod sheet;
+pub mod upstream;
 pub mod workflow;
 
 pub use calendar::{Deadline, DeadlineBasis, WorkingCalendar};
 pub use engine::{Engine, NEGATIVE_RATING, Source, WORK_PLAN_TASK};
 pub use interpreter::{
     ActionError, Actor, Decision, Notification, PausedClock, Scheduled, Step, Subject, Timer,
-    Timing, available_actions, deadlines_before, decide, field_problems, open,
+    Timing, available_actions, cited_ids, deadline_after, deadlines_before, decide, field_problems,
+    open,
 };
 pub use mail::{Letter, Letters, MailError};
 pub use overall::OverallClock;

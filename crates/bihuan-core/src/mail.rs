@@ -44,6 +44,10 @@ pub const REVIEW: &str = "review.jinja";
 /// The template of a notice about one work item (任务分解).
 pub const TASK: &str = "task.jinja";
 
+/// The longest SMS text a template may give (a few SMS segments of 70 Chinese characters, the
+/// signature and a link included).
+pub const SMS_MAX_CHARS: usize = 300;
+
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Letter {
@@ -308,6 +312,36 @@ impl Letters {
         })
     }
 
+    /// The SMS of a template: its `sms` block, one line, whitespace collapsed (the gateway's
+    /// signature goes before it). Kept short: an SMS longer than [`SMS_MAX_CHARS`] is an error.
+    pub fn render_sms(&self, template: &str, facts: &impl Serialize) -> Result<String, MailError> {
+        let fail = |message: String| MailError {
+            template: template.to_owned(),
+            message,
+        };
+        let tmpl = self
+            .env
+            .get_template(template)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let mut captured = tmpl
+            .render_captured(Value::from(Serde(facts)))
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let text = captured
+            .with_state_mut(|state| state.render_block("sms"))
+            .map_err(|e| fail(format!("the sms block: {e:#}")))?;
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return Err(fail("the sms block is empty".to_owned()));
+        }
+        let chars = text.chars().count();
+        if chars > SMS_MAX_CHARS {
+            return Err(fail(format!(
+                "the sms is {chars} characters, more than {SMS_MAX_CHARS}"
+            )));
+        }
+        Ok(text)
+    }
+
     fn try_samples(&self) -> Vec<MailError> {
         let case = CaseFacts {
             case_id: "00000000-0000-0000-0000-000000000000".into(),
@@ -368,7 +402,9 @@ impl Letters {
         [
             self.render(CASE, &notice).err(),
             self.render(DIGEST, &digest).err(),
+            self.render_sms(DIGEST, &digest).err(),
             self.render(REVIEW, &review).err(),
+            self.render_sms(REVIEW, &review).err(),
             self.render(TASK, &task).err(),
         ]
         .into_iter()

@@ -7,11 +7,12 @@
 
 use std::ops::{AddAssign, Sub};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::calendar::WorkingCalendar;
-use crate::interpreter::{Step, deadlines_before};
+use crate::interpreter::{Step, deadline_after, deadlines_before};
 use crate::rating::{Channel, Level};
 use crate::workflow::{EffectDef, Mark, WorkflowDefinition};
 
@@ -32,9 +33,10 @@ pub struct Counts {
     pub valid: i64,
     /// Valid cases with a rectification.
     pub rectified: i64,
-    /// Valid cases rectified, or open and past their deadline: the 按期整改率 denominator.
+    /// Valid cases rectified, or open in the unit's rectifying stage and past its deadline: the
+    /// 按期整改率 denominator, counted on the day that deadline fell.
     pub due: i64,
-    /// Valid cases whose first rectification came on or before its deadline.
+    /// Valid cases whose first rectification came on or before its deadline (on that deadline's day).
     pub on_time: i64,
     /// Valid cases of real-name raters.
     pub real_name: i64,
@@ -64,6 +66,9 @@ pub struct Counts {
     pub center_handled: i64,
     /// Of those, every step up to the first transfer (受理, 转办) came within the deadline then in force.
     pub center_timely: i64,
+    /// 有效差评 counted against the rated unit, on the rating's day: the 有效差评率 numerator (`valid`
+    /// follows the case to its 承办单位).
+    pub valid_rated: i64,
 }
 
 macro_rules! each_count {
@@ -90,7 +95,8 @@ macro_rules! each_count {
             reached_feedback,
             unreachable,
             center_handled,
-            center_timely
+            center_timely,
+            valid_rated
         }
     };
 }
@@ -157,6 +163,90 @@ pub struct CaseRecord<'a> {
     pub real_name: bool,
     /// Whether the scheduler found it past its deadline in its current state.
     pub overdue: bool,
+    /// The local day the case counts on: its rating's.
+    pub day: NaiveDate,
+}
+
+/// Whom a part of a case's counts is against (docs/DOMAIN.md, "Metrics": every figure blames the
+/// party that owned the step).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    /// The rated unit: the rating figures (有效差评率 among them).
+    Rated,
+    /// The service center that owns the case until it is transferred.
+    Center,
+    /// The 承办单位 the case was transferred to.
+    Unit(String),
+}
+
+/// A part of what a case counts for: on which local day, against whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasePart {
+    pub day: NaiveDate,
+    pub owner: Owner,
+    pub counts: Counts,
+}
+
+/// What one case counts for, in parts: the case's own counts on its day against its owner now (the
+/// 承办单位, or the center while never transferred); whether it is a valid 差评 on its day against the
+/// rated unit (有效差评率 is a rating figure); the center's stage (受理转办及时率) on its day against
+/// the center; the 按期整改率 counts on the day the rectifying deadline fell, against the unit that
+/// owned that deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseCounts {
+    pub parts: Vec<CasePart>,
+}
+
+impl CaseCounts {
+    fn add(&mut self, day: NaiveDate, owner: Owner, counts: Counts) {
+        if counts.is_zero() {
+            return;
+        }
+        match self
+            .parts
+            .iter_mut()
+            .find(|p| p.day == day && p.owner == owner)
+        {
+            Some(part) => part.counts += counts,
+            None => self.parts.push(CasePart { day, owner, counts }),
+        }
+    }
+
+    /// The parts summed: what the case counts for in a total over every day and owner.
+    pub fn total(&self) -> Counts {
+        let mut total = Counts::default();
+        for part in &self.parts {
+            total += part.counts;
+        }
+        total
+    }
+}
+
+/// The 承办单位 after `steps`: the unit of the last transfer, none while never transferred (or after
+/// an action that took the case back).
+pub fn responsible_unit<'a>(def: &WorkflowDefinition, steps: &[Step<'a>]) -> Option<&'a str> {
+    let mut unit = None;
+    for step in steps {
+        let Some(action) = def.action(step.action) else {
+            continue;
+        };
+        for effect in &action.effects {
+            match effect {
+                EffectDef::SetResponsibleUnit { field } => {
+                    if let Some(Value::String(u)) = step.fields.get(field) {
+                        unit = Some(u.as_str());
+                    }
+                }
+                EffectDef::ClearResponsibleUnit => unit = None,
+                _ => {}
+            }
+        }
+    }
+    unit
+}
+
+fn owner_of(unit: Option<&str>) -> Owner {
+    unit.map_or(Owner::Center, |u| Owner::Unit(u.to_owned()))
 }
 
 /// What one case counts for, from its event log.
@@ -164,14 +254,17 @@ pub fn case_counts(
     def: &WorkflowDefinition,
     cal: &WorkingCalendar,
     case: &CaseRecord<'_>,
-) -> Counts {
+) -> CaseCounts {
+    let mut parts = CaseCounts::default();
     let Some(opening) = case.steps.first() else {
-        return Counts::default();
+        return parts;
     };
     let marked = |step: &Step<'_>, mark: Mark| {
         def.action(step.action)
             .is_some_and(|a| a.marks.contains(&mark))
     };
+    let day = case.day;
+    let owner = owner_of(responsible_unit(def, case.steps));
     let last = case.steps.last().unwrap_or(opening);
     let terminal = def.state(last.to).is_some_and(|s| s.terminal);
     let invalid = terminal && marked(last, Mark::AppealUpheld);
@@ -191,33 +284,67 @@ pub fn case_counts(
     });
     if let Some(t) = transfer {
         let deadlines = deadlines_before(def, cal, &case.steps[..=t]);
-        counts.center_handled = 1;
-        counts.center_timely = i64::from(
-            case.steps[..=t]
-                .iter()
-                .zip(&deadlines)
-                .skip(1)
-                .all(|(s, d)| d.is_none_or(|d| s.at <= d)),
+        let timely = case.steps[..=t]
+            .iter()
+            .zip(&deadlines)
+            .skip(1)
+            .all(|(s, d)| d.is_none_or(|d| s.at <= d));
+        parts.add(
+            day,
+            Owner::Center,
+            Counts {
+                center_handled: 1,
+                center_timely: i64::from(timely),
+                ..Counts::default()
+            },
         );
     }
     if invalid {
-        return counts;
+        parts.add(day, owner, counts);
+        return parts;
     }
+    parts.add(
+        day,
+        Owner::Rated,
+        Counts {
+            valid_rated: 1,
+            ..Counts::default()
+        },
+    );
     counts.valid = 1;
     counts.real_name = i64::from(case.real_name);
     let opened = cal.local_date(opening.at);
     let days_since_opening =
         |at: DateTime<Utc>| i64::from(cal.working_days_in(opened, cal.local_date(at)));
+    // 按期整改率, judged on the 承办单位's own stage: counted on the day its rectifying deadline fell.
     let first_rectify = case.steps.iter().position(|s| marked(s, Mark::Rectified));
     if let Some(i) = first_rectify {
         let step = &case.steps[i];
         let deadline = deadlines_before(def, cal, &case.steps[..=i])[i];
         counts.rectified = 1;
-        counts.due = 1;
-        counts.on_time = i64::from(deadline.is_none_or(|d| step.at <= d));
         counts.rectify_days = days_since_opening(step.at);
-    } else if !terminal && case.overdue {
-        counts.due = 1;
+        parts.add(
+            deadline.map_or_else(|| cal.local_date(step.at), |d| cal.last_day(d)),
+            owner_of(responsible_unit(def, &case.steps[..=i])),
+            Counts {
+                due: 1,
+                on_time: i64::from(deadline.is_none_or(|d| step.at <= d)),
+                ..Counts::default()
+            },
+        );
+    } else if !terminal && case.overdue && rectifying(def, last.to) {
+        // Open, never rectified, past the deadline of the unit's stage: late. Overdue at the center
+        // (received, accepted) it is not the unit's.
+        if let Some(deadline) = deadline_after(def, cal, case.steps) {
+            parts.add(
+                cal.last_day(deadline),
+                owner.clone(),
+                Counts {
+                    due: 1,
+                    ..Counts::default()
+                },
+            );
+        }
     }
     // The states a return visit is made from: a case that reached one is due for its visit.
     let visit_states: Vec<&str> = def
@@ -246,7 +373,42 @@ pub fn case_counts(
         counts.closed = 1;
         counts.close_days = days_since_opening(last.at);
     }
-    counts
+    parts.add(day, owner, counts);
+    parts
+}
+
+/// What a case just opened counts for: its opening is its only step.
+pub fn opened_case_counts(
+    def: &WorkflowDefinition,
+    cal: &WorkingCalendar,
+    at: DateTime<Utc>,
+    day: NaiveDate,
+    real_name: bool,
+) -> CaseCounts {
+    let fields = serde_json::Map::new();
+    let steps = [Step {
+        action: crate::interpreter::OPEN_ACTION,
+        from: None,
+        to: &def.initial,
+        at,
+        fields: &fields,
+    }];
+    case_counts(
+        def,
+        cal,
+        &CaseRecord {
+            steps: &steps,
+            real_name,
+            overdue: false,
+            day,
+        },
+    )
+}
+
+/// Whether `state` is the 承办单位's rectifying stage: one a rectification is taken from.
+fn rectifying(def: &WorkflowDefinition, state: &str) -> bool {
+    def.actions_marked(Mark::Rectified)
+        .any(|a| a.from.iter().any(|f| f == state))
 }
 
 /// One figure's definition, shown beside it.
@@ -284,8 +446,8 @@ pub const DEFINITIONS: [Definition; 16] = [
         key: "negative_rate",
         label: "差评率",
         label_en: "Negative rate",
-        definition: "差评数 ÷ 评价总数。",
-        definition_en: "Negative ratings ÷ all ratings.",
+        definition: "差评数 ÷ 评价总数；按单位统计时计入被评价的单位。",
+        definition_en: "Negative ratings ÷ all ratings; by unit, against the rated unit.",
     },
     Definition {
         key: "valid_negative_rate",
@@ -319,29 +481,29 @@ pub const DEFINITIONS: [Definition; 16] = [
         key: "rectification_rate",
         label: "差评整改率",
         label_en: "Rectification rate",
-        definition: "有整改记录的有效差评 ÷ 有效差评；重新整改的工单只计一次。",
-        definition_en: "Valid cases with a rectification ÷ valid cases; a reopened case counts once.",
+        definition: "有整改记录的有效差评 ÷ 有效差评；重新整改的工单只计一次；按单位统计时计入差评工单转办的承办单位（未转办的计入政务服务中心）。",
+        definition_en: "Valid cases with a rectification ÷ valid cases; a reopened case counts once; by unit, against the unit the case was transferred to (the service center while never transferred).",
     },
     Definition {
         key: "on_time_rate",
         label: "按期整改率",
         label_en: "On-time rate",
-        definition: "首次整改在承办单位核实整改时限内（含批准的延期，申诉期间暂停计时）的有效差评 ÷（已整改的有效差评 + 未办结且已超期的有效差评）；超期未整改的计为逾期；受理、转办环节的用时不计入承办单位，另计受理转办及时率。",
-        definition_en: "Valid cases first rectified by their deadline ÷ (valid cases rectified + valid open cases past their deadline); overdue open cases count as late.",
+        definition: "首次整改在承办单位核实整改时限内（含批准的延期，申诉期间暂停计时）的有效差评 ÷ 核实整改时限落在统计期间内的有效差评（已整改的，及未办结、在核实整改环节已超期的；超期未整改的计为逾期）；按时限到期之日计入期间，按单位统计时计入承办单位；受理、转办环节的用时不计入承办单位，另计受理转办及时率。",
+        definition_en: "Valid cases first rectified within the unit's rectifying limit (extensions granted, paused while appealing) ÷ valid cases whose rectifying deadline fell in the period (rectified, or open and past it in the rectifying stage, which count as late); counted on the deadline's day and, by unit, against the unit the case was transferred to; the center's accept and transfer time never counts against the unit (see the center timeliness rate).",
     },
     Definition {
         key: "center_timely_rate",
         label: "受理转办及时率",
         label_en: "Center timeliness rate",
-        definition: "受理、转办均在各自办理时限内的差评工单 ÷ 已受理并转办的差评工单；只计政务服务中心自身环节的用时，不计入承办单位。",
-        definition_en: "Cases accepted and transferred each within its limit ÷ cases accepted and transferred; the center's own stage only, never counted against the unit.",
+        definition: "受理、转办均在各自办理时限内的差评工单 ÷ 已受理并转办的差评工单；只计政务服务中心自身环节的用时，按单位统计时计入政务服务中心，不计入承办单位。",
+        definition_en: "Cases accepted and transferred each within its limit ÷ cases accepted and transferred; the center's own stage only, counted by unit against the service center, never against the unit.",
     },
     Definition {
         key: "return_visit_rate",
         label: "回访率",
         label_en: "Return-visit rate",
-        definition: "有回访记录（或经规定次数联系未果、无法联系办结，按本地规定计为已回访）的实名有效差评 ÷ 已进入待反馈回访的实名有效差评；匿名评价和尚未整改的工单不计入（未整改的计入差评整改率）。",
-        definition_en: "Real-name valid cases with a return visit (or closed as unreachable after the required attempts, where the deployment counts that as visited) ÷ real-name valid cases that reached the return visit; anonymous cases and cases not yet rectified are left out (the latter count against the rectification rate).",
+        definition: "有回访记录（或经规定次数联系未果、无法联系办结，按本地规定计为已回访）的实名有效差评 ÷ 已进入待反馈回访的实名有效差评；匿名评价和尚未整改的工单不计入（未整改的计入差评整改率）；按单位统计时计入承办单位。",
+        definition_en: "Real-name valid cases with a return visit (or closed as unreachable after the required attempts, where the deployment counts that as visited) ÷ real-name valid cases that reached the return visit; anonymous cases and cases not yet rectified are left out (the latter count against the rectification rate); by unit, against the unit the case was transferred to.",
     },
     Definition {
         key: "unreachable",
@@ -415,7 +577,7 @@ pub fn figures(c: &Counts) -> Figures {
         valid_negative: c.valid,
         rectified: c.rectified,
         negative_rate: ratio(c.negative, c.ratings),
-        valid_negative_rate: ratio(c.valid, c.ratings),
+        valid_negative_rate: ratio(c.valid_rated, c.ratings),
         positive_rate: ratio(c.positive, c.ratings),
         active_rate: ratio(c.active, c.ratings),
         rectification_rate: ratio(c.rectified, c.valid),

@@ -172,8 +172,32 @@ pub enum SheetError {
 /// Inflates every entry of the zip `reader` holds into nothing, counting the bytes that really come
 /// out (the sizes an entry declares are not believed), and refuses the file as soon as they pass
 /// `limit`. Returns the total.
-pub fn check_inflated<R: Read + Seek>(reader: R, limit: u64) -> Result<u64, SheetError> {
+pub fn check_inflated<R: Read + Seek>(mut reader: R, limit: u64) -> Result<u64, SheetError> {
     let not_zip = |e: zip::result::ZipError| SheetError::NotAWorkbook(e.to_string());
+    // The directory costs memory by the entry: its count is judged (from the record at the archive's
+    // end) before the directory is read.
+    let io = |e: std::io::Error| SheetError::NotAWorkbook(e.to_string());
+    let len = reader.seek(std::io::SeekFrom::End(0)).map_err(io)?;
+    let tail_len = len.min(crate::evidence::ZIP_TAIL_BYTES as u64);
+    reader
+        .seek(std::io::SeekFrom::Start(len - tail_len))
+        .map_err(io)?;
+    let mut tail = Vec::new();
+    (&mut reader)
+        .take(tail_len)
+        .read_to_end(&mut tail)
+        .map_err(io)?;
+    match crate::evidence::zip_entry_count(&tail) {
+        Some(n) if n <= crate::evidence::MAX_ZIP_ENTRIES => {}
+        Some(n) => {
+            return Err(SheetError::NotAWorkbook(format!(
+                "压缩包列出 {n} 个条目，超过 {} 个",
+                crate::evidence::MAX_ZIP_ENTRIES
+            )));
+        }
+        None => return Err(SheetError::NotAWorkbook("缺少压缩包目录".to_owned())),
+    }
+    reader.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
     let mut archive = zip::ZipArchive::new(reader).map_err(not_zip)?;
     let mut total: u64 = 0;
     for i in 0..archive.len() {

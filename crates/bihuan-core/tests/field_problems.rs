@@ -32,7 +32,7 @@ type Row = (&'static str, Value, Vec<(&'static str, &'static str)>);
 
 #[test]
 fn every_wrong_field_is_named() {
-    let table: [Row; 6] = [
+    let table: [Row; 11] = [
         (
             "rectify",
             json!({}),
@@ -50,17 +50,48 @@ fn every_wrong_field_is_named() {
         (
             "rectify",
             json!({"finding": "maybe", "measures": "  ", "outcome": "rectified"}),
-            vec![("finding", "invalid_field"), ("measures", "missing_field")],
+            vec![
+                ("finding", "invalid_field"),
+                ("measures", "missing_field"),
+                ("evidence", "evidence_required"),
+            ],
         ),
         (
             "rectify",
-            json!({"finding": "partly_true", "measures": "x", "outcome": "rectified", "extra": 1}),
+            json!({"finding": "partly_true", "measures": "x", "outcome": "rectified", "evidence": ["e-1"], "extra": 1}),
             vec![("extra", "unknown_field")],
         ),
+        // 已整改 needs its 整改佐证材料; an explanation may do without.
         (
             "rectify",
             json!({"finding": "partly_true", "measures": "x", "outcome": "rectified"}),
+            vec![("evidence", "evidence_required")],
+        ),
+        (
+            "rectify",
+            json!({"finding": "partly_true", "measures": "x", "outcome": "rectified", "evidence": ["e-1", "e-2"]}),
             vec![],
+        ),
+        (
+            "rectify",
+            json!({"finding": "untrue", "measures": "已向群众解释政策", "outcome": "explained"}),
+            vec![],
+        ),
+        (
+            "rectify",
+            json!({"finding": "true", "measures": "x", "outcome": "rectified", "evidence": 7}),
+            vec![("evidence", "invalid_field")],
+        ),
+        (
+            "rectify",
+            json!({"finding": "true", "measures": "x", "outcome": "rectified", "evidence": ["e-1", "e-1"]}),
+            vec![("evidence", "invalid_field")],
+        ),
+        // An appeal comes with its evidence.
+        (
+            "appeal",
+            json!({"category": "mistaken", "reason": "误评"}),
+            vec![("evidence", "evidence_required")],
         ),
         (
             "feedback",

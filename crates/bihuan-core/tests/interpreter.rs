@@ -69,7 +69,7 @@ fn subject(
             .iter()
             .map(|(a, n)| ((*a).to_owned(), *n))
             .collect::<BTreeMap<_, _>>(),
-        ..Subject::new(state)
+        ..common::with_evidence(Subject::new(state))
     }
 }
 
@@ -129,8 +129,7 @@ const UNIT: &str = "not_responsible_unit";
 #[test]
 fn every_negative_rating_action_is_allowed_or_refused_as_the_table_says() {
     let n = "negative-rating";
-    let rectify =
-        json!({"finding": "true", "measures": "补充一次性告知单", "outcome": "rectified"});
+    let rectify = json!({"finding": "true", "measures": "补充一次性告知单", "outcome": "rectified", "evidence": ["e-1"]});
     let rows: Vec<Row> = vec![
         ("received", &[], "center", "accept", json!({}), "accepted"),
         ("accepted", &[], "center", "accept", json!({}), STATE),
@@ -230,8 +229,25 @@ fn every_negative_rating_action_is_allowed_or_refused_as_the_table_says() {
             &[],
             "unit_a",
             "appeal",
-            json!({"category": "malicious", "reason": "恶意"}),
+            json!({"category": "malicious", "reason": "恶意", "evidence": ["e-1"]}),
             "appealing",
+        ),
+        // Without its evidence, or citing a file that is not the case's.
+        (
+            "rectifying",
+            &[],
+            "unit_a",
+            "appeal",
+            json!({"category": "malicious", "reason": "恶意"}),
+            "evidence_required:evidence",
+        ),
+        (
+            "rectifying",
+            &[],
+            "unit_a",
+            "appeal",
+            json!({"category": "malicious", "reason": "恶意", "evidence": ["e-9"]}),
+            "invalid_field:evidence",
         ),
         (
             "rectifying",
@@ -246,7 +262,7 @@ fn every_negative_rating_action_is_allowed_or_refused_as_the_table_says() {
             &[],
             "unit_a",
             "appeal",
-            json!({"category": "mistaken"}),
+            json!({"category": "mistaken", "evidence": ["e-1"]}),
             "missing_field:reason",
         ),
         (
@@ -446,7 +462,7 @@ fn every_negative_rating_action_is_allowed_or_refused_as_the_table_says() {
             &[],
             "unit_a",
             "rectify",
-            json!({"finding": "true", "measures": "x", "outcome": "rectified", "note": 1}),
+            json!({"finding": "true", "measures": "x", "outcome": "rectified", "evidence": ["e-1"], "note": 1}),
             "unknown_field:note",
         ),
         (
@@ -876,7 +892,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
     let mut s = Subject {
         timing: opened.timing.clone(),
         responsible_ancestors: vec!["town".into()],
-        ..Subject::new(&opened.to)
+        ..common::with_evidence(Subject::new(&opened.to))
     };
     assert_eq!(
         last_day(&engine, &s),
@@ -911,7 +927,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
         &s,
         "unit_a",
         "appeal",
-        json!({"category": "mistaken", "reason": "误评"}),
+        json!({"category": "mistaken", "reason": "误评", "evidence": ["e-1"]}),
         beijing(2021, 2, 8, 9),
     );
     assert_eq!(d.timing.paused.as_ref().unwrap().remaining_days, 3);
@@ -961,7 +977,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
         &s,
         "unit_a",
         "rectify",
-        json!({"finding": "partly_true", "measures": "整改", "outcome": "rectified"}),
+        json!({"finding": "partly_true", "measures": "整改", "outcome": "rectified", "evidence": ["e-1"]}),
         beijing(2021, 2, 24, 9),
     );
     assert_eq!(d.extension_days, 0);
@@ -997,7 +1013,7 @@ fn a_full_loop_sets_units_deadlines_timers_and_notifications() {
     for (action, f) in [
         (
             "rectify",
-            json!({"finding": "true", "measures": "再整改", "outcome": "rectified"}),
+            json!({"finding": "true", "measures": "再整改", "outcome": "rectified", "evidence": ["e-1"]}),
         ),
         ("feedback", json!({"method": "phone", "summary": "再回访"})),
     ] {
@@ -1043,7 +1059,7 @@ fn a_returned_case_leaves_its_unit_and_an_upheld_appeal_drops_the_paused_clock()
         &s,
         &actor("unit_a"),
         "appeal",
-        &fields(json!({"category": "unrelated", "reason": "x"})),
+        &fields(json!({"category": "unrelated", "reason": "x", "evidence": ["e-1"]})),
         now(),
     )
     .unwrap();

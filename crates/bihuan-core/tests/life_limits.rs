@@ -58,7 +58,7 @@ fn case(engine: &Engine, state: &str, transferred: DateTime<Utc>) -> Subject {
             deadline: basis.map(|b| engine.calendar().deadline(b)),
             paused: None,
         },
-        ..Subject::new(state)
+        ..common::with_evidence(Subject::new(state))
     }
 }
 
@@ -144,7 +144,7 @@ fn an_appeal_does_not_reset_the_extension_cap() {
         &s,
         "unit_a",
         "appeal",
-        json!({"category": "unrelated", "reason": "非本单位事项"}),
+        json!({"category": "unrelated", "reason": "非本单位事项", "evidence": ["e-1"]}),
         beijing(2021, 5, 6, 10, 0),
     )
     .unwrap();
@@ -176,7 +176,7 @@ fn an_appeal_does_not_reset_the_extension_cap() {
         &s,
         "unit_a",
         "appeal",
-        json!({"category": "mistaken", "reason": "误评"}),
+        json!({"category": "mistaken", "reason": "误评", "evidence": ["e-1"]}),
         beijing(2021, 5, 7, 12, 0),
     );
     assert_eq!(outcome(second), "appeal_limit");
@@ -268,7 +268,7 @@ fn a_request_for_more_time_waits_for_one_answer() {
         &asked,
         "unit_a",
         "rectify",
-        json!({"finding": "true", "measures": "已整改", "outcome": "rectified"}),
+        json!({"finding": "true", "measures": "已整改", "outcome": "rectified", "evidence": ["e-1"]}),
         at(12),
     )
     .unwrap();
@@ -278,7 +278,7 @@ fn a_request_for_more_time_waits_for_one_answer() {
 #[test]
 fn an_appeal_comes_within_its_window_after_the_transfer_across_a_holiday_and_a_make_up_day() {
     let engine = engine();
-    let appeal = json!({"category": "malicious", "reason": "恶意差评"});
+    let appeal = json!({"category": "malicious", "reason": "恶意差评", "evidence": ["e-1"]});
     // (transferred, appealed, appeals used before, expected): three working days after the
     // transfer, the transfer day not counted, ending at 24:00.
     let table = [
@@ -357,13 +357,18 @@ fn an_appeal_is_decided_only_from_above_the_responsible_unit() {
 }
 
 #[test]
-fn only_an_escalated_loop_is_concluded_by_a_supervisor_with_a_reason() {
+fn only_a_loop_escalated_by_repeated_unsatisfied_reviews_is_concluded_by_a_supervisor_with_a_reason()
+ {
     let engine = engine();
     let at = beijing(2021, 5, 6, 10, 0);
     let reason = json!({"reason": "已多次整改并答复，群众诉求超出政策规定"});
+    // (state, reopen count, escalated, who, fields, expected): the reopen limit is 1, so a second
+    // 不满意 review escalates the loop; a case escalated by 督办 for a passed deadline still owes its
+    // rectification and is never concluded.
     let table = [
         (
             "rectifying",
+            2,
             true,
             "town_supervisor",
             reason.clone(),
@@ -371,6 +376,7 @@ fn only_an_escalated_loop_is_concluded_by_a_supervisor_with_a_reason() {
         ),
         (
             "pending_feedback",
+            2,
             true,
             "town_supervisor",
             reason.clone(),
@@ -378,6 +384,7 @@ fn only_an_escalated_loop_is_concluded_by_a_supervisor_with_a_reason() {
         ),
         (
             "pending_review",
+            2,
             true,
             "town_supervisor",
             reason.clone(),
@@ -385,13 +392,23 @@ fn only_an_escalated_loop_is_concluded_by_a_supervisor_with_a_reason() {
         ),
         (
             "pending_review",
+            1,
             false,
             "town_supervisor",
             reason.clone(),
-            "guard_failed:escalated",
+            "guard_failed:reopen_limit_exceeded",
+        ),
+        (
+            "rectifying",
+            0,
+            true,
+            "town_supervisor",
+            reason.clone(),
+            "guard_failed:reopen_limit_exceeded",
         ),
         (
             "pending_review",
+            2,
             true,
             "town_supervisor",
             json!({}),
@@ -399,6 +416,7 @@ fn only_an_escalated_loop_is_concluded_by_a_supervisor_with_a_reason() {
         ),
         (
             "pending_review",
+            2,
             true,
             "unit_a",
             reason.clone(),
@@ -406,18 +424,38 @@ fn only_an_escalated_loop_is_concluded_by_a_supervisor_with_a_reason() {
         ),
         (
             "accepted",
+            2,
             true,
             "town_supervisor",
             reason.clone(),
             "action_not_allowed_in_state",
         ),
     ];
-    for (state, escalated, who, fields, expected) in table {
+    for (state, reopen_count, escalated, who, fields, expected) in table {
         let s = Subject {
+            reopen_count,
             escalated,
             ..case(&engine, state, before_may_day())
         };
         let got = outcome(take(&engine, &s, who, "conclude", fields, at));
-        assert_eq!(got, expected, "{state} escalated={escalated} {who}");
+        assert_eq!(
+            got, expected,
+            "{state} reopened {reopen_count} escalated={escalated} {who}"
+        );
     }
+}
+
+#[test]
+fn a_workflow_file_that_still_names_the_guard_escalated_gets_the_reopen_limit() {
+    let text = include_str!("../../../workflows/negative-rating.toml").replacen(
+        "guards = [{ kind = \"reopen_limit_exceeded\" }]",
+        "guards = [{ kind = \"escalated\" }]",
+        1,
+    );
+    assert!(text.contains("kind = \"escalated\""));
+    let def = bihuan_core::workflow::load("negative-rating.toml", &text).unwrap();
+    assert_eq!(
+        def.action("conclude").unwrap().guards,
+        [bihuan_core::workflow::Guard::ReopenLimitExceeded]
+    );
 }

@@ -5,10 +5,12 @@
 
 mod common;
 
-use bihuan_core::metrics::{CaseRecord, Counts, case_counts, figures, rating_counts};
+use bihuan_core::metrics::{
+    CaseCounts, CasePart, CaseRecord, Counts, Owner, case_counts, figures, rating_counts,
+};
 use bihuan_core::rating::{Channel, Level};
 use bihuan_core::{Step, WorkflowDefinition, deadlines_before};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 use common::engine;
@@ -41,8 +43,13 @@ fn counts_of(rows: &[Row], real_name: bool, overdue: bool) -> Counts {
     )
 }
 
-/// What the case of `rows` counts for under workflow `def`.
+/// What the case of `rows` counts for under workflow `def`, every part summed.
 fn counts_in(def: &WorkflowDefinition, rows: &[Row], real_name: bool, overdue: bool) -> Counts {
+    parts_in(def, rows, real_name, overdue).total()
+}
+
+/// What the case of `rows` (rated on 5/6) counts for under workflow `def`, part by part.
+fn parts_in(def: &WorkflowDefinition, rows: &[Row], real_name: bool, overdue: bool) -> CaseCounts {
     let engine = engine();
     let fields: Vec<Map<String, Value>> = rows
         .iter()
@@ -66,8 +73,13 @@ fn counts_in(def: &WorkflowDefinition, rows: &[Row], real_name: bool, overdue: b
             steps: &steps,
             real_name,
             overdue,
+            day: may_day(6),
         },
     )
+}
+
+fn may_day(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2021, 5, day).unwrap()
 }
 
 /// Opened Thursday 5/6 10:00, accepted and transferred the same day: the rectification deadline is the
@@ -139,6 +151,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 real_name: 1,
                 open: 1,
                 ..Counts::default()
@@ -152,6 +165,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 real_name: 1,
                 open: 1,
                 overdue: 1,
@@ -172,6 +186,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 real_name: 1,
                 rectified: 1,
                 due: 1,
@@ -196,6 +211,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 real_name: 1,
                 rectified: 1,
                 due: 1,
@@ -229,6 +245,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 real_name: 1,
                 rectified: 1,
                 due: 1,
@@ -249,6 +266,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 rectified: 1,
                 due: 1,
                 on_time: 1,
@@ -314,6 +332,7 @@ fn each_case_counts_once_with_its_edge_cases() {
             Counts {
                 cases: 1,
                 valid: 1,
+                valid_rated: 1,
                 real_name: 1,
                 rectified: 1,
                 due: 1,
@@ -569,4 +588,157 @@ fn the_center_is_judged_on_its_stage_and_the_unit_on_its_own() {
     // A case still waiting at the center is not yet judged.
     let waiting = counts_of(&to_rectifying()[..2], true, false);
     assert_eq!((waiting.center_handled, waiting.center_timely), (0, 0));
+}
+
+#[test]
+fn every_count_goes_against_the_party_that_owned_its_step_on_its_day() {
+    let unit = |code: &str| Owner::Unit(code.to_owned());
+    let rectify = |day| -> Row {
+        (
+            "rectify",
+            Some("rectifying"),
+            "pending_feedback",
+            day,
+            9,
+            json!({}),
+        )
+    };
+    let rated = || CasePart {
+        day: may_day(6),
+        owner: Owner::Rated,
+        counts: Counts {
+            valid_rated: 1,
+            ..Counts::default()
+        },
+    };
+    let center_stage = |timely| CasePart {
+        day: may_day(6),
+        owner: Owner::Center,
+        counts: Counts {
+            center_handled: 1,
+            center_timely: timely,
+            ..Counts::default()
+        },
+    };
+    let case_itself = |owner: Owner, more: Counts| CasePart {
+        day: may_day(6),
+        owner,
+        counts: Counts {
+            cases: 1,
+            valid: 1,
+            real_name: 1,
+            ..more
+        },
+    };
+    let judged = |day, owner: Owner, on_time| CasePart {
+        day: may_day(day),
+        owner,
+        counts: Counts {
+            due: 1,
+            on_time,
+            ..Counts::default()
+        },
+    };
+    let returned: Row = (
+        "return",
+        Some("rectifying"),
+        "accepted",
+        7,
+        9,
+        json!({"reason": "不属本单位职责"}),
+    );
+    let to_v: Row = (
+        "transfer",
+        Some("accepted"),
+        "rectifying",
+        7,
+        10,
+        json!({"unit": "v"}),
+    );
+    // (name, rows, overdue mark, expected parts)
+    let table: Vec<(&str, Vec<Row>, bool, Vec<CasePart>)> = vec![
+        (
+            "past its deadline at the center: the center's, and never the unit's to rectify in time",
+            to_rectifying()[..2].to_vec(),
+            true,
+            vec![
+                rated(),
+                case_itself(
+                    Owner::Center,
+                    Counts {
+                        open: 1,
+                        overdue: 1,
+                        ..Counts::default()
+                    },
+                ),
+            ],
+        ),
+        (
+            "past the unit's deadline (Wed 5/12): late for the unit, on that day",
+            to_rectifying(),
+            true,
+            vec![
+                rated(),
+                center_stage(1),
+                judged(12, unit("u"), 0),
+                case_itself(
+                    unit("u"),
+                    Counts {
+                        open: 1,
+                        overdue: 1,
+                        ..Counts::default()
+                    },
+                ),
+            ],
+        ),
+        (
+            "rectified a day late: judged on 5/12, the day its deadline fell",
+            with(to_rectifying(), &[rectify(13)]),
+            false,
+            vec![
+                rated(),
+                center_stage(1),
+                judged(12, unit("u"), 0),
+                case_itself(
+                    unit("u"),
+                    Counts {
+                        rectified: 1,
+                        rectify_days: 6,
+                        reached_feedback: 1,
+                        open: 1,
+                        ..Counts::default()
+                    },
+                ),
+            ],
+        ),
+        (
+            "returned by u and sent to v on Fri 5/7: v owns the case and its deadline (Thu 5/13, past the make-up Saturday 5/8)",
+            with(to_rectifying(), &[returned, to_v, rectify(13)]),
+            false,
+            vec![
+                rated(),
+                center_stage(1),
+                judged(13, unit("v"), 1),
+                case_itself(
+                    unit("v"),
+                    Counts {
+                        rectified: 1,
+                        rectify_days: 6,
+                        reached_feedback: 1,
+                        open: 1,
+                        ..Counts::default()
+                    },
+                ),
+            ],
+        ),
+    ];
+    let engine = engine();
+    let def = engine.workflow("negative-rating").unwrap();
+    let key = |p: &CasePart| (p.day, p.owner.clone());
+    for (name, rows, overdue, mut expected) in table {
+        let mut parts = parts_in(def, &rows, true, overdue).parts;
+        parts.sort_by_key(key);
+        expected.sort_by_key(key);
+        assert_eq!(parts, expected, "{name}");
+    }
 }

@@ -65,7 +65,7 @@ fn run(script: &[Take<'_>]) -> (OverallClock, OverallClock) {
     let mut subject = Subject {
         timing: first.timing.clone(),
         overall: first.overall.clone(),
-        ..Subject::new(&first.to)
+        ..common::with_evidence(Subject::new(&first.to))
     };
     let mut recorded: Vec<Recorded> = vec![(
         first.action.clone(),
@@ -129,7 +129,7 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
         (
             "unit",
             "rectify",
-            json!({"finding": "true", "measures": "已改", "outcome": "rectified"}),
+            json!({"finding": "true", "measures": "已改", "outcome": "rectified", "evidence": ["e-1"]}),
             at,
         )
     };
@@ -145,7 +145,7 @@ fn the_overall_limit_runs_pauses_lengthens_and_is_met_once() {
         (
             "unit",
             "appeal",
-            json!({"category": "mistaken", "reason": "误评"}),
+            json!({"category": "mistaken", "reason": "误评", "evidence": ["e-1"]}),
             at,
         )
     };

@@ -36,12 +36,12 @@ fn take(
 fn rectifying() -> Subject {
     Subject {
         responsible_units: vec!["unit-a".into()],
-        ..Subject::new("rectifying")
+        ..common::with_evidence(Subject::new("rectifying"))
     }
 }
 
 fn rectify(outcome: &str, due: Option<&str>) -> Value {
-    let mut f = json!({"finding": "true", "measures": "窗口系统改造列入台账", "outcome": outcome});
+    let mut f = json!({"finding": "true", "measures": "窗口系统改造列入台账", "outcome": outcome, "evidence": ["e-1"]});
     if let Some(due) = due {
         f["due"] = json!(due);
     }
@@ -93,7 +93,7 @@ fn a_scheduled_rectification_is_tracked_until_done_once() {
         code(take(
             &rectifying(),
             "complete_scheduled",
-            json!({"summary": "x"}),
+            json!({"summary": "x", "evidence": ["e-1"]}),
             beijing(5, 6, 9)
         )),
         "guard_failed "
@@ -101,7 +101,7 @@ fn a_scheduled_rectification_is_tracked_until_done_once() {
     let done = take(
         &s,
         "complete_scheduled",
-        json!({"summary": "系统已改造上线"}),
+        json!({"summary": "系统已改造上线", "evidence": ["e-1"]}),
         beijing(6, 20, 9),
     )
     .unwrap();
@@ -116,7 +116,7 @@ fn a_scheduled_rectification_is_tracked_until_done_once() {
         code(take(
             &s,
             "complete_scheduled",
-            json!({"summary": "again"}),
+            json!({"summary": "again", "evidence": ["e-1"]}),
             beijing(6, 21, 9)
         )),
         "guard_failed "

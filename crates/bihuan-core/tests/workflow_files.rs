@@ -173,11 +173,31 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
             .collect()
     };
     assert_eq!(field_names("transfer"), ["unit"]);
-    assert_eq!(field_names("appeal"), ["category", "reason"]);
+    assert_eq!(field_names("appeal"), ["category", "reason", "evidence"]);
     assert_eq!(field_names("extend"), ["days", "reason"]);
     assert_eq!(
         field_names("rectify"),
-        ["finding", "measures", "outcome", "due", "category"]
+        [
+            "finding", "measures", "outcome", "due", "category", "evidence"
+        ]
+    );
+    // 整改佐证材料: required for an appeal and for 限期整改完成, and for a rectification whose
+    // outcome is 已整改 (never for an explanation).
+    let evidence = |id: &str| def.action(id).unwrap().field("evidence").unwrap().clone();
+    for id in ["appeal", "complete_scheduled"] {
+        let e = evidence(id);
+        assert!(
+            e.required && matches!(e.kind, FieldKind::Evidence { max_files: 20 }),
+            "{id}"
+        );
+    }
+    let e = evidence("rectify");
+    assert!(!e.required);
+    assert_eq!(
+        e.required_when
+            .as_ref()
+            .map(|w| (w.field.as_str(), w.equals.as_str())),
+        Some(("outcome", "rectified"))
     );
     // The 差评原因 codes, optional on a rectification.
     let category = def.action("rectify").unwrap().field("category").unwrap();

@@ -17,6 +17,7 @@
 //! database is back, before anything is claimed, so an outage neither loses nor doubles a mail.
 
 mod mailer;
+mod outlets;
 
 use bihuan_core::rating::redact_contacts;
 use bihuan_core::{Actor, Engine};
@@ -26,6 +27,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde_json::Map;
 
 pub use mailer::{Mailer, SendFailure};
+pub use outlets::{DEFAULT_SMS_SIGNATURE, Outlet, Outlets, Sms, Upstream};
 
 /// Cases (and work items) marked per transaction in one pass.
 const PAGE: u64 = 500;
@@ -95,12 +97,12 @@ pub struct TickReport {
 pub async fn tick(
     store: &Store,
     engine: &Engine,
-    mailer: &Mailer,
+    outlets: &Outlets,
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Result<TickReport, NotifyError> {
     Scheduler::default()
-        .tick(store, engine, mailer, schedule, now)
+        .tick(store, engine, outlets, schedule, now)
         .await
 }
 
@@ -123,7 +125,7 @@ impl Scheduler {
         &mut self,
         store: &Store,
         engine: &Engine,
-        mailer: &Mailer,
+        outlets: &Outlets,
         schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> Result<TickReport, NotifyError> {
@@ -144,8 +146,10 @@ impl Scheduler {
         if let Some(day) = digest_day(engine, schedule.digest_at, now) {
             report.digests = store.queue_digests(engine, day, now).await?;
         }
-        self.send_outbox(store, mailer, &schedule.retry, now, &mut report)
-            .await?;
+        for outlet in outlets.each() {
+            self.send_outbox(store, outlet, &schedule.retry, now, &mut report)
+                .await?;
+        }
         store.compact_metrics().await?;
         if self
             .pruned_at
@@ -195,26 +199,28 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Sends every mail due at `now`, a page at a time, until none is left to claim. After a failure
-    /// the rest of the page is handed back untried and the pass stops sending: a server that is down
-    /// or slow to answer costs one attempt per pass, not one time-out per mail.
+    /// Delivers every row of `outlet`'s channel due at `now`, a page at a time, until none is left
+    /// to claim. After a failure the rest of the page is handed back untried and the pass stops
+    /// delivering on that channel: a server that is down or slow to answer costs one attempt per
+    /// pass, not one time-out per row, and holds up no other channel.
     async fn send_outbox(
         &mut self,
         store: &Store,
-        mailer: &Mailer,
+        outlet: &dyn Outlet,
         retry: &RetryPolicy,
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
+        let channel = outlet.channel().as_str();
         loop {
-            let claimed = store.claim_mail(now, SEND_PAGE, retry).await?;
+            let claimed = store.claim(outlet.channel(), now, SEND_PAGE, retry).await?;
             if claimed.is_empty() {
                 return Ok(());
             }
             for (i, row) in claimed.iter().enumerate() {
-                match mailer.send(row).await {
+                match outlet.deliver(row).await {
                     Ok(()) => {
-                        tracing::info!(mail = row.id, kind = %row.kind, "mail sent");
+                        tracing::info!(row = row.id, channel, kind = %row.kind, "outbox row delivered");
                         match store.mark_sent(row, now).await {
                             Ok(true) => report.sent += 1,
                             Ok(false) => {}
@@ -233,11 +239,11 @@ impl Scheduler {
                         match outcome {
                             FailureOutcome::Retry(at) => {
                                 report.retrying += 1;
-                                tracing::warn!(mail = row.id, attempts = row.attempts, error = %redact_contacts(&failure.message), retry_at = %at, "mail failed; will retry");
+                                tracing::warn!(row = row.id, channel, attempts = row.attempts, error = %redact_contacts(&failure.message), retry_at = %at, "delivery failed; will retry");
                             }
                             FailureOutcome::Dead => {
                                 report.dead += 1;
-                                tracing::error!(mail = row.id, attempts = row.attempts, error = %redact_contacts(&failure.message), "mail given up");
+                                tracing::error!(row = row.id, channel, attempts = row.attempts, error = %redact_contacts(&failure.message), "delivery given up");
                             }
                         }
                         if !failure.permanent {

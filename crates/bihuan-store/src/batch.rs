@@ -3,8 +3,9 @@
 //! and across racing batches, each negative rating's case opened in the same transaction as the rating.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use bihuan_core::metrics::Counts;
+use bihuan_core::metrics::{Counts, rating_counts};
 
 use bihuan_core::rating::{Channel, Rating};
 use bihuan_core::{Engine, NEGATIVE_RATING};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::bulk::{Unnest, insert_values};
 use crate::clock::truncate_to_micros;
 use crate::entity::{case, event, rating};
+use crate::org_tree::OrgTree;
 use crate::ratings::{opened_case, opening_event, to_active_model};
 use crate::{Result, Store, StoreError, metrics};
 
@@ -84,9 +86,11 @@ impl Store {
         engine: &'e Engine,
         now: DateTime<Utc>,
     ) -> Result<RatingsImport<'e>> {
+        let org = self.org().await?;
         Ok(RatingsImport {
             txn: self.begin_bulk().await?,
             engine,
+            org,
             now: truncate_to_micros(now),
             outcome: BatchOutcome::default(),
             metrics: metrics::DaySums::new(),
@@ -117,6 +121,8 @@ impl Store {
 pub struct RatingsImport<'e> {
     txn: Bulk,
     engine: &'e Engine,
+    /// The organization when the import began: the centers its cases are owned by at first.
+    org: Arc<OrgTree>,
     now: DateTime<Utc>,
     outcome: BatchOutcome,
     /// What the rows added so far add to the metrics, summed per key until written.
@@ -135,7 +141,7 @@ impl RatingsImport<'_> {
         let chunks: Vec<&[&Rating]> = unique.chunks(self.txn.chunk_size()).collect();
         for (offered, inserted, cases) in self
             .txn
-            .insert_all(self.engine, &chunks, self.now, &mut self.metrics)
+            .insert_all(self.engine, &self.org, &chunks, self.now, &mut self.metrics)
             .await?
         {
             self.outcome.add(offered, inserted, cases);
@@ -180,6 +186,7 @@ impl Bulk {
     async fn insert_all(
         &mut self,
         engine: &Engine,
+        org: &OrgTree,
         chunks: &[&[&Rating]],
         now: DateTime<Utc>,
         sums: &mut metrics::DaySums,
@@ -189,7 +196,7 @@ impl Bulk {
         let Some(first) = chunks.first() else {
             return Ok(done);
         };
-        let mut next = Some(prepare(postgres, engine, first, now)?);
+        let mut next = Some(prepare(postgres, engine, org, first, now)?);
         let mut rest = chunks.iter().skip(1);
         // The sums of the chunk written last, added to the running sums while the next one is written.
         let mut unmerged = metrics::DaySums::new();
@@ -197,14 +204,15 @@ impl Bulk {
             let offered = current.chunk.len();
             let following = rest.next();
             let merging = std::mem::take(&mut unmerged);
-            let (written, prepared) = tokio::join!(self.execute(engine, current, now), async {
-                for (key, (name, counts)) in merging {
-                    metrics::add(sums, key, &name, counts);
-                }
-                following
-                    .map(|c| prepare(postgres, engine, c, now))
-                    .transpose()
-            });
+            let (written, prepared) =
+                tokio::join!(self.execute(engine, org, current, now), async {
+                    for (key, (name, counts)) in merging {
+                        metrics::add(sums, key, &name, counts);
+                    }
+                    following
+                        .map(|c| prepare(postgres, engine, org, c, now))
+                        .transpose()
+                });
             let (inserted, cases, chunk_sums) = written?;
             unmerged = chunk_sums;
             done.push((offered, inserted, cases));
@@ -223,6 +231,7 @@ impl Bulk {
     async fn execute<'c>(
         &mut self,
         engine: &Engine,
+        org: &OrgTree,
         prepared: Prepared<'c>,
         now: DateTime<Utc>,
     ) -> Result<(usize, usize, metrics::DaySums)> {
@@ -261,12 +270,12 @@ impl Bulk {
                     let stored: HashSet<Uuid> =
                         lookup.fetch_all(&mut **txn).await?.into_iter().collect();
                     let is_stored = |id: &Uuid| stored.contains(id);
-                    let (cases, events) = cases_of(engine, chunk, &ids, now, is_stored)?;
+                    let (cases, events) = cases_of(engine, org, chunk, &ids, now, is_stored)?;
                     (
                         stored.len(),
                         cases.len(),
                         sqlite_case_inserts(cases, events)?,
-                        metric_sums(engine, chunk, &ids, is_stored),
+                        metric_sums(engine, org, chunk, &ids, now, is_stored)?,
                     )
                 };
                 for (sql, args) in case_inserts {
@@ -292,7 +301,7 @@ impl Bulk {
                     all_new
                 } else {
                     let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
-                    metric_sums(engine, chunk, &ids, |id| stored_set.contains(id))
+                    metric_sums(engine, org, chunk, &ids, now, |id| stored_set.contains(id))?
                 };
                 Ok((stored.len(), opened, sums))
             }
@@ -381,11 +390,12 @@ enum Statement {
 fn prepare<'c>(
     postgres: bool,
     engine: &Engine,
+    org: &OrgTree,
     chunk: &'c [&'c Rating],
     now: DateTime<Utc>,
 ) -> Result<Prepared<'c>> {
     let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-    let sums = metric_sums(engine, chunk, &ids, |_| true);
+    let sums = metric_sums(engine, org, chunk, &ids, now, |_| true)?;
     let rows: Vec<rating::ActiveModel> = chunk
         .iter()
         .zip(&ids)
@@ -394,7 +404,7 @@ fn prepare<'c>(
     let statement = if postgres {
         // One statement, one round trip: the ratings, and the cases (with their first events) of
         // those that were not stored before.
-        let (cases, events) = cases_of(engine, chunk, &ids, now, |_| true)?;
+        let (cases, events) = cases_of(engine, org, chunk, &ids, now, |_| true)?;
         let with_case: HashSet<Uuid> = cases
             .iter()
             .filter_map(|c| c.rating_id.try_as_ref().copied())
@@ -433,7 +443,7 @@ fn prepare<'c>(
             "ON CONFLICT (source, source_id) DO NOTHING",
         )?
         .ok_or_else(|| StoreError::Corrupt("an empty chunk of ratings".into()))?;
-        let (cases, events) = cases_of(engine, chunk, &ids, now, |_| true)?;
+        let (cases, events) = cases_of(engine, org, chunk, &ids, now, |_| true)?;
         Statement::Sqlite {
             ratings,
             opened: cases.len(),
@@ -448,39 +458,48 @@ fn prepare<'c>(
     })
 }
 
-/// What the `stored` ratings of a chunk (and the cases they open) add to the metrics.
+/// What the `stored` ratings of a chunk (and the cases they open, owned by their centers) add to
+/// the metrics.
 fn metric_sums(
     engine: &Engine,
+    org: &OrgTree,
     chunk: &[&Rating],
     ids: &[Uuid],
+    now: DateTime<Utc>,
     stored: impl Fn(&Uuid) -> bool,
-) -> metrics::DaySums {
-    // Summed under borrowed keys first: a chunk has few distinct keys, so the owned keys are made
-    // once per key, not once per rating.
+) -> Result<metrics::DaySums> {
+    // The ratings summed under borrowed keys first: a chunk has few distinct keys, so the owned keys
+    // are made once per key, not once per rating.
     type Borrowed<'r> = (chrono::NaiveDate, &'r str, &'r str, Channel, &'r str);
     let mut local: HashMap<Borrowed<'_>, (&str, Counts)> = HashMap::new();
+    let mut sums = metrics::DaySums::new();
     let cal = engine.calendar();
     for (r, id) in chunk.iter().zip(ids) {
-        if stored(id) {
-            let key = (
-                cal.local_date(r.rated_at),
-                r.unit_code.as_str(),
-                r.region_code.as_str(),
-                r.channel,
-                r.service_code.as_str(),
-            );
-            local
-                .entry(key)
-                .or_insert((r.service_name.as_str(), Counts::default()))
-                .1 += metrics::counts_of_new_rating(r, r.opens_case());
+        if !stored(id) {
+            continue;
+        }
+        let key = (
+            cal.local_date(r.rated_at),
+            r.unit_code.as_str(),
+            r.region_code.as_str(),
+            r.channel,
+            r.service_code.as_str(),
+        );
+        local
+            .entry(key)
+            .or_insert((r.service_name.as_str(), Counts::default()))
+            .1 += rating_counts(r.level, r.channel);
+        if r.opens_case() {
+            // Only what the case adds: the rating was summed above.
+            let center = org.center_code(&r.unit_code, Some(&r.region_code));
+            metrics::add_new_case(&mut sums, engine, r, center, now)?;
         }
     }
-    let mut sums = metrics::DaySums::new();
     for ((day, unit, region, channel, service), (name, counts)) in local {
         let key = metrics::DayKey::of_day(day, unit, region, channel, service);
         metrics::add(&mut sums, key, name, counts);
     }
-    sums
+    Ok(sums)
 }
 
 /// The multi-row inserts of cases and their first events (none when there are no cases).
@@ -500,6 +519,7 @@ fn sqlite_case_inserts(
 /// The case rows (and first events) of the ratings of a chunk that open a case and are `stored`.
 fn cases_of(
     engine: &Engine,
+    org: &OrgTree,
     chunk: &[&Rating],
     ids: &[Uuid],
     now: DateTime<Utc>,
@@ -519,8 +539,9 @@ fn cases_of(
         }
         let case_id = Uuid::now_v7();
         let (hash, first_event) = opening_event(case_id, &opening, now);
+        let center = org.center_code(&r.unit_code, Some(&r.region_code));
         cases.push(opened_case(
-            engine, def, &opening, remind_at, case_id, *rating_id, r, &hash, now,
+            engine, def, &opening, remind_at, case_id, *rating_id, r, center, &hash, now,
         ));
         events.push(first_event);
     }

@@ -19,7 +19,7 @@ use crate::entity::{audit, case, event, rating};
 use crate::org_tree::OrgTree;
 use crate::pipeline::{Chained, Ctx, Step};
 use crate::scope::CaseScope;
-use crate::{Result, Store, StoreError, outbox};
+use crate::{Result, Store, StoreError, SubjectKind, outbox};
 
 /// An action asked of a case or a work item.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +162,7 @@ pub(crate) fn rating_of_case() -> RelationDef {
 impl Chained for CaseDetail {
     type Row = case::Model;
     type Answer = CaseDetail;
-    const WHAT: &'static str = "差评工单";
+    const KIND: SubjectKind = SubjectKind::Case;
 
     async fn load(ctx: &Ctx<'_>, id: Uuid) -> Result<Option<Self>> {
         load_case(ctx.txn, ctx.org, id).await
@@ -308,6 +308,9 @@ impl Chained for CaseDetail {
             outbox::lapse_reminders(ctx.txn, [after.id]).await?;
         }
         outbox::queue_notifications(ctx, def, after, &self.rating, &self.events, step).await?;
+        if ctx.upstream {
+            outbox::queue_push(ctx, after, &self.rating, step).await?;
+        }
         if after.deadline_provisional {
             tracing::warn!(case = %after.id, state = %after.state, "deadline is provisional: the calendar has no official data for its year");
         }
@@ -423,6 +426,12 @@ impl Store {
                 tracing::info!(case = %c.id, old = ?c.overall_deadline, new = %fresh.at, provisional = fresh.provisional, "provisional overall limit recomputed");
                 changed += 1;
             }
+        }
+        if changed > 0 {
+            // A case's counts replay its deadlines with the calendar: 按期整改率 (on time or late, and
+            // the day its deadline fell) now reads otherwise than the sums were counted. They are
+            // rebuilt whole by the next `rebuild_stale_metrics` (start-up, every scheduler pass).
+            crate::metrics::mark_stale(&txn).await?;
         }
         txn.commit().await?;
         Ok(changed)
@@ -548,9 +557,21 @@ pub(crate) fn workflow_named<'a>(
 /// The fields an event recorded, as stored in the chain: a corrupt value is an error naming the event,
 /// never an empty record (it would silently change what the case counts for).
 pub(crate) fn event_fields(case_id: Uuid, seq: i64, fields: &str) -> Result<Map<String, Value>> {
+    recorded_fields(SubjectKind::Case, case_id, seq, fields)
+}
+
+/// The fields of event `seq` of `kind` `id` (a case, a work item); a corrupt value is an error
+/// naming the event.
+pub(crate) fn recorded_fields(
+    kind: SubjectKind,
+    id: Uuid,
+    seq: i64,
+    fields: &str,
+) -> Result<Map<String, Value>> {
     serde_json::from_str(fields).map_err(|err| {
         StoreError::Corrupt(format!(
-            "event {seq} of case {case_id}: its fields are not a JSON object ({err})"
+            "event {seq} of {} {id}: its fields are not a JSON object ({err})",
+            kind.noun()
         ))
     })
 }
@@ -649,6 +670,7 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
                 }),
         },
         actions_in_state,
+        evidence: Vec::new(),
     }
 }
 

@@ -7,7 +7,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use bihuan_core::{Engine, WORK_PLAN_TASK};
+
+use crate::attachments::files_cited;
+use crate::code::StoredCode;
 use crate::entity::{case, event, task, task_event};
+use crate::files::{FileCheck, Files};
 use crate::{CaseScope, Result, Store};
 
 /// How many cases are verified per round trip.
@@ -16,30 +21,67 @@ const PAGE: u64 = 500;
 /// The result of recomputing the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReport {
-    /// True when every event matches.
+    /// True when every event matches (and, when the files were checked, every file cited is
+    /// present and unchanged).
     pub ok: bool,
     /// Events recomputed.
     pub events_checked: u64,
-    /// The first event that does not match, if any.
+    /// Distinct files cited by those events that were read back and hashed again.
+    pub files_checked: u64,
+    /// The first event that does not match, or that cites a file missing or changed, if any.
     pub first_broken: Option<BrokenEvent>,
 }
 
-/// Whose chain an event belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChainOf {
-    /// A case (差评工单).
+/// What a chain check needs to check the evidence too: the workflows (which fields cite files) and
+/// the file store.
+#[derive(Debug, Clone, Copy)]
+pub struct EvidenceCheck<'a> {
+    pub engine: &'a Engine,
+    pub files: &'a Files,
+}
+
+/// A hash-chained subject: whose chain an event belongs to, what the pipeline drives, what a file
+/// is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    /// A 差评工单.
     Case,
-    /// A work item (任务分解).
+    /// A work item of a plan (工作任务).
     Task,
 }
 
-impl ChainOf {
-    /// 差评工单 or 工作任务.
-    pub fn label(self) -> &'static str {
+impl SubjectKind {
+    /// Its name in messages: 差评工单 or 工作任务.
+    pub fn what(self) -> &'static str {
         match self {
-            ChainOf::Case => "差评工单",
-            ChainOf::Task => "工作任务",
+            SubjectKind::Case => "差评工单",
+            SubjectKind::Task => "工作任务",
         }
+    }
+
+    /// What it is in an error about stored data: `case` or `work item`.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            SubjectKind::Case => "case",
+            SubjectKind::Task => "work item",
+        }
+    }
+}
+
+impl StoredCode for SubjectKind {
+    const WHAT: &'static str = "attachment subject kind";
+
+    fn code(self) -> &'static str {
+        match self {
+            SubjectKind::Case => "case",
+            SubjectKind::Task => "task",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [SubjectKind::Case, SubjectKind::Task]
+            .into_iter()
+            .find(|k| k.code() == code)
     }
 }
 
@@ -47,7 +89,7 @@ impl ChainOf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokenEvent {
     /// A case's chain or a work item's.
-    pub of: ChainOf,
+    pub of: SubjectKind,
     /// The case or work item.
     pub case_id: Uuid,
     /// The event's position in the case's chain (or where one is missing).
@@ -65,6 +107,27 @@ impl Store {
     /// The same over the cases and work items in `scope` only: a caller learns nothing of the
     /// others, not even that one of them is broken.
     pub async fn verify_chain_in(&self, scope: &CaseScope) -> Result<ChainReport> {
+        self.verify(scope, None).await
+    }
+
+    /// 办理记录防篡改校验 with the evidence: the chain of every case and work item in `scope`, and
+    /// every file their events cite read back from the file store and hashed again, so a file
+    /// removed or replaced after it was cited is found like an edited event (named by the event
+    /// that cites it).
+    pub async fn verify_chain_and_files(
+        &self,
+        scope: &CaseScope,
+        evidence: EvidenceCheck<'_>,
+    ) -> Result<ChainReport> {
+        self.verify(scope, Some(evidence)).await
+    }
+
+    async fn verify(
+        &self,
+        scope: &CaseScope,
+        evidence: Option<EvidenceCheck<'_>>,
+    ) -> Result<ChainReport> {
+        let mut files = FilesSeen::default();
         let mut checked = 0;
         let mut after: Option<Uuid> = None;
         loop {
@@ -92,16 +155,23 @@ impl Store {
                 let list = events.remove(&case.id).unwrap_or_default();
                 checked += list.len() as u64;
                 let head = Head {
-                    of: ChainOf::Case,
+                    of: SubjectKind::Case,
                     id: case.id,
                     event_count: case.event_count,
                     head_hash: &case.head_hash,
                 };
                 let links: Vec<Link<'_>> = list.iter().map(Link::of_case).collect();
-                if let Some(broken) = verify(&head, &links) {
+                let mut broken = verify(&head, &links);
+                if let (None, Some(evidence)) = (&broken, evidence) {
+                    broken = files
+                        .check(evidence, &head, &case.workflow_id, &links)
+                        .await?;
+                }
+                if let Some(broken) = broken {
                     return Ok(ChainReport {
                         ok: false,
                         events_checked: checked,
+                        files_checked: files.checked,
                         first_broken: Some(broken),
                     });
                 }
@@ -133,16 +203,21 @@ impl Store {
                 let list = events.remove(&t.id).unwrap_or_default();
                 checked += list.len() as u64;
                 let head = Head {
-                    of: ChainOf::Task,
+                    of: SubjectKind::Task,
                     id: t.id,
                     event_count: t.event_count,
                     head_hash: &t.head_hash,
                 };
                 let links: Vec<Link<'_>> = list.iter().map(Link::of_task).collect();
-                if let Some(broken) = verify(&head, &links) {
+                let mut broken = verify(&head, &links);
+                if let (None, Some(evidence)) = (&broken, evidence) {
+                    broken = files.check(evidence, &head, WORK_PLAN_TASK, &links).await?;
+                }
+                if let Some(broken) = broken {
                     return Ok(ChainReport {
                         ok: false,
                         events_checked: checked,
+                        files_checked: files.checked,
                         first_broken: Some(broken),
                     });
                 }
@@ -151,17 +226,81 @@ impl Store {
         Ok(ChainReport {
             ok: true,
             events_checked: checked,
+            files_checked: files.checked,
             first_broken: None,
         })
     }
 }
 
+/// The files a chain check has read back, each once however many events cite it.
+#[derive(Debug, Default)]
+struct FilesSeen {
+    /// SHA-256 → what the store holds under it.
+    seen: HashMap<String, FileCheck>,
+    checked: u64,
+}
+
+impl FilesSeen {
+    /// The first event of a (sound) chain that cites a file missing from the store or changed
+    /// there.
+    async fn check(
+        &mut self,
+        evidence: EvidenceCheck<'_>,
+        head: &Head<'_>,
+        workflow: &str,
+        links: &[Link<'_>],
+    ) -> Result<Option<BrokenEvent>> {
+        for e in links {
+            let fields = crate::cases::recorded_fields(head.of, head.id, e.seq, e.fields)?;
+            let cited = match files_cited(evidence.engine, workflow, e.action, &fields) {
+                Ok(cited) => cited,
+                Err(reason) => return Ok(Some(head.broken(e.seq, reason))),
+            };
+            for file in cited {
+                let found = match self.seen.get(&file.sha256) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = evidence.files.check(&file.sha256, file.size).await?;
+                        self.checked += 1;
+                        self.seen.insert(file.sha256.clone(), found.clone());
+                        found
+                    }
+                };
+                let reason = match found {
+                    FileCheck::Present => continue,
+                    FileCheck::Missing => format!(
+                        "it cites the file “{}” (sha256 {}), which is missing from the file store",
+                        file.name, file.sha256
+                    ),
+                    FileCheck::Changed { .. } => format!(
+                        "it cites the file “{}” (sha256 {}), whose stored bytes no longer match that hash",
+                        file.name, file.sha256
+                    ),
+                };
+                return Ok(Some(head.broken(e.seq, reason)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The row that anchors a chain.
 struct Head<'a> {
-    of: ChainOf,
+    of: SubjectKind,
     id: Uuid,
     event_count: i64,
     head_hash: &'a str,
+}
+
+impl Head<'_> {
+    fn broken(&self, seq: i64, reason: String) -> BrokenEvent {
+        BrokenEvent {
+            of: self.of,
+            case_id: self.id,
+            seq,
+            reason,
+        }
+    }
 }
 
 /// One event of a chain, whichever table it is in.

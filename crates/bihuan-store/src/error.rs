@@ -70,6 +70,34 @@ pub enum StoreError {
     /// Any other database error.
     #[error("数据库错误：{0}")]
     Db(DbErr),
+    /// The file store of the evidence (a folder, an S3 bucket) failed or could not be reached:
+    /// nothing of the operation was recorded; it may be tried again.
+    #[error("佐证材料存储暂时不可用：{0}")]
+    FileStore(String),
+    /// A file the record cites is not in the file store (removed behind the product's back).
+    #[error(
+        "佐证材料文件 {sha256} 已不在存储中：请联系管理员（办理记录防篡改校验会指出引用它的记录）"
+    )]
+    FileMissing {
+        /// The file's SHA-256.
+        sha256: String,
+    },
+}
+
+impl From<crate::files::FilesError> for StoreError {
+    fn from(e: crate::files::FilesError) -> Self {
+        use crate::files::FilesError;
+        match e {
+            FilesError::Missing { sha256 } => StoreError::FileMissing { sha256 },
+            FilesError::Read { .. } | FilesError::Storage { .. } => {
+                StoreError::FileStore(e.to_string())
+            }
+            // A hash, a location or content not as declared: the caller's mistake, not the store's.
+            FilesError::BadLocation { .. }
+            | FilesError::BadSha256 { .. }
+            | FilesError::NotAsDeclared { .. } => StoreError::Corrupt(e.to_string()),
+        }
+    }
 }
 
 /// Why the database could not take an operation.

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use bihuan_core::evidence::EvidenceFile;
 use bihuan_core::rating::{Channel, Level};
 use bihuan_core::workflow::{ActionDef, EffectDef, FieldKind, Mark};
 use bihuan_core::{Engine, WorkflowDefinition};
@@ -19,7 +20,7 @@ use crate::code::Code;
 use crate::entity::{case, event, rating};
 use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 
 /// A value chosen from an enum field of a workflow action, as recorded: the workflow file's labels
 /// word it.
@@ -87,6 +88,8 @@ pub struct LedgerEntry {
     pub overdue: bool,
     /// 办结时间.
     pub closed_at: Option<DateTime<Utc>>,
+    /// 佐证材料: the files its steps cite, each once, in the order first cited.
+    pub evidence: Vec<EvidenceFile>,
 }
 
 /// Which cases: those of ratings given in `from..to` (by rating time), in a unit's subtree.
@@ -305,6 +308,18 @@ fn entry(
         field(e, &f.name)
     });
     let terminal = def.state(&c.state).is_some_and(|s| s.terminal);
+    let mut evidence: Vec<EvidenceFile> = Vec::new();
+    for e in log {
+        let fields = recorded.get(&e.seq).cloned().unwrap_or_default();
+        let cited = crate::attachments::cited_by(def, &e.action, &fields).map_err(|reason| {
+            StoreError::Corrupt(format!("event {} of case {}: {reason}", e.seq, e.case_id))
+        })?;
+        for file in cited {
+            if !evidence.iter().any(|f| f.id == file.id) {
+                evidence.push(file);
+            }
+        }
+    }
     Ok(LedgerEntry {
         case_id: c.id,
         project_no: c.project_no.clone(),
@@ -326,5 +341,6 @@ fn entry(
         review,
         overdue: !terminal && bihuan_core::reminder::is_overdue(c.overdue, c.deadline, now),
         closed_at: c.closed_at,
+        evidence,
     })
 }

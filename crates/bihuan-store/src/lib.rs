@@ -7,6 +7,7 @@
 //! the case's `version`.
 
 mod access;
+mod attachments;
 mod audits;
 mod batch;
 mod bulk;
@@ -16,6 +17,7 @@ mod clock;
 mod code;
 pub mod entity;
 mod error;
+pub mod files;
 mod follow_ups;
 mod guard;
 mod ledger;
@@ -44,18 +46,22 @@ pub use access::{
     ApiToken, CHANNEL_PREFIX, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, SESSION_PREFIX, SessionUser,
     SignInAttempt, ThrottleKey, TokenScope, check_password, token_hash,
 };
+pub use attachments::{MAX_ATTACHMENTS_PER_SUBJECT, NewAttachment, evidence_file};
 pub use audits::{AUDIT_FAIL_ACTION, Verdict};
 pub use batch::{BatchOutcome, RatingsImport};
 pub use cases::{ActionRequest, CaseDetail, last_rectification, scheduled_of};
-pub use chain::{BrokenEvent, ChainOf, ChainReport};
+pub use chain::{BrokenEvent, ChainReport, EvidenceCheck, SubjectKind};
 pub use clock::{Clock, truncate_to_micros};
 pub use code::{Code, StoredCode, UnknownCode};
 pub use error::{Outage, Result, StoreError};
+pub use files::{FileCheck, Files, FilesError};
 pub use follow_ups::FollowUpKind;
 pub use ledger::{Choice, LedgerEntry, LedgerFilter, ReviewOutcome};
 pub use metrics::{GroupBy, MetricsQuery, MetricsRow};
 pub use org::{NewUnit, NewUser, verify_password};
-pub use outbox::{FailureOutcome, OutboxStatus, RetryPolicy};
+pub use outbox::{
+    FailureOutcome, OutboxChannel, OutboxStatus, RetryPolicy, idempotency_key, push_key,
+};
 pub use plans::{
     DueKind, NewItem, NewPlan, PlanDetail, PlanImport, PlanOptions, PlanSummary, TaskDetail,
     TaskView, UnitRole, is_overdue,
@@ -64,6 +70,7 @@ pub use ratings::RecordedRating;
 pub use reminders::{DIGEST_MAX_ITEMS, ReminderReport};
 pub use review::{ReviewAnswer, ReviewLink, ReviewLinkState};
 pub use scope::{CaseFilter, CaseScope, RatingFilter, Reach, UnmappedUnit};
+pub use work_items::task_event_fields;
 pub use workflows::load_dir;
 
 /// The database behind Bihuan.
@@ -79,6 +86,9 @@ pub struct Store {
     readiness: std::sync::Arc<Readiness>,
     /// The organization tree, read again only when `org_revision` changes.
     org: std::sync::Arc<org_tree::OrgCache>,
+    /// Whether the steps of a 差评's handling are pushed to the provincial platform (数据回传):
+    /// their outbox rows are written with the actions only when a platform is configured.
+    upstream: bool,
 }
 
 /// Why the database is not ready: the outage when it is one, and the database's words.
@@ -183,7 +193,16 @@ impl Store {
             settings,
             readiness: Default::default(),
             org: Default::default(),
+            upstream: false,
         })
+    }
+
+    /// The same store, pushing (or not) each step of a 差评's handling to the provincial platform
+    /// (数据回传, `BIHUAN_UPSTREAM_URL`): with it on, every action the engine's mapping names writes
+    /// its push into the outbox in its own transaction.
+    pub fn pushing_upstream(mut self, on: bool) -> Self {
+        self.upstream = on;
+        self
     }
 
     /// Calls `observe` with every statement this store runs (on its pool and in its transactions),

@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bihuan_core::metrics::{CaseRecord, Counts, case_counts, rating_counts};
+use bihuan_core::metrics::{
+    CaseCounts, CasePart, CaseRecord, Counts, Owner, case_counts, opened_case_counts, rating_counts,
+};
 use bihuan_core::rating::{Channel, Rating};
-use bihuan_core::{Engine, Step, WorkflowDefinition};
+use bihuan_core::{Engine, NEGATIVE_RATING, Step, WorkflowDefinition};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{
@@ -21,6 +23,7 @@ use crate::code::Code;
 use crate::entity::{
     case, event, metric_day, metric_delta, metric_detail, rating, unit, unit_alias,
 };
+use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
 use crate::{Result, Store, StoreError};
 
@@ -104,24 +107,78 @@ pub(crate) fn add(sums: &mut DaySums, key: DayKey, service_name: &str, counts: C
         .1 += counts;
 }
 
-/// What a checked rating counts for, and (when it opens one) its case at opening.
-pub(crate) fn counts_of_new_rating(r: &Rating, opens_case: bool) -> Counts {
-    let mut counts = rating_counts(r.level, r.channel);
-    if opens_case {
-        counts += opened_case_counts(r.rater.real_name);
+/// The key a part of a case's counts is summed under: its rating's region, channel and service, the
+/// part's day, and the code of the part's owner (the rated unit, the case's center, or its 承办单位).
+fn part_key(rated: &DayKey, center: &str, part: &CasePart) -> DayKey {
+    DayKey {
+        day: part.day.format("%Y-%m-%d").to_string(),
+        unit_code: match &part.owner {
+            Owner::Rated => rated.unit_code.clone(),
+            Owner::Center => center.to_owned(),
+            Owner::Unit(unit) => unit.clone(),
+        },
+        region_code: rated.region_code.clone(),
+        channel: rated.channel,
+        service_code: rated.service_code.clone(),
     }
-    counts
 }
 
-/// What a case just opened counts for (it has only its opening step).
-fn opened_case_counts(real_name: bool) -> Counts {
-    Counts {
-        cases: 1,
-        valid: 1,
-        real_name: i64::from(real_name),
-        open: 1,
-        ..Counts::default()
+/// Adds the parts of a case's counts (subtracts them when `negate`) to `sums`; `rated` is its
+/// rating's key.
+fn add_parts(
+    sums: &mut DaySums,
+    rated: &DayKey,
+    service_name: &str,
+    center: &str,
+    counts: &CaseCounts,
+    negate: bool,
+) {
+    for part in &counts.parts {
+        let c = if negate {
+            Counts::default() - part.counts
+        } else {
+            part.counts
+        };
+        add(sums, part_key(rated, center, part), service_name, c);
     }
+}
+
+/// Adds what a checked rating about to be stored counts for, with its case when it opens one (then
+/// `case` is the center that owns it and when it opens).
+pub(crate) fn add_new_rating(
+    sums: &mut DaySums,
+    engine: &Engine,
+    r: &Rating,
+    case: Option<(&str, DateTime<Utc>)>,
+) -> Result<()> {
+    if let Some((center, at)) = case {
+        add_new_case(sums, engine, r, center, at)?;
+    }
+    add(
+        sums,
+        DayKey::of_rating(engine, r),
+        &r.service_name,
+        rating_counts(r.level, r.channel),
+    );
+    Ok(())
+}
+
+/// Adds what the case a rating opens at `at`, owned by `center`, counts for (the rating aside).
+pub(crate) fn add_new_case(
+    sums: &mut DaySums,
+    engine: &Engine,
+    r: &Rating,
+    center: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let def = engine
+        .workflow(NEGATIVE_RATING)
+        .ok_or_else(|| StoreError::Corrupt(format!("workflow {NEGATIVE_RATING} is not loaded")))?;
+    let cal = engine.calendar();
+    let opened = opened_case_counts(def, cal, at, cal.local_date(r.rated_at), r.rater.real_name);
+    let rated = DayKey::of_rating(engine, r);
+    add_parts(sums, &rated, &r.service_name, center, &opened, false);
+    Ok(())
 }
 
 /// Rows of a sums table from sums: the key columns are set from `k` (and the service's `name`); zero
@@ -155,6 +212,7 @@ macro_rules! rows_of {
                 unreachable: Set(c.unreachable),
                 center_handled: Set(c.center_handled),
                 center_timely: Set(c.center_timely),
+                valid_rated: Set(c.valid_rated),
                 $(..$rest::default())?
             })
             .collect::<Vec<_>>()
@@ -271,14 +329,15 @@ pub(crate) fn steps_of<'a>(
         .collect()
 }
 
-/// What a case counts for, from its stored events.
+/// What a case counts for, from its stored events; `day` is its rating's local day.
 pub(crate) fn counts_of_case(
     engine: &Engine,
     def: &WorkflowDefinition,
     events: &[event::Model],
     real_name: bool,
     overdue: bool,
-) -> Result<Counts> {
+    day: NaiveDate,
+) -> Result<CaseCounts> {
     let fields: Vec<Map<String, Value>> = events
         .iter()
         .map(|e| crate::cases::event_fields(e.case_id, e.seq, &e.fields))
@@ -291,8 +350,19 @@ pub(crate) fn counts_of_case(
             steps: &steps,
             real_name,
             overdue,
+            day,
         },
     ))
+}
+
+/// The service center a case's counts go to while it was never transferred.
+fn center_of(case: &case::Model) -> Result<&str> {
+    case.center_code.as_deref().ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "case {} has no service center recorded (center_code): run `bihuan metrics rebuild`",
+            case.id
+        ))
+    })
 }
 
 /// Adds to the sums the difference a change of a case made (its events and overdue mark before and
@@ -314,7 +384,8 @@ pub(crate) async fn record_case_change(
 }
 
 /// Adds the difference a change of a case made to `sums` (to be written with [`add_deltas`], one
-/// statement for many cases).
+/// statement for many cases): its counts after, less its counts before, part by part (a transfer
+/// moves the case's counts from the center to the unit).
 pub(crate) fn add_case_change(
     sums: &mut DaySums,
     engine: &Engine,
@@ -324,15 +395,33 @@ pub(crate) fn add_case_change(
     after: (&[event::Model], bool),
 ) -> Result<()> {
     let def = workflow_of(engine, case)?;
-    let delta = counts_of_case(engine, def, after.0, rating.rater_real_name, after.1)?
-        - counts_of_case(engine, def, before.0, rating.rater_real_name, before.1)?;
-    if !delta.is_zero() {
-        add(
-            sums,
-            DayKey::of_row(engine, rating),
-            &rating.service_name,
-            delta,
-        );
+    let center = center_of(case)?;
+    let rated = DayKey::of_row(engine, rating);
+    let day = engine.calendar().local_date(rating.rated_at);
+    let real_name = rating.rater_real_name;
+    let mut change = DaySums::new();
+    let counts_after = counts_of_case(engine, def, after.0, real_name, after.1, day)?;
+    let counts_before = counts_of_case(engine, def, before.0, real_name, before.1, day)?;
+    add_parts(
+        &mut change,
+        &rated,
+        &rating.service_name,
+        center,
+        &counts_after,
+        false,
+    );
+    add_parts(
+        &mut change,
+        &rated,
+        &rating.service_name,
+        center,
+        &counts_before,
+        true,
+    );
+    for (key, (name, counts)) in change {
+        if !counts.is_zero() {
+            add(sums, key, &name, counts);
+        }
     }
     Ok(())
 }
@@ -342,9 +431,10 @@ pub(crate) fn add_case_change(
 pub enum GroupBy {
     /// One row, `"all"`.
     All,
-    /// By rated unit (outside codes mapped onto their unit count with it).
+    /// By unit: rating figures by the rated unit, case figures by the unit that owned the step (outside
+    /// codes mapped onto a unit count with it).
     Unit,
-    /// By month of rating, `YYYY-MM`.
+    /// By month, `YYYY-MM`: of the rating (按期整改率 of the day its deadline fell).
     Month,
     /// By channel.
     Channel,
@@ -606,7 +696,8 @@ impl Store {
             format!("UPDATE metric_revision SET revision = {METRICS_REVISION} WHERE id = 1"),
         ))
         .await?;
-        let read = rebuild_in(&txn, engine).await?;
+        let org = self.org_in(&txn).await?;
+        let read = rebuild_in(&txn, engine, &org).await?;
         txn.commit().await?;
         Ok(read)
     }
@@ -640,7 +731,8 @@ impl Store {
         if claimed == 0 {
             return Ok(false);
         }
-        let (ratings, cases) = rebuild_in(&txn, engine).await?;
+        let org = self.org_in(&txn).await?;
+        let (ratings, cases) = rebuild_in(&txn, engine, &org).await?;
         txn.commit().await?;
         tracing::info!(
             ratings,
@@ -652,20 +744,40 @@ impl Store {
     }
 }
 
+/// Marks the sums as counted by no revision, so that the next [`Store::rebuild_stale_metrics`]
+/// rebuilds them (the calendar under them changed).
+pub(crate) async fn mark_stale(txn: &DatabaseTransaction) -> Result<()> {
+    txn.execute_raw(Statement::from_string(
+        txn.get_database_backend(),
+        "UPDATE metric_revision SET revision = 0 WHERE id = 1".to_owned(),
+    ))
+    .await?;
+    Ok(())
+}
+
 /// The revision of the counts the sums hold (`metric_revision`): raised whenever
 /// `bihuan_core::metrics::Counts` gains a count, so that sums counted before are rebuilt.
 /// 2: `reached_feedback`, `unreachable`, `center_handled` and `center_timely` (migration 14).
-pub const METRICS_REVISION: i32 = 2;
+/// 3: case figures against the case's owner (its center, then its 承办单位), 按期整改率 on the day its
+/// deadline fell, `valid_rated` (migration 16).
+pub const METRICS_REVISION: i32 = 3;
 
-/// Recomputes every sum from the raw rows in `txn`; answers the ratings and cases read.
-async fn rebuild_in(txn: &DatabaseTransaction, engine: &Engine) -> Result<(u64, u64)> {
+/// Recomputes every sum from the raw rows in `txn`, after filling in the center of the cases
+/// opened before it was kept; answers the ratings and cases read.
+async fn rebuild_in(
+    txn: &DatabaseTransaction,
+    engine: &Engine,
+    org: &OrgTree,
+) -> Result<(u64, u64)> {
     const PAGE: u64 = 10_000;
+    fill_centers(txn, org).await?;
     metric_delta::Entity::delete_many().exec(txn).await?;
     metric_detail::Entity::delete_many().exec(txn).await?;
     metric_day::Entity::delete_many().exec(txn).await?;
     let mut sums = DaySums::new();
     let mut ratings_read = 0;
-    let mut real_names: HashMap<Uuid, (DayKey, String, bool)> = HashMap::new();
+    // The negative ratings, which open the cases: their keys, service names, days and raters.
+    let mut negatives: HashMap<Uuid, (DayKey, String, NaiveDate, bool)> = HashMap::new();
     let mut after: Option<Uuid> = None;
     loop {
         let mut query = rating::Entity::find()
@@ -687,7 +799,8 @@ async fn rebuild_in(txn: &DatabaseTransaction, engine: &Engine) -> Result<(u64, 
                 rating_counts(level, channel),
             );
             if r.negative {
-                real_names.insert(r.id, (key, r.service_name.clone(), r.rater_real_name));
+                let day = engine.calendar().local_date(r.rated_at);
+                negatives.insert(r.id, (key, r.service_name.clone(), day, r.rater_real_name));
             }
             ratings_read += 1;
         }
@@ -715,20 +828,44 @@ async fn rebuild_in(txn: &DatabaseTransaction, engine: &Engine) -> Result<(u64, 
         }
         for c in &page {
             let def = workflow_of(engine, c)?;
-            let (key, name, real_name) =
-                real_names.get(&c.rating_id).cloned().ok_or_else(|| {
-                    StoreError::Corrupt(format!("case {} has no negative rating", c.id))
-                })?;
+            let (key, name, day, real_name) = negatives.get(&c.rating_id).ok_or_else(|| {
+                StoreError::Corrupt(format!("case {} has no negative rating", c.id))
+            })?;
             let log = events.remove(&c.id).unwrap_or_default();
-            add(
-                &mut sums,
-                key,
-                &name,
-                counts_of_case(engine, def, &log, real_name, c.overdue)?,
-            );
+            let counts = counts_of_case(engine, def, &log, *real_name, c.overdue, *day)?;
+            add_parts(&mut sums, key, name, center_of(c)?, &counts, false);
             cases_read += 1;
         }
     }
     add_to_sums(txn, sums).await?;
     Ok((ratings_read, cases_read))
+}
+
+/// Fills in the center of the cases opened before it was kept (migration 16), from the organization
+/// tree: one statement per origin unit and region.
+async fn fill_centers(txn: &DatabaseTransaction, org: &OrgTree) -> Result<()> {
+    let origins: Vec<(String, Option<String>)> = case::Entity::find()
+        .select_only()
+        .column(case::Column::OriginUnit)
+        .column(case::Column::RegionCode)
+        .distinct()
+        .filter(case::Column::CenterCode.is_null())
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for (origin, region) in origins {
+        let center = org.center_code(&origin, region.as_deref()).to_owned();
+        let region_matches = match &region {
+            Some(r) => case::Column::RegionCode.eq(r.clone()),
+            None => case::Column::RegionCode.is_null(),
+        };
+        case::Entity::update_many()
+            .col_expr(case::Column::CenterCode, Expr::value(center))
+            .filter(case::Column::CenterCode.is_null())
+            .filter(case::Column::OriginUnit.eq(origin))
+            .filter(region_matches)
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }

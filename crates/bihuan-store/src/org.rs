@@ -38,6 +38,8 @@ pub struct NewUser {
     pub unit: Option<String>,
     /// Mail address for notifications.
     pub email: Option<String>,
+    /// The mobile number their daily digest also goes to by SMS; `None`: no SMS.
+    pub sms_phone: Option<String>,
 }
 
 impl Store {
@@ -189,6 +191,7 @@ impl Store {
             .as_deref()
             .map(|e| checked_email("email", e))
             .transpose()?;
+        let sms_phone = new.sms_phone.as_deref().map(checked_mobile).transpose()?;
         let hash = crate::access::hash_password(password).await?;
         let txn = self.begin_write().await?;
         if let Some(unit) = &new.unit
@@ -222,6 +225,7 @@ impl Store {
             password_hash: Set(hash),
             disabled: Set(false),
             created_at: Set(now),
+            sms_phone: Set(sms_phone),
         }
         .insert(&txn)
         .await?;
@@ -301,6 +305,26 @@ fn checked_email(field: &str, value: &str) -> Result<String> {
         Err(StoreError::Invalid {
             field: field.into(),
             message: format!("“{v}”不是有效的邮箱地址"),
+        })
+    }
+}
+
+/// A mainland mobile number for SMS (11 digits starting with 1, `+86` allowed and dropped).
+fn checked_mobile(text: &str) -> Result<String> {
+    let digits: String = text
+        .trim()
+        .trim_start_matches("+86")
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .collect();
+    let valid =
+        digits.len() == 11 && digits.starts_with('1') && digits.bytes().all(|b| b.is_ascii_digit());
+    if valid {
+        Ok(digits)
+    } else {
+        Err(StoreError::Invalid {
+            field: "sms_phone".into(),
+            message: "短信提醒手机号应为 11 位手机号码".into(),
         })
     }
 }

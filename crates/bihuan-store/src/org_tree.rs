@@ -182,6 +182,42 @@ impl OrgTree {
         chain
     }
 
+    /// The service center (政务服务中心) that owns a case of `origin`'s rating until it is transferred:
+    /// the origin unit (or the unit its code is mapped onto) when it is a center, else the first
+    /// center among the children of the nearest unit up the tree that has any (the center its
+    /// ratings are routed to); for an origin the organization does not know, the first center that
+    /// answers for `region`. `None` when no center is registered there.
+    pub(crate) fn center_of(&self, origin: &str, region: Option<&str>) -> Option<&str> {
+        let origin = self.aliases.get(origin).map_or(origin, String::as_str);
+        if !self.units.contains_key(origin) {
+            let region = region?;
+            return self
+                .codes
+                .iter()
+                .map(String::as_str)
+                .find(|c| self.region(c) == Some(region));
+        }
+        for code in self.self_and_ancestors(origin) {
+            if self.region(&code).is_some() {
+                return self.units.get_key_value(&code).map(|(k, _)| k.as_str());
+            }
+            if let Some(first) = self
+                .children(&code)
+                .filter(|c| self.region(c).is_some())
+                .min()
+            {
+                return Some(first);
+            }
+        }
+        None
+    }
+
+    /// The code a case of `origin`'s rating is kept against until it is transferred: its
+    /// [center](Self::center_of), or the origin itself where the organization has none for it.
+    pub(crate) fn center_code<'a>(&'a self, origin: &'a str, region: Option<&str>) -> &'a str {
+        self.center_of(origin, region).unwrap_or(origin)
+    }
+
     /// The units a case belongs to, nearest first: its origin unit (or the unit its code is mapped
     /// onto) and that unit's ancestors; while the origin is unknown, the units answering for the
     /// case's region and their ancestors.

@@ -79,6 +79,96 @@ impl StoredCode for OutboxStatus {
     }
 }
 
+/// How an outbox row goes out: one outbox, a sender with a plug-in per channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxChannel {
+    /// Mail (SMTP, or `.eml` files).
+    Mail,
+    /// SMS through the province's gateway (`BIHUAN_SMS_URL`), or files.
+    Sms,
+    /// 数据回传: a step of a 差评's handling pushed to the provincial platform (`BIHUAN_UPSTREAM_URL`).
+    Upstream,
+}
+
+impl OutboxChannel {
+    /// Every channel.
+    pub const ALL: [OutboxChannel; 3] = [
+        OutboxChannel::Mail,
+        OutboxChannel::Sms,
+        OutboxChannel::Upstream,
+    ];
+
+    /// The stored and API identifier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxChannel::Mail => "mail",
+            OutboxChannel::Sms => "sms",
+            OutboxChannel::Upstream => "upstream",
+        }
+    }
+}
+
+impl StoredCode for OutboxChannel {
+    const WHAT: &'static str = "outbox channel";
+
+    fn code(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
+/// What a channel other than mail sends, to write into the outbox.
+#[derive(Debug, Clone)]
+pub(crate) struct NewMessage {
+    pub channel: OutboxChannel,
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub audience: String,
+    /// Who it is for, as admins may see it (a phone number masked; empty for a push).
+    pub shown_to: Vec<String>,
+    /// A line for the outbox list (no personal data).
+    pub summary: String,
+    /// What the channel sends.
+    pub payload: Value,
+    /// One row per key, however many passes or processes try to create it.
+    pub unique_key: String,
+}
+
+/// Writes a message unless its unique key is already there; true when written.
+pub(crate) async fn insert_message(
+    txn: &impl ConnectionTrait,
+    message: NewMessage,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let row = outbox::ActiveModel {
+        kind: Set(message.kind),
+        case_id: Set(message.case_id),
+        audience: Set(message.audience),
+        recipients: Set(Value::from(message.shown_to)),
+        subject: Set(message.summary),
+        body: Set(String::new()),
+        html: Set(None),
+        unique_key: Set(message.unique_key),
+        status: Set(Code(OutboxStatus::Pending)),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+        channel: Set(Code(message.channel)),
+        payload: Set(Some(message.payload.to_string())),
+        ..Default::default()
+    };
+    let inserted = outbox::Entity::insert(row)
+        .on_conflict_do_nothing_on([outbox::Column::UniqueKey])
+        .exec_without_returning(txn)
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+}
+
 /// A mail to write into the outbox.
 #[derive(Debug, Clone)]
 pub(crate) struct NewMail {
@@ -147,6 +237,8 @@ fn row_of(mail: NewMail, now: DateTime<Utc>) -> outbox::ActiveModel {
         })),
         created_at: Set(now),
         sent_at: Set(None),
+        channel: Set(Code(OutboxChannel::Mail)),
+        payload: Set(None),
         ..Default::default()
     }
 }
@@ -175,12 +267,37 @@ pub(crate) async fn queue_notifications(
             note.audience.as_str()
         );
         let (recipients, letter) = if note.audience == Audience::Rater {
-            let Some(address) = rating.rater_email.clone() else {
+            // By mail when the rater gave an address, else by SMS when they gave a phone (most
+            // do): one message a rater and step.
+            let (email, phone) = (rating.rater_email.clone(), rating.rater_phone.clone());
+            if email.is_none() && phone.is_none() {
                 continue;
-            };
+            }
             let handled = Handled::last_of(def, events)?;
-            let letter = review_invitation(ctx, case, rating, &handled, seq, now).await?;
-            (vec![address], letter)
+            let invitation = review_invitation(ctx, case, rating, &handled, seq, now).await?;
+            match (email, phone) {
+                (Some(address), _) => (vec![address], render(engine, mail::REVIEW, &invitation)?),
+                (None, Some(phone)) => {
+                    let (payload, shown_to) = sms_to(engine, &phone, mail::REVIEW, &invitation)?;
+                    insert_message(
+                        txn,
+                        NewMessage {
+                            channel: OutboxChannel::Sms,
+                            kind: note.kind.clone(),
+                            case_id: Some(case.id),
+                            audience: note.audience.as_str().to_owned(),
+                            shown_to,
+                            summary: format!("评价邀请短信（{}）", rating.project_no),
+                            payload,
+                            unique_key: format!("sms:{unique_key}"),
+                        },
+                        now,
+                    )
+                    .await?;
+                    continue;
+                }
+                (None, None) => continue,
+            }
         } else {
             let notice = CaseNotice {
                 kind: note.kind.clone(),
@@ -211,8 +328,65 @@ pub(crate) async fn queue_notifications(
     Ok(())
 }
 
-/// Creates the rater's one-time link for the review the case just entered and words the invitation.
-/// The link expires with the review's time limit.
+/// Writes the push of an action to the provincial platform (数据回传), in its transaction: one row
+/// per event (its key `{case}:{seq}` is the push's `Idempotency-Key`), none for an action the
+/// engine's mapping does not name.
+pub(crate) async fn queue_push(
+    ctx: &Ctx<'_>,
+    case: &case::Model,
+    rating: &rating::Model,
+    step: &Step,
+) -> Result<()> {
+    let Some(map) = ctx.engine.upstream() else {
+        return Ok(());
+    };
+    let case_id = case.id.to_string();
+    let facts = bihuan_core::upstream::PushFacts {
+        project_no: &rating.project_no,
+        source: &rating.source,
+        source_id: &rating.source_id,
+        case_id: &case_id,
+        action: &step.decision.action,
+        at: step.now,
+        unit: case.unit_code.as_deref(),
+        fields: &step.decision.fields,
+    };
+    let Some((up, body)) = map.push(&facts) else {
+        return Ok(());
+    };
+    insert_message(
+        ctx.txn,
+        NewMessage {
+            channel: OutboxChannel::Upstream,
+            kind: format!("upstream_{}", up.as_str()),
+            case_id: Some(case.id),
+            audience: "upstream".to_owned(),
+            shown_to: Vec::new(),
+            summary: format!("数据回传：{}（{}）", up.as_str(), rating.project_no),
+            payload: body,
+            unique_key: push_key(case.id, step.seq),
+        },
+        step.now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The key of the push of event `seq` of a case: its outbox row's unique key, `upstream:` and the
+/// `Idempotency-Key` the platform sees.
+pub fn push_key(case_id: Uuid, seq: i64) -> String {
+    format!("upstream:{case_id}:{seq}")
+}
+
+/// The `Idempotency-Key` of a push, from its row's unique key.
+pub fn idempotency_key(row: &outbox::Model) -> &str {
+    row.unique_key
+        .strip_prefix("upstream:")
+        .unwrap_or(&row.unique_key)
+}
+
+/// Creates the rater's one-time link for the review the case just entered: what the invitation (by
+/// mail or SMS) says. The link expires with the review's time limit.
 async fn review_invitation(
     ctx: &Ctx<'_>,
     case: &case::Model,
@@ -220,7 +394,7 @@ async fn review_invitation(
     handled: &Handled,
     seq: i64,
     now: DateTime<Utc>,
-) -> Result<Letter> {
+) -> Result<ReviewInvitation> {
     let token = crate::access::new_token("");
     let expires_at = case.deadline.unwrap_or(now + Duration::days(7));
     review_link::ActiveModel {
@@ -245,7 +419,7 @@ async fn review_invitation(
         finding: handled.finding.clone(),
         outcome: handled.outcome.clone(),
     };
-    render(engine, mail::REVIEW, &invitation)
+    Ok(invitation)
 }
 
 /// What the last rectification found and did (the fields `finding` and `outcome` of the last event
@@ -275,6 +449,24 @@ pub(crate) fn render(
         .letters()
         .render(template, facts)
         .map_err(unrenderable)
+}
+
+/// An SMS to `phone` in the words of `template`'s `sms` block: what the channel sends, and who it is
+/// for as admins see it (the number masked).
+pub(crate) fn sms_to(
+    engine: &Engine,
+    phone: &str,
+    template: &str,
+    facts: &impl serde::Serialize,
+) -> Result<(Value, Vec<String>)> {
+    let text = engine
+        .letters()
+        .render_sms(template, facts)
+        .map_err(unrenderable)?;
+    Ok((
+        serde_json::json!({ "to": phone, "text": text }),
+        vec![bihuan_core::rating::mask_phone(phone)],
+    ))
 }
 
 /// A template that does not render: the loaded mail files are wrong.
@@ -570,19 +762,33 @@ pub enum FailureOutcome {
 }
 
 impl Store {
-    /// Claims up to `limit` pending mails that are due: each gets one more attempt counted and is left
-    /// to this sender for the policy's lease. On PostgreSQL rows another sender holds are skipped
-    /// (`FOR UPDATE SKIP LOCKED`); on SQLite the claim runs under the one write lock.
-    pub async fn claim_mail(
+    /// Claims up to `limit` pending rows of `channel` that are due: each gets one more attempt counted
+    /// and is left to this sender for the policy's lease. On PostgreSQL rows another sender holds are
+    /// skipped (`FOR UPDATE SKIP LOCKED`); on SQLite the claim runs under the one write lock.
+    pub async fn claim(
         &self,
+        channel: OutboxChannel,
         now: DateTime<Utc>,
         limit: u64,
         policy: &RetryPolicy,
     ) -> Result<Vec<outbox::Model>> {
         let txn = self.begin_write().await?;
         let mut query = outbox::Entity::find()
+            .filter(outbox::Column::Channel.eq(channel.as_str()))
             .filter(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
-            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .filter(outbox::Column::NextAttemptAt.lte(now));
+        if channel == OutboxChannel::Upstream {
+            // A case's steps reach the platform in the order they were taken: a push waits while an
+            // earlier one of its case is still to be delivered (waiting out a retry, or in another
+            // sender's hands). The sender claims again after each page, so a case's backlog still
+            // goes in one pass.
+            query = query.filter(Expr::cust(
+                "NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE earlier.channel = 'upstream' \
+                 AND earlier.case_id = outbox.case_id AND earlier.status = 'pending' \
+                 AND earlier.id < outbox.id)",
+            ));
+        }
+        let mut query = query
             .order_by_asc(outbox::Column::NextAttemptAt)
             .order_by_asc(outbox::Column::Id)
             .limit(limit);
@@ -631,6 +837,10 @@ impl Store {
         }
         if let Some(html) = mail.html.as_deref().and_then(without_link_tokens) {
             update = update.col_expr(outbox::Column::Html, Expr::value(html));
+        }
+        // An SMS with a rater's link keeps its text without it too.
+        if let Some(payload) = mail.payload.as_deref().and_then(without_link_tokens) {
+            update = update.col_expr(outbox::Column::Payload, Expr::value(payload));
         }
         let done = update
             .col_expr(
@@ -708,7 +918,22 @@ impl Store {
     /// Gives a mail that was given up on (`dead`) a fresh round of attempts, due now; false when
     /// there is no such dead mail.
     pub async fn retry_mail(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let result = outbox::Entity::update_many()
+        self.retry_outbox(id, None, now).await
+    }
+
+    /// Gives a row that was given up on (`dead`), of `channel` when one is named, a fresh round of
+    /// attempts, due now; false when there is no such dead row.
+    pub async fn retry_outbox(
+        &self,
+        id: i64,
+        channel: Option<OutboxChannel>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut update = outbox::Entity::update_many();
+        if let Some(channel) = channel {
+            update = update.filter(outbox::Column::Channel.eq(channel.as_str()));
+        }
+        let result = update
             .col_expr(
                 outbox::Column::Status,
                 Expr::value(OutboxStatus::Pending.as_str()),
@@ -725,14 +950,19 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// One page of the outbox, newest first, optionally of one status, and the total count.
+    /// One page of the outbox, newest first, optionally of one channel and one status, and the total
+    /// count.
     pub async fn list_outbox(
         &self,
+        channel: Option<OutboxChannel>,
         status: Option<OutboxStatus>,
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<outbox::Model>, u64)> {
         let mut query = outbox::Entity::find();
+        if let Some(channel) = channel {
+            query = query.filter(outbox::Column::Channel.eq(channel.as_str()));
+        }
         if let Some(status) = status {
             query = query.filter(outbox::Column::Status.eq(status.as_str()));
         }

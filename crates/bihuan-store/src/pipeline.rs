@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
+use crate::chain::SubjectKind;
 use crate::clock::truncate_to_micros;
 use crate::org_tree::OrgTree;
 use crate::scope::CaseScope;
@@ -27,6 +28,8 @@ pub(crate) struct Ctx<'a> {
     pub txn: &'a DatabaseTransaction,
     pub engine: &'a Engine,
     pub org: &'a OrgTree,
+    /// Whether steps are pushed to the provincial platform (数据回传).
+    pub upstream: bool,
 }
 
 /// The decided step, chained: what the subject's row, its event and its effects are written from.
@@ -59,8 +62,8 @@ pub(crate) trait Chained: Sized + Send + Sync {
     type Row: Send + Sync;
     /// What the caller gets back.
     type Answer;
-    /// Its name in errors (`差评工单`, `工作任务`).
-    const WHAT: &'static str;
+    /// What it is: its name in errors (`差评工单`, `工作任务`), what its attachments are filed under.
+    const KIND: SubjectKind;
 
     /// The subject with what `decide()` and the effects need, in one go; `None`: there is none.
     fn load(ctx: &Ctx<'_>, id: Uuid) -> impl Future<Output = Result<Option<Self>>> + Send;
@@ -142,7 +145,7 @@ impl Store {
     ) -> Result<S::Answer> {
         let now = truncate_to_micros(req.now);
         let not_found = || StoreError::NotFound {
-            what: S::WHAT,
+            what: S::KIND.what(),
             id: req.id.to_string(),
         };
         let org = self.org_in(txn).await?;
@@ -150,6 +153,7 @@ impl Store {
             txn,
             engine,
             org: &org,
+            upstream: self.upstream,
         };
         let mut loaded = S::load(&ctx, req.id).await?.ok_or_else(not_found)?;
         if !loaded.visible(req.scope) {
@@ -162,10 +166,13 @@ impl Store {
             });
         }
         let def = loaded.workflow(engine)?;
+        let mut subject = loaded.subject();
+        subject.evidence =
+            crate::attachments::cited(txn, def, S::KIND, req.id, req.action, req.fields).await?;
         let decision = bihuan_core::decide(
             def,
             engine.calendar(),
-            &loaded.subject(),
+            &subject,
             req.actor,
             req.action,
             req.fields,

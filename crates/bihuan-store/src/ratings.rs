@@ -59,10 +59,20 @@ impl Store {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                let case_id = if rating.opens_case() {
-                    Some(open_case(txn, engine, rating_id, rating, now).await?)
+                let center = if rating.opens_case() {
+                    let org = self.org_in(txn).await?;
+                    Some(
+                        org.center_code(&rating.unit_code, Some(&rating.region_code))
+                            .to_owned(),
+                    )
                 } else {
                     None
+                };
+                let case_id = match &center {
+                    Some(center) => {
+                        Some(open_case(txn, engine, rating_id, rating, center, now).await?)
+                    }
+                    None => None,
                 };
                 if rating.is_follow_up() {
                     let later = LaterRating {
@@ -75,12 +85,12 @@ impl Store {
                     self.apply_follow_up(txn, engine, &later, now).await?;
                 }
                 let mut sums = metrics::DaySums::new();
-                metrics::add(
+                metrics::add_new_rating(
                     &mut sums,
-                    metrics::DayKey::of_rating(engine, rating),
-                    &rating.service_name,
-                    metrics::counts_of_new_rating(rating, case_id.is_some()),
-                );
+                    engine,
+                    rating,
+                    center.as_deref().map(|c| (c, now)),
+                )?;
                 metrics::add_deltas(txn, sums).await?;
                 Ok(RecordedRating {
                     rating_id,
@@ -155,6 +165,7 @@ async fn open_case(
     engine: &Engine,
     rating_id: Uuid,
     rating: &Rating,
+    center: &str,
     now: DateTime<Utc>,
 ) -> Result<Uuid> {
     let def = engine
@@ -166,7 +177,7 @@ async fn open_case(
     let remind_at =
         crate::cases::first_reminder(engine, def, opening.timing.deadline.map(|d| d.at));
     opened_case(
-        engine, def, &opening, remind_at, case_id, rating_id, rating, &hash, now,
+        engine, def, &opening, remind_at, case_id, rating_id, rating, center, &hash, now,
     )
     .insert(txn)
     .await?;
@@ -223,6 +234,7 @@ pub(crate) fn opened_case(
     case_id: Uuid,
     rating_id: Uuid,
     rating: &Rating,
+    center: &str,
     head_hash: &str,
     now: DateTime<Utc>,
 ) -> case::ActiveModel {
@@ -237,6 +249,7 @@ pub(crate) fn opened_case(
         unit_code: Set(None),
         origin_unit: Set(rating.unit_code.clone()),
         region_code: Set(Some(rating.region_code.clone())),
+        center_code: Set(Some(center.to_owned())),
         state_entered_at: Set(now),
         deadline: Set(timing.deadline.map(|d| d.at)),
         deadline_start: Set(timing.basis.map(|b| b.start)),

@@ -28,12 +28,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cases::workflow_of;
-use crate::entity::{case, digest_run, event, outbox, rating};
+use crate::entity::{case, digest_run, event, outbox, rating, user};
 use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
-    NewMail, OutboxStatus, case_facts, escalation_recipients, insert_mail, insert_mails,
-    lapse_reminders, reminder_audience, reminder_recipients, render, unrenderable,
+    NewMail, NewMessage, OutboxChannel, OutboxStatus, case_facts, escalation_recipients,
+    insert_mail, insert_mails, insert_message, lapse_reminders, reminder_audience,
+    reminder_recipients, render, sms_to, unrenderable,
 };
 use crate::{Result, Store, StoreError};
 
@@ -821,6 +822,16 @@ impl Store {
             }
         }
         let date = mail::chinese_date(day);
+        // Staff who chose SMS get the day's count on their phone too: by the address their
+        // reminders are for.
+        let by_sms: BTreeMap<String, (String, String)> = user::Entity::find()
+            .filter(user::Column::SmsPhone.is_not_null())
+            .filter(user::Column::Disabled.eq(false))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .filter_map(|u| Some((u.email?, (u.username, u.sms_phone?))))
+            .collect();
         let mut written = 0;
         for (address, tally) in tallies {
             let items: Vec<DigestItem> = tally
@@ -856,6 +867,24 @@ impl Store {
                 status: OutboxStatus::Pending,
                 send_at: None,
             };
+            if let Some((username, phone)) = by_sms.get(&address) {
+                let (payload, shown_to) = sms_to(engine, phone, mail::DIGEST, &digest)?;
+                insert_message(
+                    &txn,
+                    NewMessage {
+                        channel: OutboxChannel::Sms,
+                        kind: "digest".to_owned(),
+                        case_id: None,
+                        audience: "digest".to_owned(),
+                        shown_to,
+                        summary: format!("{date}待办短信（{username}）"),
+                        payload,
+                        unique_key: format!("sms:digest:{}:{username}", day.format("%Y-%m-%d")),
+                    },
+                    now,
+                )
+                .await?;
+            }
             if insert_mail(&txn, mail, now).await? {
                 written += 1;
             }

@@ -24,13 +24,11 @@ use crate::pipeline::{Chained, Ctx, Step};
 use crate::plans::{codes, task_in_scope, task_workflow, views_of};
 use crate::reminders::{Found, Pass, Watch, Watched};
 use crate::scope::CaseScope;
-use crate::{ActionRequest, Result, Store, StoreError, TaskDetail, TaskView};
-
-const WHAT: &str = "工作任务";
+use crate::{ActionRequest, Result, Store, StoreError, SubjectKind, TaskDetail, TaskView};
 
 fn not_found(id: Uuid) -> StoreError {
     StoreError::NotFound {
-        what: WHAT,
+        what: SubjectKind::Task.what(),
         id: id.to_string(),
     }
 }
@@ -53,7 +51,7 @@ impl Store {
 impl Chained for TaskDetail {
     type Row = task::Model;
     type Answer = TaskDetail;
-    const WHAT: &'static str = WHAT;
+    const KIND: SubjectKind = SubjectKind::Task;
 
     async fn load(ctx: &Ctx<'_>, id: Uuid) -> Result<Option<Self>> {
         let Some(t) = task::Entity::find_by_id(id).one(ctx.txn).await? else {
@@ -290,6 +288,12 @@ pub(crate) async fn task_events_of(
         .order_by_asc(task_event::Column::Seq)
         .all(db)
         .await?)
+}
+
+/// The fields a work item's event recorded; a corrupt value is an error naming the event, never an
+/// empty record.
+pub fn task_event_fields(e: &task_event::Model) -> Result<Map<String, Value>> {
+    crate::cases::recorded_fields(SubjectKind::Task, e.task_id, e.seq, &e.fields)
 }
 
 /// The item as the interpreter sees it.

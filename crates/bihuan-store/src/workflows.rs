@@ -30,7 +30,21 @@ pub fn load_dir(dir: &Path, tz: Tz) -> Result<Engine, Vec<String>> {
         )]);
     }
     let letters = Letters::build(&templates)?;
-    Ok(Engine::build(&workflows, &calendars, tz)?.with_letters(letters))
+    let engine = Engine::build(&workflows, &calendars, tz)?.with_letters(letters);
+    // 数据回传's mapping (`upstream/`, one file): what a push holds and how it is named.
+    let upstream = dir.join("upstream");
+    if !upstream.is_dir() {
+        return Ok(engine);
+    }
+    match read_files(&upstream, "toml")?.as_slice() {
+        [] => Ok(engine),
+        [one] => engine.with_upstream(one),
+        many => Err(vec![format!(
+            "{}: one mapping file only, found {}",
+            upstream.display(),
+            many.len()
+        )]),
+    }
 }
 
 fn read_files(dir: &Path, extension: &str) -> Result<Vec<Source>, Vec<String>> {

@@ -19,7 +19,7 @@ use sea_orm::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use common::{act, actor, at, engine, fields, open_case, rating, seed_org};
+use common::{act, actor, at, cited, engine, fields, open_case, rating, seed_org};
 
 bihuan_test_support::on_both_databases!(
     a_full_loop_closes_the_case_and_the_chain_verifies,
@@ -96,7 +96,12 @@ async fn a_full_loop_closes_the_case_and_the_chain_verifies(db: &TestDb) {
         id,
         "li",
         "rectify",
-        json!({"finding": "partly_true", "measures": "一次性告知", "outcome": "rectified"}),
+        cited(
+            store,
+            id,
+            json!({"finding": "partly_true", "measures": "一次性告知", "outcome": "rectified"}),
+        )
+        .await,
         at(7, 9),
     )
     .await
@@ -145,9 +150,18 @@ async fn a_full_loop_closes_the_case_and_the_chain_verifies(db: &TestDb) {
             "review_satisfied"
         ]
     );
+    // The rectification records its evidence with the file's name, size and SHA-256 (in the chain),
+    // keys in canonical order.
+    let recorded: Value = serde_json::from_str(&detail.events[3].fields).unwrap();
+    let file = &recorded["evidence"][0];
+    assert!(file["id"].is_string(), "{recorded}");
     assert_eq!(
         detail.events[3].fields,
-        r#"{"finding":"partly_true","measures":"一次性告知","outcome":"rectified"}"#
+        format!(
+            r#"{{"evidence":[{{"id":{},"name":"整改前后对比照片.jpg","sha256":"{}","size":182044}}],"finding":"partly_true","measures":"一次性告知","outcome":"rectified"}}"#,
+            file["id"],
+            "5e".repeat(32)
+        )
     );
     assert_eq!(detail.events[4].actor, "li");
     let report = store.verify_chain().await.unwrap();
@@ -359,7 +373,12 @@ async fn a_refused_action_writes_nothing(db: &TestDb) {
         id,
         "li",
         "rectify",
-        json!({"finding": "true", "measures": "x", "outcome": "rectified"}),
+        cited(
+            store,
+            id,
+            json!({"finding": "true", "measures": "x", "outcome": "rectified"}),
+        )
+        .await,
         at(6, 11),
     )
     .await
@@ -494,7 +513,12 @@ async fn an_event_edited_afterwards_is_found_by_verify_chain(db: &TestDb) {
         (
             "li",
             "appeal",
-            json!({"category": "malicious", "reason": "恶意差评"}),
+            cited(
+                store,
+                id,
+                json!({"category": "malicious", "reason": "恶意差评"}),
+            )
+            .await,
         ),
     ] {
         act(store, &engine, id, who, action, f, at(6, 12))
@@ -643,6 +667,7 @@ async fn units_and_users_are_checked_and_passwords_hashed(db: &TestDb) {
         role,
         unit: unit.map(Into::into),
         email: None,
+        sms_phone: None,
     };
     assert!(matches!(
         store
@@ -1228,7 +1253,13 @@ async fn the_metric_sums_always_equal_a_recomputation_from_the_raw_rows(db: &Tes
                         Role::Supervisor => actor("wang"),
                         _ => Actor::scheduler(),
                     };
-                    let f = fields(fields_for(&action.id));
+                    // The actions that cite evidence cite a file attached to the case just before.
+                    let f = match action.id.as_str() {
+                        "rectify" | "appeal" | "complete_scheduled" => {
+                            fields(cited(store, id, fields_for(&action.id)).await)
+                        }
+                        _ => fields(fields_for(&action.id)),
+                    };
                     let result = store
                         .apply_action(
                             &engine,

@@ -44,7 +44,12 @@ async fn waiting_for_review(store: &Store, source_id: &str) -> Uuid {
         (
             "li",
             "rectify",
-            json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+            common::cited(
+                store,
+                id,
+                json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+            )
+            .await,
             9,
         ),
         (

@@ -56,7 +56,12 @@ async fn an_appeal_resets_neither_the_extension_cap_nor_the_appeal_count(db: &Te
     act(store, &engine, id, "wang", "extend", extend(10), at(7, 9))
         .await
         .unwrap();
-    let appeal = json!({"category": "unrelated", "reason": "非本单位事项"});
+    let appeal = common::cited(
+        store,
+        id,
+        json!({"category": "unrelated", "reason": "非本单位事项"}),
+    )
+    .await;
     act(
         store,
         &engine,
@@ -264,6 +269,7 @@ async fn an_appeal_is_decided_by_a_supervisor_above_the_unit_never_by_its_own(db
                 role: Role::Supervisor,
                 unit: Some("shaba-social".into()),
                 email: None,
+                sms_phone: None,
             },
             "correct horse battery",
             at(1, 9),
@@ -277,7 +283,12 @@ async fn an_appeal_is_decided_by_a_supervisor_above_the_unit_never_by_its_own(db
         id,
         "li",
         "appeal",
-        json!({"category": "malicious", "reason": "恶意差评"}),
+        common::cited(
+            store,
+            id,
+            json!({"category": "malicious", "reason": "恶意差评"}),
+        )
+        .await,
         at(7, 9),
     )
     .await
@@ -331,7 +342,12 @@ async fn only_an_escalated_loop_is_concluded(db: &TestDb) {
             (
                 "li",
                 "rectify",
-                json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+                common::cited(
+                    store,
+                    id,
+                    json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+                )
+                .await,
                 9,
             ),
             (
@@ -381,6 +397,27 @@ async fn only_an_escalated_loop_is_concluded(db: &TestDb) {
             .iter()
             .any(|(kind, _)| kind == "case_concluded")
     );
+    // Escalated by 督办 a working day after its deadline (Wed 5/12) passed: it still owes its
+    // rectification, and is never concluded.
+    let overdue = transferred(store, "L4-overdue").await;
+    store
+        .find_reminders(&engine, at(14, 9), at(14, 9), 50)
+        .await
+        .unwrap();
+    assert!(store.case(overdue).await.unwrap().case.escalated);
+    let e = refused(
+        act(
+            store,
+            &engine,
+            overdue,
+            "wang",
+            "conclude",
+            json!({"reason": "已多次整改答复，诉求超出政策规定"}),
+            at(14, 10),
+        )
+        .await,
+    );
+    assert_eq!(e.code(), "guard_failed");
 }
 
 async fn the_migration_fills_the_life_counts_of_cases_already_open(db: &TestDb) {
@@ -393,7 +430,7 @@ async fn the_migration_fills_the_life_counts_of_cases_already_open(db: &TestDb) 
         (
             "li",
             "appeal",
-            json!({"category": "mistaken", "reason": "误评"}),
+            common::cited(store, id, json!({"category": "mistaken", "reason": "误评"})).await,
             10,
         ),
         ("wang", "reject_appeal", json!({"reason": "驳回"}), 11),

@@ -40,7 +40,12 @@ async fn sums_of_an_older_revision_are_rebuilt_once(db: &TestDb) {
         id,
         "li",
         "rectify",
-        json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+        common::cited(
+            store,
+            id,
+            json!({"finding": "true", "measures": "补正告知", "outcome": "rectified"}),
+        )
+        .await,
         at(6, 15),
     )
     .await

@@ -42,7 +42,7 @@ async fn the_overall_limit_is_kept_on_the_case_and_paused_while_appealing(db: &T
     // Its first reminder is when its last working day begins.
     assert_eq!(c.overall_remind_at, Some(end_of(25)));
 
-    let appeal = json!({"category": "mistaken", "reason": "误评"});
+    let appeal = common::cited(store, id, json!({"category": "mistaken", "reason": "误评"})).await;
     let c = act(store, &engine, id, "li", "appeal", appeal, at(7, 9))
         .await
         .unwrap();
@@ -119,7 +119,12 @@ async fn the_overall_limit_is_kept_on_the_case_and_paused_while_appealing(db: &T
 
 /// The unit's rectification (已整改) at `now`.
 async fn rectified(store: &bihuan_store::Store, id: uuid::Uuid, now: DateTime<Utc>) {
-    let rectify = json!({"finding": "true", "measures": "已改", "outcome": "rectified"});
+    let rectify = common::cited(
+        store,
+        id,
+        json!({"finding": "true", "measures": "已改", "outcome": "rectified"}),
+    )
+    .await;
     act(store, &engine(), id, "li", "rectify", rectify, now)
         .await
         .unwrap();
@@ -206,7 +211,12 @@ async fn cases_opened_before_the_limit_get_it_from_their_event_logs(db: &TestDb)
         paused,
         "li",
         "appeal",
-        json!({"category": "mistaken", "reason": "误评"}),
+        common::cited(
+            store,
+            paused,
+            json!({"category": "mistaken", "reason": "误评"}),
+        )
+        .await,
         at(7, 9),
     )
     .await
@@ -332,7 +342,7 @@ async fn a_scheduled_rectification_is_reminded_until_reported_done(db: &TestDb) 
         id,
         "li",
         "complete_scheduled",
-        json!({"summary": "终端已改造上线"}),
+        common::cited(store, id, json!({"summary": "终端已改造上线"})).await,
         at(25, 9),
     )
     .await

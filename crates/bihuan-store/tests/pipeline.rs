@@ -195,6 +195,7 @@ async fn a_user_changed_behind_the_stores_back_gets_the_next_notice(db: &TestDb)
                 role: Role::UnitStaff,
                 unit: Some("shaba-social".into()),
                 email: Some("zhao@shaba.example".into()),
+                sms_phone: None,
             },
             "correct horse",
             at(6, 11),
@@ -382,11 +383,11 @@ async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
     .insert(conn)
     .await
     .unwrap();
-    assert_eq!(db.store.list_outbox(None, 1, 10).await.unwrap().1, 1);
+    assert_eq!(db.store.list_outbox(None, None, 1, 10).await.unwrap().1, 1);
     conn.execute_unprepared("UPDATE outbox SET status = 'maybe'")
         .await
         .unwrap();
-    let refused = db.store.list_outbox(None, 1, 10).await;
+    let refused = db.store.list_outbox(None, None, 1, 10).await;
     assert!(
         matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("outbox status `maybe`")),
         "{refused:?}"

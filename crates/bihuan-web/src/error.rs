@@ -243,6 +243,21 @@ impl From<StoreError> for ApiError {
                 e.retry_after = Some(STORAGE_RETRY_SECONDS);
                 e
             }
+            StoreError::FileStore(ref cause) => {
+                tracing::error!(cause, "the file store refused the request");
+                let mut e = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "佐证材料存储暂时不可用，本次操作未保存，请稍后重试。",
+                )
+                .with_details(json!({ "retry_after_seconds": STORAGE_RETRY_SECONDS }));
+                e.retry_after = Some(STORAGE_RETRY_SECONDS);
+                e
+            }
+            StoreError::FileMissing { .. } => {
+                tracing::error!(error = %e, "a cited file is missing from the file store");
+                Self::new(StatusCode::GONE, "file_missing", e.to_string())
+            }
             StoreError::BadUrl { .. }
             | StoreError::Connect { .. }
             | StoreError::Corrupt(_)

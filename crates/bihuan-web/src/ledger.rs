@@ -6,7 +6,7 @@ use bihuan_store::{Choice, LedgerEntry, ReviewOutcome};
 use chrono::NaiveDateTime;
 
 /// The ledger's columns, in order, with their widths in an Excel sheet.
-pub const LEDGER_COLUMNS: [(&str, f64); 19] = [
+pub const LEDGER_COLUMNS: [(&str, f64); 20] = [
     ("办件编号", 22.0),
     ("事项名称", 30.0),
     ("评价等级", 10.0),
@@ -18,6 +18,7 @@ pub const LEDGER_COLUMNS: [(&str, f64); 19] = [
     ("转办时间", 17.0),
     ("整改时间", 17.0),
     ("整改措施", 30.0),
+    ("佐证材料", 40.0),
     ("限期整改", 24.0),
     ("反馈时间", 17.0),
     ("回访方式", 10.0),
@@ -41,7 +42,7 @@ pub enum LedgerCell {
 }
 
 /// The cells of one entry, in the order of [`LEDGER_COLUMNS`].
-pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 19] {
+pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 20] {
     let tz = engine.calendar().tz();
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| match at {
         Some(at) => LedgerCell::Time(at.with_timezone(&tz).naive_local()),
@@ -69,6 +70,7 @@ pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 19] {
         time(e.transferred_at),
         time(e.rectified_at),
         text(e.measures.as_deref()),
+        LedgerCell::Text(evidence_words(&e.evidence)),
         text(
             e.scheduled
                 .map(|(due, done)| scheduled_words(engine, due, done))
@@ -87,6 +89,16 @@ pub fn ledger_cells(engine: &Engine, e: &LedgerEntry) -> [LedgerCell; 19] {
         text(Some(&e.origin_unit)),
         LedgerCell::Text(e.case_id.to_string()),
     ]
+}
+
+/// 佐证材料 as the ledger says it: each file by name with its SHA-256, so a copy can be checked
+/// against the record.
+fn evidence_words(files: &[bihuan_core::evidence::EvidenceFile]) -> String {
+    files
+        .iter()
+        .map(|f| format!("{}（SHA-256 {}）", f.name, f.sha256))
+        .collect::<Vec<_>>()
+        .join("；")
 }
 
 /// 限期整改 as the ledger says it: until when, or done when.

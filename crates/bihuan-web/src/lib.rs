@@ -4,6 +4,7 @@
 //! database. Handlers extract, call one store function, and map the result; every failure is an
 //! [`ApiError`] with a stable snake_case code.
 
+mod attachments;
 mod error;
 mod extract;
 mod ledger;
@@ -22,10 +23,10 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use bihuan_core::Engine;
+use bihuan_store::files::Files;
 use bihuan_store::{Clock, Store};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Settings.
     pub config: WebConfig,
+    /// Where evidence files are kept (`BIHUAN_FILES`).
+    pub files: Arc<Files>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -106,6 +109,7 @@ fn routes(config: &WebConfig) -> OpenApiRouter<AppState> {
         .merge(routes::export::router())
         .merge(routes::charts::router())
         .merge(routes::plans::router(config.max_upload))
+        .merge(routes::attachments::router(config.max_upload))
 }
 
 /// The whole application, ready to serve.
@@ -141,10 +145,7 @@ pub fn app(state: AppState) -> Router {
             deadline_state,
             storage_deadline,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, request_deadline))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             ApiError::new(
@@ -266,13 +267,45 @@ async fn security_headers(req: Request, next: Next) -> Response {
     response
 }
 
-/// Whether a request legitimately runs long: a whole export, a bulk import. Each of its waits on the
+/// Whether a request legitimately runs long: a whole export, a bulk import, an evidence file. Each of its waits on the
 /// database is bounded by the store (pool, locks); the request as a whole by `request_timeout`.
-fn runs_long(method: &axum::http::Method, path: &str) -> bool {
+fn runs_long(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
     path.starts_with("/api/v1/export/")
         || path.ends_with("/export.xlsx")
+        // An evidence file streams in or out at the client's pace.
+        || path.starts_with("/api/v1/attachments/")
+        // The chain check reads every cited file back from the file store.
+        || path == "/api/v1/audit/verify"
+        || (path == "/supervise" && uri.query().is_some_and(|q| q.contains("verify=")))
         || (method == axum::http::Method::POST
-            && matches!(path, "/api/v1/ratings/batch" | "/api/v1/plans" | "/plans"))
+            && (matches!(path, "/api/v1/ratings/batch" | "/api/v1/plans" | "/plans")
+                || is_upload(path)))
+}
+
+/// How long an evidence upload may take at least: a file of `BIHUAN_MAX_UPLOAD_MB` over a slow
+/// township line (20 MiB at 256 kbit/s is about 11 minutes).
+const UPLOAD_TIME: Duration = Duration::from_secs(15 * 60);
+
+/// Every request answers within `limit` (408 `timeout` past it), an evidence upload within
+/// [`UPLOAD_TIME`] if that is longer: its body arrives at the client's pace.
+async fn request_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let limit = if req.method() == axum::http::Method::POST && is_upload(req.uri().path()) {
+        limit.max(UPLOAD_TIME)
+    } else {
+        limit
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "请求处理超时").into_response()
+        }
+    }
+}
+
+/// Whether `path` is one an evidence file is uploaded to (`…/attachments`).
+fn is_upload(path: &str) -> bool {
+    path.ends_with("/attachments")
 }
 
 /// Every other request answers within the database's time limit (and a second for the rest): a
@@ -280,7 +313,7 @@ fn runs_long(method: &axum::http::Method, path: &str) -> bool {
 /// `storage_unavailable`, not a hang. A write's own transaction is bounded inside the store, which
 /// tells "not saved" from "outcome unknown"; this deadline cannot tell, so it says neither.
 async fn storage_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if runs_long(req.method(), req.uri().path()) {
+    if runs_long(req.method(), req.uri()) {
         return next.run(req).await;
     }
     let html = pages::wants_html(req.headers());

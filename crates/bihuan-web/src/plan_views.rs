@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use bihuan_core::plan::{Comparison, number_text};
 use bihuan_core::{Engine, WORK_PLAN_TASK};
-use bihuan_store::entity::{plan, task_event, task_target, unit};
-use bihuan_store::{PlanSummary, TaskView, is_overdue};
+use bihuan_store::entity::{attachment, plan, task_event, task_target, unit};
+use bihuan_store::{PlanSummary, StoreError, TaskView, is_overdue, task_event_fields};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -87,6 +87,9 @@ pub struct TaskJson {
     /// submission shows them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shares: Option<Vec<ShareView>>,
+    /// The files attached to it (佐证材料), oldest first; in the item's own answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<crate::attachments::AttachmentView>>,
 }
 
 /// A co-unit's report of its share of a work item.
@@ -101,12 +104,13 @@ pub struct ShareView {
 }
 
 /// The co-units' shares among a work item's events: the events of an action marked share_reported.
+/// A share whose recorded fields are corrupt is an error naming the event, never a blank share.
 pub fn shares_of(
     def: Option<&bihuan_core::WorkflowDefinition>,
     events: &[task_event::Model],
-) -> Vec<ShareView> {
+) -> Result<Vec<ShareView>, StoreError> {
     let Some(def) = def else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     events
         .iter()
@@ -115,8 +119,7 @@ pub fn shares_of(
                 .is_some_and(|a| a.has_mark(bihuan_core::workflow::Mark::ShareReported))
         })
         .map(|e| {
-            let fields: serde_json::Map<String, Value> =
-                serde_json::from_str(&e.fields).unwrap_or_default();
+            let fields = task_event_fields(e)?;
             let text = |name: &str| {
                 fields
                     .get(name)
@@ -124,12 +127,12 @@ pub fn shares_of(
                     .unwrap_or_default()
                     .to_owned()
             };
-            ShareView {
+            Ok(ShareView {
                 unit: text("unit"),
                 actor: e.actor.clone(),
                 at: e.at,
                 summary: text("summary"),
-            }
+            })
         })
         .collect()
 }
@@ -257,7 +260,8 @@ pub fn task_json(
         closed_at: t.closed_at,
         targets: view.targets.iter().map(|x| target_view(x, live)).collect(),
         events: detail.map(|(events, _)| events.iter().map(event_json).collect()),
-        shares: detail.map(|(events, _)| shares_of(def, events)),
+        shares: None,
+        attachments: None,
         actions: detail.map(|(events, caller)| {
             def.map(|d| {
                 task_actions(d, engine.calendar(), view, events, caller, now)
@@ -268,6 +272,23 @@ pub fn task_json(
             .unwrap_or_default()
         }),
     }
+}
+
+/// One work item as the API shows it to `caller`: with its events, its co-units' shares, its files
+/// and the caller's actions.
+pub fn task_detail_json(
+    engine: &Engine,
+    view: &TaskView,
+    live: &BTreeMap<String, Option<f64>>,
+    now: DateTime<Utc>,
+    detail: (&[task_event::Model], &[attachment::Model]),
+    caller: &SignedIn,
+) -> Result<TaskJson, StoreError> {
+    let (events, files) = detail;
+    let mut json = task_json(engine, view, live, now, Some((events, caller)));
+    json.shares = Some(shares_of(engine.workflow(WORK_PLAN_TASK), events)?);
+    json.attachments = Some(files.iter().map(Into::into).collect());
+    Ok(json)
 }
 
 /// The actions the caller may take on a work item now: the workflow's, less reporting a target's

@@ -4,8 +4,8 @@
 use bihuan_core::rating::{mask_email, mask_name, mask_phone};
 use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{Engine, Role};
-use bihuan_store::CaseDetail;
 use bihuan_store::entity::{case, event, rating};
+use bihuan_store::{CaseDetail, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -68,6 +68,9 @@ pub struct CaseView {
     /// own answer (`GET /api/v1/cases/{id}`), not in lists or action answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_ups: Option<Vec<RatingView>>,
+    /// The files attached to it (整改佐证材料), oldest first; in the case's own answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<crate::attachments::AttachmentView>>,
 }
 
 /// A rating, masked as the caller's role requires.
@@ -146,6 +149,11 @@ pub struct FieldView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub when: Option<Value>,
+    /// Optional, but required when another field has a value (`{"field","equals"}`): the
+    /// evidence of a rectification whose outcome is `rectified`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub required_when: Option<Value>,
 }
 
 /// An audit of the closed loop.
@@ -211,6 +219,7 @@ pub fn case_summary(
         actions: None,
         audits: None,
         follow_ups: None,
+        attachments: None,
     }
 }
 
@@ -220,18 +229,15 @@ pub fn case_detail(
     detail: &CaseDetail,
     caller: &SignedIn,
     now: DateTime<Utc>,
-) -> CaseView {
+) -> Result<CaseView, StoreError> {
     let mut view = case_summary(engine, &detail.case, &detail.rating, caller, now);
     view.events = Some(detail.events.iter().map(event_view).collect());
-    // A corrupt event is the chain check's to name; the category is left out meanwhile.
-    view.category = engine
-        .workflow(&detail.case.workflow_id)
-        .and_then(|def| {
-            bihuan_store::last_rectification(def, &detail.events)
-                .ok()
-                .flatten()
-        })
-        .and_then(|fields| fields.get("category")?.as_str().map(str::to_owned));
+    // A corrupt rectification is an error naming its event, never a case without its category.
+    view.category = match engine.workflow(&detail.case.workflow_id) {
+        Some(def) => bihuan_store::last_rectification(def, &detail.events)?
+            .and_then(|fields| fields.get("category")?.as_str().map(str::to_owned)),
+        None => None,
+    };
     view.actions = Some(match engine.workflow(&detail.case.workflow_id) {
         Some(def) => bihuan_core::available_actions(
             def,
@@ -258,7 +264,7 @@ pub fn case_detail(
             })
             .collect(),
     );
-    view
+    Ok(view)
 }
 
 /// A rating for a caller; `masked` hides the rater's personal data.
@@ -331,6 +337,7 @@ pub fn action_view(a: &ActionDef) -> ActionView {
                     FieldKind::Unit => ("unit", Vec::new()),
                     FieldKind::DateTime { .. } => ("datetime", Vec::new()),
                     FieldKind::Date => ("date", Vec::new()),
+                    FieldKind::Evidence { .. } => ("evidence", Vec::new()),
                 };
                 FieldView {
                     name: f.name.clone(),
@@ -340,6 +347,10 @@ pub fn action_view(a: &ActionDef) -> ActionView {
                     options,
                     when: f
                         .when
+                        .as_ref()
+                        .map(|w| serde_json::json!({ "field": w.field, "equals": w.equals })),
+                    required_when: f
+                        .required_when
                         .as_ref()
                         .map(|w| serde_json::json!({ "field": w.field, "equals": w.equals })),
                 }

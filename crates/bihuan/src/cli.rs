@@ -150,6 +150,9 @@ pub enum UserCommand {
         unit: Option<String>,
         #[arg(long)]
         email: Option<String>,
+        /// A mobile number: the daily digest of due and overdue 差评工单 also goes there by SMS.
+        #[arg(long)]
+        sms_phone: Option<String>,
         /// Read the password from the first line of standard input (at least 12 characters).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -287,9 +290,13 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the event hash chain; exit 1 naming the first broken event.
+    /// Recompute the event hash chain and hash again every evidence file it cites (in
+    /// BIHUAN_FILES); exit 1 naming the first broken event.
     Verify {
         #[command(flatten)]
         db: DbArgs,
+        /// The folder of workflow files (default: ./workflows, else the built-in copies).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
     },
 }

@@ -29,9 +29,19 @@ pub async fn serve(
     let (engine, from) = config::engine(workflows, tz)?;
     tracing::info!(workflows = %from, "workflows loaded");
     warn_missing_years(&engine, &clock);
-    let store = config::store(db).await?;
+    let (outlets, schedule) = config::outlets()?;
+    for outlet in outlets.each() {
+        tracing::info!(channel = outlet.channel().as_str(), to = %outlet.describe(), "outbox");
+    }
+    // Each step of a 差评's handling is pushed when a platform is configured (数据回传).
+    let store = config::store(db)
+        .await?
+        .pushing_upstream(outlets.upstream.is_some());
     let applied = store.migrate().await?;
     tracing::info!(applied, "database migrated");
+    // Sums counted by an older version lack what this one counts (the scheduler checks too, for a
+    // database another process migrated). First: what follows changes them.
+    store.rebuild_stale_metrics(&engine).await?;
     let recomputed = store
         .recompute_provisional_deadlines(&engine, clock.now())
         .await?;
@@ -41,24 +51,24 @@ pub async fn serve(
             "provisional deadlines recomputed with the calendar data now present"
         );
     }
-    // Sums counted by an older version lack what this one counts (the scheduler checks too, for a
-    // database another process migrated).
+    // A recomputation marks the sums stale (their 按期整改率 replays the deadlines): rebuilt now.
     store.rebuild_stale_metrics(&engine).await?;
     store.start_overall_limits(&engine, clock.now()).await?;
+    let files = config::files()?;
+    tracing::info!(files = %files.describe(), "evidence files");
     if demo {
-        crate::demo::fill(&store, &engine, &clock).await?;
+        crate::demo::fill(&store, &engine, &files, &clock).await?;
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let engine = Arc::new(engine);
-    let (mailer, schedule) = config::mail()?;
-    tracing::info!(mail = %mailer.describe(), digest_at = %schedule.digest_at, "mail");
+    tracing::info!(digest_at = %schedule.digest_at, "daily digest");
     tokio::spawn(scheduler(
         store.clone(),
         engine.clone(),
-        mailer,
+        outlets,
         schedule,
         clock,
     ));
@@ -67,6 +77,7 @@ pub async fn serve(
         engine,
         clock,
         config: config::web()?,
+        files: Arc::new(files),
     });
     println!("Bihuan 已启动：http://{addr}");
     std::io::stdout().flush()?;
@@ -87,7 +98,7 @@ pub async fn serve(
 async fn scheduler(
     store: Store,
     engine: Arc<bihuan_core::Engine>,
-    mailer: bihuan_notify::Mailer,
+    outlets: bihuan_notify::Outlets,
     schedule: bihuan_notify::Schedule,
     clock: Clock,
 ) {
@@ -100,7 +111,7 @@ async fn scheduler(
     loop {
         every.tick().await;
         match passes
-            .tick(&store, &engine, &mailer, &schedule, clock.now())
+            .tick(&store, &engine, &outlets, &schedule, clock.now())
             .await
         {
             Ok(report) => {
@@ -207,9 +218,11 @@ pub async fn tick(
         None => clock.now(),
     };
     let (engine, _) = config::engine(workflows, tz)?;
-    let store = config::migrated_store(db).await?;
-    let (mailer, schedule) = config::mail()?;
-    let report = bihuan_notify::tick(&store, &engine, &mailer, &schedule, now).await?;
+    let (outlets, schedule) = config::outlets()?;
+    let store = config::migrated_store(db)
+        .await?
+        .pushing_upstream(outlets.upstream.is_some());
+    let report = bihuan_notify::tick(&store, &engine, &outlets, &schedule, now).await?;
     println!(
         "调度完成：触发定时动作 {} 件，提醒 {} 条，每日汇总 {} 封，发出邮件 {} 封，待重试 {} 封，放弃 {} 封，已被他人处理 {} 件",
         report.fired,
@@ -266,7 +279,7 @@ pub async fn user_add(
     username: String,
     role: &str,
     unit: Option<String>,
-    email: Option<String>,
+    contact: Contact,
 ) -> anyhow::Result<ExitCode> {
     let role: Role = role.parse()?;
     let password = read_password()?;
@@ -280,7 +293,8 @@ pub async fn user_add(
                 username,
                 role,
                 unit,
-                email,
+                email: contact.email,
+                sms_phone: contact.sms_phone,
             },
             &password,
             clock.now(),
@@ -421,22 +435,39 @@ pub async fn token_list(db: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bihuan audit verify`.
-pub async fn audit_verify(db: &str) -> anyhow::Result<ExitCode> {
+/// How a new user is reached: by mail, and by SMS for the daily digest.
+#[derive(Debug)]
+pub struct Contact {
+    pub email: Option<String>,
+    pub sms_phone: Option<String>,
+}
+
+/// `bihuan audit verify`: the hash chain, and every evidence file it cites (`BIHUAN_FILES`).
+pub async fn audit_verify(db: &str, workflows: Option<&Path>, tz: Tz) -> anyhow::Result<ExitCode> {
     let store = config::store(db).await?;
-    let report = store.verify_chain().await?;
+    let (engine, _) = config::engine(workflows, tz)?;
+    let files = config::files()?;
+    let report = store
+        .verify_chain_and_files(
+            &bihuan_store::CaseScope::All,
+            bihuan_store::EvidenceCheck {
+                engine: &engine,
+                files: &files,
+            },
+        )
+        .await?;
     match report.first_broken {
         None => {
             println!(
-                "✓ 留痕校验通过：{} 条事件的哈希链完整",
-                report.events_checked
+                "✓ 留痕校验通过：{} 条事件的哈希链完整，所引用的 {} 个佐证材料文件齐全未改动",
+                report.events_checked, report.files_checked
             );
             Ok(ExitCode::SUCCESS)
         }
         Some(broken) => {
             eprintln!(
                 "✗ 留痕校验失败：{} {} 的第 {} 条事件：{}（已校验 {} 条）",
-                broken.of.label(),
+                broken.of.what(),
                 broken.case_id,
                 broken.seq,
                 broken.reason,

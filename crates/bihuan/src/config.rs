@@ -23,6 +23,11 @@ const BUILT_IN_CALENDARS: [(&str, &str); 1] = [(
     "cn-mainland-2021-2026.toml",
     include_str!("../../../workflows/calendars/cn-mainland-2021-2026.toml"),
 )];
+/// The 数据回传 mapping of docs/API.md.
+const BUILT_IN_UPSTREAM: (&str, &str) = (
+    "upstream/platform.toml",
+    include_str!("../../../workflows/upstream/platform.toml"),
+);
 
 /// The time zone in which working days begin and end (`BIHUAN_TZ`, default Asia/Shanghai).
 pub fn time_zone() -> anyhow::Result<Tz> {
@@ -85,6 +90,7 @@ fn load_engine(dir: Option<&Path>, tz: Tz) -> anyhow::Result<(Engine, String)> {
                 &sources(&BUILT_IN_CALENDARS),
                 tz,
             )
+            .and_then(|e| e.with_upstream(&sources(&[BUILT_IN_UPSTREAM])[0]))
             .map_err(problems)?;
             Ok((engine, "(built-in)".to_owned()))
         }
@@ -105,9 +111,36 @@ pub fn public_url() -> anyhow::Result<String> {
     }
 }
 
-/// The mail side: `BIHUAN_SMTP_URL` (unset: .eml files under `./outbox/`), `BIHUAN_MAIL_FROM`, and the
-/// scheduler's `BIHUAN_DIGEST_AT` (HH:MM local, default 08:30).
-pub fn mail() -> anyhow::Result<(bihuan_notify::Mailer, bihuan_notify::Schedule)> {
+/// The outbox's outlets: mail (`BIHUAN_SMTP_URL`, unset: .eml files under `./outbox/`;
+/// `BIHUAN_MAIL_FROM`), SMS (`BIHUAN_SMS_URL`, unset: JSON files under `./outbox/sms/`; signed with
+/// `BIHUAN_SMS_SIGNATURE`, default 【政务服务好差评】) and the push
+/// to the provincial platform (`BIHUAN_UPSTREAM_URL`, unset: none); and the scheduler's
+/// `BIHUAN_DIGEST_AT` (HH:MM local, default 08:30).
+pub fn outlets() -> anyhow::Result<(bihuan_notify::Outlets, bihuan_notify::Schedule)> {
+    let (mail, schedule) = mail()?;
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let sms = match set("BIHUAN_SMS_URL") {
+        Some(url) => bihuan_notify::Sms::gateway(&url)?,
+        None => bihuan_notify::Sms::files(Path::new("outbox/sms"))?,
+    };
+    let sms = match set("BIHUAN_SMS_SIGNATURE") {
+        Some(signature) => sms.signed(&signature)?,
+        None => sms,
+    };
+    let upstream = set("BIHUAN_UPSTREAM_URL")
+        .map(|url| bihuan_notify::Upstream::new(&url))
+        .transpose()?;
+    Ok((
+        bihuan_notify::Outlets {
+            mail,
+            sms,
+            upstream,
+        },
+        schedule,
+    ))
+}
+
+fn mail() -> anyhow::Result<(bihuan_notify::Mailer, bihuan_notify::Schedule)> {
     let from = std::env::var("BIHUAN_MAIL_FROM")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -128,6 +161,14 @@ pub fn mail() -> anyhow::Result<(bihuan_notify::Mailer, bihuan_notify::Schedule)
 
 fn problems(list: Vec<String>) -> anyhow::Error {
     anyhow!("the workflow files have problems:\n{}", list.join("\n"))
+}
+
+/// Where evidence files are kept (`BIHUAN_FILES`: a folder, default `./files`, or
+/// `s3://bucket/prefix` with the usual `AWS_*` variables).
+pub fn files() -> anyhow::Result<bihuan_store::files::Files> {
+    let location = std::env::var("BIHUAN_FILES").unwrap_or_else(|_| "./files".to_owned());
+    // The error names the location with any credentials in it hidden: never the raw value.
+    bihuan_store::files::Files::from_location(&location).context("BIHUAN_FILES")
 }
 
 /// The largest file an upload or an import may be, in bytes (`BIHUAN_MAX_UPLOAD_MB`, default 20): a

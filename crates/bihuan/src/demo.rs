@@ -4,10 +4,12 @@
 use anyhow::Context;
 use bihuan_core::rating::{Channel, Level};
 use bihuan_core::rating_input::parse_rating;
+use bihuan_core::workflow::FieldKind;
 use bihuan_core::{Actor, Engine, Role};
-use bihuan_store::{ActionRequest, Clock, NewUnit, NewUser, Store, StoreError};
+use bihuan_store::{ActionRequest, Clock, Files, NewUnit, NewUser, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The password of every demo account (printed; a demo is not a deployment).
@@ -120,7 +122,12 @@ const SERVICES: [(&str, &str, &str, &str); 8] = [
 ];
 
 /// Fills the database when it has no units yet.
-pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Result<()> {
+pub async fn fill(
+    store: &Store,
+    engine: &Engine,
+    files: &Files,
+    clock: &Clock,
+) -> anyhow::Result<()> {
     if !store.units().await?.is_empty() {
         if store.user_by_name("admin").await?.is_some() && store.unit("shaba").await?.is_some() {
             print_logins("演示数据已存在，未重复填充");
@@ -153,6 +160,7 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
                     role,
                     unit: unit.map(Into::into),
                     email: Some(format!("{username}@shaba.example")),
+                    sms_phone: None,
                 },
                 DEMO_PASSWORD,
                 now,
@@ -180,10 +188,20 @@ pub async fn fill(store: &Store, engine: &Engine, clock: &Clock) -> anyhow::Resu
         let recorded = store.record_rating(engine, &rating, rated_at).await?;
         if let Some(case_id) = recorded.case_id {
             cases += 1;
-            advance(store, engine, &mut rng, case_id, rated_at, now, service).await?;
+            let demo = Demo {
+                store,
+                engine,
+                files,
+            };
+            advance(&demo, &mut rng, case_id, rated_at, now, service).await?;
         }
     }
-    cases += demo_paths(store, engine, now).await?;
+    let demo = Demo {
+        store,
+        engine,
+        files,
+    };
+    cases += demo_paths(&demo, now).await?;
     let plan = demo_plan(store, engine, now).await?;
     println!(
         "已填充演示数据：{} 个单位，{} 个用户，{RATINGS} 条评价，{cases} 件差评工单，工作计划“{}”{} 项工作",
@@ -358,10 +376,155 @@ fn demo_rating(
     })
 }
 
+/// What the demo's cases are filled with.
+struct Demo<'a> {
+    store: &'a Store,
+    engine: &'a Engine,
+    files: &'a Files,
+}
+
+impl Demo<'_> {
+    /// Takes `action` on the case as demo user `who` at `at`, at its current version, with the
+    /// evidence it needs attached first.
+    async fn take(
+        &self,
+        case_id: Uuid,
+        who: &str,
+        action: &str,
+        fields: &Value,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let version = self.store.case(case_id).await?.case.version;
+        let fields = self
+            .cited(
+                case_id,
+                action,
+                fields.as_object().cloned().unwrap_or_default(),
+                who,
+                at,
+            )
+            .await?;
+        self.store
+            .apply_action(
+                self.engine,
+                &ActionRequest {
+                    id: case_id,
+                    scope: &bihuan_store::CaseScope::All,
+                    version,
+                    action,
+                    fields: &fields,
+                    actor: &demo_actor(who),
+                    now: at,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `fields` of `action` on the case, with a file attached for the evidence the workflow asks
+    /// of it (an appeal, a rectification whose outcome is 已整改, 限期整改完成), uploaded by `who`.
+    async fn cited(
+        &self,
+        case_id: Uuid,
+        action: &str,
+        mut fields: Map<String, Value>,
+        who: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<Map<String, Value>> {
+        let Some(def) = self.engine.workflow(bihuan_core::NEGATIVE_RATING) else {
+            return Ok(fields);
+        };
+        let Some(action) = def.action(action) else {
+            return Ok(fields);
+        };
+        for f in &action.fields {
+            let required = f.required
+                || f.required_when.as_ref().is_some_and(|w| {
+                    fields.get(&w.field).and_then(Value::as_str) == Some(w.equals.as_str())
+                });
+            if matches!(f.kind, FieldKind::Evidence { .. }) && required {
+                let id = self.attach(case_id, &action.label, who, at).await?;
+                fields.insert(f.name.clone(), json!([id]));
+            }
+        }
+        Ok(fields)
+    }
+
+    /// Attaches a one-page PDF to the case (kept in the file store, recorded on the case) as
+    /// `who`; answers its id.
+    async fn attach(
+        &self,
+        case_id: Uuid,
+        what: &str,
+        who: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<Uuid> {
+        let pdf = demo_pdf(&format!("Bihuan demo evidence - case {case_id} - {at}"));
+        let sha256 = hex::encode(Sha256::digest(&pdf));
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), &pdf)?;
+        let name = format!("{what}佐证材料.pdf");
+        let row = self
+            .store
+            .keep_attachment(
+                self.files,
+                file.path(),
+                &bihuan_store::CaseScope::All,
+                &bihuan_store::NewAttachment {
+                    subject: bihuan_store::SubjectKind::Case,
+                    subject_id: case_id,
+                    name: &name,
+                    size: pdf.len() as u64,
+                    sha256: &sha256,
+                    content_type: "application/pdf",
+                    uploaded_by: who,
+                },
+                at,
+            )
+            .await?;
+        Ok(row.id)
+    }
+}
+
+/// A one-page PDF saying `line` (ASCII), with a correct cross-reference table.
+fn demo_pdf(line: &str) -> Vec<u8> {
+    let text: String = line
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .filter(|c| !matches!(c, '(' | ')' | '\\'))
+        .collect();
+    let content = format!("BT /F1 11 Tf 24 60 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 120] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
 /// Takes a case through the loop, step by step, as far as its age allows and a die decides.
 async fn advance(
-    store: &Store,
-    engine: &Engine,
+    demo: &Demo<'_>,
     rng: &mut SplitMix,
     case_id: Uuid,
     opened: DateTime<Utc>,
@@ -398,25 +561,13 @@ async fn advance(
         if at >= now {
             break;
         }
-        let detail = store.case(case_id).await?;
-        let actor = demo_actor(who);
-        let fields = fields.as_object().cloned().unwrap_or_default();
-        let request = ActionRequest {
-            id: case_id,
-            scope: &bihuan_store::CaseScope::All,
-            version: detail.case.version,
-            action,
-            fields: &fields,
-            actor: &actor,
-            now: at,
-        };
-        match store.apply_action(engine, &request).await {
-            Ok(_) => {}
-            Err(StoreError::Rejected(e)) => {
+        match demo.take(case_id, who, action, &fields, at).await {
+            Ok(()) => {}
+            Err(e) if matches!(e.downcast_ref(), Some(StoreError::Rejected(_))) => {
                 tracing::debug!(case = %case_id, error = %e, "demo step skipped");
                 break;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -459,7 +610,8 @@ type DemoStep = (&'static str, &'static str, Value);
 /// unit's request for more time waiting on the 督查 page, an appeal rejected (the case's one appeal
 /// used), a loop escalated after two 不满意 reviews and ended by 认定办结, and a closed loop the rater
 /// came back to with a negative 追评 (drawn first for the audit).
-async fn demo_paths(store: &Store, engine: &Engine, now: DateTime<Utc>) -> anyhow::Result<usize> {
+async fn demo_paths(demo: &Demo<'_>, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let (store, engine) = (demo.store, demo.engine);
     let rectify = json!({"finding": "true", "measures": "已向办事群众说明办理要求，并优化一次性告知单", "outcome": "rectified"});
     let feedback = json!({"method": "phone", "summary": "已电话回访，告知整改结果"});
     // 建立台账、限期整改: committed to a day two months on.
@@ -570,22 +722,7 @@ async fn demo_paths(store: &Store, engine: &Engine, now: DateTime<Utc>) -> anyho
         ];
         for (who, action, fields) in opening.into_iter().chain(steps) {
             at += Duration::minutes(10);
-            let version = store.case(case_id).await?.case.version;
-            let fields = fields.as_object().cloned().unwrap_or_default();
-            let actor = demo_actor(who);
-            store
-                .apply_action(
-                    engine,
-                    &ActionRequest {
-                        id: case_id,
-                        scope: &bihuan_store::CaseScope::All,
-                        version,
-                        action,
-                        fields: &fields,
-                        actor: &actor,
-                        now: at,
-                    },
-                )
+            demo.take(case_id, who, action, &fields, at)
                 .await
                 .with_context(|| format!("demo case {name}: {action}"))?;
         }

@@ -75,8 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import { command } => import(clock, tz, command).await,
         Command::Token { command } => token(clock, command).await,
         Command::Audit {
-            command: AuditCommand::Verify { db },
-        } => commands::audit_verify(&db.url).await,
+            command: AuditCommand::Verify { db, workflows },
+        } => commands::audit_verify(&db.url, workflows.as_deref(), tz).await,
         Command::Report {
             from,
             to,
@@ -111,9 +111,13 @@ async fn user(clock: Clock, command: UserCommand) -> anyhow::Result<ExitCode> {
             role,
             unit,
             email,
+            sms_phone,
             password_stdin: _,
             db,
-        } => commands::user_add(clock, &db.url, username, &role, unit, email).await,
+        } => {
+            let contact = commands::Contact { email, sms_phone };
+            commands::user_add(clock, &db.url, username, &role, unit, contact).await
+        }
         UserCommand::Disable { username, db } => {
             commands::user_disable(clock, &db.url, &username, true).await
         }
@@ -164,6 +168,9 @@ async fn import(clock: Clock, tz: Tz, command: ImportCommand) -> anyhow::Result<
             let limits = bihuan_core::Limits::ratings(config::max_upload()?);
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
             let store = config::migrated_store(&db.url).await?;
+            // Sums of an older version are rebuilt (and older cases' centers filled in) before an
+            // import adds to them.
+            store.rebuild_stale_metrics(&engine).await?;
             import::ratings(&store, &engine, clock, &file, partial, limits).await
         }
         ImportCommand::Plan {
@@ -178,6 +185,9 @@ async fn import(clock: Clock, tz: Tz, command: ImportCommand) -> anyhow::Result<
             let limits = bihuan_core::Limits::plans(config::max_upload()?);
             let (engine, _) = config::engine(workflows.as_deref(), tz)?;
             let store = config::migrated_store(&db.url).await?;
+            // Sums of an older version are rebuilt (and older cases' centers filled in) before an
+            // import adds to them.
+            store.rebuild_stale_metrics(&engine).await?;
             let options = bihuan_store::PlanOptions {
                 name,
                 year,

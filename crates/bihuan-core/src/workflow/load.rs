@@ -33,6 +33,11 @@ impl fmt::Display for Problem {
 }
 
 const DEFAULT_TEXT_MAX_CHARS: usize = 2000;
+/// How many files an evidence field cites at most, unless the file says (`max`, up to
+/// [`MAX_EVIDENCE_FILES`]).
+const DEFAULT_EVIDENCE_FILES: usize = 20;
+/// The most files one evidence field may cite.
+pub const MAX_EVIDENCE_FILES: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +147,7 @@ struct RawField {
     max_chars: Option<usize>,
     default: Option<Spanned<String>>,
     when: Option<Spanned<RawCondition>>,
+    required_when: Option<Spanned<RawCondition>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -562,21 +568,43 @@ fn check_fields(ck: &mut Checker<'_>, a: &RawAction) -> Vec<FieldDef> {
         }
     }
     for f in &a.fields {
-        let Some(when) = &f.when else { continue };
-        let cond = when.get_ref();
-        let other = fields.iter().find(|o| o.name == cond.field);
-        let known = match other.map(|o| &o.kind) {
-            Some(FieldKind::Enum { options }) => options.iter().any(|o| o.value == cond.equals),
-            _ => false,
-        };
-        if !known {
+        for (key, condition) in [("when", &f.when), ("required_when", &f.required_when)] {
+            let Some(when) = condition else { continue };
+            let cond = when.get_ref();
+            let other = fields.iter().find(|o| o.name == cond.field);
+            let known = match other.map(|o| &o.kind) {
+                Some(FieldKind::Enum { options }) => options.iter().any(|o| o.value == cond.equals),
+                _ => false,
+            };
+            if !known {
+                ck.at(
+                    when,
+                    format!(
+                        "action `{id}`: field `{}` has {key} `{}` = `{}`, which is no option of an enum field of the action",
+                        f.name.get_ref(),
+                        cond.field,
+                        cond.equals
+                    ),
+                );
+            }
+        }
+        if let (Some(when), Some(_)) = (&f.when, &f.required_when) {
             ck.at(
                 when,
                 format!(
-                    "action `{id}`: field `{}` is taken when `{}` is `{}`, which is no option of an enum field of the action",
-                    f.name.get_ref(),
-                    cond.field,
-                    cond.equals
+                    "action `{id}`: field `{}` has both `when` (taken only then) and `required_when` (always taken, required then): choose one",
+                    f.name.get_ref()
+                ),
+            );
+        }
+        if let Some(when) = &f.required_when
+            && f.required
+        {
+            ck.at(
+                when,
+                format!(
+                    "action `{id}`: field `{}` is required always; `required_when` needs `required = false`",
+                    f.name.get_ref()
                 ),
             );
         }
@@ -625,7 +653,9 @@ fn check_guard(
             }
         },
         "reopen_count_below_limit" => Some(Guard::ReopenCountBelowLimit),
-        "escalated" => Some(Guard::Escalated),
+        // `escalated` was this guard's first name (it read the escalated mark, which a passed
+        // deadline's 督办 sets too): a file that still says so gets the guard it meant.
+        "reopen_limit_exceeded" | "escalated" => Some(Guard::ReopenLimitExceeded),
         "extension_requested" => Some(Guard::ExtensionRequested),
         "no_extension_requested" => Some(Guard::NoExtensionRequested),
         "scheduled_open" => Some(Guard::ScheduledOpen),
@@ -633,7 +663,7 @@ fn check_guard(
             ck.at(
                 &g.kind,
                 format!(
-                    "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested, scheduled_open)"
+                    "action `{id}`: unknown guard kind `{other}` (known: min_actions_in_state, reopen_count_below_limit, reopen_limit_exceeded, extension_requested, no_extension_requested, scheduled_open)"
                 ),
             );
             None
@@ -830,6 +860,22 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
         }
         "unit" => FieldKind::Unit,
         "date" => FieldKind::Date,
+        "evidence" => {
+            let max_files = match f.max.map(|n| (n, usize::try_from(n))) {
+                None => DEFAULT_EVIDENCE_FILES,
+                Some((_, Ok(k))) if (1..=MAX_EVIDENCE_FILES).contains(&k) => k,
+                Some((n, _)) => {
+                    ck.at(
+                        &f.name,
+                        format!(
+                            "action `{action}`: evidence field `{name}`: max {n} is not between 1 and {MAX_EVIDENCE_FILES}"
+                        ),
+                    );
+                    DEFAULT_EVIDENCE_FILES
+                }
+            };
+            FieldKind::Evidence { max_files }
+        }
         "datetime" => FieldKind::DateTime {
             default_now: match &f.default {
                 None => false,
@@ -847,7 +893,7 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
             ck.at(
                 kind,
                 format!(
-                    "action `{action}`: field `{name}` has unknown type `{other}` (known: text, enum, integer, unit, datetime, date)"
+                    "action `{action}`: field `{name}` has unknown type `{other}` (known: text, enum, integer, unit, datetime, date, evidence)"
                 ),
             );
             return None;
@@ -865,6 +911,10 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
         required: f.required,
         kind,
         when: f.when.as_ref().map(|w| FieldCondition {
+            field: w.get_ref().field.clone(),
+            equals: w.get_ref().equals.clone(),
+        }),
+        required_when: f.required_when.as_ref().map(|w| FieldCondition {
             field: w.get_ref().field.clone(),
             equals: w.get_ref().equals.clone(),
         }),
@@ -1135,11 +1185,11 @@ type = "integer"
                     (25, clerk.as_str()),
                     (
                         33,
-                        "action `go`: field `days` has unknown type `blob` (known: text, enum, integer, unit, datetime, date)",
+                        "action `go`: field `days` has unknown type `blob` (known: text, enum, integer, unit, datetime, date, evidence)",
                     ),
                     (
                         26,
-                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit, escalated, extension_requested, no_extension_requested, scheduled_open)",
+                        "action `go`: unknown guard kind `moon_phase` (known: min_actions_in_state, reopen_count_below_limit, reopen_limit_exceeded, extension_requested, no_extension_requested, scheduled_open)",
                     ),
                     (
                         27,

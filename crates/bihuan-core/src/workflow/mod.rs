@@ -6,7 +6,7 @@
 
 mod load;
 
-pub use load::{Problem, load};
+pub use load::{MAX_EVIDENCE_FILES, Problem, load};
 
 use crate::Role;
 
@@ -165,6 +165,9 @@ pub struct FieldDef {
     /// Taken only when another field of the action has a value (限期整改's `due` only with the
     /// outcome `scheduled`): required then, refused otherwise.
     pub when: Option<FieldCondition>,
+    /// Optional, but required when another field of the action has a value (the evidence of a
+    /// rectification with the outcome `rectified`).
+    pub required_when: Option<FieldCondition>,
 }
 
 /// A condition on another field of the same action.
@@ -191,6 +194,9 @@ pub enum FieldKind {
     DateTime { default_now: bool },
     /// A calendar day, `YYYY-MM-DD` (a due date).
     Date,
+    /// Files attached to the subject (整改佐证材料), cited by their ids, at most `max_files`; recorded
+    /// in the event with each file's name, size and SHA-256, so the hash chain covers the evidence.
+    Evidence { max_files: usize },
 }
 
 /// One allowed value of an enum field.
@@ -209,8 +215,10 @@ pub enum Guard {
     MinActionsInState { action: String, count: u32 },
     /// The reopen count is still under the workflow's reopen limit.
     ReopenCountBelowLimit,
-    /// The case has been escalated to supervisors (认定办结 only ends a loop that would not close).
-    Escalated,
+    /// The case was reopened by 不满意 reviews past the workflow's reopen limit (and so escalated):
+    /// 认定办结 only ends a loop that would not close, never one merely overdue (督办 escalates those
+    /// too, and they still owe their rectification).
+    ReopenLimitExceeded,
     /// A unit's request for more time waits for a supervisor's answer.
     ExtensionRequested,
     /// No request for more time is waiting (a unit asks once at a time).
@@ -225,7 +233,7 @@ impl Guard {
         match self {
             Guard::MinActionsInState { .. } => "min_actions_in_state",
             Guard::ReopenCountBelowLimit => "reopen_count_below_limit",
-            Guard::Escalated => "escalated",
+            Guard::ReopenLimitExceeded => "reopen_limit_exceeded",
             Guard::ExtensionRequested => "extension_requested",
             Guard::NoExtensionRequested => "no_extension_requested",
             Guard::ScheduledOpen => "scheduled_open",

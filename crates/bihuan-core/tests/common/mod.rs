@@ -65,5 +65,23 @@ pub fn apply(s: &Subject, d: &Decision) -> Subject {
         overall: d.overall.clone(),
         scheduled: d.scheduled.clone(),
         actions_in_state: counts,
+        evidence: s.evidence.clone(),
+    }
+}
+
+/// The id of the one file [`with_evidence`] attaches: cite it as `"evidence": ["e-1"]`.
+pub const EVIDENCE: &str = "e-1";
+
+/// The subject with a file attached that an action may cite ([`EVIDENCE`]), as the store loads the
+/// files an action cites.
+pub fn with_evidence(s: Subject) -> Subject {
+    Subject {
+        evidence: vec![bihuan_core::evidence::EvidenceFile {
+            id: EVIDENCE.into(),
+            name: "整改前后对比照片.jpg".into(),
+            size: 182_044,
+            sha256: "9f".repeat(32),
+        }],
+        ..s
     }
 }

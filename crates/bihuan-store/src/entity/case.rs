@@ -20,6 +20,10 @@ pub struct Model {
     pub origin_unit: String,
     /// The rating's 行政区划: while the origin unit is unknown the case waits at this region's center.
     pub region_code: Option<String>,
+    /// The service center that owns the case until it is transferred (the rated unit where the
+    /// organization has none for it); `None` only for a case opened before it was kept, until the
+    /// store fills it in.
+    pub center_code: Option<String>,
     pub state_entered_at: DateTimeUtc,
     pub deadline: Option<DateTimeUtc>,
     pub deadline_start: Option<DateTimeUtc>,

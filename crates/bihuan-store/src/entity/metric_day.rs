@@ -35,6 +35,7 @@ pub struct Model {
     pub unreachable: i64,
     pub center_handled: i64,
     pub center_timely: i64,
+    pub valid_rated: i64,
 }
 
 /// No declared relations: queries join explicitly.

@@ -1,6 +1,7 @@
 //! The sea-orm entities, one per table of `migrations/`.
 
 pub mod api_token;
+pub mod attachment;
 pub mod audit;
 pub mod case;
 pub mod digest_run;

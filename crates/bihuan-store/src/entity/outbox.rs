@@ -1,7 +1,7 @@
 //! A notification waiting to be sent (发件箱).
 
 use crate::code::Code;
-use crate::outbox::OutboxStatus;
+use crate::outbox::{OutboxChannel, OutboxStatus};
 use sea_orm::entity::prelude::*;
 
 /// One row of `outbox`.
@@ -30,6 +30,10 @@ pub struct Model {
     pub sent_at: Option<DateTimeUtc>,
     /// The HTML part.
     pub html: Option<String>,
+    /// How it goes out: mail, SMS, or a push to the provincial platform.
+    pub channel: Code<OutboxChannel>,
+    /// What a channel other than mail sends, as JSON (an SMS's number and text, a push's body).
+    pub payload: Option<String>,
 }
 
 /// No declared relations: queries join explicitly.

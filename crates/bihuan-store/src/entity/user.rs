@@ -18,6 +18,9 @@ pub struct Model {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: DateTimeUtc,
+    /// The mobile number the daily digest of due and overdue 差评工单 also goes to by SMS; `None`:
+    /// no SMS.
+    pub sms_phone: Option<String>,
 }
 
 /// No declared relations: queries join explicitly.

@@ -100,6 +100,7 @@ pub async fn seed_org(store: &Store) {
                     role,
                     unit: Some(unit.into()),
                     email: Some(email.into()),
+                    sms_phone: None,
                 },
                 "correct horse",
                 now,
@@ -168,6 +169,36 @@ pub async fn act(
         )
         .await
         .map(|done| done.case)
+}
+
+/// A file attached to a case as an upload records it (the store needs no bytes: the file store is the
+/// web's), by 李 of 社保所; answers its id.
+pub async fn attach(store: &Store, case_id: Uuid) -> String {
+    store
+        .add_attachment(
+            &bihuan_store::CaseScope::All,
+            &bihuan_store::NewAttachment {
+                subject: bihuan_store::SubjectKind::Case,
+                subject_id: case_id,
+                name: "整改前后对比照片.jpg",
+                size: 182_044,
+                sha256: &"5e".repeat(32),
+                content_type: "image/jpeg",
+                uploaded_by: "li",
+            },
+            at(6, 9),
+        )
+        .await
+        .unwrap()
+        .id
+        .to_string()
+}
+
+/// The fields `f` citing a file newly attached to the case as their `evidence` (整改佐证材料, an
+/// appeal's evidence).
+pub async fn cited(store: &Store, case_id: Uuid, mut f: Value) -> Value {
+    f["evidence"] = json!([attach(store, case_id).await]);
+    f
 }
 
 /// A store on `db` that records every statement it runs.

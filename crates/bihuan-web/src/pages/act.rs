@@ -7,10 +7,10 @@ use std::future::Future;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use bihuan_core::{ActionError, WorkflowDefinition};
-use bihuan_store::{ActionRequest, StoreError};
+use bihuan_store::{ActionRequest, StoreError, SubjectKind};
 use uuid::Uuid;
 
-use super::forms::{INVALID_FORM, Submitted, form_errors};
+use super::forms::{FormData, INVALID_FORM, Submitted, form_errors};
 use super::views::Flash;
 use super::{PageError, PageResult, PageUser};
 use crate::AppState;
@@ -26,6 +26,11 @@ pub(crate) trait ActionPage {
     const CONFLICT: &'static str;
     /// The error of a form without its version.
     const NO_VERSION: &'static str;
+    /// What its files are attached to.
+    const KIND: SubjectKind;
+
+    /// Its page's address.
+    fn path(id: Uuid) -> String;
 
     /// The subject, if the user may see it.
     fn visible(
@@ -65,11 +70,8 @@ pub(crate) async fn act<P: ActionPage>(
     id: Uuid,
     form: &[(String, String)],
 ) -> PageResult {
-    let get = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let form = FormData(form);
+    let get = |name: &str| form.get(name);
     user.check_csrf(get("csrf"))?;
     let detail = P::visible(state, user, id).await?;
     let action_id = get("action").unwrap_or_default().to_owned();
@@ -86,7 +88,7 @@ pub(crate) async fn act<P: ActionPage>(
         ));
     };
     let now = state.clock.now();
-    let submitted = Submitted::read(action, &get, state.engine.calendar().tz(), now);
+    let submitted = Submitted::read(action, form, state.engine.calendar().tz(), now);
     let invalid = || Some(Flash::bad(INVALID_FORM));
     if !submitted.is_valid() {
         return P::page(
@@ -127,7 +129,7 @@ pub(crate) async fn act<P: ActionPage>(
         }
         Err(e) => match form_errors(&e) {
             Some(errors) => {
-                let submitted = submitted.refused(errors, action, &get);
+                let submitted = submitted.refused(errors, action, form);
                 P::page(
                     state,
                     user,

@@ -90,7 +90,7 @@ async fn admin(
         .collect();
     let (dead_mails, dead_total) = state
         .store
-        .list_outbox(Some(bihuan_store::OutboxStatus::Dead), 1, DEAD_LIMIT)
+        .list_outbox(None, Some(bihuan_store::OutboxStatus::Dead), 1, DEAD_LIMIT)
         .await
         .map_err(fail)?;
     let dead: Vec<serde_json::Value> = dead_mails
@@ -106,9 +106,14 @@ async fn admin(
                         .join("、")
                 })
                 .unwrap_or_default();
+            let channel = match *m.channel {
+                bihuan_store::OutboxChannel::Mail => "邮件",
+                bihuan_store::OutboxChannel::Sms => "短信",
+                bihuan_store::OutboxChannel::Upstream => "数据回传",
+            };
             serde_json::json!({
-                "id": m.id, "subject": m.subject, "recipients": recipients, "attempts": m.attempts,
-                "last_error": m.last_error, "created": when(cal, m.created_at),
+                "id": m.id, "channel": channel, "subject": m.subject, "recipients": recipients,
+                "attempts": m.attempts, "last_error": m.last_error, "created": when(cal, m.created_at),
             })
         })
         .collect();
@@ -226,6 +231,8 @@ pub(crate) struct UserForm {
     unit: String,
     #[serde(default)]
     email: String,
+    #[serde(default)]
+    sms_phone: String,
     #[serde(default, skip_serializing)]
     password: String,
 }
@@ -245,6 +252,7 @@ pub(crate) async fn add_user(
                 role,
                 unit: optional(&form.unit),
                 email: optional(&form.email),
+                sms_phone: optional(&form.sms_phone),
             };
             match state
                 .store
@@ -390,7 +398,7 @@ pub(crate) async fn retry_mail(
         .map_err(|e| PageError::new(e, Some(&user)))?;
     if !retried {
         return Err(PageError::new(
-            ApiError::not_found(format!("没有投递失败的邮件 {id}（可能已在重新发送）")),
+            ApiError::not_found(format!("没有投递失败的通知 {id}（可能已在重新发送）")),
             Some(&user),
         ));
     }

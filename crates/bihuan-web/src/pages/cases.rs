@@ -12,13 +12,14 @@ use bihuan_core::mail::chinese_day;
 use bihuan_core::workflow::{ActionDef, FieldKind};
 use bihuan_core::{WorkflowDefinition, available_actions};
 use bihuan_store::entity::case;
-use bihuan_store::{ActionRequest, CaseDetail, StoreError};
+use bihuan_store::{ActionRequest, CaseDetail, StoreError, SubjectKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::act::ActionPage;
+use super::files::FilesView;
 use super::forms::{ActionForm, Submitted, action_form};
 use super::views::{CaseRow, Flash, Me, UnitNames, deadline_view, nav, when};
 use super::{PageError, PageResult, PageUser, render};
@@ -206,6 +207,8 @@ struct DetailPage<'a> {
     user: &'a PageUser,
     detail: &'a CaseDetail,
     units: &'a UnitNames,
+    /// Its 佐证材料.
+    files: FilesView,
 }
 
 impl DetailPage<'_> {
@@ -280,7 +283,14 @@ impl DetailPage<'_> {
             })
             .unwrap_or_default()
             .into_iter()
-            .map(|a| action_form(a, self.units, submitted.filter(|s| s.action == a.id)))
+            .map(|a| {
+                action_form(
+                    a,
+                    self.units,
+                    &self.files.choices,
+                    submitted.filter(|s| s.action == a.id),
+                )
+            })
             .collect();
         let audits: Vec<Value> = self
             .detail
@@ -300,7 +310,7 @@ impl DetailPage<'_> {
             "case.html",
             page_context! {
                 title => format!("差评工单 {}", r.project_no), nav => nav(&me, ""), me, flash,
-                c => head, r => facts, events, actions, audits,
+                c => head, r => facts, events, actions, audits, files => &self.files,
             },
         )
     }
@@ -370,6 +380,19 @@ fn field_line(
         Some(FieldKind::DateTime { .. }) => {
             DateTime::parse_from_rfc3339(&text).map_or(text, |t| when(cal, t.to_utc()))
         }
+        Some(FieldKind::Evidence { .. }) => {
+            let files: Option<Vec<String>> = value.as_array().and_then(|files| {
+                files
+                    .iter()
+                    .map(|f| bihuan_core::evidence::EvidenceFile::from_recorded(f).map(|f| f.name))
+                    .collect()
+            });
+            // A record that does not read as files is said to be damaged, never left out.
+            files.map_or_else(
+                || "（记录已损坏，请运行办理记录防篡改校验）".to_owned(),
+                |names| names.join("、"),
+            )
+        }
         _ => text,
     };
     // The co-unit the interpreter records with a co-unit's report (报送配合情况).
@@ -408,6 +431,17 @@ async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<CaseDeta
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ShowQuery {
     done: Option<String>,
+    uploaded: Option<String>,
+}
+
+/// The case's files as its page shows them.
+async fn files_of(state: &AppState, user: &PageUser, id: Uuid) -> Result<FilesView, PageError> {
+    let files = state
+        .store
+        .attachments_of(SubjectKind::Case, id)
+        .await
+        .map_err(|e| PageError::new(e, Some(user)))?;
+    Ok(FilesView::of(state, user, &files))
 }
 
 /// `GET /cases/{id}`: 差评工单详情.
@@ -433,11 +467,17 @@ pub(crate) async fn show(
             .and_then(|d| d.action(done))
             .map(|a| Flash::ok(format!("已完成“{}”。", a.label)))
     });
+    let flash = flash.or_else(|| {
+        q.uploaded
+            .is_some()
+            .then(|| Flash::ok("已上传。在需要佐证材料的操作中勾选它即可引用。"))
+    });
     let page = DetailPage {
         state: &state,
         user: &user,
         detail: &detail,
         units: &units,
+        files: files_of(&state, &user, id).await?,
     };
     Ok(page.render(StatusCode::OK, flash, None))
 }
@@ -451,6 +491,11 @@ impl ActionPage for CasePage {
     const CONFLICT: &'static str =
         "其他人已先处理了此差评工单，您的操作未执行。以下是最新情况，请确认后再操作。";
     const NO_VERSION: &'static str = "表单已过期，请刷新页面后重试。";
+    const KIND: SubjectKind = SubjectKind::Case;
+
+    fn path(id: Uuid) -> String {
+        format!("/cases/{id}")
+    }
 
     async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<CaseDetail, PageError> {
         visible(state, user, id).await
@@ -479,6 +524,7 @@ impl ActionPage for CasePage {
             user,
             detail,
             units: &units,
+            files: files_of(state, user, detail.case.id).await?,
         };
         Ok(page.render(status, flash, submitted))
     }

@@ -35,13 +35,40 @@ struct FieldForm {
     default_now: bool,
     /// What the form shows: the value entered when the form comes back with an error.
     value: String,
+    /// The choices ticked, for a field of several (the files an evidence field cites).
+    values: Vec<String>,
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Choice {
-    value: String,
-    label: String,
+/// One choice of a field: its value and what it is shown as.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// A submitted form's fields by name; a name may come several times (the boxes of an evidence
+/// field).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FormData<'f>(pub &'f [(String, String)]);
+
+impl<'f> FormData<'f> {
+    /// The first value of `name`.
+    pub(super) fn get(&self, name: &str) -> Option<&'f str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub(super) fn all(&self, name: &str) -> Vec<&'f str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 /// What a submitted form brings back to the page: the action, the values entered, and the errors.
@@ -59,13 +86,13 @@ pub(super) const INVALID_FORM: &str = "提交的内容有误，请按提示修�
 impl Submitted {
     /// What a form submitted for `action` brings: its fields converted, and the problems the core
     /// finds with them — the values then kept as typed, for the form to show again.
-    pub(super) fn read<'f>(
+    pub(super) fn read(
         action: &ActionDef,
-        get: &impl Fn(&str) -> Option<&'f str>,
+        form: FormData<'_>,
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
     ) -> Self {
-        let values = submitted_values(action, get, tz);
+        let values = submitted_values(action, form, tz);
         let errors: Vec<_> = field_problems(action, &values, now)
             .iter()
             .map(error_entry)
@@ -78,7 +105,7 @@ impl Submitted {
         if errors.is_empty() {
             submitted
         } else {
-            submitted.refused(errors, action, get)
+            submitted.refused(errors, action, form)
         }
     }
 
@@ -88,17 +115,29 @@ impl Submitted {
     }
 
     /// The form to show again with these errors and the values as typed.
-    pub(super) fn refused<'f>(
+    pub(super) fn refused(
         mut self,
         errors: Vec<(String, String)>,
         action: &ActionDef,
-        get: &impl Fn(&str) -> Option<&'f str>,
+        form: FormData<'_>,
     ) -> Self {
         self.errors = errors;
         self.values = action
             .fields
             .iter()
-            .filter_map(|f| get(&format!("f.{}", f.name)).map(|v| (f.name.clone(), Value::from(v))))
+            .filter_map(|f| {
+                let name = format!("f.{}", f.name);
+                let value = match f.kind {
+                    FieldKind::Evidence { .. } => Value::from(
+                        form.all(&name)
+                            .into_iter()
+                            .map(Value::from)
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => Value::from(form.get(&name)?),
+                };
+                Some((f.name.clone(), value))
+            })
             .collect();
         self
     }
@@ -140,6 +179,7 @@ impl ActionForm {
 pub(super) fn action_form(
     a: &ActionDef,
     units: &UnitNames,
+    files: &[Choice],
     submitted: Option<&Submitted>,
 ) -> ActionForm {
     let error_of = |name: &str| {
@@ -194,14 +234,31 @@ pub(super) fn action_form(
                         ("datetime", Vec::new(), None, None, *default_now)
                     }
                     FieldKind::Date => ("date", Vec::new(), None, None, false),
+                    FieldKind::Evidence { .. } => ("evidence", files.to_vec(), None, None, false),
                 };
-                let when_note = f.when.as_ref().map(|w| {
-                    let (other, choice) = a.condition_words(w);
-                    format!("{other}为“{choice}”时填写")
-                });
-                let value = submitted
-                    .and_then(|s| s.values.get(&f.name))
+                let when_note = match (&f.when, &f.required_when) {
+                    (Some(w), _) => {
+                        let (other, choice) = a.condition_words(w);
+                        Some(format!("{other}为“{choice}”时填写"))
+                    }
+                    (None, Some(w)) => {
+                        let (other, choice) = a.condition_words(w);
+                        Some(format!("{other}为“{choice}”时必填"))
+                    }
+                    (None, None) => None,
+                };
+                let entered = submitted.and_then(|s| s.values.get(&f.name));
+                let value = entered
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default();
+                let values = entered
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 FieldForm {
                     name: f.name.clone(),
@@ -214,6 +271,7 @@ pub(super) fn action_form(
                     max,
                     default_now,
                     value,
+                    values,
                     error: error_of(&f.name),
                 }
             })
@@ -225,6 +283,9 @@ pub(super) fn action_form(
 fn error_entry(e: &ActionError) -> (String, String) {
     let message = match e {
         ActionError::MissingField { label, .. } => format!("请填写{label}"),
+        ActionError::EvidenceRequired { label, .. } => {
+            format!("请先上传并勾选{label}")
+        }
         ActionError::InvalidField { reason, .. } => reason.clone(),
         other => other.to_string(),
     };
@@ -232,18 +293,30 @@ fn error_entry(e: &ActionError) -> (String, String) {
 }
 
 /// The fields a submitted form gives for an action (`f.NAME` inputs; empty ones left out), integers
-/// and local datetimes converted; what cannot be converted stays text for the checks to name.
-fn submitted_values<'f>(
+/// and local datetimes converted, an evidence field's ticked boxes as a list; what cannot be
+/// converted stays text for the checks to name.
+fn submitted_values(
     action: &ActionDef,
-    get: &impl Fn(&str) -> Option<&'f str>,
+    form: FormData<'_>,
     tz: chrono_tz::Tz,
 ) -> Map<String, Value> {
     let mut values = Map::new();
     for f in &action.fields {
-        let Some(raw) = get(&format!("f.{}", f.name))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        else {
+        let name = format!("f.{}", f.name);
+        if matches!(f.kind, FieldKind::Evidence { .. }) {
+            let ticked: Vec<Value> = form
+                .all(&name)
+                .into_iter()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(Value::from)
+                .collect();
+            if !ticked.is_empty() {
+                values.insert(f.name.clone(), Value::Array(ticked));
+            }
+            continue;
+        }
+        let Some(raw) = form.get(&name).map(str::trim).filter(|v| !v.is_empty()) else {
             continue;
         };
         let value = match f.kind {

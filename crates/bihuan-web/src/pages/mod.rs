@@ -28,6 +28,7 @@ mod act;
 mod admin;
 mod auth;
 mod cases;
+mod files;
 mod forms;
 mod ledger;
 mod plans;
@@ -54,11 +55,20 @@ pub use auth::session_cookie_token;
 
 /// The pages' routes; the plan upload form takes files of up to `max_upload` bytes.
 pub fn router(max_upload: usize) -> Router<AppState> {
+    let upload_body = max_upload.saturating_add(crate::routes::attachments::MULTIPART_OVERHEAD);
     Router::new()
         .route("/", get(cases::todo))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/cases/{id}", get(cases::show).post(cases::act))
+        .route(
+            "/cases/{id}/attachments",
+            post(files::upload_to_case).layer(DefaultBodyLimit::max(upload_body)),
+        )
+        .route(
+            "/tasks/{id}/attachments",
+            post(files::upload_to_task).layer(DefaultBodyLimit::max(upload_body)),
+        )
         .route("/ledger", get(ledger::page))
         .route(
             "/plans",

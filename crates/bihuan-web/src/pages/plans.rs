@@ -11,13 +11,14 @@ use bihuan_core::LimitError;
 use bihuan_core::plan::{PlanError, PlanFileError, number_text};
 use bihuan_core::workflow::Mark;
 use bihuan_core::{Role, WORK_PLAN_TASK, WorkflowDefinition};
-use bihuan_store::{ActionRequest, NewPlan, PlanOptions, StoreError, TaskDetail};
+use bihuan_store::{ActionRequest, NewPlan, PlanOptions, StoreError, SubjectKind, TaskDetail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::act::ActionPage;
 use super::cases::{Recorded, event_line};
+use super::files::FilesView;
 use super::forms::{Submitted, action_form};
 use super::views::{DeadlineView, Flash, Me, UnitNames, deadline_view, nav, when};
 use super::{PageError, PageResult, PageUser, render};
@@ -446,6 +447,12 @@ async fn task_page(
             event_line(def, &step, "导入计划", &units, cal)
         })
         .collect();
+    let files = state
+        .store
+        .attachments_of(SubjectKind::Task, detail.item.task.id)
+        .await
+        .map_err(|e| PageError::new(e, Some(user)))?;
+    let files = FilesView::of(state, user, &files);
     let reportable = reportable_targets(&detail.item);
     let actions: Vec<_> = def
         .map(|d| {
@@ -461,7 +468,12 @@ async fn task_page(
         .unwrap_or_default()
         .into_iter()
         .map(|a| {
-            let form = action_form(a, &units, submitted.filter(|s| s.action == a.id));
+            let form = action_form(
+                a,
+                &units,
+                &files.choices,
+                submitted.filter(|s| s.action == a.id),
+            );
             // A reported value names one of the item's own targets: offer them to choose from.
             match a.has_mark(Mark::TargetReported) {
                 true => form.with_choices("target", &reportable),
@@ -470,6 +482,7 @@ async fn task_page(
         })
         .collect();
     let shares: Vec<Value> = crate::plan_views::shares_of(def, &detail.events)
+        .map_err(|e| fail(e.into()))?
         .iter()
         .map(|x| {
             serde_json::json!({
@@ -484,7 +497,7 @@ async fn task_page(
         "task.html",
         page_context! {
             title => format!("工作任务 {}", detail.item.task.position), nav => nav(&me, "/plans"),
-            me, flash, item, events, actions, shares,
+            me, flash, item, events, actions, shares, files,
             t => page_context! {
                 id => detail.item.task.id, version => detail.item.task.version,
                 key_task => detail.item.task.key_task, position => detail.item.task.position,
@@ -498,6 +511,7 @@ async fn task_page(
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ShowQuery {
     done: Option<String>,
+    uploaded: Option<String>,
 }
 
 /// `GET /tasks/{id}`: a work item with its forms and timeline.
@@ -515,6 +529,11 @@ pub(crate) async fn show(
             .and_then(|d| d.action(done))
             .map(|a| Flash::ok(format!("已完成“{}”。", a.label)))
     });
+    let flash = flash.or_else(|| {
+        q.uploaded
+            .is_some()
+            .then(|| Flash::ok("已上传。在需要佐证材料的操作中勾选它即可引用。"))
+    });
     task_page(&state, &user, &detail, StatusCode::OK, flash, None).await
 }
 
@@ -527,6 +546,11 @@ impl ActionPage for TaskPage {
     const CONFLICT: &'static str =
         "其他人已先处理了此任务，您的操作未执行。以下是最新情况，请确认后再操作。";
     const NO_VERSION: &'static str = "表单已过期，请刷新页面后重试。";
+    const KIND: SubjectKind = SubjectKind::Task;
+
+    fn path(id: Uuid) -> String {
+        format!("/tasks/{id}")
+    }
 
     async fn visible(state: &AppState, user: &PageUser, id: Uuid) -> Result<TaskDetail, PageError> {
         visible(state, user, id).await

@@ -36,6 +36,8 @@ struct SampleForm {
     service_name: String,
     unit_name: Option<String>,
     closed: String,
+    /// Its 佐证材料, to look at before the verdict.
+    files: Vec<super::files::FileLine>,
     verdict: String,
     reason: String,
     error: Option<String>,
@@ -146,11 +148,18 @@ async fn supervise(
         sample_cases.insert(0, (detail.case, detail.rating));
     }
     let cal = state.engine.calendar();
+    let ids: Vec<Uuid> = sample_cases.iter().map(|(c, _)| c.id).collect();
+    let mut files = state
+        .store
+        .attachments_of_each(bihuan_store::SubjectKind::Case, &ids)
+        .await
+        .map_err(fail)?;
     let sample: Vec<SampleForm> = sample_cases
         .iter()
         .map(|(c, r)| {
             let back = returned.as_ref().filter(|x| x.case_id == c.id);
             SampleForm {
+                files: super::files::file_lines(state, &files.remove(&c.id).unwrap_or_default()),
                 id: c.id,
                 project_no: r.project_no.clone(),
                 service_name: r.service_name.clone(),
@@ -165,13 +174,20 @@ async fn supervise(
     let chain = if verify {
         let report = state
             .store
-            .verify_chain_in(&user.caller.scope)
+            .verify_chain_and_files(
+                &user.caller.scope,
+                bihuan_store::EvidenceCheck {
+                    engine: &state.engine,
+                    files: &state.files,
+                },
+            )
             .await
             .map_err(fail)?;
         Some(serde_json::json!({
             "ok": report.ok,
             "events_checked": report.events_checked,
-            "first_broken": report.first_broken.map(|b| format!("{} {} 第 {} 条：{}", b.of.label(), b.case_id, b.seq, b.reason)),
+            "files_checked": report.files_checked,
+            "first_broken": report.first_broken.map(|b| format!("{} {} 第 {} 条：{}", b.of.what(), b.case_id, b.seq, b.reason)),
         }))
     } else {
         None

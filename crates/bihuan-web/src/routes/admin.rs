@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bihuan_core::Role;
-use bihuan_store::{NewUnit, NewUser, OutboxStatus, TokenScope};
+use bihuan_store::{NewUnit, NewUser, OutboxChannel, OutboxStatus, TokenScope};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enable_user))
         .routes(routes!(add_token))
         .routes(routes!(outbox))
+        .routes(routes!(upstream))
+        .routes(routes!(resend_upstream))
 }
 
 /// The units of the organization the caller may reach: admins every unit; others their subtree and
@@ -139,6 +141,8 @@ pub struct UserBody {
     role: String,
     unit: Option<String>,
     email: Option<String>,
+    /// A mobile number the daily digest also goes to by SMS.
+    sms_phone: Option<String>,
     password: String,
 }
 
@@ -161,6 +165,7 @@ async fn add_user(
         role,
         unit: b.unit,
         email: b.email,
+        sms_phone: b.sms_phone,
     };
     let user = state
         .store
@@ -169,7 +174,8 @@ async fn add_user(
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"username": user.username, "role": user.role, "unit": user.unit_code, "email": user.email}),
+            json!({"username": user.username, "role": user.role, "unit": user.unit_code, "email": user.email,
+                "sms_phone": user.sms_phone.as_deref().map(bihuan_core::rating::mask_phone)}),
         ),
     ))
 }
@@ -286,14 +292,117 @@ async fn outbox(
         })?),
     };
     let (page, per_page) = paging(q.page, q.per_page)?;
-    let (items, total) = state.store.list_outbox(status, page, per_page).await?;
+    let (items, total) = state
+        .store
+        .list_outbox(None, status, page, per_page)
+        .await?;
     Ok(Json(json!({
         "items": items.iter().map(|m| json!({
-            "id": m.id, "kind": m.kind, "case_id": m.case_id, "audience": m.audience,
+            "id": m.id, "channel": m.channel.as_str(), "kind": m.kind, "case_id": m.case_id,
+            "audience": m.audience,
             "recipients": m.recipients, "subject": m.subject, "status": m.status.as_str(),
             "attempts": m.attempts, "next_attempt_at": m.next_attempt_at,
             "last_error": m.last_error, "created_at": m.created_at, "sent_at": m.sent_at,
         })).collect::<Vec<_>>(),
         "total": total, "page": page, "per_page": per_page,
     })))
+}
+
+/// Which pushes to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UpstreamQuery {
+    /// `pending`, `sent` or `dead`.
+    status: Option<String>,
+    page: Option<u64>,
+    per_page: Option<u64>,
+}
+
+/// 数据回传 (admins): each step of a 差评's handling pushed to the provincial platform, waiting,
+/// delivered, or given up after the last retry (`status=dead`) with the platform's last answer.
+#[utoipa::path(get, path = "/api/v1/upstream", tag = "admin", security(("bearer" = [])), params(UpstreamQuery),
+    responses((status = 200, description = "{items:[{id, case_id, step, idempotency_key, status, attempts, next_attempt_at, last_error, created_at, sent_at, body}], total}", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upstream(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiQuery(q): ApiQuery<UpstreamQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let shown = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sent,
+        OutboxStatus::Dead,
+    ];
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            OutboxStatus::parse(text)
+                .filter(|s| shown.contains(s))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "status",
+                        format!("状态 {text} 无效：应为 pending、sent 或 dead"),
+                    )
+                })?,
+        ),
+    };
+    let (page, per_page) = paging(q.page, q.per_page)?;
+    let (items, total) = state
+        .store
+        .list_outbox(Some(OutboxChannel::Upstream), status, page, per_page)
+        .await?;
+    let items = items
+        .iter()
+        .map(|m| {
+            let body: Value = m
+                .payload
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| {
+                    ApiError::internal(&format!(
+                        "push {} has a payload that is not JSON: {e}",
+                        m.id
+                    ))
+                })?
+                .unwrap_or(Value::Null);
+            Ok(json!({
+                "id": m.id, "case_id": m.case_id,
+                "step": m.kind.strip_prefix("upstream_").unwrap_or(&m.kind),
+                "idempotency_key": bihuan_store::idempotency_key(m),
+                "status": m.status.as_str(), "attempts": m.attempts,
+                "next_attempt_at": m.next_attempt_at, "last_error": m.last_error,
+                "created_at": m.created_at, "sent_at": m.sent_at, "body": body,
+            }))
+        })
+        .collect::<ApiResult<Vec<Value>>>()?;
+    Ok(Json(json!({
+        "items": items, "total": total, "page": page, "per_page": per_page,
+    })))
+}
+
+/// Sends a push that was given up (`dead`) again, with a fresh round of attempts (admins); 404 when
+/// there is no such dead push.
+#[utoipa::path(post, path = "/api/v1/upstream/{id}/retry", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "推送编号")),
+    responses((status = 204, description = "已重新排队"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "没有这条已放弃的推送", body = ErrorBody)))]
+async fn resend_upstream(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    if state
+        .store
+        .retry_outbox(id, Some(OutboxChannel::Upstream), state.clock.now())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "没有已放弃的数据回传推送 {id}"
+        )))
+    }
 }

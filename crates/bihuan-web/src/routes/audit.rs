@@ -51,18 +51,29 @@ pub(crate) fn closed_state(engine: &bihuan_core::Engine) -> String {
         .unwrap_or_else(|| "closed".to_owned())
 }
 
-/// Recomputes the event hash chain of the cases and work items in the caller's scope.
+/// Recomputes the event hash chain of the cases and work items in the caller's scope, and reads back
+/// and hashes again every file their events cite.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, description = "{ok, events_checked, first_broken}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "{ok, events_checked, files_checked, first_broken}", body = Object), (status = 401, description = "未登录或令牌无效", body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn verify(State(state): State<AppState>, caller: SignedIn) -> ApiResult<Json<Value>> {
     require_auditor(&state, &caller)?;
-    let report = state.store.verify_chain_in(&caller.scope).await?;
+    let report = state
+        .store
+        .verify_chain_and_files(
+            &caller.scope,
+            bihuan_store::EvidenceCheck {
+                engine: &state.engine,
+                files: &state.files,
+            },
+        )
+        .await?;
     Ok(Json(json!({
         "ok": report.ok,
         "events_checked": report.events_checked,
+        "files_checked": report.files_checked,
         "first_broken": report.first_broken.map(|b| match b.of {
-            bihuan_store::ChainOf::Case => json!({"case_id": b.case_id, "seq": b.seq, "reason": b.reason}),
-            bihuan_store::ChainOf::Task => json!({"task_id": b.case_id, "seq": b.seq, "reason": b.reason}),
+            bihuan_store::SubjectKind::Case => json!({"case_id": b.case_id, "seq": b.seq, "reason": b.reason}),
+            bihuan_store::SubjectKind::Task => json!({"task_id": b.case_id, "seq": b.seq, "reason": b.reason}),
         }),
     })))
 }

@@ -145,14 +145,19 @@ async fn visible_case(
 pub async fn case_json(state: &AppState, caller: &SignedIn, id: Uuid) -> ApiResult<CaseView> {
     let detail = visible_case(state, caller, id).await?;
     let follow_ups = state.store.follow_ups_of(id).await?;
+    let attachments = state
+        .store
+        .attachments_of(bihuan_store::SubjectKind::Case, id)
+        .await?;
     let masked = !crate::views::may_call_rater(caller, &detail.case);
-    let mut view = case_detail(&state.engine, &detail, caller, state.clock.now());
+    let mut view = case_detail(&state.engine, &detail, caller, state.clock.now())?;
     view.follow_ups = Some(
         follow_ups
             .iter()
             .map(|r| crate::views::rating_view(r, masked))
             .collect(),
     );
+    view.attachments = Some(attachments.iter().map(Into::into).collect());
     Ok(view)
 }
 
@@ -215,5 +220,5 @@ async fn act(
         &detail,
         &caller,
         state.clock.now(),
-    )))
+    )?))
 }

@@ -1,6 +1,7 @@
 //! One module per area; each exposes `router()`, merged in [`crate::app`].
 
 pub mod admin;
+pub mod attachments;
 pub mod audit;
 pub mod cases;
 pub mod charts;

@@ -13,7 +13,7 @@ use bihuan_core::plan::{
     Comparison, PlanError, PlanFileError, PlanItem, Target, metric_of, parse_due, split_units,
 };
 use bihuan_core::{LimitError, Limits, Role};
-use bihuan_store::{ActionRequest, NewItem, NewPlan, PlanOptions};
+use bihuan_store::{ActionRequest, NewItem, NewPlan, PlanOptions, SubjectKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,7 +23,9 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, SignedIn};
-use crate::plan_views::{PlanJson, PlanListItem, TaskJson, plan_json, plan_workbook, task_json};
+use crate::plan_views::{
+    PlanJson, PlanListItem, TaskJson, plan_json, plan_workbook, task_detail_json,
+};
 use crate::routes::cases::ActionBody;
 use crate::routes::export::{Format, attachment};
 
@@ -459,13 +461,15 @@ async fn task(
 pub(crate) async fn task_for(state: &AppState, caller: &SignedIn, id: Uuid) -> ApiResult<TaskJson> {
     let detail = state.store.task(id, &caller.scope).await?;
     let live = live_values(state, caller, detail.plan.year).await?;
-    Ok(task_json(
+    let files = state.store.attachments_of(SubjectKind::Task, id).await?;
+    Ok(task_detail_json(
         &state.engine,
         &detail.item,
         &live,
         state.clock.now(),
-        Some((&detail.events, caller)),
-    ))
+        (&detail.events, &files),
+        caller,
+    )?)
 }
 
 /// Acts on a work item like on a case; answers the updated item.
@@ -486,6 +490,8 @@ async fn act(
     // The live rates a target shows do not depend on the item: read before acting, so that the answer
     // after the commit is built from what the action's transaction committed, with nothing left to read.
     let live = live_values(&state, &caller, before.plan.year).await?;
+    // Nor do its files: an action cites them, never adds or removes one.
+    let files = state.store.attachments_of(SubjectKind::Task, id).await?;
     let detail = state
         .store
         .apply_task_action(
@@ -501,11 +507,12 @@ async fn act(
             },
         )
         .await?;
-    Ok(Json(task_json(
+    Ok(Json(task_detail_json(
         &state.engine,
         &detail.item,
         &live,
         state.clock.now(),
-        Some((&detail.events, &caller)),
-    )))
+        (&detail.events, &files),
+        &caller,
+    )?))
 }

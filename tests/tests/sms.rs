@@ -1,0 +1,269 @@
+//! SMS, the outbox's second channel, on SQLite and PostgreSQL: a rater who left a phone and no email
+//! gets the review invitation by SMS (one a step), through a real HTTP gateway (a server the test
+//! runs) or written as a file, signed; the number is masked everywhere but in the message sent, and
+//! the stored copy keeps no link token once it is out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use bihuan_notify::{Mailer, Outlets, Schedule, Scheduler, Sms};
+use bihuan_test_support::TestDb;
+use bihuan_tests::api::{TestApp, rating, spawn};
+use bihuan_web::WebConfig;
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+bihuan_test_support::on_both_databases!(
+    a_rater_with_only_a_phone_is_invited_to_review_by_sms_once,
+    without_a_gateway_an_sms_is_written_as_a_file,
+    staff_who_chose_sms_get_the_daily_digest_by_sms,
+);
+
+/// The gateway's log of every message it took.
+type Gateway = Arc<Mutex<Vec<Value>>>;
+
+async fn take(State(log): State<Gateway>, body: String) -> &'static str {
+    log.lock()
+        .unwrap()
+        .push(serde_json::from_str(&body).unwrap());
+    "ok"
+}
+
+/// An SMS gateway on a free port; its URL.
+async fn gateway() -> (Gateway, String) {
+    let log = Gateway::default();
+    let app = axum::Router::new()
+        .route("/send", axum::routing::post(take))
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (log, url)
+}
+
+/// A case whose rater left `phone` and `email` (either may be null), taken to the rater's review.
+async fn reviewed_by(app: &TestApp, source_id: &str, phone: Value, email: Value) -> String {
+    let mut r = rating(source_id, "dissatisfied", "mobile");
+    r["rater"]["phone"] = phone;
+    r["rater"]["email"] = email;
+    let (status, body) = app.push_rating(&r).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["case_id"].as_str().unwrap().to_owned();
+    app.to_review(&id).await;
+    id
+}
+
+fn outlets(dir: &std::path::Path, sms: Sms) -> Outlets {
+    Outlets {
+        mail: Mailer::files(&dir.join("mail"), "好差评 <noreply@example.org>").unwrap(),
+        sms,
+        upstream: None,
+    }
+}
+
+/// The outbox rows of the SMS channel, as admins see them.
+async fn sms_rows(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app
+        .call("admin", Method::GET, "/api/v1/outbox?per_page=500", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["channel"] == "sms")
+        .cloned()
+        .collect()
+}
+
+async fn a_rater_with_only_a_phone_is_invited_to_review_by_sms_once(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let phone_only = reviewed_by(&app, "S-1", json!("13800001234"), Value::Null).await;
+    // A rater who gave an address is invited by mail, never by SMS; one who gave neither, not at all.
+    reviewed_by(&app, "S-2", json!("13900005678"), json!("s2@example.org")).await;
+    reviewed_by(&app, "S-3", Value::Null, Value::Null).await;
+
+    let rows = sms_rows(&app).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["case_id"], phone_only.as_str());
+    assert_eq!(
+        rows[0]["recipients"],
+        json!(["138****1234"]),
+        "masked for admins"
+    );
+    assert!(!rows[0]["subject"].as_str().unwrap().contains("13800001234"));
+
+    let (log, url) = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outlets = outlets(
+        dir.path(),
+        Sms::gateway(&url)
+            .unwrap()
+            .signed("沙坝镇政务服务")
+            .unwrap(),
+    );
+    let store = db.store.clone();
+    let mut sender = Scheduler::default();
+    let now = app.clock.now() + Duration::minutes(1);
+    for at in [0, 5] {
+        sender
+            .tick(
+                &store,
+                &app.engine,
+                &outlets,
+                &Schedule::default(),
+                now + Duration::minutes(at),
+            )
+            .await
+            .unwrap();
+    }
+    let sent = log.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one SMS a rater and step: {sent:?}");
+    let sms = &sent[0];
+    assert_eq!(sms["to"], "13800001234");
+    assert!(
+        sms["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("sms:case:{phone_only}:")),
+        "{sms}"
+    );
+    let text = sms["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("【沙坝镇政务服务】您对“城乡居民基本养老保险参保登记”的差评"),
+        "{text}"
+    );
+    assert!(text.chars().count() <= 300, "{text}");
+    // The link in it is the rater's one-time review page.
+    let start = text.find(&format!("{}/r/", app.base)).unwrap();
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let page = app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("请评价"));
+    // Once out, the stored copy keeps no token; the row says it was sent.
+    let rows = sms_rows(&app).await;
+    assert_eq!(rows[0]["status"], "sent");
+    let token = link.rsplit('/').next().unwrap();
+    use sea_orm::{ConnectionTrait, Statement};
+    let stored = db
+        .store
+        .connection()
+        .query_all_raw(Statement::from_string(
+            db.store.connection().get_database_backend(),
+            "SELECT payload FROM outbox WHERE channel = 'sms'".to_owned(),
+        ))
+        .await
+        .unwrap();
+    let payload: String = stored[0].try_get("", "payload").unwrap();
+    assert!(!payload.contains(token), "{payload}");
+    assert!(
+        payload.contains("13800001234"),
+        "the number stays for a resend: {payload}"
+    );
+}
+
+async fn without_a_gateway_an_sms_is_written_as_a_file(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    reviewed_by(&app, "F-1", json!("13800001234"), Value::Null).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sms_dir = dir.path().join("sms");
+    let outlets = outlets(dir.path(), Sms::files(&sms_dir).unwrap());
+    bihuan_notify::tick(
+        &db.store,
+        &app.engine,
+        &outlets,
+        &Schedule::default(),
+        app.clock.now() + Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    let files: Vec<_> = std::fs::read_dir(&sms_dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap())
+            .unwrap();
+    assert_eq!(written["to"], "13800001234");
+    assert!(
+        written["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(bihuan_notify::DEFAULT_SMS_SIGNATURE),
+        "{written}"
+    );
+}
+
+/// A member of 社保所's staff who gave a mobile number gets the day's count of due and overdue cases
+/// by SMS beside the digest mail; one who did not, only the mail.
+async fn staff_who_chose_sms_get_the_daily_digest_by_sms(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let add = |sms_phone: Value| {
+        json!({"username": "wu", "role": "unit_staff", "unit": "shaba-social",
+               "email": "wu@example.org", "sms_phone": sms_phone, "password": "a-long-password-2021"})
+    };
+    let (status, body) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/users",
+            Some(add(json!("138-0000-9999x"))),
+        )
+        .await;
+    assert_eq!(
+        (status, body["details"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("sms_phone")),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            "admin",
+            Method::POST,
+            "/api/v1/users",
+            Some(add(json!("+86 138 0000 9999"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["sms_phone"], "138****9999");
+
+    // Transferred on Thu 5/6: its 5 working days end with Wed 5/12, due soon that morning.
+    let id = app.new_case("D-1").await;
+    app.to_rectifying(&id).await;
+    let (log, url) = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outlets = outlets(dir.path(), Sms::gateway(&url).unwrap());
+    let morning = chrono::DateTime::parse_from_rfc3339("2021-05-12T09:00:00+08:00")
+        .unwrap()
+        .to_utc();
+    let mut sender = Scheduler::default();
+    for at in [0, 30] {
+        sender
+            .tick(
+                &db.store,
+                &app.engine,
+                &outlets,
+                &Schedule::default(),
+                morning + Duration::minutes(at),
+            )
+            .await
+            .unwrap();
+    }
+    let sent = log.lock().unwrap().clone();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one a day, to the one who chose it: {sent:?}"
+    );
+    assert_eq!(sent[0]["to"], "13800009999");
+    let text = sent[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("您有 1 件差评工单即将到期或已超期") && text.contains(&app.base),
+        "{text}"
+    );
+    let rows = sms_rows(&app).await;
+    assert_eq!(rows[0]["recipients"], json!(["138****9999"]));
+}
