@@ -587,7 +587,8 @@ pub mod api {
             let mut rectify = json!({"finding": "partly_true", "measures": "补充一次性告知单", "outcome": "rectified"});
             rectify["evidence"] = self.evidence(id).await;
             self.step("unit", id, "rectify", rectify).await;
-            let feedback = json!({"method": "phone", "summary": "已电话回访"});
+            // With a public reply, as an anonymous rater's case needs.
+            let feedback = json!({"method": "phone", "summary": "已电话回访", "public_reply": "已补充一次性告知单。"});
             let case = self.step("unit", id, "feedback", feedback).await;
             assert_eq!(case["state"], "pending_review");
         }

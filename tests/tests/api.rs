@@ -1276,7 +1276,7 @@ async fn metrics_count_requests_cases_and_mail(db: &TestDb) {
 }
 
 /// The routes the router serves (docs/API.md's contract so far).
-const SERVED: [(&str, &str); 48] = [
+const SERVED: [(&str, &str); 49] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -1318,6 +1318,7 @@ const SERVED: [(&str, &str); 48] = [
     ("post", "/api/v1/cases/{id}/attachments"),
     ("post", "/api/v1/tasks/{id}/attachments"),
     ("get", "/api/v1/attachments/{id}"),
+    ("get", "/api/v1/attachments/{id}/thumbnail"),
     ("get", "/api/v1/upstream"),
     ("post", "/api/v1/upstream/{id}/retry"),
     ("get", "/r/{token}"),

@@ -21,6 +21,7 @@ bihuan_test_support::on_both_databases!(
     a_cited_file_removed_or_replaced_is_found_by_the_chain_check,
     a_co_unit_reports_its_share_with_evidence_on_a_work_item,
     the_ledger_the_case_page_and_the_audit_sample_show_the_evidence,
+    a_photo_gets_a_small_thumbnail_made_once_in_scope_only,
 );
 
 async fn app(db: &TestDb) -> TestApp {
@@ -573,7 +574,7 @@ async fn the_ledger_the_case_page_and_the_audit_sample_show_the_evidence(db: &Te
     let mut sup = bihuan_tests::pages::Browser::signed_in(&app, "sup").await;
     let page = sup.get(&format!("/cases/{id}")).await;
     let thumb = format!(
-        "<img class=\"thumb\" src=\"/api/v1/attachments/{}\"",
+        "<img class=\"thumb\" src=\"/api/v1/attachments/{}/thumbnail\"",
         file["id"].as_str().unwrap()
     );
     assert!(page.html.contains(&thumb), "{}", page.html);
@@ -583,4 +584,114 @@ async fn the_ledger_the_case_page_and_the_audit_sample_show_the_evidence(db: &Te
         "{}",
         board.html
     );
+}
+
+/// A real photo of `width` × `height` pixels, encoded as `format`.
+fn photo(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    let mut bytes = Vec::new();
+    picture
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .unwrap();
+    bytes
+}
+
+async fn thumbnail_of(
+    app: &TestApp,
+    user: &str,
+    id: &str,
+) -> (StatusCode, String, String, Vec<u8>) {
+    let token = app.token(user).await;
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/attachments/{id}/thumbnail", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (kind, cache) = (header("content-type"), header("cache-control"));
+    (
+        resp.status(),
+        kind,
+        cache,
+        resp.bytes().await.unwrap().to_vec(),
+    )
+}
+
+/// A photo's thumbnail is a small JPEG (240 pixels on the longer side), made from the stored original
+/// once and kept beside it, cacheable, for those who may see the file only; a PDF has none, and a
+/// picture that cannot be decoded within the limits gets a clear refusal, not a server error.
+async fn a_photo_gets_a_small_thumbnail_made_once_in_scope_only(db: &TestDb) {
+    let app = app(db).await;
+    let id = app.new_case("T-1").await;
+    app.to_rectifying(&id).await;
+    let mut ids = Vec::new();
+    for (name, bytes) in [
+        ("现场照片.png", photo(1000, 600, image::ImageFormat::Png)),
+        ("整改后.jpg", photo(300, 900, image::ImageFormat::Jpeg)),
+    ] {
+        let (status, file) = app.upload("unit", "cases", &id, name, bytes).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
+        ids.push(file["id"].as_str().unwrap().to_owned());
+    }
+    let before = stored(&app).len();
+    for (file, size) in ids.iter().zip([(240, 144), (80, 240)]) {
+        let (status, kind, cache, bytes) = thumbnail_of(&app, "unit", file).await;
+        assert_eq!((status, kind.as_str()), (StatusCode::OK, "image/jpeg"));
+        assert!(
+            cache.contains("immutable") && cache.starts_with("private"),
+            "{cache}"
+        );
+        let small = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+        assert_eq!((small.width(), small.height()), size);
+    }
+    // Kept once each: asked again, nothing more is stored.
+    assert_eq!(stored(&app).len(), before + 2);
+    let (status, ..) = thumbnail_of(&app, "unit", &ids[0]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored(&app).len(), before + 2);
+    // Out of scope: not found, as the file itself.
+    let (status, ..) = thumbnail_of(&app, "o_unit", &ids[0]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, pdf) = app
+        .upload(
+            "unit",
+            "cases",
+            &id,
+            "通知.pdf",
+            b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n".to_vec(),
+        )
+        .await;
+    let (status, ..) = thumbnail_of(&app, "unit", pdf["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A PNG whose header claims 50,000 × 50,000 pixels is refused before it is decoded.
+    let mut huge = photo(2, 2, image::ImageFormat::Png);
+    huge[16..20].copy_from_slice(&50_000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&50_000u32.to_be_bytes());
+    let (status, file) = app.upload("unit", "cases", &id, "大图.png", huge).await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let token = app.token("unit").await;
+    let resp = app
+        .client
+        .get(format!(
+            "{}/api/v1/attachments/{}/thumbnail",
+            app.base,
+            file["id"].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "thumbnail_unavailable", "{body}");
 }

@@ -20,6 +20,7 @@ bihuan_test_support::on_both_databases!(
     a_rater_with_only_a_phone_is_invited_to_review_by_sms_once,
     without_a_gateway_an_sms_is_written_as_a_file,
     staff_who_chose_sms_get_the_daily_digest_by_sms,
+    the_public_reply_reaches_an_anonymous_rater_with_the_review_link,
 );
 
 /// The gateway's log of every message it took.
@@ -229,6 +230,25 @@ async fn staff_who_chose_sms_get_the_daily_digest_by_sms(db: &TestDb) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["sms_phone"], "138****9999");
+    // One who chose SMS and has no mailbox gets it by SMS alone; a disabled one, nothing.
+    for (name, phone) in [("zhao", "13700007777"), ("qian", "13600006666")] {
+        let (status, body) = app
+            .call(
+                "admin",
+                Method::POST,
+                "/api/v1/users",
+                Some(
+                    json!({"username": name, "role": "unit_staff", "unit": "shaba-social",
+                            "sms_phone": phone, "password": "a-long-password-2021"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .call("admin", Method::POST, "/api/v1/users/qian/disable", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     // Transferred on Thu 5/6: its 5 working days end with Wed 5/12, due soon that morning.
     let id = app.new_case("D-1").await;
@@ -252,18 +272,128 @@ async fn staff_who_chose_sms_get_the_daily_digest_by_sms(db: &TestDb) {
             .await
             .unwrap();
     }
-    let sent = log.lock().unwrap().clone();
+    let mut sent = log.lock().unwrap().clone();
+    sent.sort_by_key(|m| m["to"].as_str().unwrap().to_owned());
     assert_eq!(
-        sent.len(),
-        1,
-        "one a day, to the one who chose it: {sent:?}"
+        sent.iter()
+            .map(|m| m["to"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["13700007777", "13800009999"],
+        "one a day, to each enabled one who chose it, mailbox or not: {sent:?}"
     );
-    assert_eq!(sent[0]["to"], "13800009999");
+    for sms in &sent {
+        let text = sms["text"].as_str().unwrap();
+        assert!(
+            text.contains("您有 1 件差评工单即将到期或已超期") && text.contains(&app.base),
+            "{text}"
+        );
+    }
+    let mut shown: Vec<Value> = sms_rows(&app)
+        .await
+        .into_iter()
+        .map(|r| r["recipients"].clone())
+        .collect();
+    shown.sort_by_key(Value::to_string);
+    assert_eq!(shown, [json!(["137****7777"]), json!(["138****9999"])]);
+}
+
+/// An anonymous rater who left only a phone: the return visit cannot go without a public reply, a
+/// reply holding personal data is refused naming what it found (masked), and the one that goes out
+/// reaches the rater in the review SMS (clipped), whole on the link's page.
+async fn the_public_reply_reaches_an_anonymous_rater_with_the_review_link(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let mut r = rating("P-1", "dissatisfied", "sms");
+    r["rater"] = json!({"type": "individual", "real_name": false, "name": null,
+                        "phone": "13800001234", "email": null});
+    let (status, body) = app.push_rating(&r).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["case_id"].as_str().unwrap().to_owned();
+    app.to_rectifying(&id).await;
+    let mut rectify = json!({"finding": "true", "measures": "优化告知单", "outcome": "rectified"});
+    rectify["evidence"] = app.evidence(&id).await;
+    app.step("unit", &id, "rectify", rectify).await;
+
+    let feedback = |reply: Option<&str>| {
+        let mut f = json!({"method": "sms", "summary": "已短信告知"});
+        if let Some(reply) = reply {
+            f["public_reply"] = json!(reply);
+        }
+        f
+    };
+    let (status, body) = app.act("unit", &id, "feedback", feedback(None)).await;
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str(),
+            body["details"]["field"].as_str()
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("missing_field"),
+            Some("public_reply")
+        ),
+        "{body}"
+    );
+    let (status, body) = app
+        .act(
+            "unit",
+            &id,
+            "feedback",
+            feedback(Some("如有疑问请致电 139-0000-1111")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "personal_data_in_reply");
+    assert_eq!(
+        body["details"],
+        json!({"field": "public_reply", "found": [{"kind": "phone", "masked": "139****1111"}]})
+    );
+    assert!(!body.to_string().contains("13900001111"), "{body}");
+    // A staff member's login is a name too.
+    let (status, body) = app
+        .act("unit", &id, "feedback", feedback(Some("已由 center 核实")))
+        .await;
+    assert_eq!(
+        (status, body["details"]["found"][0]["kind"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name")),
+        "{body}"
+    );
+
+    let reply = "经核实，窗口已优化城乡居民基本养老保险参保登记的一次性告知单，明确所需材料和办理时限，\
+                 并对窗口人员开展服务规范培训，今后将持续改进服务。";
+    let case = app
+        .step("unit", &id, "feedback", feedback(Some(reply)))
+        .await;
+    assert_eq!(case["state"], "pending_review");
+
+    let (log, url) = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outlets = outlets(dir.path(), Sms::gateway(&url).unwrap());
+    bihuan_notify::tick(
+        &db.store,
+        &app.engine,
+        &outlets,
+        &Schedule::default(),
+        app.clock.now() + Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    let sent = log.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one SMS for the step: {sent:?}");
     let text = sent[0]["text"].as_str().unwrap();
-    assert!(
-        text.contains("您有 1 件差评工单即将到期或已超期") && text.contains(&app.base),
-        "{text}"
-    );
-    let rows = sms_rows(&app).await;
-    assert_eq!(rows[0]["recipients"], json!(["138****9999"]));
+    let brief: String = reply
+        .chars()
+        .take(bihuan_core::mail::SMS_REPLY_CHARS - 1)
+        .collect();
+    assert!(text.contains(&format!("答复：{brief}…请评价")), "{text}");
+    assert!(!text.contains(reply), "clipped in the SMS: {text}");
+    let start = text.find(&format!("{}/r/", app.base)).unwrap();
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let page = app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(reply), "whole on the page: {html}");
 }

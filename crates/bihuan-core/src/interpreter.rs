@@ -10,6 +10,7 @@ use crate::Role;
 use crate::calendar::{Deadline, DeadlineBasis, WorkingCalendar};
 use crate::evidence::EvidenceFile;
 use crate::overall::OverallClock;
+use crate::personal_data::{self, Found, KnownNames};
 use crate::workflow::{
     ActionDef, Audience, EffectDef, FieldCondition, FieldDef, FieldKind, Guard, StateDef,
     WorkflowDefinition,
@@ -94,6 +95,12 @@ pub struct Subject {
     /// The files attached to it that the action asked cites (loaded for the action; empty
     /// otherwise): an evidence field may cite only these.
     pub evidence: Vec<EvidenceFile>,
+    /// Whether its rater rated anonymously (a case's; never a work item's): a field
+    /// `required_if_anonymous` (the public reply) is required then.
+    pub anonymous_rater: bool,
+    /// The names a text for publication must not hold (loaded for an action that takes one;
+    /// empty otherwise).
+    pub known_names: KnownNames,
 }
 
 impl Subject {
@@ -117,6 +124,8 @@ impl Subject {
             scheduled: None,
             actions_in_state: BTreeMap::new(),
             evidence: Vec::new(),
+            anonymous_rater: false,
+            known_names: KnownNames::default(),
         }
     }
 }
@@ -271,6 +280,14 @@ pub enum ActionError {
     /// The appeal window after the transfer has passed.
     #[error("申诉须在转办后 {days} 个工作日内提出（截至 {closed}）")]
     AppealWindowClosed { days: u32, closed: String },
+    /// A text written for publication (公开答复) holds personal data: a known name, a phone number,
+    /// an email address or a certificate number (each named masked).
+    #[error("{label}将向社会公开，不得含有个人信息：{}", found_words(found))]
+    PersonalDataInReply {
+        field: String,
+        label: String,
+        found: Vec<Found>,
+    },
     /// A supervisor of the responsible unit itself (or of a unit beside it) decided what only a
     /// supervisor above it may decide.
     #[error("操作 {action} 须由承办单位的上级单位督查人员办理")]
@@ -296,6 +313,7 @@ impl ActionError {
             ActionError::AppealLimit { .. } => "appeal_limit",
             ActionError::AppealWindowClosed { .. } => "appeal_window_closed",
             ActionError::NotAboveResponsibleUnit { .. } => "unit_out_of_scope",
+            ActionError::PersonalDataInReply { .. } => "personal_data_in_reply",
         }
     }
 
@@ -305,10 +323,20 @@ impl ActionError {
             ActionError::MissingField { field, .. }
             | ActionError::EvidenceRequired { field, .. }
             | ActionError::InvalidField { field, .. }
+            | ActionError::PersonalDataInReply { field, .. }
             | ActionError::UnknownField { field, .. } => Some(field),
             _ => None,
         }
     }
+}
+
+/// What personal data was found, in words: 电话号码 138****1234、姓名 张*.
+fn found_words(found: &[Found]) -> String {
+    found
+        .iter()
+        .map(|f| format!("{} {}", f.kind.label(), f.masked))
+        .collect::<Vec<_>>()
+        .join("、")
 }
 
 /// How a case or item starts: its initial state with the initial deadline.
@@ -353,7 +381,7 @@ pub fn decide(
             action: action_id.chars().take(64).collect(),
         })?;
     check_permitted(def, subject, actor, action)?;
-    let mut recorded = check_fields(action, fields, &subject.evidence, now)?;
+    let mut recorded = check_fields(action, fields, subject, now)?;
     if action.co_units_only
         && let Some(unit) = &actor.unit
     {
@@ -800,7 +828,7 @@ fn check_appeal(
 fn check_fields(
     action: &ActionDef,
     given: &Map<String, Value>,
-    evidence: &[EvidenceFile],
+    subject: &Subject,
     now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ActionError> {
     if let Some(unknown) = given.keys().find(|k| action.field(k).is_none()) {
@@ -812,9 +840,11 @@ fn check_fields(
     let mut recorded = Map::new();
     for field in &action.fields {
         let value = given.get(&field.name).filter(|v| !v.is_null());
-        if let Some(value) = check_field(field, value, Some(evidence), now)? {
+        if let Some(value) = check_field(field, value, Some(subject), now)? {
             recorded.insert(field.name.clone(), value);
-        } else if field.required && field.when.is_none() {
+        } else if (field.required && field.when.is_none())
+            || (field.required_if_anonymous && subject.anonymous_rater)
+        {
             return Err(missing(field));
         }
     }
@@ -911,13 +941,15 @@ pub fn field_problems(
 }
 
 /// Checks one field; `Ok(None)` means absent (or empty text). Evidence is resolved against the
-/// subject's files `attached` (without them, as for a form not yet sent, only its shape is checked).
+/// subject's files, and a text for publication checked against the names it knows (without the
+/// subject, as for a form not yet sent, only the shape and the patterns are checked).
 fn check_field(
     field: &FieldDef,
     value: Option<&Value>,
-    attached: Option<&[EvidenceFile]>,
+    subject: Option<&Subject>,
     now: DateTime<Utc>,
 ) -> Result<Option<Value>, ActionError> {
+    let attached = subject.map(|s| s.evidence.as_slice());
     let invalid = |reason: String| ActionError::InvalidField {
         field: field.name.clone(),
         reason,
@@ -929,7 +961,7 @@ fn check_field(
         });
     };
     match &field.kind {
-        FieldKind::Text { max_chars } => {
+        FieldKind::Text { max_chars, public } => {
             let text = value
                 .as_str()
                 .ok_or_else(|| invalid("应为文本".to_owned()))?
@@ -940,6 +972,18 @@ fn check_field(
             let chars = text.chars().count();
             if chars > *max_chars {
                 return Err(invalid(format!("最多 {max_chars} 个字符，实际 {chars} 个")));
+            }
+            if *public {
+                let nobody = KnownNames::default();
+                let names = subject.map_or(&nobody, |s| &s.known_names);
+                let found = personal_data::find(text, names);
+                if !found.is_empty() {
+                    return Err(ActionError::PersonalDataInReply {
+                        field: field.name.clone(),
+                        label: field.label.clone(),
+                        found,
+                    });
+                }
             }
             Ok(Some(Value::String(text.to_owned())))
         }

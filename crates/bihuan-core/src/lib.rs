@@ -12,6 +12,7 @@ pub mod interpreter;
 pub mod mail;
 pub mod metrics;
 pub mod overall;
+pub mod personal_data;
 pub mod plan;
 pub mod rating;
 pub mod rating_input;

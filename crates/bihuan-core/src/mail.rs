@@ -194,6 +194,37 @@ pub struct ReviewInvitation {
     /// What it did (`rectified`, `explained`, `scheduled`), when it recorded it: the mail says
     /// that, never that a rectification was done when the unit explained.
     pub outcome: Option<String>,
+    /// The public reply (公开答复) written with the return visit, when there is one: a mail carries
+    /// it whole.
+    pub reply: Option<String>,
+    /// The same, at most [`SMS_REPLY_CHARS`] characters: what an SMS carries (the link's page shows
+    /// it whole).
+    pub reply_brief: Option<String>,
+}
+
+/// The most characters of a public reply an SMS carries (with the link, the text stays within a
+/// few SMS segments).
+pub const SMS_REPLY_CHARS: usize = 60;
+
+impl ReviewInvitation {
+    /// The invitation carrying `reply`, whole for mail and clipped for SMS.
+    pub fn with_reply(mut self, reply: Option<String>) -> Self {
+        self.reply_brief = reply.as_deref().map(|r| {
+            let mut brief = if r.chars().count() > SMS_REPLY_CHARS {
+                let head: String = r.chars().take(SMS_REPLY_CHARS - 1).collect();
+                format!("{head}…")
+            } else {
+                r.to_owned()
+            };
+            // The SMS goes on after it: it ends as a sentence.
+            if !brief.ends_with(['。', '！', '？', '…', '!', '?', '.']) {
+                brief.push('。');
+            }
+            brief
+        });
+        self.reply = reply;
+        self
+    }
 }
 
 /// The loaded templates and the public address links start with.
@@ -381,7 +412,13 @@ impl Letters {
             expires: "2021年5月12日（星期三）24:00".into(),
             finding: Some("partly_true".into()),
             outcome: Some("rectified".into()),
-        };
+            reply: None,
+            reply_brief: None,
+        }
+        .with_reply(Some(
+            "经核实，窗口已调整养老保险参保登记的办理流程，取消重复提交的证明材料，并对窗口人员开展服务规范培训。"
+                .into(),
+        ));
         let task = TaskNotice {
             kind: "overdue".into(),
             action: None,
@@ -487,6 +524,8 @@ mod tests {
                         expires: "2021年5月12日（星期三）24:00".into(),
                         finding: finding.map(Into::into),
                         outcome: outcome.map(Into::into),
+                        reply: None,
+                        reply_brief: None,
                     },
                 )
                 .unwrap();
@@ -507,6 +546,53 @@ mod tests {
                 "Chinese quotation marks: {}",
                 letter.text
             );
+        }
+    }
+
+    #[test]
+    fn the_public_reply_goes_whole_by_mail_and_clipped_by_sms() {
+        let letters = Letters::build(&[]).unwrap();
+        let invitation = |reply: Option<&str>| {
+            ReviewInvitation {
+                service: "城乡居民基本养老保险参保登记".into(),
+                unit: "沙坝镇社保所".into(),
+                project_no: "P-1".into(),
+                link: "https://hcp.example.cn/r/t".into(),
+                expires: "2021年5月12日（星期三）24:00".into(),
+                finding: Some("true".into()),
+                outcome: Some("rectified".into()),
+                reply: None,
+                reply_brief: None,
+            }
+            .with_reply(reply.map(Into::into))
+        };
+        let long = "窗口已优化一次性告知单<b>".repeat(6);
+        let letter = letters.render(REVIEW, &invitation(Some(&long))).unwrap();
+        assert!(
+            letter.text.contains(&format!("答复：{long}")),
+            "{}",
+            letter.text
+        );
+        let html = letter.html.unwrap();
+        assert!(
+            html.contains("答复：窗口已优化一次性告知单&lt;b&gt;") && !html.contains("<b>"),
+            "{html}"
+        );
+        let sms = letters
+            .render_sms(REVIEW, &invitation(Some(&long)))
+            .unwrap();
+        let brief: String = long.chars().take(SMS_REPLY_CHARS - 1).collect();
+        assert!(sms.contains(&format!("答复：{brief}…请评价")), "{sms}");
+        // A short reply goes whole, ending as a sentence; none, no 答复 at all.
+        let sms = letters
+            .render_sms(REVIEW, &invitation(Some("已优化告知单")))
+            .unwrap();
+        assert!(sms.contains("答复：已优化告知单。请评价"), "{sms}");
+        for part in [
+            letters.render_sms(REVIEW, &invitation(None)).unwrap(),
+            letters.render(REVIEW, &invitation(None)).unwrap().text,
+        ] {
+            assert!(!part.contains("答复"), "{part}");
         }
     }
 

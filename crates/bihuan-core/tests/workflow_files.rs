@@ -221,7 +221,24 @@ fn the_shipped_negative_rating_flow_matches_the_domain_tables() {
     assert_eq!(field_names("deny_extension"), ["reason"]);
     assert_eq!(field_names("conclude"), ["reason"]);
     assert_eq!(field_names("contact_attempt"), ["method", "at"]);
-    assert_eq!(field_names("feedback"), ["method", "summary", "at"]);
+    assert_eq!(
+        field_names("feedback"),
+        ["method", "summary", "public_reply", "at"]
+    );
+    // 公开答复: written for publication, required when the rater was anonymous.
+    let reply = def
+        .action("feedback")
+        .unwrap()
+        .field("public_reply")
+        .unwrap();
+    assert!(matches!(
+        reply.kind,
+        FieldKind::Text {
+            public: true,
+            max_chars: 500
+        }
+    ));
+    assert!(!reply.required && reply.required_if_anonymous);
     // `comment` is optional: the rater's words when they answer through their one-time link.
     assert_eq!(field_names("review_satisfied"), ["level", "comment"]);
     for id in [

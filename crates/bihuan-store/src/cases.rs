@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use bihuan_core::chain::canonical_json;
+use bihuan_core::personal_data::KnownNames;
 use bihuan_core::{
     Actor, Deadline, DeadlineBasis, Engine, OverallClock, PausedClock, ReminderTimes, Scheduled,
     Subject, Timing, WorkflowDefinition,
@@ -63,6 +64,11 @@ impl CaseDetail {
         subject
             .responsible_ancestors
             .clone_from(&self.responsible_ancestors);
+        subject.anonymous_rater = !self.rating.rater_real_name;
+        subject
+            .known_names
+            .rater
+            .clone_from(&self.rating.rater_name);
         subject
     }
 }
@@ -671,6 +677,8 @@ pub(crate) fn subject_of(case: &case::Model, events: &[event::Model]) -> Subject
         },
         actions_in_state,
         evidence: Vec::new(),
+        anonymous_rater: false,
+        known_names: KnownNames::default(),
     }
 }
 

@@ -398,6 +398,48 @@ impl Files {
         })
     }
 
+    /// The thumbnail of `px` pixels kept for the picture of hash `sha256`, if one was made.
+    pub async fn thumbnail(&self, sha256: &str, px: u32) -> Result<Option<Bytes>, FilesError> {
+        let key = self.thumbnail_key(sha256, px)?;
+        match self.store.get(&key).await {
+            Ok(got) => Ok(Some(
+                got.bytes()
+                    .await
+                    .map_err(|e| self.failed("读取缩略图", sha256, e))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.failed("读取缩略图", sha256, e)),
+        }
+    }
+
+    /// Keeps `jpeg` as the thumbnail of `px` pixels of the picture of hash `sha256` (made again
+    /// from the original whenever it is missing: it is never cited, never checked by `audit verify`).
+    pub async fn put_thumbnail(
+        &self,
+        sha256: &str,
+        px: u32,
+        jpeg: Bytes,
+    ) -> Result<(), FilesError> {
+        let key = self.thumbnail_key(sha256, px)?;
+        self.store
+            .put(&key, PutPayload::from_bytes(jpeg))
+            .await
+            .map_err(|e| self.failed("存储缩略图", sha256, e))?;
+        Ok(())
+    }
+
+    /// `{prefix}/thumbnails/{px}/{first two}/{all 64}.jpg`, beside the originals' folder.
+    fn thumbnail_key(&self, sha256: &str, px: u32) -> Result<Key, FilesError> {
+        self.key(sha256)?;
+        Ok(self
+            .prefix
+            .clone()
+            .join("thumbnails")
+            .join(px.to_string())
+            .join(&sha256[..2])
+            .join(format!("{sha256}.jpg")))
+    }
+
     /// The object key of hash `sha256`: `{prefix}/sha256/{first two}/{all 64}`. The hash is checked
     /// first, so a key is never anything but that (no `..`, no other folder).
     fn key(&self, sha256: &str) -> Result<Key, FilesError> {

@@ -4,7 +4,9 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
 use bihuan_core::Role;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use uuid::Uuid;
 
 use crate::code::Code;
@@ -327,4 +329,15 @@ fn checked_mobile(text: &str) -> Result<String> {
             message: "短信提醒手机号应为 11 位手机号码".into(),
         })
     }
+}
+
+/// What a text written for publication (公开答复) must not name: every user's login, disabled ones
+/// included (a former staff member's name is no more public than a present one's).
+pub(crate) async fn staff_names(db: &impl sea_orm::ConnectionTrait) -> Result<Vec<String>> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Username)
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
 }

@@ -274,7 +274,13 @@ pub(crate) async fn queue_notifications(
                 continue;
             }
             let handled = Handled::last_of(def, events)?;
-            let invitation = review_invitation(ctx, case, rating, &handled, seq, now).await?;
+            let invitation = review_invitation(ctx, case, rating, &handled, seq, now)
+                .await?
+                .with_reply(
+                    def.action(&decision.action)
+                        .and_then(|a| a.public_text(&decision.fields))
+                        .map(str::to_owned),
+                );
             match (email, phone) {
                 (Some(address), _) => (vec![address], render(engine, mail::REVIEW, &invitation)?),
                 (None, Some(phone)) => {
@@ -418,6 +424,8 @@ async fn review_invitation(
         expires: mail::chinese_deadline(engine.calendar(), expires_at),
         finding: handled.finding.clone(),
         outcome: handled.outcome.clone(),
+        reply: None,
+        reply_brief: None,
     };
     Ok(invitation)
 }
@@ -574,6 +582,41 @@ impl Directory {
     }
 }
 
+/// Where a case stands in the organization: whom its notices are for is decided from this.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement<'a> {
+    /// The responsible unit, once transferred.
+    pub unit: Option<&'a str>,
+    /// The unit the rating named.
+    pub origin: &'a str,
+    /// The 行政区划 it came from.
+    pub region: Option<&'a str>,
+}
+
+impl<'a> Placement<'a> {
+    pub(crate) fn of(case: &'a case::Model) -> Self {
+        Self {
+            unit: case.unit_code.as_deref(),
+            origin: &case.origin_unit,
+            region: case.region_code.as_deref(),
+        }
+    }
+}
+
+/// The staff an audience of a case is: their role and units (none for the rater).
+pub(crate) fn audience_staff(
+    org: &OrgTree,
+    audience: Audience,
+    at: Placement<'_>,
+) -> Option<(Role, Vec<String>)> {
+    match audience {
+        Audience::ResponsibleUnit => at.unit.map(|code| (Role::UnitStaff, vec![code.to_owned()])),
+        Audience::Center => Some((Role::CenterStaff, org.home_units(at.origin, at.region))),
+        Audience::Supervisors => Some((Role::Supervisor, supervised_chain(org, at))),
+        Audience::Rater => None,
+    }
+}
+
 /// Who a notification about the case goes to: mail addresses, deduplicated and sorted.
 pub(crate) fn recipients(
     people: &Directory,
@@ -585,21 +628,18 @@ pub(crate) fn recipients(
     let mut addresses = Vec::new();
     match audience {
         Audience::ResponsibleUnit => {
-            if let Some(code) = &case.unit_code {
-                addresses.extend(org.unit(code).and_then(|u| u.email.clone()));
-                addresses.extend(people.emails(Role::UnitStaff, std::slice::from_ref(code)));
-            }
+            // The unit's own mailbox besides its staff's.
+            addresses.extend(
+                case.unit_code
+                    .as_deref()
+                    .and_then(|code| org.unit(code)?.email.clone()),
+            );
         }
-        Audience::Center => {
-            let chain = org.home_units(&case.origin_unit, case.region_code.as_deref());
-            addresses.extend(people.emails(Role::CenterStaff, &chain));
-        }
-        Audience::Supervisors => {
-            addresses.extend(people.emails(Role::Supervisor, &supervised_chain(org, case)));
-        }
-        Audience::Rater => {
-            addresses.extend(rating.rater_email.clone());
-        }
+        Audience::Rater => addresses.extend(rating.rater_email.clone()),
+        Audience::Center | Audience::Supervisors => {}
+    }
+    if let Some((role, units)) = audience_staff(org, audience, Placement::of(case)) {
+        addresses.extend(people.emails(role, &units));
     }
     addresses.sort();
     addresses.dedup();
@@ -634,7 +674,7 @@ pub(crate) fn escalation_recipients(
     org: &OrgTree,
     case: &case::Model,
 ) -> Vec<String> {
-    let chain = supervised_chain(org, case);
+    let chain = supervised_chain(org, Placement::of(case));
     let own = case.unit_code.as_deref().unwrap_or(&case.origin_unit);
     let ancestors: Vec<String> = chain.iter().filter(|u| *u != own).cloned().collect();
     supervisors_above(people, &ancestors, &chain)
@@ -656,10 +696,10 @@ pub(crate) fn supervisors_above(
 }
 
 /// The responsible unit and its ancestors, or while the case waits at the center, its home units.
-fn supervised_chain(org: &OrgTree, case: &case::Model) -> Vec<String> {
-    match &case.unit_code {
+fn supervised_chain(org: &OrgTree, at: Placement<'_>) -> Vec<String> {
+    match at.unit {
         Some(unit) => org.self_and_ancestors(unit),
-        None => org.home_units(&case.origin_unit, case.region_code.as_deref()),
+        None => org.home_units(at.origin, at.region),
     }
 }
 

@@ -124,6 +124,17 @@ pub(crate) trait Chained: Sized + Send + Sync {
     fn answer(self, after: Self::Row) -> Self::Answer;
 }
 
+/// Whether the action is given a text written for publication (公开答复), which must hold no staff
+/// member's name: only then are the names read.
+fn gives_public_text(
+    def: &WorkflowDefinition,
+    action: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    def.action(action)
+        .is_some_and(|a| a.public_text(fields).is_some())
+}
+
 impl Store {
     /// Takes an action on subject `S` in a transaction of its own: everything is kept, or nothing.
     pub(crate) async fn act<S: Chained>(
@@ -169,6 +180,9 @@ impl Store {
         let mut subject = loaded.subject();
         subject.evidence =
             crate::attachments::cited(txn, def, S::KIND, req.id, req.action, req.fields).await?;
+        if gives_public_text(def, req.action, req.fields) {
+            subject.known_names.staff = crate::org::staff_names(txn).await?;
+        }
         let decision = bihuan_core::decide(
             def,
             engine.calendar(),

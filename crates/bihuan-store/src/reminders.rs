@@ -17,8 +17,8 @@ use std::future::Future;
 
 use bihuan_core::mail::{self, CaseNotice, Digest, DigestItem};
 use bihuan_core::reminder::{Findings, Stage};
-use bihuan_core::workflow::Settings;
-use bihuan_core::{Engine, ReminderKind, ReminderTimes};
+use bihuan_core::workflow::{Audience, Settings};
+use bihuan_core::{Engine, ReminderKind, ReminderTimes, Role};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
@@ -28,13 +28,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cases::workflow_of;
+use crate::code::Code;
 use crate::entity::{case, digest_run, event, outbox, rating, user};
 use crate::metrics::{DaySums, add_case_change, add_deltas};
 use crate::org_tree::OrgTree;
 use crate::outbox::{
-    NewMail, NewMessage, OutboxChannel, OutboxStatus, case_facts, escalation_recipients,
-    insert_mail, insert_mails, insert_message, lapse_reminders, reminder_audience,
-    reminder_recipients, render, sms_to, unrenderable,
+    NewMail, NewMessage, OutboxChannel, OutboxStatus, Placement, audience_staff, case_facts,
+    escalation_recipients, insert_mail, insert_mails, insert_message, lapse_reminders,
+    reminder_audience, reminder_recipients, render, sms_to, unrenderable,
 };
 use crate::{Result, Store, StoreError};
 
@@ -742,15 +743,20 @@ impl Store {
         // DIGEST_MAX_ITEMS most urgent cases and counts the rest, so memory is bounded by the
         // addresses, not by how much is waiting.
         let cal = engine.calendar();
-        let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+        let org = self.org_in(&txn).await?;
+        // Staff who chose SMS and have no mailbox are tallied by their login: the reminders name
+        // mailboxes only, so they are found by the units the reminder is for.
+        let phone_only = PhoneOnly::read(&txn).await?;
+        let mut tallies: BTreeMap<Inbox, Tally> = BTreeMap::new();
         let mut after: i64 = 0;
         loop {
-            let page: Vec<(i64, String, Option<Uuid>, Value)> = outbox::Entity::find()
+            let page: Vec<(i64, String, Option<Uuid>, String, Value)> = outbox::Entity::find()
                 .select_only()
                 .columns([
                     outbox::Column::Id,
                     outbox::Column::Kind,
                     outbox::Column::CaseId,
+                    outbox::Column::Audience,
                     outbox::Column::Recipients,
                 ])
                 .filter(outbox::Column::Status.eq(OutboxStatus::Digest.as_str()))
@@ -762,21 +768,28 @@ impl Store {
                 .await?;
             let Some((last, ..)) = page.last() else { break };
             after = *last;
-            let ids: BTreeSet<Uuid> = page.iter().filter_map(|(_, _, id, _)| *id).collect();
-            let deadlines: BTreeMap<Uuid, Option<DateTime<Utc>>> = case::Entity::find()
+            let ids: BTreeSet<Uuid> = page.iter().filter_map(|(_, _, id, _, _)| *id).collect();
+            let cases: BTreeMap<Uuid, CaseAt> = case::Entity::find()
                 .select_only()
-                .columns([case::Column::Id, case::Column::Deadline])
+                .columns([
+                    case::Column::Id,
+                    case::Column::Deadline,
+                    case::Column::UnitCode,
+                    case::Column::OriginUnit,
+                    case::Column::RegionCode,
+                ])
                 .filter(case::Column::Id.is_in(ids))
-                .into_tuple::<(Uuid, Option<DateTime<Utc>>)>()
+                .into_tuple::<CaseAt>()
                 .all(&txn)
                 .await?
                 .into_iter()
+                .map(|c| (c.0, c))
                 .collect();
-            for (row, kind, case_id, recipients) in page {
-                let Some((id, deadline)) = case_id.and_then(|id| Some((id, deadlines.get(&id)?)))
-                else {
+            for (row, kind, case_id, audience, recipients) in page {
+                let Some(at) = case_id.and_then(|id| cases.get(&id)) else {
                     continue;
                 };
+                let (id, deadline) = (at.0, &at.1);
                 let kind = ReminderKind::ALL
                     .into_iter()
                     .find(|k| k.as_str() == kind)
@@ -795,7 +808,30 @@ impl Store {
                     _ => Vec::new(),
                 };
                 for address in addresses {
-                    tallies.entry(address.to_owned()).or_default().add(key);
+                    tallies
+                        .entry(Inbox::Mail(address.to_owned()))
+                        .or_default()
+                        .add(key);
+                }
+                let audience = Audience::ALL
+                    .into_iter()
+                    .find(|(_, name)| *name == audience)
+                    .map(|(a, _)| a)
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "stored audience `{audience}` of outbox row {row} is not a known value"
+                        ))
+                    })?;
+                let placement = Placement {
+                    unit: at.2.as_deref(),
+                    origin: &at.3,
+                    region: at.4.as_deref(),
+                };
+                for username in phone_only.of(&org, audience, placement) {
+                    tallies
+                        .entry(Inbox::Phone(username.to_owned()))
+                        .or_default()
+                        .add(key);
                 }
             }
         }
@@ -805,7 +841,6 @@ impl Store {
             .flat_map(|t| t.top.iter().map(|k| k.case_id))
             .collect();
         let listed: Vec<Uuid> = listed.into_iter().collect();
-        let org = self.org_in(&txn).await?;
         let mut facts = BTreeMap::new();
         for chunk in listed.chunks(500) {
             let cases = case::Entity::find()
@@ -833,7 +868,7 @@ impl Store {
             .filter_map(|u| Some((u.email?, (u.username, u.sms_phone?))))
             .collect();
         let mut written = 0;
-        for (address, tally) in tallies {
+        for (inbox, tally) in tallies {
             let items: Vec<DigestItem> = tally
                 .top
                 .into_sorted_vec()
@@ -853,21 +888,22 @@ impl Store {
                 overdue: tally.overdue,
                 link: engine.letters().link("/cases"),
             };
-            let mail = NewMail {
-                kind: "digest".to_owned(),
-                case_id: None,
-                audience: "digest".to_owned(),
-                recipients: vec![address.clone()],
-                letter: render(engine, mail::DIGEST, &digest)?,
-                unique_key: format!(
-                    "digest:{}:{}",
-                    day.format("%Y-%m-%d"),
-                    crate::access::token_hash(&address)
+            let day_key = day.format("%Y-%m-%d");
+            // The day's count by SMS: to the staff who chose it, by mailbox or by login.
+            let (mailbox, sms) = match &inbox {
+                Inbox::Mail(address) => (
+                    Some(address),
+                    by_sms.get(address).map(|(u, p)| (u.as_str(), p.as_str())),
                 ),
-                status: OutboxStatus::Pending,
-                send_at: None,
+                Inbox::Phone(username) => (
+                    None,
+                    phone_only
+                        .phones
+                        .get(username)
+                        .map(|p| (username.as_str(), p.as_str())),
+                ),
             };
-            if let Some((username, phone)) = by_sms.get(&address) {
+            if let Some((username, phone)) = sms {
                 let (payload, shown_to) = sms_to(engine, phone, mail::DIGEST, &digest)?;
                 insert_message(
                     &txn,
@@ -879,12 +915,26 @@ impl Store {
                         shown_to,
                         summary: format!("{date}待办短信（{username}）"),
                         payload,
-                        unique_key: format!("sms:digest:{}:{username}", day.format("%Y-%m-%d")),
+                        unique_key: format!("sms:digest:{day_key}:{username}"),
                     },
                     now,
                 )
                 .await?;
+                if mailbox.is_none() {
+                    written += 1;
+                }
             }
+            let Some(address) = mailbox else { continue };
+            let mail = NewMail {
+                kind: "digest".to_owned(),
+                case_id: None,
+                audience: "digest".to_owned(),
+                recipients: vec![address.clone()],
+                letter: render(engine, mail::DIGEST, &digest)?,
+                unique_key: format!("digest:{day_key}:{}", crate::access::token_hash(address)),
+                status: OutboxStatus::Pending,
+                send_at: None,
+            };
             if insert_mail(&txn, mail, now).await? {
                 written += 1;
             }
@@ -901,6 +951,72 @@ pub const DIGEST_MAX_ITEMS: usize = 50;
 
 /// Waiting reminders read a page at a time by the digest.
 const DIGEST_PAGE: u64 = 1000;
+
+/// Whom a daily digest goes to: a mailbox (its SMS too, when its user chose SMS), or a user who
+/// chose SMS and has no mailbox (by their login).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Inbox {
+    Mail(String),
+    Phone(String),
+}
+
+/// A case as the digest places it: id, deadline, responsible unit, origin unit, region.
+type CaseAt = (
+    Uuid,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// The enabled staff who chose SMS and have no mailbox: by role and unit, and their numbers.
+struct PhoneOnly {
+    by_unit: BTreeMap<(Role, String), Vec<String>>,
+    phones: BTreeMap<String, String>,
+}
+
+impl PhoneOnly {
+    async fn read(db: &impl ConnectionTrait) -> Result<Self> {
+        let users: Vec<(String, Code<Role>, String, String)> = user::Entity::find()
+            .select_only()
+            .columns([
+                user::Column::Username,
+                user::Column::Role,
+                user::Column::UnitCode,
+                user::Column::SmsPhone,
+            ])
+            .filter(user::Column::SmsPhone.is_not_null())
+            .filter(user::Column::Email.is_null())
+            .filter(user::Column::UnitCode.is_not_null())
+            .filter(user::Column::Disabled.eq(false))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut by_unit: BTreeMap<(Role, String), Vec<String>> = BTreeMap::new();
+        let mut phones = BTreeMap::new();
+        for (username, role, unit, phone) in users {
+            by_unit
+                .entry((*role, unit))
+                .or_default()
+                .push(username.clone());
+            phones.insert(username, phone);
+        }
+        Ok(Self { by_unit, phones })
+    }
+
+    /// The logins of those of them a notice to `audience` of a case placed `at` is for.
+    fn of(&self, org: &OrgTree, audience: Audience, at: Placement<'_>) -> Vec<&str> {
+        let Some((role, units)) = audience_staff(org, audience, at) else {
+            return Vec::new();
+        };
+        units
+            .into_iter()
+            .filter_map(|unit| self.by_unit.get(&(role, unit)))
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
+}
 
 /// How urgent a waiting reminder is: overdue first, then the fewest working days left, then by case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

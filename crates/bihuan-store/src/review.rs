@@ -90,6 +90,9 @@ pub struct ReviewLink {
     pub unit: String,
     /// Until when the link works.
     pub expires_at: DateTime<Utc>,
+    /// The public reply (公开答复) written with the return visit the link came with, if any: the
+    /// page shows it whole (an SMS carries it clipped).
+    pub reply: Option<String>,
 }
 
 /// The rater's answer.
@@ -115,8 +118,10 @@ impl Store {
             return Ok(None);
         };
         let case = case_of(&self.db, link.case_id).await?;
-        let (satisfied, _) = review_actions(workflow_of(engine, &case)?)?;
+        let def = workflow_of(engine, &case)?;
+        let (satisfied, _) = review_actions(def)?;
         let rating = rating_of(&self.db, &case).await?;
+        let reply = reply_of(&self.db, def, &link).await?;
         Ok(Some(ReviewLink {
             state: state_of(&self.db, &link, &case, satisfied, now).await?,
             service: rating.service_name,
@@ -126,6 +131,7 @@ impl Store {
                 .await?
                 .name_of(case.unit_code.as_deref().unwrap_or(&case.origin_unit)),
             expires_at: link.expires_at,
+            reply,
         }))
     }
 
@@ -183,6 +189,27 @@ impl Store {
             other => other,
         }
     }
+}
+
+/// The public reply recorded by the step that sent the link.
+async fn reply_of(
+    db: &impl ConnectionTrait,
+    def: &WorkflowDefinition,
+    link: &review_link::Model,
+) -> Result<Option<String>> {
+    let Some(sent) = event::Entity::find()
+        .filter(event::Column::CaseId.eq(link.case_id))
+        .filter(event::Column::Seq.eq(link.event_seq))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(action) = def.action(&sent.action) else {
+        return Ok(None);
+    };
+    let fields = crate::cases::event_fields(sent.case_id, sent.seq, &sent.fields)?;
+    Ok(action.public_text(&fields).map(str::to_owned))
 }
 
 async fn find(db: &impl ConnectionTrait, token: &str) -> Result<Option<review_link::Model>> {

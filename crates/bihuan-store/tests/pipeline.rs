@@ -366,6 +366,10 @@ async fn a_corrupt_stored_value_is_an_error_never_a_default(db: &TestDb) {
         matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("role `root`")),
         "{refused:?}"
     );
+    // Put right, so each corrupt value below is the one met.
+    conn.execute_unprepared("UPDATE users SET role = 'center_staff' WHERE username = 'zhang'")
+        .await
+        .unwrap();
     outbox::ActiveModel {
         kind: Set("overdue".into()),
         case_id: Set(Some(id)),

@@ -182,6 +182,13 @@ impl From<ActionError> for ApiError {
             } => json!({ "time_limit_days": limit, "cap": cap, "used": used, "asked": asked }),
             ActionError::AppealLimit { limit, used } => json!({ "limit": limit, "used": used }),
             ActionError::AppealWindowClosed { days, .. } => json!({ "working_days": days }),
+            ActionError::PersonalDataInReply { field, found, .. } => json!({
+                "field": field,
+                "found": found
+                    .iter()
+                    .map(|f| json!({ "kind": f.kind.as_str(), "masked": f.masked }))
+                    .collect::<Vec<_>>(),
+            }),
             other => other
                 .field()
                 .map_or_else(|| json!({}), |f| json!({ "field": f })),

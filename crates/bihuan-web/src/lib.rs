@@ -12,6 +12,7 @@ mod metrics;
 mod pages;
 mod plan_views;
 mod routes;
+mod thumbnails;
 mod views;
 
 use std::sync::Arc;

@@ -154,6 +154,14 @@ pub struct FieldView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub required_when: Option<Value>,
+    /// Required on a case whose rater rated anonymously (the public reply, the only answer such a
+    /// rater gets).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub required_if_anonymous: bool,
+    /// Written for publication (公开答复): refused (422 `personal_data_in_reply`) when it holds a
+    /// known name, a phone number, an email or a certificate number.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 }
 
 /// An audit of the closed loop.
@@ -353,6 +361,8 @@ pub fn action_view(a: &ActionDef) -> ActionView {
                         .required_when
                         .as_ref()
                         .map(|w| serde_json::json!({ "field": w.field, "equals": w.equals })),
+                    required_if_anonymous: f.required_if_anonymous,
+                    public: matches!(f.kind, FieldKind::Text { public: true, .. }),
                 }
             })
             .collect(),

@@ -544,7 +544,11 @@ async fn advance(
         (
             unit_user,
             "feedback",
-            json!({"method": "phone", "summary": "已电话回访，告知整改结果"}),
+            json!({
+                "method": "phone",
+                "summary": "已电话回访，告知整改结果",
+                "public_reply": DEMO_PUBLIC_REPLY,
+            }),
         ),
         (
             "zhongxin",
@@ -603,6 +607,10 @@ impl SplitMix {
     }
 }
 
+/// The demo's public reply (公开答复): what was done, in words fit for publication.
+const DEMO_PUBLIC_REPLY: &str =
+    "经核实，窗口已优化一次性告知单，明确所需材料；并对窗口人员开展服务规范培训。";
+
 /// Who takes which action with which fields.
 type DemoStep = (&'static str, &'static str, Value);
 
@@ -613,7 +621,11 @@ type DemoStep = (&'static str, &'static str, Value);
 async fn demo_paths(demo: &Demo<'_>, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let (store, engine) = (demo.store, demo.engine);
     let rectify = json!({"finding": "true", "measures": "已向办事群众说明办理要求，并优化一次性告知单", "outcome": "rectified"});
-    let feedback = json!({"method": "phone", "summary": "已电话回访，告知整改结果"});
+    let feedback = json!({
+        "method": "phone",
+        "summary": "已电话回访，告知整改结果",
+        "public_reply": DEMO_PUBLIC_REPLY,
+    });
     // 建立台账、限期整改: committed to a day two months on.
     let due = (engine.calendar().local_date(now) + Duration::days(60))
         .format("%Y-%m-%d")

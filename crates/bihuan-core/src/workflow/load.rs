@@ -148,6 +148,11 @@ struct RawField {
     default: Option<Spanned<String>>,
     when: Option<Spanned<RawCondition>>,
     required_when: Option<Spanned<RawCondition>>,
+    /// A text written for publication (公开答复): checked for personal data.
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    required_if_anonymous: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -817,6 +822,7 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
     let kind = match kind.get_ref().as_str() {
         "text" => FieldKind::Text {
             max_chars: f.max_chars.unwrap_or(DEFAULT_TEXT_MAX_CHARS),
+            public: f.public,
         },
         "enum" => {
             if f.options.is_empty() {
@@ -899,6 +905,20 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
             return None;
         }
     };
+    if f.public && !matches!(kind, FieldKind::Text { .. }) {
+        ck.at(
+            &f.name,
+            format!("action `{action}`: field `{name}`: only text fields are `public`"),
+        );
+    }
+    if f.required_if_anonymous && f.required {
+        ck.at(
+            &f.name,
+            format!(
+                "action `{action}`: field `{name}` is required always; `required_if_anonymous` needs `required = false`"
+            ),
+        );
+    }
     if f.default.is_some() && !matches!(kind, FieldKind::DateTime { .. }) {
         ck.at(
             &f.name,
@@ -918,6 +938,7 @@ fn check_field(ck: &mut Checker<'_>, action: &str, f: &RawField) -> Option<Field
             field: w.get_ref().field.clone(),
             equals: w.get_ref().equals.clone(),
         }),
+        required_if_anonymous: f.required_if_anonymous,
     })
 }
 

@@ -148,6 +148,18 @@ impl ActionDef {
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.name == name)
     }
+
+    /// The text written for publication (公开答复) among `recorded`, if the action takes one and it
+    /// was given.
+    pub fn public_text<'f>(
+        &self,
+        recorded: &'f serde_json::Map<String, serde_json::Value>,
+    ) -> Option<&'f str> {
+        self.fields
+            .iter()
+            .filter(|f| matches!(f.kind, FieldKind::Text { public: true, .. }))
+            .find_map(|f| recorded.get(&f.name)?.as_str())
+    }
 }
 
 /// One field an action records.
@@ -168,6 +180,9 @@ pub struct FieldDef {
     /// Optional, but required when another field of the action has a value (the evidence of a
     /// rectification with the outcome `rectified`).
     pub required_when: Option<FieldCondition>,
+    /// Optional, but required on a case whose rater rated anonymously (the public reply: the only
+    /// answer such a rater can get).
+    pub required_if_anonymous: bool,
 }
 
 /// A condition on another field of the same action.
@@ -182,8 +197,10 @@ pub struct FieldCondition {
 /// The type of a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldKind {
-    /// Free text, trimmed, not empty when given, at most `max_chars` characters.
-    Text { max_chars: usize },
+    /// Free text, trimmed, not empty when given, at most `max_chars` characters. A `public` text is
+    /// written for publication (公开答复): refused when it holds personal data (a known name, a
+    /// phone number, an email address, a certificate number).
+    Text { max_chars: usize, public: bool },
     /// One of a fixed set of values.
     Enum { options: Vec<EnumOption> },
     /// A whole number in a range.

@@ -66,6 +66,8 @@ pub fn apply(s: &Subject, d: &Decision) -> Subject {
         scheduled: d.scheduled.clone(),
         actions_in_state: counts,
         evidence: s.evidence.clone(),
+        anonymous_rater: s.anonymous_rater,
+        known_names: s.known_names.clone(),
     }
 }
 

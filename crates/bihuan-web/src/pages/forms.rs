@@ -245,7 +245,16 @@ pub(super) fn action_form(
                         let (other, choice) = a.condition_words(w);
                         Some(format!("{other}为“{choice}”时必填"))
                     }
+                    (None, None) if f.required_if_anonymous => Some("评价人匿名时必填".to_owned()),
                     (None, None) => None,
+                };
+                // A text for publication says so beside the field, before it is refused.
+                let when_note = match (&f.kind, when_note) {
+                    (FieldKind::Text { public: true, .. }, note) => Some(
+                        note.map_or_else(String::new, |n| format!("{n}；"))
+                            + "将向社会公开，不得含姓名、电话号码、电子邮箱、证件号码",
+                    ),
+                    (_, note) => note,
                 };
                 let entered = submitted.and_then(|s| s.values.get(&f.name));
                 let value = entered

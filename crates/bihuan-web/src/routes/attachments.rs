@@ -31,6 +31,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(uploads)
         .routes(routes!(download))
+        .routes(routes!(thumbnail))
 }
 
 /// A multipart upload form (one part named `file`).
@@ -144,4 +145,21 @@ async fn download(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
     crate::attachments::download(&state, &caller, id).await
+}
+
+/// The thumbnail of a photo (JPEG or PNG) the caller may see: a JPEG at most 240 pixels on its longer
+/// side, made once and kept.
+#[utoipa::path(get, path = "/api/v1/attachments/{id}/thumbnail", tag = "attachments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "附件编号")),
+    responses((status = 200, description = "缩略图（JPEG）", content_type = "image/jpeg"),
+        (status = 401, description = "未登录或令牌无效", body = ErrorBody),
+        (status = 404, description = "不存在或不在权限范围内", body = ErrorBody),
+        (status = 415, description = "不是 JPEG、PNG 图片（unsupported_type）", body = ErrorBody),
+        (status = 422, description = "图片无法解码或过大（thumbnail_unavailable）", body = ErrorBody)))]
+async fn thumbnail(
+    State(state): State<AppState>,
+    caller: SignedIn,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Response> {
+    crate::thumbnails::thumbnail(&state, &caller, id).await
 }

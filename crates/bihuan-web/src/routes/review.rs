@@ -131,7 +131,12 @@ async fn answer(
 }
 
 fn link_view(link: &ReviewLink) -> minijinja::Value {
-    context! { service => &link.service, project_no => &link.project_no, unit => &link.unit }
+    context! {
+        service => &link.service,
+        project_no => &link.project_no,
+        unit => &link.unit,
+        reply => &link.reply,
+    }
 }
 
 fn form_page(
