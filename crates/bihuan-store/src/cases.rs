@@ -66,10 +66,6 @@ impl CaseDetail {
             .clone_from(&self.responsible_ancestors);
         subject.anonymous_rater = !self.rating.rater_real_name;
         subject
-            .known_names
-            .rater
-            .clone_from(&self.rating.rater_name);
-        subject
     }
 }
 
@@ -192,6 +188,28 @@ impl Chained for CaseDetail {
 
     fn subject(&self) -> Subject {
         CaseDetail::subject(self)
+    }
+
+    /// The rater's name and the staff the rating named (`staff`, a list of names as sent).
+    fn known_names(&self) -> Result<KnownNames> {
+        let rating = &self.rating;
+        let corrupt = || {
+            StoreError::Corrupt(format!(
+                "stored staff of rating {} is not a list of names",
+                rating.id
+            ))
+        };
+        let staff = rating
+            .staff
+            .as_array()
+            .ok_or_else(corrupt)?
+            .iter()
+            .map(|name| name.as_str().map(str::to_owned).ok_or_else(corrupt))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KnownNames {
+            rater: rating.rater_name.clone(),
+            staff,
+        })
     }
 
     /// A case goes only to a registered unit, and only to one the actor's center answers for

@@ -11,6 +11,7 @@
 use std::future::Future;
 
 use bihuan_core::chain::{ChainedEvent, event_hash};
+use bihuan_core::personal_data::KnownNames;
 use bihuan_core::{Decision, Engine, Subject, WorkflowDefinition};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
@@ -82,6 +83,12 @@ pub(crate) trait Chained: Sized + Send + Sync {
 
     /// The subject as the interpreter sees it.
     fn subject(&self) -> Subject;
+
+    /// The names of people it holds, which a text for publication must not name (a case: its
+    /// rater's and the staff the rater rated); read only for an action given such a text.
+    fn known_names(&self) -> Result<KnownNames> {
+        Ok(KnownNames::default())
+    }
 
     /// The caller's rights on what was decided, beyond the role the workflow names: a refusal is an
     /// error, checked in the transaction before anything is written.
@@ -181,7 +188,9 @@ impl Store {
         subject.evidence =
             crate::attachments::cited(txn, def, S::KIND, req.id, req.action, req.fields).await?;
         if gives_public_text(def, req.action, req.fields) {
-            subject.known_names.staff = crate::org::staff_names(txn).await?;
+            let mut names = loaded.known_names()?;
+            names.staff.extend(crate::org::staff_names(txn).await?);
+            subject.known_names = names;
         }
         let decision = bihuan_core::decide(
             def,
