@@ -53,10 +53,26 @@ fn docx() -> Vec<u8> {
 
 /// Downloads an attachment: status, content type, disposition, bytes.
 async fn download(app: &TestApp, user: &str, id: &str) -> (StatusCode, String, String, Vec<u8>) {
+    fetch(
+        app,
+        user,
+        &format!("/api/v1/attachments/{id}"),
+        "content-disposition",
+    )
+    .await
+}
+
+/// A GET of `path` as `user`: status, content type, the header `named`, and the body.
+async fn fetch(
+    app: &TestApp,
+    user: &str,
+    path: &str,
+    named: &str,
+) -> (StatusCode, String, String, Vec<u8>) {
     let token = app.token(user).await;
     let resp = app
         .client
-        .get(format!("{}/api/v1/attachments/{id}", app.base))
+        .get(format!("{}{path}", app.base))
         .bearer_auth(token)
         .send()
         .await
@@ -67,11 +83,11 @@ async fn download(app: &TestApp, user: &str, id: &str) -> (StatusCode, String, S
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default()
     };
-    let (kind, disposition) = (header("content-type"), header("content-disposition"));
+    let (kind, other) = (header("content-type"), header(named));
     (
         resp.status(),
         kind,
-        disposition,
+        other,
         resp.bytes().await.unwrap().to_vec(),
     )
 }
@@ -603,27 +619,13 @@ async fn thumbnail_of(
     user: &str,
     id: &str,
 ) -> (StatusCode, String, String, Vec<u8>) {
-    let token = app.token(user).await;
-    let resp = app
-        .client
-        .get(format!("{}/api/v1/attachments/{id}/thumbnail", app.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    let (kind, cache) = (header("content-type"), header("cache-control"));
-    (
-        resp.status(),
-        kind,
-        cache,
-        resp.bytes().await.unwrap().to_vec(),
+    fetch(
+        app,
+        user,
+        &format!("/api/v1/attachments/{id}/thumbnail"),
+        "cache-control",
     )
+    .await
 }
 
 /// A photo's thumbnail is a small JPEG (240 pixels on the longer side), made from the stored original
@@ -679,19 +681,8 @@ async fn a_photo_gets_a_small_thumbnail_made_once_in_scope_only(db: &TestDb) {
     huge[20..24].copy_from_slice(&50_000u32.to_be_bytes());
     let (status, file) = app.upload("unit", "cases", &id, "大图.png", huge).await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
-    let token = app.token("unit").await;
-    let resp = app
-        .client
-        .get(format!(
-            "{}/api/v1/attachments/{}/thumbnail",
-            app.base,
-            file["id"].as_str().unwrap()
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body: Value = resp.json().await.unwrap();
+    let (status, _, _, body) = thumbnail_of(&app, "unit", file["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"], "thumbnail_unavailable", "{body}");
 }

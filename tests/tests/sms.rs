@@ -5,10 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use bihuan_notify::{Mailer, Outlets, Schedule, Scheduler, Sms};
+use bihuan_store::RetryPolicy;
 use bihuan_test_support::TestDb;
 use bihuan_tests::api::{TestApp, rating, spawn};
 use bihuan_web::WebConfig;
@@ -21,28 +23,54 @@ bihuan_test_support::on_both_databases!(
     without_a_gateway_an_sms_is_written_as_a_file,
     staff_who_chose_sms_get_the_daily_digest_by_sms,
     the_public_reply_reaches_an_anonymous_rater_with_the_review_link,
+    a_refusing_gateway_gets_each_sms_retried_then_given_up,
 );
 
 /// The gateway's log of every message it took.
 type Gateway = Arc<Mutex<Vec<Value>>>;
 
-async fn take(State(log): State<Gateway>, body: String) -> &'static str {
-    log.lock()
-        .unwrap()
-        .push(serde_json::from_str(&body).unwrap());
-    "ok"
+/// A gateway's state: what it took, and how many more messages it refuses (503) before it takes one.
+#[derive(Clone, Default)]
+struct GatewayState {
+    took: Gateway,
+    refused: Gateway,
+    refuse: Arc<AtomicUsize>,
 }
 
-/// An SMS gateway on a free port; its URL.
+async fn take(
+    State(gateway): State<GatewayState>,
+    body: String,
+) -> (axum::http::StatusCode, &'static str) {
+    let message: Value = serde_json::from_str(&body).unwrap();
+    let refuse = gateway
+        .refuse
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if refuse {
+        gateway.refused.lock().unwrap().push(message);
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "gateway busy")
+    } else {
+        gateway.took.lock().unwrap().push(message);
+        (axum::http::StatusCode::OK, "ok")
+    }
+}
+
+/// An SMS gateway on a free port that takes every message; its log and URL.
 async fn gateway() -> (Gateway, String) {
-    let log = Gateway::default();
+    let (state, url) = refusing_gateway().await;
+    (state.took, url)
+}
+
+/// An SMS gateway on a free port that refuses as many messages as its `refuse` says; its URL.
+async fn refusing_gateway() -> (GatewayState, String) {
+    let state = GatewayState::default();
     let app = axum::Router::new()
         .route("/send", axum::routing::post(take))
-        .with_state(log.clone());
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/send", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (log, url)
+    (state, url)
 }
 
 /// A case whose rater left `phone` and `email` (either may be null), taken to the rater's review.
@@ -404,4 +432,78 @@ async fn the_public_reply_reaches_an_anonymous_rater_with_the_review_link(db: &T
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains(reply), "whole on the page: {html}");
+}
+
+/// A gateway that is down: each SMS is tried again with backoff and sent exactly once when the gateway
+/// is back (the same idempotency key every time); one that stays down ends as a dead letter after the
+/// last attempt, listed for admins with the gateway's answer, the number still masked.
+async fn a_refusing_gateway_gets_each_sms_retried_then_given_up(db: &TestDb) {
+    let app = spawn(db, WebConfig::default()).await;
+    let first = reviewed_by(&app, "R-1", json!("13800001234"), Value::Null).await;
+    let (gateway, url) = refusing_gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outlets = outlets(dir.path(), Sms::gateway(&url).unwrap());
+    let schedule = Schedule {
+        retry: RetryPolicy {
+            max_attempts: 3,
+            first_delay: Duration::minutes(1),
+            max_delay: Duration::minutes(10),
+            lease: Duration::minutes(10),
+        },
+        ..Schedule::default()
+    };
+    let mut sender = Scheduler::default();
+    let t0 = app.clock.now() + Duration::minutes(1);
+    let mut tick = async |at: chrono::DateTime<chrono::Utc>| {
+        sender
+            .tick(&db.store, &app.engine, &outlets, &schedule, at)
+            .await
+            .unwrap();
+    };
+
+    // Busy twice: one attempt a pass, 1 then 2 minutes apart; the third goes through.
+    gateway.refuse.store(2, Ordering::SeqCst);
+    for (at, took) in [(0, 0), (1, 0), (3, 1), (10, 1)] {
+        tick(t0 + Duration::minutes(at)).await;
+        assert_eq!(
+            gateway.took.lock().unwrap().len(),
+            took,
+            "after the pass at +{at} min"
+        );
+    }
+    let refused = gateway.refused.lock().unwrap().clone();
+    let took = gateway.took.lock().unwrap().clone();
+    assert_eq!(refused.len(), 2);
+    let key = took[0]["idempotency_key"].as_str().unwrap();
+    assert!(key.starts_with(&format!("sms:case:{first}:")), "{key}");
+    assert!(
+        refused.iter().all(|m| m["idempotency_key"] == key),
+        "one message, tried again under its key: {refused:?}"
+    );
+
+    // Down for good: given up after the third attempt, and never tried again.
+    let second = reviewed_by(&app, "R-2", json!("13900005678"), Value::Null).await;
+    gateway.refuse.store(usize::MAX, Ordering::SeqCst);
+    let t1 = t0 + Duration::minutes(30);
+    for at in [0, 1, 3, 30] {
+        tick(t1 + Duration::minutes(at)).await;
+    }
+    assert_eq!(gateway.refused.lock().unwrap().len(), 2 + 3);
+    assert_eq!(gateway.took.lock().unwrap().len(), 1);
+    let rows = sms_rows(&app).await;
+    let dead = rows
+        .iter()
+        .find(|r| r["case_id"] == second.as_str())
+        .unwrap();
+    assert_eq!(
+        (dead["status"].as_str(), dead["attempts"].as_i64()),
+        (Some("dead"), Some(3)),
+        "{dead}"
+    );
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("503"),
+        "{dead}"
+    );
+    assert_eq!(dead["recipients"], json!(["139****5678"]));
+    assert!(!dead.to_string().contains("13900005678"), "{dead}");
 }

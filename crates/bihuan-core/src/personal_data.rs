@@ -255,10 +255,18 @@ fn classify(run: &DigitRun) -> Option<PersonalKind> {
     if bytes.first() == Some(&b'0') && (10..=12).contains(&bytes.len()) {
         return Some(PersonalKind::Phone);
     }
-    if run.announced && (7..=8).contains(&bytes.len()) {
+    if run.announced && (7..=8).contains(&bytes.len()) && !is_date(d) {
         return Some(PersonalKind::Phone);
     }
     None
+}
+
+/// Whether eight digits read as a day (20210508: 已电话回访，2021-05-08 完成), which is no phone number.
+fn is_date(d: &str) -> bool {
+    d.len() == 8
+        && d.bytes().all(|b| b.is_ascii_digit())
+        && chrono::NaiveDate::parse_from_str(d, "%Y%m%d")
+            .is_ok_and(|day| (1990..2100).contains(&chrono::Datelike::year(&day)))
 }
 
 /// GB 11643: the 18th character is the ISO 7064 MOD 11-2 check of the first 17 digits.
@@ -375,6 +383,7 @@ mod tests {
             ),
             // Figures that are not numbers of people.
             ("已于2021-05-06完成整改，共整改3项，投入12345元", &[]),
+            ("已电话回访，2021-05-08完成整改", &[]),
             ("办件编号 11010519491231002Y", &[]),
             ("项目编号110105194912310021", &[]),
             ("12345热线已转办", &[]),

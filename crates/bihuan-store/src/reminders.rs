@@ -813,15 +813,11 @@ impl Store {
                         .or_default()
                         .add(key);
                 }
-                let audience = Audience::ALL
-                    .into_iter()
-                    .find(|(_, name)| *name == audience)
-                    .map(|(a, _)| a)
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "stored audience `{audience}` of outbox row {row} is not a known value"
-                        ))
-                    })?;
+                let audience = Audience::parse(&audience).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "stored audience `{audience}` of outbox row {row} is not a known value"
+                    ))
+                })?;
                 let placement = Placement {
                     unit: at.2.as_deref(),
                     origin: &at.3,

@@ -793,10 +793,10 @@ fn check_notify(ck: &mut Checker<'_>, a: &RawAction) -> Vec<NotifyDef> {
     let id = a.id.get_ref();
     let mut notify = Vec::new();
     for n in &a.notify {
-        match Audience::ALL.iter().find(|(_, s)| s == n.to.get_ref()) {
-            Some((audience, _)) => notify.push(NotifyDef {
+        match Audience::parse(n.to.get_ref()) {
+            Some(audience) => notify.push(NotifyDef {
                 kind: n.kind.get_ref().clone(),
-                audience: *audience,
+                audience,
             }),
             None => ck.at(
                 &n.to,

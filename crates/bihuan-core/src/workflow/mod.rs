@@ -372,6 +372,14 @@ impl Audience {
         (Audience::Rater, "rater"),
     ];
 
+    /// The audience of an identifier, if it names one.
+    pub fn parse(name: &str) -> Option<Audience> {
+        Audience::ALL
+            .into_iter()
+            .find(|(_, s)| *s == name)
+            .map(|(a, _)| a)
+    }
+
     /// The identifier used in files and outbox rows.
     pub fn as_str(self) -> &'static str {
         Audience::ALL
