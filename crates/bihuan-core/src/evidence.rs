@@ -59,6 +59,26 @@ pub enum FileType {
 }
 
 impl FileType {
+    /// Every kind.
+    pub const ALL: [FileType; 6] = [
+        FileType::Jpeg,
+        FileType::Png,
+        FileType::Pdf,
+        FileType::Ofd,
+        FileType::Docx,
+        FileType::Xlsx,
+    ];
+
+    /// The kind of a media type, exactly as [`FileType::content_type`] writes it.
+    pub fn from_content_type(media: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.content_type() == media)
+    }
+
+    /// Whether it is a photo (shown as a thumbnail).
+    pub fn is_image(self) -> bool {
+        matches!(self, FileType::Jpeg | FileType::Png)
+    }
+
     /// Its media type.
     pub fn content_type(self) -> &'static str {
         match self {

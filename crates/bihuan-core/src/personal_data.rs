@@ -101,8 +101,9 @@ pub fn find(text: &str, names: &KnownNames) -> Vec<Found> {
             });
         }
     }
+    let lower = text.to_ascii_lowercase();
     for name in names.rater.iter().chain(&names.staff) {
-        if contains_name(&text, name) {
+        if contains_name(&text, &lower, name) {
             push(Found {
                 kind: PersonalKind::Name,
                 masked: mask_name(name),
@@ -291,9 +292,10 @@ fn old_identity_date_holds(d: &str) -> bool {
     (1..=12).contains(&month) && (1..=31).contains(&day)
 }
 
-/// Whether `name` occurs in `text`: Chinese names of two characters or more anywhere; a name in
-/// Latin letters (a login) of three or more, as a word, in any case.
-fn contains_name(text: &str, name: &str) -> bool {
+/// Whether `name` occurs in `text` (`lower` is the text in ASCII lowercase): Chinese names of two
+/// characters or more anywhere; a name in Latin letters (a login) of three or more, as a word, in any
+/// case.
+fn contains_name(text: &str, lower: &str, name: &str) -> bool {
     let name = name.trim();
     if name.chars().count() < 2 {
         return false;
@@ -304,10 +306,10 @@ fn contains_name(text: &str, name: &str) -> bool {
     if name.len() < 3 {
         return false;
     }
-    let (text, name) = (text.to_ascii_lowercase(), name.to_ascii_lowercase());
-    text.match_indices(&name).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + name.len()..].chars().next();
+    let name = name.to_ascii_lowercase();
+    lower.match_indices(&name).any(|(at, _)| {
+        let before = lower[..at].chars().next_back();
+        let after = lower[at + name.len()..].chars().next();
         let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
         !word(before) && !word(after)
     })

@@ -5,7 +5,7 @@
 //! records each with its SHA-256 in the event, so the hash chain covers the evidence.
 
 use bihuan_core::cited_ids;
-use bihuan_core::evidence::EvidenceFile;
+use bihuan_core::evidence::{EvidenceFile, FileType};
 use bihuan_core::workflow::FieldKind;
 use bihuan_core::{Engine, WorkflowDefinition};
 use chrono::{DateTime, Utc};
@@ -35,7 +35,7 @@ pub struct NewAttachment<'a> {
     pub name: &'a str,
     pub size: u64,
     pub sha256: &'a str,
-    pub content_type: &'a str,
+    pub content_type: FileType,
     /// Who uploaded it.
     pub uploaded_by: &'a str,
 }
@@ -124,7 +124,7 @@ impl Store {
                 name: Set(new.name.to_owned()),
                 size: Set(size),
                 sha256: Set(new.sha256.to_owned()),
-                content_type: Set(new.content_type.to_owned()),
+                content_type: Set(Code(new.content_type)),
                 uploaded_by: Set(new.uploaded_by.to_owned()),
                 uploaded_at: Set(truncate_to_micros(now)),
             };

@@ -68,6 +68,19 @@ impl SubjectKind {
     }
 }
 
+/// An attachment's kind is stored as its media type (`image/jpeg`).
+impl StoredCode for bihuan_core::evidence::FileType {
+    const WHAT: &'static str = "attachment media type";
+
+    fn code(self) -> &'static str {
+        self.content_type()
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        Self::from_content_type(code)
+    }
+}
+
 impl StoredCode for SubjectKind {
     const WHAT: &'static str = "attachment subject kind";
 

@@ -51,7 +51,7 @@ impl From<&attachment::Model> for AttachmentView {
             name: a.name.clone(),
             size: a.size,
             sha256: a.sha256.clone(),
-            content_type: a.content_type.clone(),
+            content_type: a.content_type.0.content_type().to_owned(),
             uploaded_by: a.uploaded_by.clone(),
             uploaded_at: a.uploaded_at,
         }
@@ -217,7 +217,7 @@ pub(crate) async fn keep(
                 name: &received.name,
                 size: received.size,
                 sha256: &received.sha256,
-                content_type: received.kind.content_type(),
+                content_type: received.kind,
                 uploaded_by: &caller.user.username,
             },
             state.clock.now(),
@@ -242,9 +242,10 @@ pub(crate) async fn download(
     let body = Body::from_stream(stream.map_err(std::io::Error::other));
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&found.content_type) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(found.content_type.0.content_type()),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     if let Ok(v) = HeaderValue::from_str(&content_disposition(&found.name)) {
         headers.insert(header::CONTENT_DISPOSITION, v);

@@ -9,6 +9,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bihuan_core::evidence::FileType;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
@@ -26,6 +27,10 @@ const MAX_SIDE: u32 = 12_000;
 /// What decoding one picture may allocate.
 const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Thumbnails made at once, process-wide: each holds an original (up to the upload limit) and its
+/// decoded pixels, so a page of new photos, or many callers, cannot add up past a few of them.
+static MAKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// `GET /api/v1/attachments/{id}/thumbnail`: the thumbnail of a photo the caller may see.
 pub(crate) async fn thumbnail(
     state: &AppState,
@@ -33,10 +38,10 @@ pub(crate) async fn thumbnail(
     id: uuid::Uuid,
 ) -> Result<Response, ApiError> {
     let found = state.store.attachment(&caller.scope, id).await?;
-    let format = match found.content_type.as_str() {
-        "image/jpeg" => ImageFormat::Jpeg,
-        "image/png" => ImageFormat::Png,
-        _ => {
+    let format = match found.content_type.0 {
+        FileType::Jpeg => ImageFormat::Jpeg,
+        FileType::Png => ImageFormat::Png,
+        FileType::Pdf | FileType::Ofd | FileType::Docx | FileType::Xlsx => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_type",
@@ -52,6 +57,7 @@ pub(crate) async fn thumbnail(
     let jpeg = match stored {
         Some(jpeg) => jpeg,
         None => {
+            let _turn = MAKING.acquire().await.map_err(|e| ApiError::internal(&e))?;
             let (size, stream) = files
                 .open(&found.sha256)
                 .await

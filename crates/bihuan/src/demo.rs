@@ -476,7 +476,7 @@ impl Demo<'_> {
                     name: &name,
                     size: pdf.len() as u64,
                     sha256: &sha256,
-                    content_type: "application/pdf",
+                    content_type: bihuan_core::evidence::FileType::Pdf,
                     uploaded_by: who,
                 },
                 at,

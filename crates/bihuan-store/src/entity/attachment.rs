@@ -2,6 +2,7 @@
 
 use crate::chain::SubjectKind;
 use crate::code::Code;
+use bihuan_core::evidence::FileType;
 use sea_orm::entity::prelude::*;
 
 /// One row of `attachments`.
@@ -20,7 +21,7 @@ pub struct Model {
     /// The SHA-256 of its bytes, lowercase hex: its key in the file store.
     pub sha256: String,
     /// Its media type, judged from its bytes.
-    pub content_type: String,
+    pub content_type: Code<FileType>,
     /// Who uploaded it.
     pub uploaded_by: String,
     pub uploaded_at: DateTimeUtc,

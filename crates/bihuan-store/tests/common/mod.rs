@@ -183,7 +183,7 @@ pub async fn attach(store: &Store, case_id: Uuid) -> String {
                 name: "整改前后对比照片.jpg",
                 size: 182_044,
                 sha256: &"5e".repeat(32),
-                content_type: "image/jpeg",
+                content_type: bihuan_core::evidence::FileType::Jpeg,
                 uploaded_by: "li",
             },
             at(6, 9),

@@ -42,7 +42,7 @@ pub(super) fn file_lines(state: &AppState, files: &[attachment::Model]) -> Vec<F
             size: size_text(f.size),
             uploaded_by: f.uploaded_by.clone(),
             at: when(cal, f.uploaded_at),
-            image: f.content_type.starts_with("image/"),
+            image: f.content_type.0.is_image(),
         })
         .collect()
 }
